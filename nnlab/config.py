@@ -1,0 +1,159 @@
+"""Experiment configuration: TOML file or built-in default -> a frozen, validated dataclass.
+
+An experiment is named on the command line. A path to a `.toml` file is read as it is; a bare
+name is `experiments/NAME.toml` when that file exists, else the built-in default for the data
+set of that name. Command-line flags override the file. Every mistake is a ConfigError whose
+message names the file, the key and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnlab.data import DATASETS
+from nnlab.models import MODEL_NAMES
+
+TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
+EXPERIMENTS_DIR = Path("experiments")
+# Names become MLflow names and folders under tuning/ and mlruns/: no separators, no "..".
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, worded for the user."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    dataset: str = "mnist"
+    model: str = "cnn"
+    tuner: str = "hyperband"
+    # Trials to run; None lets Hyperband run its whole schedule, and means 10 for the others.
+    max_trials: int | None = None
+    # Most epochs a trial trains (Hyperband's max_epochs); early stopping may end it sooner.
+    epochs: int = 12
+    seed: int = 1
+    batch_size: int = 128
+    # Epochs without a better val_accuracy before a trial stops early.
+    patience: int = 3
+    validation_fraction: float = 0.1
+    hyperband_factor: int = 3
+    data_dir: str | None = None
+    tracking_uri: str | None = None
+    # Where the settings came from, for messages and the parent run's tags.
+    origin: str = "built-in default"
+
+    @property
+    def tuning_name(self) -> str:
+        """The tuning/ folder and the registered model: one search per experiment and model."""
+        return f"{self.name}-{self.model}"
+
+
+# Keys a TOML file may set, with the types they accept.
+FILE_KEYS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "dataset": (str,),
+    "model": (str,),
+    "tuner": (str,),
+    "max_trials": (int,),
+    "epochs": (int,),
+    "seed": (int,),
+    "batch_size": (int,),
+    "patience": (int,),
+    "validation_fraction": (float, int),
+    "hyperband_factor": (int,),
+    "data_dir": (str,),
+    "tracking_uri": (str,),
+}
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    return " or ".join({int: "an integer", float: "a number", str: "a string"}[kind] for kind in types)
+
+
+def _check_types(values: dict, where: str) -> None:
+    for key, value in values.items():
+        if key not in FILE_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(FILE_KEYS)}")
+        expected = FILE_KEYS[key]
+        # bool is an int in Python; a TOML `true` is never a count.
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise ConfigError(f"{where}: {key} = {value!r} must be {_type_names(expected)}")
+
+
+def validate(config: ExperimentConfig) -> ExperimentConfig:
+    where = config.origin
+
+    def choice(key: str, known) -> None:
+        value = getattr(config, key)
+        if value not in known:
+            raise ConfigError(f"{where}: unknown {key} {value!r}; known: {', '.join(sorted(known))}")
+
+    if not NAME_PATTERN.match(config.name) or ".." in config.name:
+        raise ConfigError(
+            f"{where}: name {config.name!r} must be letters, digits, '-', '_' or '.' (no path separators, no '..')"
+        )
+    choice("dataset", DATASETS)
+    choice("model", MODEL_NAMES)
+    choice("tuner", TUNER_NAMES)
+    for key in ("epochs", "batch_size", "patience", "max_trials"):
+        value = getattr(config, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"{where}: {key} = {value} must be at least 1")
+    if config.hyperband_factor < 2:
+        raise ConfigError(f"{where}: hyperband_factor = {config.hyperband_factor} must be at least 2")
+    if not 0 < config.validation_fraction < 1:
+        raise ConfigError(f"{where}: validation_fraction = {config.validation_fraction} must lie between 0 and 1")
+    return config
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def known_experiments() -> list[str]:
+    files = sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.toml")) if EXPERIMENTS_DIR.is_dir() else []
+    return sorted(set(files) | set(DATASETS))
+
+
+def load_config(experiment: str, overrides: dict | None = None) -> ExperimentConfig:
+    """The experiment's settings: file or built-in default, then `overrides` (None values ignored)."""
+    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    path = Path(experiment)
+    if experiment.endswith(".toml") or path.parent != Path("."):
+        if not path.is_file():
+            raise ConfigError(f"experiment file {path} does not exist")
+    elif (EXPERIMENTS_DIR / f"{experiment}.toml").is_file():
+        path = EXPERIMENTS_DIR / f"{experiment}.toml"
+    elif experiment in DATASETS:
+        values = {"name": experiment, "dataset": experiment}
+        _check_types(overrides, "command line")
+        return validate(ExperimentConfig(**{**values, **overrides}))
+    else:
+        raise ConfigError(f"unknown experiment {experiment!r}; known: {', '.join(known_experiments())}")
+
+    values = _read_toml(path)
+    _check_types(values, str(path))
+    _check_types(overrides, "command line")
+    values.setdefault("name", path.stem)
+    origin = str(path) if not overrides else f"{path} (with command-line overrides)"
+    return validate(ExperimentConfig(**{**values, **overrides, "origin": origin}))
+
+
+def as_params(config: ExperimentConfig) -> dict:
+    """The settings as MLflow params of the parent run (tracking_uri and origin are not settings)."""
+    values = dataclasses.asdict(config)
+    for key in ("tracking_uri", "origin"):
+        values.pop(key)
+    return {key: value for key, value in values.items() if value is not None}

@@ -1,0 +1,39 @@
+"""The compile and fit policy around a pure builder: a KerasTuner HyperModel."""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner
+
+# One name for the quantity everywhere: the Keras history key, the KerasTuner objective,
+# the MLflow metric (best_val_accuracy for a trial's best epoch).
+OBJECTIVE = "val_accuracy"
+
+
+class SearchHyperModel(keras_tuner.HyperModel):
+    """build(hp): the family's builder, compiled with a searched learning rate.
+    fit(hp, model, ...): fixed batch size, early stopping on the objective, stop on NaN."""
+
+    def __init__(self, builder, spec, batch_size: int, patience: int):
+        super().__init__(name=getattr(builder, "__module__", "model").rsplit(".", 1)[-1])
+        self.builder = builder
+        self.spec = spec
+        self.batch_size = batch_size
+        self.patience = patience
+
+    def build(self, hp) -> keras.Model:
+        model = self.builder(hp, self.spec)
+        learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        callbacks = list(callbacks or []) + [
+            keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max", patience=self.patience),
+            keras.callbacks.TerminateOnNaN(),
+        ]
+        return model.fit(*args, batch_size=self.batch_size, callbacks=callbacks, **kwargs)

@@ -1,0 +1,289 @@
+"""`python -m nnlab.search EXPERIMENT`: search, track every trial, register the champion.
+
+`run_search(config, ...)` is the library entry point; `main` parses the command line, turns
+every user mistake into one line on stderr and exit code 2, and prints the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from nnlab.config import TUNER_NAMES, ConfigError, ExperimentConfig, as_params, load_config
+from nnlab.data import DataError, Dataset, load_dataset
+from nnlab.models import MODEL_NAMES
+
+TUNING_ROOT = Path("tuning")
+STATE_FILE = "nnlab.json"
+# Settings that define a search: resuming with any of them changed would mix two searches.
+SEARCH_DEFINING = ("dataset", "model", "tuner", "epochs", "seed", "batch_size", "patience",
+                   "validation_fraction", "hyperband_factor")
+
+
+class SearchError(RuntimeError):
+    """A search that cannot go on as asked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    experiment: str
+    registered_name: str
+    parent_run_id: str
+    tracking_uri: str
+    leaderboard: object  # pandas.DataFrame
+    champion_trial: str
+    champion_version: str
+    test_metrics: dict
+    promoted: bool
+    newly_registered: bool
+    trials_run: int
+
+
+def _git_commit() -> str:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent)
+        return result.stdout.strip() if result.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _open_state(config: ExperimentConfig, dataset: Dataset, directory: Path, fresh: bool) -> dict:
+    """The search id and defining settings kept beside KerasTuner's state in tuning/<name>/."""
+    settings = {key: getattr(config, key) for key in SEARCH_DEFINING} | {"data_source": dataset.source}
+    path = directory / STATE_FILE
+    if fresh and directory.exists():
+        shutil.rmtree(directory)
+    if path.is_file():
+        state = json.loads(path.read_text())
+        changed = [f"{key} {state['settings'].get(key)!r} -> {value!r}"
+                   for key, value in settings.items() if state["settings"].get(key) != value]
+        if changed:
+            raise SearchError(
+                f"{directory} holds a search with other settings ({'; '.join(changed)}): rerun with the "
+                "same settings to resume it, or add --fresh to start a new search (tracked runs are kept)"
+            )
+        return state
+    state = {"search_id": uuid.uuid4().hex, "settings": settings}
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2))
+    return state
+
+
+def run_search(
+    config: ExperimentConfig,
+    dataset: Dataset | None = None,
+    tuning_root: Path = TUNING_ROOT,
+    fresh: bool = False,
+    echo=print,
+) -> SearchResult:
+    """Search `config`'s space, one MLflow run per trial, then log and register the champion."""
+    # Imported here so that a config or data mistake is reported without loading TensorFlow.
+    import keras
+
+    from nnlab.hypermodel import OBJECTIVE, SearchHyperModel
+    from nnlab.models import get_builder
+    from nnlab.tracking import SearchTracker
+    from nnlab.tuner import make_tuner
+
+    keras.utils.set_random_seed(config.seed)
+    if dataset is None:
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
+                               validation_fraction=config.validation_fraction)
+    directory = Path(tuning_root) / config.tuning_name
+    state = _open_state(config, dataset, directory, fresh)
+
+    tracker = SearchTracker(config.name, config.tracking_uri)
+    tags = {
+        "nnlab.dataset": config.dataset,
+        "nnlab.model": config.model,
+        "nnlab.tuner": config.tuner,
+        "nnlab.seed": str(config.seed),
+        "nnlab.data_source": dataset.source,
+        "nnlab.version": _package_version("nnlab"),
+        "nnlab.git_commit": _git_commit(),
+    }
+    resumed = tracker.open_search(state["search_id"], f"search-{config.tuning_name}", tags, as_params(config))
+    echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}, "
+         f"{config.origin}); tuner state in {directory}, MLflow run {tracker.parent_run_id}")
+
+    trials_run = 0
+
+    def report(trial):
+        nonlocal trials_run
+        trials_run += 1
+        of = f"/{trial.planned}" if trial.planned else ""
+        result = (f"{OBJECTIVE} {trial.score:.4f}" if trial.status == "COMPLETED"
+                  else f"{trial.status}: {trial.message or 'no reason given'}")
+        best = f"best {trial.best_score:.4f}" if trial.best_score is not None else "best -"
+        minutes, seconds = divmod(int(trial.elapsed_seconds), 60)
+        echo(f"trial {trial.number}{of}  {result}  {best}  elapsed {minutes}m{seconds:02d}s")
+
+    hypermodel = SearchHyperModel(get_builder(config.model), dataset.spec, config.batch_size, config.patience)
+    status = "FAILED"
+    try:
+        tuner = make_tuner(config, hypermodel, tracker, tuning_root, on_trial_done=report)
+        tuner.search(*dataset.train, validation_data=dataset.validation, epochs=config.epochs, verbose=0)
+        best_trials = [trial for trial in tuner.oracle.get_best_trials(1) if trial.status == "COMPLETED"]
+        if not best_trials:
+            raise SearchError(f"no trial of {config.tuning_name} finished; nothing to register")
+        champion_trial = best_trials[0].trial_id
+        registered_name = config.tuning_name
+        leaderboard = tracker.leaderboard(OBJECTIVE)
+        tracker.log_table(leaderboard, "leaderboard.csv")
+
+        registered = tracker.search_tag("nnlab.champion_version")
+        newly_registered = registered is None or trials_run > 0
+        if newly_registered:
+            # Restored from the best epoch's checkpoint of the best trial, not retrained.
+            with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed
+                warnings.simplefilter("ignore", UserWarning)
+                model = tuner.get_best_models(1)[0]
+            test_loss, test_accuracy = model.evaluate(*dataset.test, verbose=0)
+            test_metrics = {"test_loss": test_loss, "test_accuracy": test_accuracy}
+            record = tracker.log_champion(
+                model,
+                registered_name,
+                dataset.test[0][:8],
+                test_metrics,
+                champion_trial,
+                [f"{name}=={_package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
+            )
+            version, promoted = record.version, record.promoted
+        else:
+            run = tracker.client.get_run(tracker.parent_run_id)
+            test_metrics = {key: run.data.metrics[key] for key in ("test_loss", "test_accuracy")}
+            version, promoted = registered, None
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tracker.close_search(status)
+    return SearchResult(
+        experiment=config.name,
+        registered_name=registered_name,
+        parent_run_id=tracker.parent_run_id,
+        tracking_uri=tracker.tracking_uri,
+        leaderboard=leaderboard,
+        champion_trial=champion_trial,
+        champion_version=version,
+        test_metrics=test_metrics,
+        promoted=promoted,
+        newly_registered=newly_registered,
+        trials_run=trials_run,
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit code 2, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = _Parser(
+        prog="python -m nnlab.search",
+        description="Search network architectures with KerasTuner, track every trial in MLflow, "
+        "register the best model.",
+    )
+    parser.add_argument("experiment", help="a name (experiments/NAME.toml, else the built-in default "
+                        "for that data set, e.g. mnist) or a path to a TOML file")
+    parser.add_argument("--model", choices=MODEL_NAMES, help="model family (default: cnn)")
+    parser.add_argument("--tuner", choices=TUNER_NAMES, help="search algorithm (default: hyperband)")
+    parser.add_argument("--max-trials", type=_positive, help="most trials to run (Hyperband: cap on its schedule)")
+    parser.add_argument("--epochs", type=_positive, help="most epochs per trial (Hyperband's max_epochs)")
+    parser.add_argument("--seed", type=_seed, help="random seed for data split, search and training")
+    parser.add_argument("--data-dir", help="folder with MNIST IDX files (gzip or not) or mnist.npz")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
+                        "sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--fresh", action="store_true", help="discard the saved tuner state and start a new search")
+    return parser.parse_args(argv)
+
+
+def _print_results(result: SearchResult, echo=print) -> None:
+    import pandas as pd
+
+    from nnlab.tracking import DEFAULT_TRACKING_URI
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        echo("\nLeaderboard (best first):")
+        echo(result.leaderboard.head(15).to_string(index=False))
+    test = "  ".join(f"{key} {value:.4f}" for key, value in result.test_metrics.items())
+    echo(f"\nChampion: trial {result.champion_trial}, {test}")
+    if not result.newly_registered:
+        echo(f"No new trials: {result.registered_name} version {result.champion_version} stays as registered.")
+    elif result.promoted:
+        echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion now points to it.")
+    else:
+        echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion stays "
+             "on an earlier version with a better test_accuracy.")
+    store = result.tracking_uri
+    env = "" if store == DEFAULT_TRACKING_URI else f"MLFLOW_TRACKING_URI={store} "
+    echo(f"Browse: mlflow ui --backend-store-uri {store}   (then open http://127.0.0.1:5000)")
+    echo(f"Load:   {env}python -c \"import nnlab; print(nnlab.load_model('{result.registered_name}').summary())\"")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    overrides = {key: getattr(args, key) for key in ("model", "tuner", "max_trials", "epochs", "seed",
+                                                      "data_dir", "tracking_uri")}
+    prog = "nnlab.search"
+    try:
+        config = load_config(args.experiment, overrides)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ chatter
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
+                               validation_fraction=config.validation_fraction)
+        for notice in dataset.notices:
+            print(f"{prog}: {notice}")
+        print(f"{prog}: data {dataset.source}: {len(dataset.train[0])} train, "
+              f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test")
+        started = time.monotonic()
+        result = run_search(config, dataset, fresh=args.fresh)
+    except (ConfigError, DataError, SearchError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
+    _print_results(result)
+    minutes, seconds = divmod(int(time.monotonic() - started), 60)
+    print(f"Done in {minutes}m{seconds:02d}s ({result.trials_run} trials run now).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+Run layout: the MLflow experiment is the nnlab experiment; one parent run per search, tagged
+with its search id so that a resumed search reopens it; one nested run per KerasTuner trial,
+tagged with the trial id; the champion logged on the parent run and registered as a new version
+of `<experiment>-<model>`, the alias `champion` moving to it only when it beats the holder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import mlflow.keras
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+CHAMPION_ALIAS = "champion"
+CHAMPION_ARTIFACT = "champion"
+SEARCH_ID_TAG = "nnlab.search_id"
+TRIAL_ID_TAG = "nnlab.trial_id"
+CHAMPION_VERSION_TAG = "nnlab.champion_version"
+
+
+class TrackingError(RuntimeError):
+    """A tracking request that cannot be met (an unknown registered model, say)."""
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else the project's sqlite store under mlruns/."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _sqlite_folder(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).parent
+    return None
+
+
+def configure(uri: str | None = None) -> str:
+    """Point MLflow at the store, creating the folder a sqlite store lives in."""
+    uri = resolve_tracking_uri(uri)
+    folder = _sqlite_folder(uri)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@dataclass(frozen=True)
+class ChampionRecord:
+    registered_name: str
+    version: str
+    promoted: bool
+    previous_version: str | None
+    previous_test_accuracy: float | None
+
+
+class SearchTracker:
+    """One search's MLflow runs: the parent, the trial being run, the champion."""
+
+    def __init__(self, experiment_name: str, tracking_uri: str | None = None):
+        self.tracking_uri = configure(tracking_uri)
+        self.client = MlflowClient(self.tracking_uri)
+        self.experiment_id = self._ensure_experiment(experiment_name)
+        self.parent_run_id: str | None = None
+
+    def _ensure_experiment(self, name: str) -> str:
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            if experiment.lifecycle_stage == "deleted":
+                self.client.restore_experiment(experiment.experiment_id)
+            return experiment.experiment_id
+        folder = _sqlite_folder(self.tracking_uri)
+        # Artifacts beside the sqlite file (mlruns/<experiment>/), not in MLflow's ./mlartifacts.
+        location = (folder / name).resolve().as_uri() if folder is not None else None
+        return self.client.create_experiment(name, artifact_location=location)
+
+    # ------------------------------------------------------------ the parent run
+
+    def open_search(self, search_id: str, run_name: str, tags: dict, params: dict) -> bool:
+        """Start the parent run, or reopen the one of this search id. True when reopened."""
+        existing = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{SEARCH_ID_TAG}` = '{search_id}'", max_results=1
+        )
+        if existing:
+            run = mlflow.start_run(run_id=existing[0].info.run_id)
+        else:
+            run = mlflow.start_run(
+                experiment_id=self.experiment_id, run_name=run_name, tags={**tags, SEARCH_ID_TAG: search_id}
+            )
+            mlflow.log_params(params)
+        self.parent_run_id = run.info.run_id
+        return bool(existing)
+
+    def close_search(self, status: str = "FINISHED") -> None:
+        while mlflow.active_run() is not None:
+            mlflow.end_run(status)
+
+    def search_tag(self, key: str) -> str | None:
+        return self.client.get_run(self.parent_run_id).data.tags.get(key)
+
+    # ------------------------------------------------------------ trial runs
+
+    def _trial_runs(self, trial_id: str | None = None):
+        query = f"tags.mlflow.parentRunId = '{self.parent_run_id}'"
+        if trial_id is not None:
+            query += f" and tags.`{TRIAL_ID_TAG}` = '{trial_id}'"
+        return self.client.search_runs([self.experiment_id], filter_string=query, max_results=10_000)
+
+    def start_trial(self, trial_id: str, params: dict) -> None:
+        # A run of this trial still RUNNING belongs to a process that was killed: close it.
+        for run in self._trial_runs(trial_id):
+            if run.info.status == "RUNNING":
+                self.client.set_terminated(run.info.run_id, "KILLED")
+        mlflow.start_run(
+            experiment_id=self.experiment_id, nested=True, run_name=f"trial-{trial_id}", tags={TRIAL_ID_TAG: trial_id}
+        )
+        mlflow.log_params(params)
+
+    def log_epoch(self, metrics: dict, step: int) -> None:
+        mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
+
+    def end_trial(self, status: str, metrics: dict | None = None, reason: str | None = None) -> None:
+        if metrics:
+            mlflow.log_metrics({key: float(value) for key, value in metrics.items()})
+        if reason:
+            mlflow.set_tag("nnlab.failure", reason[:5000])
+        mlflow.end_run(status)
+
+    def leaderboard(self, objective: str) -> pd.DataFrame:
+        """The search's trial runs, best first: objective, epoch, size, time, then the hyperparameters."""
+        runs = mlflow.search_runs(
+            experiment_ids=[self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
+            output_format="pandas",
+        )
+        if runs.empty:
+            return pd.DataFrame()
+        best = f"best_{objective}"
+        table = pd.DataFrame(
+            {
+                "trial": runs[f"tags.{TRIAL_ID_TAG}"],
+                "status": runs["status"],
+                best: runs.get(f"metrics.{best}"),
+                "best_epoch": runs.get("metrics.best_epoch"),
+                "param_count": runs.get("metrics.param_count"),
+                "train_seconds": runs.get("metrics.train_seconds"),
+            }
+        )
+        params = runs[[column for column in runs.columns if column.startswith("params.")]]
+        table = pd.concat([table, params.rename(columns=lambda column: column[len("params.") :])], axis=1)
+        return table.sort_values([best, "trial"], ascending=[False, True], na_position="last").reset_index(drop=True)
+
+    def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
+        mlflow.log_text(table.to_csv(index=False), artifact_file)
+
+    # ------------------------------------------------------------ the champion
+
+    def log_champion(
+        self,
+        model,
+        registered_name: str,
+        example_inputs,
+        test_metrics: dict,
+        trial_id: str,
+        pip_requirements: list[str],
+    ) -> ChampionRecord:
+        """Log the champion (.keras, signature, input example) on the parent run, register a new
+        version, and move the `champion` alias to it when its test accuracy beats the holder's."""
+        mlflow.log_metrics({key: float(value) for key, value in test_metrics.items()})
+        signature = infer_signature(example_inputs, model.predict(example_inputs, verbose=0))
+        # mlflow.keras.log_model(input_example=...) writes the example before it creates its
+        # folder (mlflow issue 16183): save into a folder that exists, then log and register it.
+        with tempfile.TemporaryDirectory() as folder:
+            mlflow.keras.save_model(
+                model,
+                folder,
+                signature=signature,
+                input_example=example_inputs[:2],
+                pip_requirements=pip_requirements,
+            )
+            mlflow.log_artifacts(folder, CHAMPION_ARTIFACT)
+        registered = mlflow.register_model(f"runs:/{self.parent_run_id}/{CHAMPION_ARTIFACT}", registered_name)
+        version = str(registered.version)
+        test_accuracy = float(test_metrics["test_accuracy"])
+        for key, value in {"test_accuracy": test_accuracy, "trial": trial_id, "run_id": self.parent_run_id}.items():
+            self.client.set_model_version_tag(registered_name, version, key, str(value))
+
+        previous = self._alias_holder(registered_name)
+        previous_accuracy = float(previous.tags["test_accuracy"]) if previous and "test_accuracy" in previous.tags else None
+        promoted = previous is None or previous_accuracy is None or test_accuracy > previous_accuracy
+        if promoted:
+            self.client.set_registered_model_alias(registered_name, CHAMPION_ALIAS, version)
+        mlflow.set_tags({CHAMPION_VERSION_TAG: version, "nnlab.champion_trial": trial_id})
+        return ChampionRecord(
+            registered_name=registered_name,
+            version=version,
+            promoted=promoted,
+            previous_version=str(previous.version) if previous else None,
+            previous_test_accuracy=previous_accuracy,
+        )
+
+    def _alias_holder(self, registered_name: str):
+        try:
+            return self.client.get_model_version_by_alias(registered_name, CHAMPION_ALIAS)
+        except MlflowException:
+            return None
+
+
+def model_uri(reference: str) -> str:
+    """"mnist-cnn" -> models:/mnist-cnn@champion; "mnist-cnn@alias" and "mnist-cnn/3" as named."""
+    if reference.startswith("models:/"):
+        return reference
+    if "@" in reference or "/" in reference:
+        return f"models:/{reference}"
+    return f"models:/{reference}@{CHAMPION_ALIAS}"
+
+
+def load_registered_model(reference: str, tracking_uri: str | None = None):
+    """A registered Keras model, loaded in Keras' safe mode (no pickled code runs)."""
+    configure(tracking_uri)
+    uri = model_uri(reference)
+    try:
+        return mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
+    except MlflowException as error:
+        raise TrackingError(f"cannot load {uri} from {resolve_tracking_uri(tracking_uri)}: {error.message}") from None

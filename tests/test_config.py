@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from nnlab.config import TUNER_NAMES, ConfigError, load_config
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_builtin_default_for_a_known_data_set(workdir):
+    config = load_config("mnist")
+    assert (config.name, config.dataset, config.model, config.tuner) == ("mnist", "mnist", "cnn", "hyperband")
+    assert config.tuning_name == "mnist-cnn"
+    assert config.origin == "built-in default"
+
+
+def test_experiment_file_by_name_and_by_path_with_overrides(workdir):
+    write(workdir / "experiments" / "digits-dfn.toml", 'name = "mnist"\nmodel = "dfn"\ntuner = "random"\nmax_trials = 4\n')
+    by_name = load_config("digits-dfn")
+    assert (by_name.name, by_name.model, by_name.tuner, by_name.max_trials) == ("mnist", "dfn", "random", 4)
+    by_path = load_config(str(workdir / "experiments" / "digits-dfn.toml"), {"max_trials": 7, "epochs": None, "seed": 5})
+    assert (by_path.max_trials, by_path.seed, by_path.epochs) == (7, 5, load_config("mnist").epochs)
+
+
+def test_name_defaults_to_the_file_stem(workdir):
+    path = write(workdir / "other" / "quick.toml", 'dataset = "mnist"\n')
+    assert load_config(str(path)).name == "quick"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("epochs = [", "not valid TOML"),
+        ("epochz = 3\n", "unknown key 'epochz'"),
+        ('epochs = "3"\n', "epochs = '3' must be an integer"),
+        ("max_trials = true\n", "max_trials = True must be an integer"),
+        ('model = "transformer"\n', "unknown model 'transformer'; known: cnn, dfn"),
+        ('tuner = "annealing"\n', "unknown tuner 'annealing'; known: bayesian, grid, hyperband, random"),
+        ('dataset = "cifar"\n', "unknown dataset 'cifar'; known: mnist"),
+        ('name = "../escape"\n', "no path separators"),
+        ("epochs = 0\n", "epochs = 0 must be at least 1"),
+        ("validation_fraction = 1.5\n", "between 0 and 1"),
+    ],
+)
+def test_config_mistakes_name_file_key_and_value(workdir, text, message):
+    path = write(workdir / "experiments" / "bad.toml", text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config("bad")
+    assert str(path.relative_to(workdir)) in str(caught.value)
+
+
+def test_unknown_experiment_lists_the_known_ones(workdir):
+    write(workdir / "experiments" / "mine.toml", "")
+    with pytest.raises(ConfigError, match="unknown experiment 'nope'; known: mine, mnist"):
+        load_config("nope")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("missing/file.toml")
+
+
+def test_tuner_names_match_the_algorithms():
+    from nnlab.tuner import ALGORITHMS
+
+    assert set(TUNER_NAMES) == set(ALGORITHMS)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["nope"], "unknown experiment 'nope'"),
+        (["mnist", "--epochs", "abc"], "'abc' is not a whole number"),
+        (["mnist", "--max-trials", "0"], "must be at least 1"),
+        (["mnist", "--tuner", "annealing"], "invalid choice: 'annealing'"),
+        (["mnist", "--bogus"], "unrecognized arguments: --bogus"),
+        (["experiments/broken.toml"], "not valid TOML"),
+        (["mnist", "--data-dir", "no/such/dir"], "data directory no/such/dir does not exist"),
+    ],
+)
+def test_cli_mistakes_are_one_line_and_exit_2(workdir, arguments, message):
+    write(workdir / "experiments" / "broken.toml", "epochs = = 3")
+    done = subprocess.run([sys.executable, "-m", "nnlab.search", *arguments], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (workdir / "mlruns").exists() and not (workdir / "tuning").exists()

@@ -1,0 +1,147 @@
+"""A real search end to end: real Keras training, real KerasTuner, a real MLflow store in tmp_path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+import nnlab
+from nnlab.config import ExperimentConfig
+from nnlab.search import SearchError, run_search
+
+EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy"}
+TRIAL_METRICS = {"best_val_accuracy", "best_epoch", "param_count", "train_seconds"}
+
+
+def runs_of(tracking_uri, experiment="mnist"):
+    mlflow.set_tracking_uri(tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    return parents, children
+
+
+@pytest.fixture
+def config(tracking_uri):
+    return ExperimentConfig(name="mnist", tuner="random", max_trials=2, epochs=1, seed=7, batch_size=64,
+                            tracking_uri=tracking_uri)
+
+
+def test_search_tracks_trials_and_registers_the_champion(workdir, config, small_mnist, tracking_uri):
+    lines = []
+    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lines.append)
+
+    parents, children = runs_of(tracking_uri)
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    tags = parent.data.tags
+    assert (tags["nnlab.dataset"], tags["nnlab.model"], tags["nnlab.tuner"], tags["nnlab.seed"]) == ("mnist", "cnn", "random", "7")
+    assert {"test_accuracy", "test_loss"} <= set(parent.data.metrics)
+    assert parent.data.metrics["test_accuracy"] == pytest.approx(result.test_metrics["test_accuracy"])
+
+    client = MlflowClient(tracking_uri)
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert {"learning_rate", "conv_blocks", "filters_0", "dropout", "activation", "batch_norm"} <= set(child.data.params)
+        blocks = int(child.data.params["conv_blocks"])
+        assert not {f"filters_{index}" for index in range(blocks, 3)} & set(child.data.params)
+        assert EPOCH_METRICS | TRIAL_METRICS <= set(child.data.metrics)
+        assert [point.step for point in client.get_metric_history(child.info.run_id, "val_accuracy")] == [1]
+        assert child.data.metrics["param_count"] > 1000 and child.data.metrics["best_epoch"] == 1
+
+    assert len(result.leaderboard) == 2
+    assert result.leaderboard["best_val_accuracy"].is_monotonic_decreasing
+    assert sum(line.startswith("trial ") for line in lines) == 2 and "trial 2/2" in lines[-1]
+
+    version = client.get_model_version_by_alias("mnist-cnn", "champion")
+    assert str(version.version) == result.champion_version == "1"
+    assert float(version.tags["test_accuracy"]) == pytest.approx(result.test_metrics["test_accuracy"])
+    images = small_mnist.test[0][:5]
+    from_registry = mlflow.keras.load_model("models:/mnist-cnn@champion")
+    probabilities = from_registry.predict(images, verbose=0)
+    assert probabilities.shape == (5, 10)
+    for reference in ("mnist-cnn", "mnist-cnn@champion", "mnist-cnn/1"):
+        np.testing.assert_allclose(nnlab.load_model(reference, tracking_uri).predict(images, verbose=0), probabilities, atol=1e-6)
+
+
+def test_rerun_resumes_without_duplicates_and_fresh_starts_over(workdir, config, small_mnist, tracking_uri):
+    tuning = workdir / "tuning"
+    run_search(config, small_mnist, tuning_root=tuning, echo=lambda line: None)
+    again = run_search(config, small_mnist, tuning_root=tuning, echo=lambda line: None)
+    parents, children = runs_of(tracking_uri)
+    assert (len(parents), len(children)) == (1, 2)
+    assert again.trials_run == 0 and not again.newly_registered and again.champion_version == "1"
+
+    # A larger budget continues the same search: one more trial, one more run, a new version.
+    more = run_search(ExperimentConfig(**{**config.__dict__, "max_trials": 3}), small_mnist, tuning_root=tuning,
+                      echo=lambda line: None)
+    parents, children = runs_of(tracking_uri)
+    assert (len(parents), len(children), more.trials_run, more.champion_version) == (1, 3, 1, "2")
+
+    fresh = run_search(config, small_mnist, tuning_root=tuning, fresh=True, echo=lambda line: None)
+    parents, children = runs_of(tracking_uri)
+    assert (len(parents), len(children), fresh.trials_run) == (2, 5, 2)
+    assert fresh.parent_run_id != again.parent_run_id
+
+
+def test_changed_settings_do_not_mix_into_a_saved_search(workdir, config, small_mnist):
+    run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lambda line: None)
+    with pytest.raises(SearchError, match=r"seed 7 -> 8.*--fresh"):
+        run_search(ExperimentConfig(**{**config.__dict__, "seed": 8}), small_mnist, tuning_root=workdir / "tuning",
+                   echo=lambda line: None)
+
+
+def test_hyperband_dfn_search(workdir, small_mnist, tracking_uri):
+    # max_epochs 3, factor 3: three 1-epoch trials, the best continued to 3 epochs, then two
+    # 3-epoch trials; the budget of 4 trials stops after the continuation.
+    config = ExperimentConfig(name="mnist", model="dfn", tuner="hyperband", epochs=3, max_trials=4,
+                              tracking_uri=tracking_uri)
+    lines = []
+    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lines.append)
+    parents, children = runs_of(tracking_uri)
+    assert len(children) == 4 and result.registered_name == "mnist-dfn"
+    assert all("tuner/epochs" in child.data.params for child in children)
+    (continued,) = [child for child in children if "tuner/trial_id" in child.data.params]
+    assert continued.data.params["tuner/initial_epoch"] == "1" and continued.data.params["tuner/epochs"] == "3"
+    steps = MlflowClient(tracking_uri).get_metric_history(continued.info.run_id, "val_accuracy")
+    assert [point.step for point in steps] == [2, 3]
+    assert [line.split()[1] for line in lines if line.startswith("trial ")] == ["1/4", "2/4", "3/4", "4/4"]
+    assert result.test_metrics["test_accuracy"] > 0.5
+
+
+def test_alias_moves_only_to_a_better_champion(workdir, tracking_uri, small_mnist):
+    import keras_tuner
+
+    from nnlab.models import get_builder
+    from nnlab.tracking import SearchTracker
+
+    model = get_builder("dfn")(keras_tuner.HyperParameters(), small_mnist.spec)
+    tracker = SearchTracker("alias-check", tracking_uri)
+    tracker.open_search("s1", "search", {}, {})
+    versions = []
+    for accuracy in (0.90, 0.85, 0.95):
+        record = tracker.log_champion(model, "alias-check-dfn", small_mnist.test[0][:2],
+                                      {"test_accuracy": accuracy, "test_loss": 0.1}, "0", [])
+        versions.append((record.version, record.promoted))
+    tracker.close_search()
+    assert versions == [("1", True), ("2", False), ("3", True)]
+    assert str(MlflowClient(tracking_uri).get_model_version_by_alias("alias-check-dfn", "champion").version) == "3"
+
+
+def test_cli_end_to_end(workdir, idx_dir, tracking_uri):
+    command = [sys.executable, "-m", "nnlab.search", "mnist", "--tuner", "random", "--max-trials", "2",
+               "--epochs", "1", "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "trial 2/2" in done.stdout and "Leaderboard" in done.stdout and "mlflow ui --backend-store-uri" in done.stdout
+    assert "Registered mnist-cnn version 1" in done.stdout
+    parents, children = runs_of(tracking_uri)
+    assert (len(parents), len(children)) == (1, 2)
+    assert (workdir / "tuning" / "mnist-cnn" / "nnlab.json").is_file()
