@@ -36,7 +36,7 @@ class ExperimentConfig:
     # Trials to run; None lets Hyperband run its whole schedule, and means 10 for the others.
     max_trials: int | None = None
     # Most epochs a trial trains (Hyperband's max_epochs); early stopping may end it sooner.
-    epochs: int = 12
+    epochs: int = 9
     seed: int = 1
     batch_size: int = 128
     # Epochs without a better val_accuracy before a trial stops early.

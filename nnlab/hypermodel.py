@@ -23,7 +23,8 @@ class SearchHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp) -> keras.Model:
         model = self.builder(hp, self.spec)
-        learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
+        # Below 3e-4, Adam cannot get far in the few epochs a search gives a trial.
+        learning_rate = hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
             loss="sparse_categorical_crossentropy",
