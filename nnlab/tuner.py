@@ -23,7 +23,6 @@ ALGORITHMS = {
     "hyperband": keras_tuner.Hyperband,
     "grid": keras_tuner.GridSearch,
 }
-DEFAULT_MAX_TRIALS = 10
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ class TrackedTrials:
         return histories
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
-        self.tracker.log_epoch(logs or {}, step=epoch + 1)
+        self.tracker.log_metrics(logs or {}, step=epoch + 1)
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
@@ -153,8 +152,8 @@ def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_t
     )
     if config.tuner == "hyperband":
         tuner = tracked(hypermodel, max_epochs=config.epochs, factor=config.hyperband_factor, **common)
-        # Hyperband runs its whole schedule unless a trial budget is given.
+        # KerasTuner's Hyperband takes no trial budget; its oracle honours one all the same.
         tuner.oracle.max_trials = config.max_trials
     else:
-        tuner = tracked(hypermodel, max_trials=config.max_trials or DEFAULT_MAX_TRIALS, **common)
+        tuner = tracked(hypermodel, max_trials=config.max_trials, **common)
     return tuner
