@@ -54,7 +54,8 @@ class SearchHyperModel(keras_tuner.HyperModel):
             validation_data=validation,
             initial_epoch=initial_epoch,
             epochs=initial_epoch + epochs,
-            callbacks=list(callbacks),
+            # A lower learning rate once the objective stalls: the usual last stretch of training.
+            callbacks=[*callbacks, keras.callbacks.ReduceLROnPlateau(monitor=OBJECTIVE, mode="max", factor=0.3, patience=1)],
             restore_best_weights=True,
             verbose=0,
         )

@@ -17,11 +17,12 @@ import numpy as np
 
 from nnlab.hypermodel import OBJECTIVE
 
+# name -> (KerasTuner tuner class, its oracle class)
 ALGORITHMS = {
-    "random": keras_tuner.RandomSearch,
-    "bayesian": keras_tuner.BayesianOptimization,
-    "hyperband": keras_tuner.Hyperband,
-    "grid": keras_tuner.GridSearch,
+    "random": (keras_tuner.RandomSearch, keras_tuner.oracles.RandomSearchOracle),
+    "bayesian": (keras_tuner.BayesianOptimization, keras_tuner.oracles.BayesianOptimizationOracle),
+    "hyperband": (keras_tuner.Hyperband, keras_tuner.oracles.HyperbandOracle),
+    "grid": (keras_tuner.GridSearch, keras_tuner.oracles.GridSearchOracle),
 }
 
 
@@ -82,15 +83,31 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[-1] if text else ''}".strip(": ")
 
 
+class DefaultsFirst:
+    """Oracle mixin: a new search's first trial takes the builders' default values, a known-good
+    baseline for the search to beat; every later draw is the algorithm's own."""
+
+    def _random_values(self):
+        if self.trials:
+            return super()._random_values()
+        values = keras_tuner.HyperParameters()
+        for parameter in self.hyperparameters.space:
+            values.merge([parameter])
+            if values.is_active(parameter):  # conditional ones only where their condition holds
+                values.values[parameter.name] = parameter.default
+        return values.values
+
+
 class TrackedTrials:
     """Mixin for a KerasTuner tuner: one nested MLflow run per trial, one report per finished trial."""
 
-    def __init__(self, *args, tracker, on_trial_done=None, **kwargs):
+    def __init__(self, oracle, hypermodel, tracker, on_trial_done=None, **kwargs):
         self.tracker = tracker
         self.on_trial_done = on_trial_done
         self._started = time.monotonic()
         self._param_count: int | None = None
-        super().__init__(*args, **kwargs)
+        # The algorithms' own constructors only build their oracle; ours comes ready-made.
+        keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
     def _try_build(self, hp):
         model = super()._try_build(hp)
@@ -139,21 +156,20 @@ class TrackedTrials:
 
 def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_trial_done=None):
     """The configured KerasTuner algorithm with tracking, resuming from `directory` unless fresh."""
-    algorithm = ALGORITHMS[config.tuner]
-    tracked = type(f"Tracked{algorithm.__name__}", (TrackedTrials, algorithm), {})
-    common = dict(
-        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
-        seed=config.seed,
+    tuner_class, oracle_class = ALGORITHMS[config.tuner]
+    oracle_options = dict(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=config.seed)
+    if config.tuner == "hyperband":
+        oracle_options.update(max_epochs=config.epochs, factor=config.hyperband_factor)
+    oracle = type(f"DefaultsFirst{oracle_class.__name__}", (DefaultsFirst, oracle_class), {})(**oracle_options)
+    # KerasTuner's Hyperband takes no trial budget; its oracle honours one all the same.
+    oracle.max_trials = config.max_trials
+    tracked = type(f"Tracked{tuner_class.__name__}", (TrackedTrials, tuner_class), {})
+    return tracked(
+        oracle,
+        hypermodel,
+        tracker=tracker,
+        on_trial_done=on_trial_done,
         directory=str(directory),
         project_name=config.tuning_name,
         overwrite=fresh,
-        tracker=tracker,
-        on_trial_done=on_trial_done,
     )
-    if config.tuner == "hyperband":
-        tuner = tracked(hypermodel, max_epochs=config.epochs, factor=config.hyperband_factor, **common)
-        # KerasTuner's Hyperband takes no trial budget; its oracle honours one all the same.
-        tuner.oracle.max_trials = config.max_trials
-    else:
-        tuner = tracked(hypermodel, max_trials=config.max_trials, **common)
-    return tuner

@@ -47,6 +47,7 @@ def test_name_defaults_to_the_file_stem(workdir):
         ('name = "../escape"\n', "no path separators"),
         ("epochs = 0\n", "epochs = 0 must be at least 1"),
         ("validation_fraction = 1.5\n", "between 0 and 1"),
+        ("final_epochs = -1\n", "final_epochs = -1 must be 0 or more"),
     ],
 )
 def test_config_mistakes_name_file_key_and_value(workdir, text, message):

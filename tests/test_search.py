@@ -29,11 +29,12 @@ def runs_of(tracking_uri, experiment="mnist"):
 @pytest.fixture
 def config(tracking_uri):
     return ExperimentConfig(name="mnist", tuner="random", max_trials=2, epochs=1, seed=7, batch_size=64,
-                            tracking_uri=tracking_uri)
+                            final_epochs=0, tracking_uri=tracking_uri)
 
 
 def test_search_tracks_trials_and_registers_the_champion(workdir, config, small_mnist, tracking_uri):
     lines = []
+    config = ExperimentConfig(**{**config.__dict__, "final_epochs": 2})
     result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lines.append)
 
     parents, children = runs_of(tracking_uri)
@@ -44,8 +45,16 @@ def test_search_tracks_trials_and_registers_the_champion(workdir, config, small_
     assert (tags["nnlab.dataset"], tags["nnlab.model"], tags["nnlab.tuner"], tags["nnlab.seed"]) == ("mnist", "cnn", "random", "7")
     assert {"test_accuracy", "test_loss"} <= set(parent.data.metrics)
     assert parent.data.metrics["test_accuracy"] == pytest.approx(result.test_metrics["test_accuracy"])
-
+    # The champion trained on from its checkpoint (epoch 1): epochs 2 and 3 on the parent run,
+    # and it kept whichever weights validated better.
     client = MlflowClient(tracking_uri)
+    assert [point.step for point in client.get_metric_history(parent.info.run_id, "val_accuracy")] == [2, 3]
+    metrics = parent.data.metrics
+    assert metrics["further_epochs"] == 2
+    assert metrics["best_val_accuracy"] == max(metrics["start_val_accuracy"], metrics["val_accuracy"],
+                                               *(point.value for point in client.get_metric_history(parent.info.run_id, "val_accuracy")))
+    assert any(line.startswith("Champion trial") and "trained on for 2 epochs" in line for line in lines)
+
     for child in children:
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -102,7 +111,7 @@ def test_hyperband_dfn_search(workdir, small_mnist, tracking_uri):
     # max_epochs 3, factor 3: three 1-epoch trials, the best continued to 3 epochs, then two
     # 3-epoch trials; the budget of 4 trials stops after the continuation.
     config = ExperimentConfig(name="mnist", model="dfn", tuner="hyperband", epochs=3, max_trials=4,
-                              tracking_uri=tracking_uri)
+                              final_epochs=0, tracking_uri=tracking_uri)
     lines = []
     result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lines.append)
     parents, children = runs_of(tracking_uri)
@@ -136,6 +145,8 @@ def test_alias_moves_only_to_a_better_champion(workdir, tracking_uri, small_mnis
 
 
 def test_cli_end_to_end(workdir, idx_dir, tracking_uri):
+    (workdir / "experiments").mkdir()
+    (workdir / "experiments" / "mnist.toml").write_text('tuner = "grid"\nfinal_epochs = 1\nbatch_size = 64\n')
     command = [sys.executable, "-m", "nnlab.search", "mnist", "--tuner", "random", "--max-trials", "2",
                "--epochs", "1", "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -145,3 +156,6 @@ def test_cli_end_to_end(workdir, idx_dir, tracking_uri):
     parents, children = runs_of(tracking_uri)
     assert (len(parents), len(children)) == (1, 2)
     assert (workdir / "tuning" / "mnist-cnn" / "nnlab.json").is_file()
+    # The file set final_epochs and batch_size; the flag overrode its tuner.
+    params = parents[0].data.params
+    assert (params["tuner"], params["final_epochs"], params["batch_size"], params["max_trials"]) == ("random", "1", "64", "2")

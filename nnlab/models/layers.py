@@ -12,18 +12,18 @@ def shared_knobs(hp) -> dict:
     return {
         "activation": hp.Choice("activation", ACTIVATIONS),
         "batch_norm": hp.Boolean("batch_norm", default=True),
-        "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.2),
+        "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.3),
     }
 
 
-def layer_scopes(hp, name: str, min_value: int, max_value: int) -> tuple[int, list[list[int]]]:
+def layer_scopes(hp, name: str, min_value: int, max_value: int, default: int | None = None) -> tuple[int, list[list[int]]]:
     """Search a layer count: (count, per possible layer index the counts under which it exists).
 
     Wrapping each layer's own hyperparameters in `hp.conditional_scope(name, scopes[index])`
     marks those of layers a trial does not build as inactive, so they are not logged as if
     they mattered.
     """
-    count = hp.Int(name, min_value, max_value)
+    count = hp.Int(name, min_value, max_value, default=default)
     return count, [list(range(index + 1, max_value + 1)) for index in range(max_value)]
 
 

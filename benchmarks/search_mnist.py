@@ -1,0 +1,71 @@
+"""Time `python -m nnlab.search mnist` end to end and check what it leaves in MLflow.
+
+    python benchmarks/search_mnist.py --data-dir ../shared/data/mnist [-- extra search flags]
+
+Runs the search in a fresh temporary folder (its own tuning/ and mlruns/), then, independently
+of nnlab, loads `models:/mnist-cnn@champion` with MLflow and scores it on the test files in
+--data-dir (or on nnlab's own test split when no folder is given). Prints one markdown row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, help="MNIST files; the t10k pair is the test set")
+    parser.add_argument("--keep", type=Path, help="run in this folder instead of a temporary one")
+    parser.add_argument("search_flags", nargs="*", help="extra flags for nnlab.search, after --")
+    args = parser.parse_args()
+
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="nnlab-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "nnlab.search", "mnist", "--fresh", *args.search_flags]
+    if args.data_dir:
+        command += ["--data-dir", str(args.data_dir.resolve())]
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    (folder / "search.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
+        return done.returncode
+
+    os.chdir(folder)
+    sys.path.insert(0, str(REPOSITORY))
+    import mlflow
+    import numpy as np
+
+    from nnlab.data import load_mnist
+
+    mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    trials = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    finished = sum(run.info.status == "FINISHED" for run in trials)
+    champion = mlflow.keras.load_model("models:/mnist-cnn@champion")
+    test_images, test_labels = load_mnist(args.data_dir, seed=0).test
+    predicted = champion.predict(test_images, verbose=0).argmax(axis=1)
+    accuracy = float(np.mean(predicted == test_labels))
+    print("| command | wall time | trials (finished) | parent runs | champion test accuracy | test images |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        f"| `{' '.join(command[2:])}` | {seconds / 60:.1f} min | {len(trials)} ({finished}) | {len(parents)} "
+        f"| {accuracy:.4f} | {len(test_labels)} |"
+    )
+    print(f"(run folder: {folder})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
