@@ -49,16 +49,15 @@ def test_cnn_blocks_filters_augmentation_and_batch_norm():
     hp = keras_tuner.HyperParameters()
     hp.Fixed("conv_blocks", 3)
     hp.Fixed("filters_2", 48)
-    hp.Fixed("augment", False)
+    hp.Fixed("augment_shift", 0.15)
     hp.Fixed("batch_norm", True)
     model = get_builder("cnn")(hp, SPEC)
     convolutions = layers_of(model, keras.layers.Conv2D)
     assert len(convolutions) == 3 and convolutions[2].filters == 48
     assert len(layers_of(model, keras.layers.MaxPooling2D)) == 3
     assert layers_of(model, keras.layers.BatchNormalization)
-    assert not layers_of(model, keras.layers.RandomTranslation)
-    hp.values["augment"] = True
-    assert layers_of(get_builder("cnn")(hp, SPEC), keras.layers.RandomTranslation)
+    (shift,) = layers_of(model, keras.layers.RandomTranslation)
+    assert shift.get_config()["height_factor"] == 0.15
 
 
 def test_inactive_layer_hyperparameters_are_left_out():

@@ -65,9 +65,18 @@ def test_search_tracks_trials_and_registers_the_champion(workdir, config, small_
         assert [point.step for point in client.get_metric_history(child.info.run_id, "val_accuracy")] == [1]
         assert child.data.metrics["param_count"] > 1000 and child.data.metrics["best_epoch"] == 1
 
+    # The first trial is the builders' defaults, the baseline the search has to beat.
+    first = next(child for child in children if child.data.tags["nnlab.trial_id"] == "0")
+    defaults = {"activation": "relu", "batch_norm": "True", "conv_blocks": "2", "filters_0": "32",
+                "filters_1": "64", "dense_units": "128", "augment_shift": "0.1", "learning_rate": "0.002"}
+    assert {key: first.data.params[key] for key in defaults} == defaults
+    second = next(child for child in children if child.data.tags["nnlab.trial_id"] == "1")
+    assert {key: second.data.params.get(key) for key in defaults} != defaults
+
     assert len(result.leaderboard) == 2
     assert result.leaderboard["best_val_accuracy"].is_monotonic_decreasing
-    assert sum(line.startswith("trial ") for line in lines) == 2 and "trial 2/2" in lines[-1]
+    progress = [line for line in lines if line.startswith("trial ")]
+    assert len(progress) == 2 and progress[-1].startswith("trial 2/2  val_accuracy ") and "elapsed" in progress[-1]
 
     version = client.get_model_version_by_alias("mnist-cnn", "champion")
     assert str(version.version) == result.champion_version == "1"
