@@ -100,7 +100,7 @@ def run_search(
 
     from nnlab.hypermodel import OBJECTIVE, SearchHyperModel
     from nnlab.models import get_builder
-    from nnlab.tracking import SearchTracker
+    from nnlab.tracking import CHAMPION_VERSION_TAG, SearchTracker
     from nnlab.tuner import make_tuner
 
     keras.utils.set_random_seed(config.seed)
@@ -149,42 +149,15 @@ def run_search(
         leaderboard = tracker.leaderboard(OBJECTIVE)
         tracker.log_table(leaderboard, "leaderboard.csv")
 
-        registered = tracker.search_tag("nnlab.champion_version")
+        registered = tracker.search_tag(CHAMPION_VERSION_TAG)
         newly_registered = registered is None or trials_run > 0
         if newly_registered:
-            # Restored from the best epoch's checkpoint of the best trial, then trained on.
-            with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed
-                warnings.simplefilter("ignore", UserWarning)
-                model = tuner.get_best_models(1)[0]
-            if config.final_epochs:
-                further = hypermodel.fit_further(
-                    best_trials[0].hyperparameters,
-                    model,
-                    dataset.train,
-                    dataset.validation,
-                    initial_epoch=best_trials[0].best_step + 1,
-                    epochs=config.final_epochs,
-                    # The champion's own curves go on the parent run, under the trials' names.
-                    callbacks=[keras.callbacks.LambdaCallback(
-                        on_epoch_end=lambda epoch, logs: tracker.log_metrics(logs, step=epoch + 1))],
-                )
-                tracker.log_metrics(further)
-                echo(f"Champion trial {champion_trial} trained on for {further['further_epochs']} epochs: "
-                     f"{OBJECTIVE} {further[f'start_{OBJECTIVE}']:.4f} -> {further[f'best_{OBJECTIVE}']:.4f}")
-            test_loss, test_accuracy = model.evaluate(*dataset.test, verbose=0)
-            test_metrics = {"test_loss": test_loss, "test_accuracy": test_accuracy}
-            record = tracker.log_champion(
-                model,
-                registered_name,
-                dataset.test[0][:8],
-                test_metrics,
-                champion_trial,
-                [f"{name}=={_package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
+            version, promoted, test_metrics = _register_champion(
+                config, tuner, best_trials[0], hypermodel, dataset, tracker, echo
             )
-            version, promoted = record.version, record.promoted
-        else:
-            run = tracker.client.get_run(tracker.parent_run_id)
-            test_metrics = {key: run.data.metrics[key] for key in ("test_loss", "test_accuracy")}
+        else:  # nothing new since the champion of this search was registered
+            metrics = tracker.search_metrics()
+            test_metrics = {key: metrics[key] for key in ("test_loss", "test_accuracy")}
             version, promoted = registered, None
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -205,6 +178,43 @@ def run_search(
         newly_registered=newly_registered,
         trials_run=trials_run,
     )
+
+
+def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, echo):
+    """Restore the best trial at its best epoch, train it on, test it, log and register it."""
+    import keras
+
+    from nnlab.hypermodel import OBJECTIVE
+
+    with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed
+        warnings.simplefilter("ignore", UserWarning)
+        model = tuner.get_best_models(1)[0]
+    if config.final_epochs:
+        further = hypermodel.fit_further(
+            best_trial.hyperparameters,
+            model,
+            dataset.train,
+            dataset.validation,
+            initial_epoch=best_trial.best_step + 1,
+            epochs=config.final_epochs,
+            # The champion's own curves go on the parent run, under the trials' names.
+            callbacks=[keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: tracker.log_metrics(logs, step=epoch + 1))],
+        )
+        tracker.log_metrics(further)
+        echo(f"Champion trial {best_trial.trial_id} trained on for {further['further_epochs']} epochs: "
+             f"{OBJECTIVE} {further[f'start_{OBJECTIVE}']:.4f} -> {further[f'best_{OBJECTIVE}']:.4f}")
+    test_loss, test_accuracy = model.evaluate(*dataset.test, verbose=0)
+    test_metrics = {"test_loss": test_loss, "test_accuracy": test_accuracy}
+    record = tracker.log_champion(
+        model,
+        config.tuning_name,
+        dataset.test[0][:8],
+        test_metrics,
+        best_trial.trial_id,
+        [f"{name}=={_package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
+    )
+    return record.version, record.promoted, test_metrics
 
 
 class _Parser(argparse.ArgumentParser):

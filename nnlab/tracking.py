@@ -106,6 +106,9 @@ class SearchTracker:
     def search_tag(self, key: str) -> str | None:
         return self.client.get_run(self.parent_run_id).data.tags.get(key)
 
+    def search_metrics(self) -> dict:
+        return self.client.get_run(self.parent_run_id).data.metrics
+
     # ------------------------------------------------------------ trial runs
 
     def _trial_runs(self, trial_id: str | None = None):
