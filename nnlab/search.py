@@ -187,7 +187,7 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
     from nnlab.hypermodel import OBJECTIVE
 
     with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model = tuner.get_best_models(1)[0]
     if config.final_epochs:
         further = hypermodel.fit_further(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import keras_tuner
@@ -108,6 +109,12 @@ class TrackedTrials:
         self._param_count: int | None = None
         # The algorithms' own constructors only build their oracle; ours comes ready-made.
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+    def _build_hypermodel(self, hp):
+        # Hyperband's continued trials restore weights only; the optimizer starts afresh.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return super()._build_hypermodel(hp)
 
     def _try_build(self, hp):
         model = super()._try_build(hp)
