@@ -44,7 +44,9 @@ class SearchResult:
     champion_trial: str
     champion_version: str
     test_metrics: dict
-    promoted: bool
+    promoted: bool | None
+    # The version that keeps the alias when this champion is not promoted, and its test accuracy.
+    alias_holder: tuple[str, float | None] | None
     newly_registered: bool
     trials_run: int
 
@@ -152,13 +154,13 @@ def run_search(
         registered = tracker.search_tag(CHAMPION_VERSION_TAG)
         newly_registered = registered is None or trials_run > 0
         if newly_registered:
-            version, promoted, test_metrics = _register_champion(
-                config, tuner, best_trials[0], hypermodel, dataset, tracker, echo
-            )
+            record, test_metrics = _register_champion(config, tuner, best_trials[0], hypermodel, dataset, tracker, echo)
+            version, promoted = record.version, record.promoted
+            alias_holder = None if promoted else (record.previous_version, record.previous_test_accuracy)
         else:  # nothing new since the champion of this search was registered
             metrics = tracker.search_metrics()
             test_metrics = {key: metrics[key] for key in ("test_loss", "test_accuracy")}
-            version, promoted = registered, None
+            version, promoted, alias_holder = registered, None, None
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -175,6 +177,7 @@ def run_search(
         champion_version=version,
         test_metrics=test_metrics,
         promoted=promoted,
+        alias_holder=alias_holder,
         newly_registered=newly_registered,
         trials_run=trials_run,
     )
@@ -214,7 +217,7 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
         best_trial.trial_id,
         [f"{name}=={_package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
     )
-    return record.version, record.promoted, test_metrics
+    return record, test_metrics
 
 
 class _Parser(argparse.ArgumentParser):
@@ -280,8 +283,10 @@ def _print_results(result: SearchResult, echo=print) -> None:
     elif result.promoted:
         echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion now points to it.")
     else:
+        holder, accuracy = result.alias_holder
+        held = f" (test_accuracy {accuracy:.4f})" if accuracy is not None else ""
         echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion stays "
-             "on an earlier version with a better test_accuracy.")
+             f"on version {holder}{held}, which tested better.")
     store = result.tracking_uri
     env = "" if store == DEFAULT_TRACKING_URI else f"MLFLOW_TRACKING_URI={store} "
     echo(f"Browse: mlflow ui --backend-store-uri {store}   (then open http://127.0.0.1:5000)")

@@ -168,3 +168,20 @@ def test_cli_end_to_end(workdir, idx_dir, tracking_uri):
     # The file set final_epochs and batch_size; the flag overrode its tuner.
     params = parents[0].data.params
     assert (params["tuner"], params["final_epochs"], params["batch_size"], params["max_trials"]) == ("random", "1", "64", "2")
+
+
+def test_results_say_which_version_keeps_the_alias():
+    import pandas as pd
+
+    from nnlab.search import SearchResult, _print_results
+
+    result = SearchResult(
+        experiment="mnist", registered_name="mnist-cnn", parent_run_id="0", tracking_uri="sqlite:///mlruns/mlflow.db",
+        leaderboard=pd.DataFrame({"trial": ["0"], "best_val_accuracy": [0.98]}), champion_trial="0",
+        champion_version="2", test_metrics={"test_accuracy": 0.97}, promoted=False, alias_holder=("1", 0.985),
+        newly_registered=True, trials_run=1,
+    )
+    lines = []
+    _print_results(result, echo=lines.append)
+    assert "Registered mnist-cnn version 2; alias champion stays on version 1 (test_accuracy 0.9850), which tested better." in lines
+    assert any(line.startswith("Browse: mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db") for line in lines)
