@@ -23,6 +23,7 @@ from nnlab.config import TUNER_NAMES, ConfigError, ExperimentConfig, as_params, 
 from nnlab.data import DataError, Dataset, load_dataset
 from nnlab.models import MODEL_NAMES
 
+PROG = "nnlab.search"  # how messages to the user begin
 TUNING_ROOT = Path("tuning")
 STATE_FILE = "nnlab.json"
 # Settings that define a search: resuming with any of them changed would mix two searches.
@@ -222,7 +223,7 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit code 2, not argparse's usage block
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{PROG}: error: {message} (see --help)\n")
 
 
 def _positive(text: str) -> int:
@@ -297,23 +298,22 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = {key: getattr(args, key) for key in ("model", "tuner", "max_trials", "epochs", "seed",
                                                       "data_dir", "tracking_uri")}
-    prog = "nnlab.search"
     try:
         config = load_config(args.experiment, overrides)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ chatter
         dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                                validation_fraction=config.validation_fraction)
         for notice in dataset.notices:
-            print(f"{prog}: {notice}")
-        print(f"{prog}: data {dataset.source}: {len(dataset.train[0])} train, "
+            print(f"{PROG}: {notice}")
+        print(f"{PROG}: data {dataset.source}: {len(dataset.train[0])} train, "
               f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test")
         started = time.monotonic()
         result = run_search(config, dataset, fresh=args.fresh)
     except (ConfigError, DataError, SearchError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; run the same command again to resume.", file=sys.stderr)
+        print(f"\n{PROG}: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130
     _print_results(result)
     minutes, seconds = divmod(int(time.monotonic() - started), 60)
