@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,12 @@ def test_cli_mistakes_are_one_line_and_exit_2(workdir, arguments, message):
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not (workdir / "mlruns").exists() and not (workdir / "tuning").exists()
+
+
+def test_shipped_experiment_files_are_valid(monkeypatch):
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    names = sorted(path.stem for path in (root / "experiments").glob("*.toml"))
+    assert names
+    for name in names:
+        assert load_config(name).origin == f"experiments/{name}.toml"
