@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import uuid
-import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -37,7 +36,6 @@ class SearchError(RuntimeError):
 
 @dataclass(frozen=True)
 class SearchResult:
-    experiment: str
     registered_name: str
     parent_run_id: str
     tracking_uri: str
@@ -169,7 +167,6 @@ def run_search(
     finally:
         tracker.close_search(status)
     return SearchResult(
-        experiment=config.name,
         registered_name=registered_name,
         parent_run_id=tracker.parent_run_id,
         tracking_uri=tracker.tracking_uri,
@@ -190,9 +187,7 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
 
     from nnlab.hypermodel import OBJECTIVE
 
-    with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model = tuner.get_best_models(1)[0]
+    model = tuner.get_best_models(1)[0]
     if config.final_epochs:
         further = hypermodel.fit_further(
             best_trial.hyperparameters,

@@ -55,7 +55,6 @@ def configure(uri: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class ChampionRecord:
-    registered_name: str
     version: str
     promoted: bool
     previous_version: str | None
@@ -206,7 +205,6 @@ class SearchTracker:
             self.client.set_registered_model_alias(registered_name, CHAMPION_ALIAS, version)
         mlflow.set_tags({CHAMPION_VERSION_TAG: version, "nnlab.champion_trial": trial_id})
         return ChampionRecord(
-            registered_name=registered_name,
             version=version,
             promoted=promoted,
             previous_version=str(previous.version) if previous else None,

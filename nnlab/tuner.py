@@ -8,6 +8,7 @@ makes a search resumable.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -31,7 +32,6 @@ ALGORITHMS = {
 class TrialReport:
     """What the user is told when a trial ends."""
 
-    trial_id: str
     number: int
     planned: int | None
     status: str
@@ -84,9 +84,17 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[-1] if text else ''}".strip(": ")
 
 
+@contextlib.contextmanager
+def _weights_only_restore():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        yield
+
+
 class DefaultsFirst:
     """Oracle mixin: a new search's first trial takes the builders' default values, a known-good
-    baseline for the search to beat; every later draw is the algorithm's own."""
+    baseline for the search to beat; every later draw is the algorithm's own. (KerasTuner's
+    GridSearch starts from the defaults by itself; the other three draw at random.)"""
 
     def _random_values(self):
         if self.trials:
@@ -110,11 +118,15 @@ class TrackedTrials:
         # The algorithms' own constructors only build their oracle; ours comes ready-made.
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
+    # Checkpoints are restored for their weights only (Hyperband's continued trials, the best
+    # models): Keras' warning that the fresh optimizer skips the saved one's state is noise.
     def _build_hypermodel(self, hp):
-        # Hyperband's continued trials restore weights only; the optimizer starts afresh.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        with _weights_only_restore():
             return super()._build_hypermodel(hp)
+
+    def load_model(self, trial):
+        with _weights_only_restore():
+            return super().load_model(trial)
 
     def _try_build(self, hp):
         model = super()._try_build(hp)
@@ -149,7 +161,6 @@ class TrackedTrials:
         best_score = best[0].score if best and best[0].status == "COMPLETED" else None
         self.on_trial_done(
             TrialReport(
-                trial_id=trial.trial_id,
                 number=self.oracle.start_order.index(trial.trial_id) + 1,
                 planned=planned_trials(self.oracle),
                 status=ended.status,

@@ -39,10 +39,16 @@ def test_dfn_depth_width_and_knobs():
     assert not layers_of(model, keras.layers.BatchNormalization)
 
 
-def test_dfn_has_at_least_two_hidden_layers():
+@pytest.mark.parametrize("name, count, layer", [("dfn", "hidden_layers", keras.layers.Dense),
+                                                ("cnn", "conv_blocks", keras.layers.Conv2D)])
+def test_layer_counts_start_at_two(name, count, layer):
     space = keras_tuner.HyperParameters()
-    get_builder("dfn")(space, SPEC)
-    assert space.get("hidden_layers") >= 2 and min(space._hps["hidden_layers"][0].min_value, 99) == 2
+    get_builder(name)(space, SPEC)
+    (searched,) = [parameter for parameter in space.space if parameter.name == count]
+    assert searched.min_value == 2
+    space.values[count] = 2
+    built = layers_of(get_builder(name)(space, SPEC), layer)
+    assert len(built) == 2 + (layer is keras.layers.Dense)  # the DFN's softmax output is Dense too
 
 
 def test_cnn_blocks_filters_augmentation_and_batch_norm():

@@ -176,7 +176,7 @@ def test_results_say_which_version_keeps_the_alias():
     from nnlab.search import SearchResult, _print_results
 
     result = SearchResult(
-        experiment="mnist", registered_name="mnist-cnn", parent_run_id="0", tracking_uri="sqlite:///mlruns/mlflow.db",
+        registered_name="mnist-cnn", parent_run_id="0", tracking_uri="sqlite:///mlruns/mlflow.db",
         leaderboard=pd.DataFrame({"trial": ["0"], "best_val_accuracy": [0.98]}), champion_trial="0",
         champion_version="2", test_metrics={"test_accuracy": 0.97}, promoted=False, alias_holder=("1", 0.985),
         newly_registered=True, trials_run=1,
