@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from nnlab import space
+from nnlab.budget import parse_duration
 from nnlab.data import DATASETS
 from nnlab.models import MODEL_NAMES
 
@@ -48,6 +50,16 @@ class ExperimentConfig:
     patience: int = 3
     validation_fraction: float = 0.1
     hyperband_factor: int = 3
+    # The [space] table: hyperparameter name -> fixed value, [min, max] range or list of choices.
+    space: dict = field(default_factory=dict)
+    # Seconds for the whole command (no new trial starts that would not fit; None: no limit).
+    time_budget: float | None = None
+    # Seconds one trial may train; it then stops and is scored on the epochs it finished.
+    trial_timeout: float | None = None
+    # Trial checkpoints kept in tuning/: the best few; the champion is restored from one.
+    keep_checkpoints: int = 3
+    # Failed trials in a row after which the search stops (a broken space, not bad luck).
+    max_consecutive_failed_trials: int = 3
     data_dir: str | None = None
     tracking_uri: str | None = None
     # Where the settings came from, for messages and the parent run's tags.
@@ -73,13 +85,19 @@ FILE_KEYS: dict[str, tuple[type, ...]] = {
     "patience": (int,),
     "validation_fraction": (float, int),
     "hyperband_factor": (int,),
+    "space": (dict,),
+    "time_budget": (int, float, str),
+    "trial_timeout": (int, float, str),
+    "keep_checkpoints": (int,),
+    "max_consecutive_failed_trials": (int,),
     "data_dir": (str,),
     "tracking_uri": (str,),
 }
 
 
 def _type_names(types: tuple[type, ...]) -> str:
-    return " or ".join({int: "an integer", float: "a number", str: "a string"}[kind] for kind in types)
+    names = {int: "an integer", float: "a number", str: "a string", dict: "a table"}
+    return " or ".join(names[kind] for kind in types)
 
 
 def _check_types(values: dict, where: str) -> None:
@@ -90,6 +108,26 @@ def _check_types(values: dict, where: str) -> None:
         # bool is an int in Python; a TOML `true` is never a count.
         if isinstance(value, bool) or not isinstance(value, expected):
             raise ConfigError(f"{where}: {key} = {value!r} must be {_type_names(expected)}")
+
+
+DURATION_KEYS = ("time_budget", "trial_timeout")
+
+
+def _normalise(values: dict, where: str) -> dict:
+    """Durations to seconds and the [space] table checked, as the dataclass holds them."""
+    values = dict(values)
+    for key in DURATION_KEYS:
+        if values.get(key) is not None:
+            try:
+                values[key] = parse_duration(values[key])
+            except ValueError as error:
+                raise ConfigError(f"{where}: {key} = {error}") from None
+    if "space" in values:
+        try:
+            values["space"] = space.parse(values["space"], where)
+        except space.SpaceError as error:
+            raise ConfigError(str(error)) from None
+    return values
 
 
 def validate(config: ExperimentConfig) -> ExperimentConfig:
@@ -107,7 +145,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     choice("dataset", DATASETS)
     choice("model", MODEL_NAMES)
     choice("tuner", TUNER_NAMES)
-    for key in ("epochs", "batch_size", "patience", "max_trials"):
+    for key in ("epochs", "batch_size", "patience", "max_trials", "keep_checkpoints", "max_consecutive_failed_trials"):
         value = getattr(config, key)
         if value is not None and value < 1:
             raise ConfigError(f"{where}: {key} = {value} must be at least 1")
@@ -149,13 +187,15 @@ def load_config(experiment: str, overrides: dict | None = None) -> ExperimentCon
     elif experiment in DATASETS:
         values = {"name": experiment, "dataset": experiment}
         _check_types(overrides, "command line")
-        return validate(ExperimentConfig(**{**values, **overrides}))
+        return validate(ExperimentConfig(**{**values, **_normalise(overrides, "command line")}))
     else:
         raise ConfigError(f"unknown experiment {experiment!r}; known: {', '.join(known_experiments())}")
 
     values = _read_toml(path)
     _check_types(values, str(path))
     _check_types(overrides, "command line")
+    values = _normalise(values, str(path))
+    overrides = _normalise(overrides, "command line")
     values.setdefault("name", path.stem)
     origin = str(path) if not overrides else f"{path} (with command-line overrides)"
     return validate(ExperimentConfig(**{**values, **overrides, "origin": origin}))
@@ -166,4 +206,6 @@ def as_params(config: ExperimentConfig) -> dict:
     values = dataclasses.asdict(config)
     for key in ("tracking_uri", "origin"):
         values.pop(key)
+    for name, value in values.pop("space").items():
+        values[f"space.{name}"] = value
     return {key: value for key, value in values.items() if value is not None}

@@ -53,10 +53,13 @@ def read_idx(path: Path, expected_magic: int) -> np.ndarray:
     """Read one IDX file (gzip-compressed or not) into a uint8 array of its declared shape."""
     try:
         raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
             raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataError(f"{path}: cannot read, broken gzip ({error})") from None
     if len(raw) < 4:
         raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
     magic = int.from_bytes(raw[:4], "big")

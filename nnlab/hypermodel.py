@@ -2,26 +2,58 @@
 
 from __future__ import annotations
 
+import time
+
 import keras
 import keras_tuner
+
+from nnlab.space import Narrowed
 
 # One name for the quantity everywhere: the Keras history key, the KerasTuner objective,
 # the MLflow metric (best_val_accuracy for a trial's best epoch).
 OBJECTIVE = "val_accuracy"
 
 
-class SearchHyperModel(keras_tuner.HyperModel):
-    """build(hp): the family's builder, compiled with a searched learning rate.
-    fit(hp, model, ...): fixed batch size, early stopping on the objective, stop on NaN."""
+class StopAt(keras.callbacks.Callback):
+    """Stops training after the batch during which the clock passes `deadline` (time.monotonic),
+    or `seconds` after training began. Keras still validates the epoch it stopped in."""
 
-    def __init__(self, builder, spec, batch_size: int, patience: int):
+    def __init__(self, deadline: float | None = None, seconds: float | None = None):
+        super().__init__()
+        self.deadline, self.seconds = deadline, seconds
+        self.stopped = False
+
+    def on_train_begin(self, logs=None):
+        if self.seconds is not None:
+            ends = time.monotonic() + self.seconds
+            self.deadline = ends if self.deadline is None else min(self.deadline, ends)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stopped = True
+            self.model.stop_training = True
+
+
+class SearchHyperModel(keras_tuner.HyperModel):
+    """build(hp): the family's builder, compiled with a searched learning rate; the experiment's
+    `[space]` entries narrow what the builder declares.
+    fit(hp, model, ...): fixed batch size, early stopping on the objective, stop on NaN, stop at
+    the trial timeout."""
+
+    def __init__(self, builder, spec, batch_size: int, patience: int, space: dict | None = None,
+                 trial_timeout: float | None = None):
         super().__init__(name=getattr(builder, "__module__", "model").rsplit(".", 1)[-1])
         self.builder = builder
         self.spec = spec
         self.batch_size = batch_size
         self.patience = patience
+        self.space = space or {}
+        self.trial_timeout = trial_timeout
+        self.timer: StopAt | None = None  # the last trial's, to tell whether it ran out of time
 
     def build(self, hp) -> keras.Model:
+        if self.space:
+            hp = Narrowed(hp, self.space)
         model = self.builder(hp, self.spec)
         # Below 3e-4, Adam cannot get far in the few epochs a search gives a trial.
         learning_rate = hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
@@ -32,13 +64,16 @@ class SearchHyperModel(keras_tuner.HyperModel):
         )
         return model
 
-    def fit(self, hp, model, *args, callbacks=None, restore_best_weights=False, **kwargs):
+    def fit(self, hp, model, *args, callbacks=None, restore_best_weights=False, timed=True, **kwargs):
         callbacks = list(callbacks or []) + [
             keras.callbacks.EarlyStopping(
                 monitor=OBJECTIVE, mode="max", patience=self.patience, restore_best_weights=restore_best_weights
             ),
             keras.callbacks.TerminateOnNaN(),
         ]
+        self.timer = StopAt(seconds=self.trial_timeout) if timed and self.trial_timeout is not None else None
+        if self.timer is not None:
+            callbacks.append(self.timer)
         return model.fit(*args, batch_size=self.batch_size, callbacks=callbacks, **kwargs)
 
     def fit_further(self, hp, model, train, validation, initial_epoch: int, epochs: int, callbacks=()) -> dict:
@@ -57,6 +92,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
             # A lower learning rate once the objective stalls: the usual last stretch of training.
             callbacks=[*callbacks, keras.callbacks.ReduceLROnPlateau(monitor=OBJECTIVE, mode="max", factor=0.3, patience=1)],
             restore_best_weights=True,
+            timed=False,  # the trial timeout is for trials; the search's budget bounds this
             verbose=0,
         )
         best = max(history.history[OBJECTIVE], default=start)

@@ -7,31 +7,41 @@ every user mistake into one line on stderr and exit code 2, and prints the resul
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
-import shutil
+import platform
+import shlex
+import signal
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from nnlab import space
+from nnlab.budget import TimeBudget, format_duration, parse_duration
 from nnlab.config import TUNER_NAMES, ConfigError, ExperimentConfig, as_params, load_config
 from nnlab.data import DataError, Dataset, load_dataset
 from nnlab.models import MODEL_NAMES
+from nnlab.state import SearchError, open_state, search_lock
 
 PROG = "nnlab.search"  # how messages to the user begin
 TUNING_ROOT = Path("tuning")
-STATE_FILE = "nnlab.json"
-# Settings that define a search: resuming with any of them changed would mix two searches.
-SEARCH_DEFINING = ("dataset", "model", "tuner", "epochs", "seed", "batch_size", "patience",
-                   "validation_fraction", "hyperband_factor")
+# The parent run's record of what produced it: tag name -> distribution.
+VERSION_TAGS = {"nnlab.tensorflow_version": "tensorflow", "nnlab.keras_version": "keras",
+                "nnlab.keras_tuner_version": "keras-tuner", "nnlab.mlflow_version": "mlflow",
+                "nnlab.version": "nnlab"}
+
+__all__ = ["SearchError", "SearchFailed", "SearchResult", "run_search", "main"]
 
 
-class SearchError(RuntimeError):
-    """A search that cannot go on as asked; the message says what to do."""
+class SearchFailed(RuntimeError):
+    """The search ran but cannot produce a champion: no trial finished, or too many failed."""
+
+    def __init__(self, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.details = details or []
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class SearchResult:
     alias_holder: tuple[str, float | None] | None
     newly_registered: bool
     trials_run: int
+    stopped_because: str | None = None
 
 
 def _git_commit() -> str:
@@ -66,26 +77,10 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
-def _open_state(config: ExperimentConfig, dataset: Dataset, directory: Path, fresh: bool) -> dict:
-    """The search id and defining settings kept beside KerasTuner's state in tuning/<name>/."""
-    settings = {key: getattr(config, key) for key in SEARCH_DEFINING} | {"data_source": dataset.source}
-    path = directory / STATE_FILE
-    if fresh and directory.exists():
-        shutil.rmtree(directory)
-    if path.is_file():
-        state = json.loads(path.read_text())
-        changed = [f"{key} {state['settings'].get(key)!r} -> {value!r}"
-                   for key, value in settings.items() if state["settings"].get(key) != value]
-        if changed:
-            raise SearchError(
-                f"{directory} holds a search with other settings ({'; '.join(changed)}): rerun with the "
-                "same settings to resume it, or add --fresh to start a new search (tracked runs are kept)"
-            )
-        return state
-    state = {"search_id": uuid.uuid4().hex, "settings": settings}
-    directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(state, indent=2))
-    return state
+def provenance_tags() -> dict:
+    """Python, TensorFlow, Keras, KerasTuner, MLflow and nnlab versions and nnlab's git commit."""
+    tags = {tag: _package_version(name) for tag, name in VERSION_TAGS.items()}
+    return tags | {"nnlab.python_version": platform.python_version(), "nnlab.git_commit": _git_commit()}
 
 
 def run_search(
@@ -99,73 +94,100 @@ def run_search(
     # Imported here so that a config or data mistake is reported without loading TensorFlow.
     import keras
 
-    from nnlab.hypermodel import OBJECTIVE, SearchHyperModel
+    from nnlab.hypermodel import OBJECTIVE, SearchHyperModel, StopAt
     from nnlab.models import get_builder
     from nnlab.tracking import CHAMPION_VERSION_TAG, SearchTracker
-    from nnlab.tuner import make_tuner
+    from nnlab.tuner import TooManyFailures, make_tuner
 
     keras.utils.set_random_seed(config.seed)
     if dataset is None:
         dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                                validation_fraction=config.validation_fraction)
+    builder = get_builder(config.model)
+    try:  # before anything is saved or tracked: a wrong [space] entry leaves no trace
+        space.check(config.space, SearchHyperModel(builder, dataset.spec, config.batch_size, config.patience).build,
+                    config.origin)
+    except space.SpaceError as error:
+        raise ConfigError(str(error)) from None
+    hypermodel = SearchHyperModel(builder, dataset.spec, config.batch_size, config.patience,
+                                  space=config.space, trial_timeout=config.trial_timeout)
+    budget = TimeBudget(config.time_budget, config.final_epochs) if config.time_budget else None
+
     directory = Path(tuning_root) / config.tuning_name
-    state = _open_state(config, dataset, directory, fresh)
+    with search_lock(directory):
+        state = open_state(config, dataset.source, directory, fresh)
+        tracker = SearchTracker(config.name, config.tracking_uri)
+        tags = {
+            "nnlab.dataset": config.dataset,
+            "nnlab.model": config.model,
+            "nnlab.tuner": config.tuner,
+            "nnlab.seed": str(config.seed),
+            "nnlab.data_source": dataset.source,
+        } | provenance_tags()
+        resumed = tracker.open_search(state.search_id, f"search-{config.tuning_name}", tags, as_params(config))
+        if state.replaced_search_id:
+            tracker.close_abandoned(state.replaced_search_id)
+        echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}, "
+             f"{config.origin}); tuner state in {directory}, MLflow run {tracker.parent_run_id}")
 
-    tracker = SearchTracker(config.name, config.tracking_uri)
-    tags = {
-        "nnlab.dataset": config.dataset,
-        "nnlab.model": config.model,
-        "nnlab.tuner": config.tuner,
-        "nnlab.seed": str(config.seed),
-        "nnlab.data_source": dataset.source,
-        "nnlab.version": _package_version("nnlab"),
-        "nnlab.git_commit": _git_commit(),
-    }
-    resumed = tracker.open_search(state["search_id"], f"search-{config.tuning_name}", tags, as_params(config))
-    echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}, "
-         f"{config.origin}); tuner state in {directory}, MLflow run {tracker.parent_run_id}")
+        trials_run = 0
 
-    trials_run = 0
+        def report(trial):
+            nonlocal trials_run
+            trials_run += 1
+            if budget is not None:
+                budget.record_trial(trial.seconds, trial.epochs)
+            of = f"/{trial.planned}" if trial.planned else ""
+            result = (f"{OBJECTIVE} {trial.score:.4f}" if trial.status == "COMPLETED"
+                      else f"{trial.status}: {trial.message or 'no reason given'}")
+            if trial.timed_out:
+                result += f" (stopped at trial_timeout {format_duration(config.trial_timeout)})"
+            best = f"best {trial.best_score:.4f}" if trial.best_score is not None else "best -"
+            echo(f"trial {trial.number}{of}  {result}  {best}  elapsed {format_duration(trial.elapsed_seconds)}")
 
-    def report(trial):
-        nonlocal trials_run
-        trials_run += 1
-        of = f"/{trial.planned}" if trial.planned else ""
-        result = (f"{OBJECTIVE} {trial.score:.4f}" if trial.status == "COMPLETED"
-                  else f"{trial.status}: {trial.message or 'no reason given'}")
-        best = f"best {trial.best_score:.4f}" if trial.best_score is not None else "best -"
-        minutes, seconds = divmod(int(trial.elapsed_seconds), 60)
-        echo(f"trial {trial.number}{of}  {result}  {best}  elapsed {minutes}m{seconds:02d}s")
+        status, stop_tags = "FAILED", {}
+        try:
+            tuner = make_tuner(config, hypermodel, tracker, tuning_root, on_trial_done=report,
+                               stop_reason=budget.stop_reason if budget else None)
+            try:
+                tuner.search(*dataset.train, validation_data=dataset.validation, epochs=config.epochs, verbose=0)
+            except TooManyFailures as error:
+                stop_tags = {"nnlab.stopped": str(error)}
+                raise SearchFailed(
+                    f"search {config.tuning_name} stopped: {error}; fix the cause, then rerun with --fresh",
+                    [f"trial {number}: {reason}" for number, reason in error.failures],
+                ) from None
+            stopped_because = tuner.oracle.stopped_because
+            if stopped_because:
+                stop_tags = {"nnlab.stopped": stopped_because}
+                echo(f"No further trials: {stopped_because}.")
+            best_trials = [trial for trial in tuner.oracle.get_best_trials(1) if trial.status == "COMPLETED"]
+            if not best_trials:
+                raise SearchFailed(f"no trial of {config.tuning_name} finished; nothing to register "
+                                   "(the FAILED trial runs' nnlab.failure tags say why)")
+            champion_trial = best_trials[0].trial_id
+            registered_name = config.tuning_name
+            leaderboard = tracker.leaderboard(OBJECTIVE)
+            tracker.log_table(leaderboard, "leaderboard.csv")
 
-    hypermodel = SearchHyperModel(get_builder(config.model), dataset.spec, config.batch_size, config.patience)
-    status = "FAILED"
-    try:
-        tuner = make_tuner(config, hypermodel, tracker, tuning_root, on_trial_done=report)
-        tuner.search(*dataset.train, validation_data=dataset.validation, epochs=config.epochs, verbose=0)
-        best_trials = [trial for trial in tuner.oracle.get_best_trials(1) if trial.status == "COMPLETED"]
-        if not best_trials:
-            raise SearchError(f"no trial of {config.tuning_name} finished; nothing to register")
-        champion_trial = best_trials[0].trial_id
-        registered_name = config.tuning_name
-        leaderboard = tracker.leaderboard(OBJECTIVE)
-        tracker.log_table(leaderboard, "leaderboard.csv")
-
-        registered = tracker.search_tag(CHAMPION_VERSION_TAG)
-        newly_registered = registered is None or trials_run > 0
-        if newly_registered:
-            record, test_metrics = _register_champion(config, tuner, best_trials[0], hypermodel, dataset, tracker, echo)
-            version, promoted = record.version, record.promoted
-            alias_holder = None if promoted else (record.previous_version, record.previous_test_accuracy)
-        else:  # nothing new since the champion of this search was registered
-            metrics = tracker.search_metrics()
-            test_metrics = {key: metrics[key] for key in ("test_loss", "test_accuracy")}
-            version, promoted, alias_holder = registered, None, None
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        tracker.close_search(status)
+            registered = tracker.search_tag(CHAMPION_VERSION_TAG)
+            newly_registered = registered is None or trials_run > 0
+            if newly_registered:
+                deadline = [StopAt(deadline=budget.deadline())] if budget else []
+                record, test_metrics = _register_champion(config, tuner, best_trials[0], hypermodel, dataset,
+                                                          tracker, echo, deadline)
+                version, promoted = record.version, record.promoted
+                alias_holder = None if promoted else (record.previous_version, record.previous_test_accuracy)
+            else:  # nothing new since the champion of this search was registered
+                metrics = tracker.search_metrics()
+                test_metrics = {key: metrics[key] for key in ("test_loss", "test_accuracy")}
+                version, promoted, alias_holder = registered, None, None
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"  # the trial's own run is KILLED already; KerasTuner reruns it on resume
+            raise
+        finally:
+            tracker.close_search(status, stop_tags)
     return SearchResult(
         registered_name=registered_name,
         parent_run_id=tracker.parent_run_id,
@@ -178,10 +200,11 @@ def run_search(
         alias_holder=alias_holder,
         newly_registered=newly_registered,
         trials_run=trials_run,
+        stopped_because=stopped_because,
     )
 
 
-def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, echo):
+def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, echo, callbacks=()):
     """Restore the best trial at its best epoch, train it on, test it, log and register it."""
     import keras
 
@@ -197,7 +220,7 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
             initial_epoch=best_trial.best_step + 1,
             epochs=config.final_epochs,
             # The champion's own curves go on the parent run, under the trials' names.
-            callbacks=[keras.callbacks.LambdaCallback(
+            callbacks=[*callbacks, keras.callbacks.LambdaCallback(
                 on_epoch_end=lambda epoch, logs: tracker.log_metrics(logs, step=epoch + 1))],
         )
         tracker.log_metrics(further)
@@ -231,6 +254,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _seed(text: str) -> int:
     try:
         return int(text)
@@ -254,6 +284,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="folder with MNIST IDX files (gzip or not) or mnist.npz")
     parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
                         "sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--time-budget", type=_duration, help="wall-clock limit for this run, e.g. 900, 15m, 1h: "
+                        "no trial starts that would not finish in time, and the champion is still registered")
     parser.add_argument("--fresh", action="store_true", help="discard the saved tuner state and start a new search")
     return parser.parse_args(argv)
 
@@ -289,30 +321,58 @@ def _print_results(result: SearchResult, echo=print) -> None:
     echo(f"Load:   {env}python -c \"import nnlab; print(nnlab.load_model('{result.registered_name}').summary())\"")
 
 
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGTERM stops the search the way Ctrl-C does: the trial's run is marked KILLED, state
+    kept. Further signals are ignored while that clean-up runs. Yields the signal received."""
+    received: list[int] = []
+
+    def interrupt(number, _frame):
+        received.append(number)
+        for name in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(name, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {name: signal.signal(name, interrupt) for name in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for name, handler in previous.items():
+            signal.signal(name, handler)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = {key: getattr(args, key) for key in ("model", "tuner", "max_trials", "epochs", "seed",
-                                                      "data_dir", "tracking_uri")}
-    try:
-        config = load_config(args.experiment, overrides)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ chatter
-        dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
-                               validation_fraction=config.validation_fraction)
-        for notice in dataset.notices:
-            print(f"{PROG}: {notice}")
-        print(f"{PROG}: data {dataset.source}: {len(dataset.train[0])} train, "
-              f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test")
-        started = time.monotonic()
-        result = run_search(config, dataset, fresh=args.fresh)
-    except (ConfigError, DataError, SearchError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted; run the same command again to resume.", file=sys.stderr)
-        return 130
+                                                      "data_dir", "tracking_uri", "time_budget")}
+    started = time.monotonic()
+    with _signals_interrupt() as received:
+        try:
+            config = load_config(args.experiment, overrides)
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ chatter
+            dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
+                                   validation_fraction=config.validation_fraction)
+            for notice in dataset.notices:
+                print(f"{PROG}: {notice}")
+            print(f"{PROG}: data {dataset.source}: {len(dataset.train[0])} train, "
+                  f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test")
+            result = run_search(config, dataset, fresh=args.fresh)
+        except (ConfigError, DataError, SearchError) as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            return 2
+        except SearchFailed as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            for line in error.details:
+                print(f"{PROG}:   {line}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            number = received[0] if received else signal.SIGINT
+            again = shlex.join(["python", "-m", "nnlab.search", *(sys.argv[1:] if argv is None else argv)])
+            print(f"\n{PROG}: stopped by {signal.Signals(number).name}; the trial in progress is marked KILLED "
+                  f"and runs again on resume, finished trials are kept. Resume with: {again}", file=sys.stderr)
+            return 128 + number
     _print_results(result)
-    minutes, seconds = divmod(int(time.monotonic() - started), 60)
-    print(f"Done in {minutes}m{seconds:02d}s ({result.trials_run} trials run now).")
+    print(f"Done in {format_duration(time.monotonic() - started)} ({result.trials_run} trials run now).")
     return 0
 
 

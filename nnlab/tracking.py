@@ -65,9 +65,11 @@ class SearchTracker:
     """One search's MLflow runs: the parent, the trial being run, the champion."""
 
     def __init__(self, experiment_name: str, tracking_uri: str | None = None):
-        self.tracking_uri = configure(tracking_uri)
-        self.client = MlflowClient(self.tracking_uri)
-        self.experiment_id = self._ensure_experiment(experiment_name)
+        # Nothing touches the store before open_search: a search refused early leaves no trace.
+        self.experiment_name = experiment_name
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.client: MlflowClient | None = None
+        self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
 
     def _ensure_experiment(self, name: str) -> str:
@@ -83,13 +85,38 @@ class SearchTracker:
 
     # ------------------------------------------------------------ the parent run
 
-    def open_search(self, search_id: str, run_name: str, tags: dict, params: dict) -> bool:
-        """Start the parent run, or reopen the one of this search id. True when reopened."""
-        existing = self.client.search_runs(
+    def _connect(self) -> None:
+        if self.client is None:
+            configure(self.tracking_uri)
+            self.client = MlflowClient(self.tracking_uri)
+            self.experiment_id = self._ensure_experiment(self.experiment_name)
+
+    def _search_run(self, search_id: str):
+        found = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{SEARCH_ID_TAG}` = '{search_id}'", max_results=1
         )
+        return found[0] if found else None
+
+    def close_abandoned(self, search_id: str) -> int:
+        """Mark KILLED what a killed process left RUNNING of search `search_id`: its parent run and
+        its trial runs. Only for a search no process is running (search.py holds its lock)."""
+        self._connect()
+        parent = self._search_run(search_id)
+        if parent is None:
+            return 0
+        runs = [parent, *self._trial_runs(parent_run_id=parent.info.run_id)]
+        stale = [run for run in runs if run.info.status == "RUNNING"]
+        for run in stale:
+            self.client.set_terminated(run.info.run_id, "KILLED")
+        return len(stale)
+
+    def open_search(self, search_id: str, run_name: str, tags: dict, params: dict) -> bool:
+        """Start the parent run, or reopen the one of this search id. True when reopened."""
+        self._connect()
+        existing = self._search_run(search_id)
         if existing:
-            run = mlflow.start_run(run_id=existing[0].info.run_id)
+            self.close_abandoned(search_id)
+            run = mlflow.start_run(run_id=existing.info.run_id)
         else:
             run = mlflow.start_run(
                 experiment_id=self.experiment_id, run_name=run_name, tags={**tags, SEARCH_ID_TAG: search_id}
@@ -98,7 +125,10 @@ class SearchTracker:
         self.parent_run_id = run.info.run_id
         return bool(existing)
 
-    def close_search(self, status: str = "FINISHED") -> None:
+    def close_search(self, status: str = "FINISHED", tags: dict | None = None) -> None:
+        if self.parent_run_id is not None and tags:
+            for key, value in tags.items():
+                self.client.set_tag(self.parent_run_id, key, str(value)[:5000])
         while mlflow.active_run() is not None:
             mlflow.end_run(status)
 
@@ -110,31 +140,39 @@ class SearchTracker:
 
     # ------------------------------------------------------------ trial runs
 
-    def _trial_runs(self, trial_id: str | None = None):
-        query = f"tags.mlflow.parentRunId = '{self.parent_run_id}'"
+    def _trial_runs(self, trial_id: str | None = None, parent_run_id: str | None = None):
+        query = f"tags.mlflow.parentRunId = '{parent_run_id or self.parent_run_id}'"
         if trial_id is not None:
             query += f" and tags.`{TRIAL_ID_TAG}` = '{trial_id}'"
         return self.client.search_runs([self.experiment_id], filter_string=query, max_results=10_000)
 
     def start_trial(self, trial_id: str, params: dict) -> None:
-        # A run of this trial still RUNNING belongs to a process that was killed: close it.
-        for run in self._trial_runs(trial_id):
-            if run.info.status == "RUNNING":
-                self.client.set_terminated(run.info.run_id, "KILLED")
-        mlflow.start_run(
+        """A nested run for the trial. KerasTuner runs a trial again when the process running it
+        died; its earlier run, RUNNING or (killed between MLflow and KerasTuner saving) FINISHED,
+        becomes KILLED, so that each trial counts once."""
+        earlier = [run for run in self._trial_runs(trial_id) if run.info.status in ("RUNNING", "FINISHED")]
+        run = mlflow.start_run(
             experiment_id=self.experiment_id, nested=True, run_name=f"trial-{trial_id}", tags={TRIAL_ID_TAG: trial_id}
         )
+        for old in earlier:
+            self.client.set_tag(old.info.run_id, "nnlab.rerun_as", run.info.run_id)
+            self.client.set_terminated(old.info.run_id, "KILLED")
         mlflow.log_params(params)
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         """Metrics of the active run: the trial being run, else the search's parent run."""
         mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
 
-    def end_trial(self, status: str, metrics: dict | None = None, reason: str | None = None) -> None:
+    def end_trial(self, status: str, metrics: dict | None = None, reason: str | None = None,
+                  details: str | None = None, timed_out: bool = False) -> None:
         if metrics:
             self.log_metrics(metrics)
         if reason:
             mlflow.set_tag("nnlab.failure", reason[:5000])
+        if details:
+            mlflow.log_text(details, "failure.txt")
+        if timed_out:
+            mlflow.set_tag("nnlab.timed_out", "true")
         mlflow.end_run(status)
 
     def leaderboard(self, objective: str) -> pd.DataFrame:
@@ -235,3 +273,8 @@ def load_registered_model(reference: str, tracking_uri: str | None = None):
         return mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
     except MlflowException as error:
         raise TrackingError(f"cannot load {uri} from {resolve_tracking_uri(tracking_uri)}: {error.message}") from None
+    except ValueError as error:
+        if "safe_mode" not in str(error):
+            raise
+        raise TrackingError(f"refused to load {uri}: it holds Python code (a Lambda layer or a pickled "
+                            "function), which Keras' safe mode does not run") from None

@@ -1,19 +1,24 @@
 """The tuner: a KerasTuner algorithm whose every trial is a nested MLflow run.
 
 Any of KerasTuner's four tuners gets the TrackedTrials mixin: the trial's active hyperparameters
-become the run's params, every epoch's logs its metrics, and the run ends FINISHED or FAILED as
-the trial did. KerasTuner keeps its own state under tuning/<experiment>-<model>/, which is what
-makes a search resumable.
+become the run's params, every epoch's logs its metrics, and the run ends FINISHED, FAILED or
+KILLED as the trial did. KerasTuner keeps its own state under tuning/<experiment>-<model>/, which
+is what makes a search resumable; the mixin keeps only the best few trial checkpoints there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
+import os
+import re
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 
+import keras
 import keras_tuner
 import numpy as np
 
@@ -38,7 +43,18 @@ class TrialReport:
     score: float | None
     best_score: float | None
     elapsed_seconds: float
+    seconds: float  # this trial's own
+    epochs: int
+    timed_out: bool = False
     message: str | None = None
+
+
+class TooManyFailures(RuntimeError):
+    """`max_consecutive_failed_trials` trials failed in a row: the space or the data is broken."""
+
+    def __init__(self, limit: int, failures: list[tuple[str, str]]):
+        self.limit, self.failures = limit, failures
+        super().__init__(f"{limit} trials failed in a row (max_consecutive_failed_trials = {limit})")
 
 
 def trial_params(hp) -> dict:
@@ -54,6 +70,8 @@ def trial_params(hp) -> dict:
 def summarise(histories) -> dict:
     """best_<objective> and its (1-based) epoch; a loss that went NaN or inf fails the trial."""
     history = histories[-1] if isinstance(histories, list) else histories
+    if not history.history.get(OBJECTIVE):
+        raise keras_tuner.errors.FailedTrialError(f"no epoch reported {OBJECTIVE}")
     losses = np.asarray(history.history.get("loss", []), dtype=float)
     if losses.size and not np.isfinite(losses).all():
         first_bad = int(np.argmin(np.isfinite(losses)))
@@ -77,6 +95,13 @@ def planned_trials(oracle) -> int | None:
             schedule *= int(iterations)
             planned = min(planned, schedule) if planned else schedule
     return planned
+
+
+def last_line(message: str | None) -> str | None:
+    """A trial's message (KerasTuner keeps the whole traceback) reduced to its last line, the
+    error's module path left out: "ResourceExhaustedError: OOM when allocating ..."."""
+    lines = (message or "").strip().splitlines()
+    return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", lines[-1]) if lines else None
 
 
 def _one_line(error: BaseException) -> str:
@@ -107,14 +132,44 @@ class DefaultsFirst:
         return values.values
 
 
-class TrackedTrials:
-    """Mixin for a KerasTuner tuner: one nested MLflow run per trial, one report per finished trial."""
+class StopsOnRequest:
+    """Oracle mixin: `stop_reason`, a callable, may end the search before the algorithm does. Once
+    it gives a reason no trial starts, not even one waiting to be retried."""
 
-    def __init__(self, oracle, hypermodel, tracker, on_trial_done=None, **kwargs):
+    stop_reason = None
+    stopped_because: str | None = None
+
+    def create_trial(self, tuner_id):
+        reason = self.stop_reason() if self.stop_reason is not None else None
+        if reason and tuner_id not in self.ongoing_trials:
+            self.stopped_because = reason
+            return keras_tuner.engine.trial.Trial(self.hyperparameters.copy(), status="STOPPED")
+        return super().create_trial(tuner_id)
+
+
+def protected_trials(oracle, keep: int) -> set[str]:
+    """Trials whose checkpoints must stay: the best `keep`, those running, and for Hyperband
+    every trial of a bracket still in progress (its next round continues from them)."""
+    best = {trial.trial_id for trial in oracle.get_best_trials(keep) if trial.status == "COMPLETED"}
+    running = {trial.trial_id for trial in oracle.ongoing_trials.values()}
+    brackets = {info["id"] for bracket in getattr(oracle, "_brackets", [])
+                for round_trials in bracket["rounds"] for info in round_trials}
+    return best | running | brackets
+
+
+class TrackedTrials:
+    """Mixin for a KerasTuner tuner: one nested MLflow run per trial, one report per finished trial,
+    each trial seeded from the search's seed and its number, checkpoints pruned as trials end."""
+
+    def __init__(self, oracle, hypermodel, tracker, seed: int = 1, keep_checkpoints: int = 3,
+                 on_trial_done=None, **kwargs):
         self.tracker = tracker
+        self.seed = seed
+        self.keep_checkpoints = keep_checkpoints
         self.on_trial_done = on_trial_done
         self._started = time.monotonic()
         self._param_count: int | None = None
+        self._last_trial = (0.0, 0, False)  # seconds, epochs, timed out
         # The algorithms' own constructors only build their oracle; ours comes ready-made.
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
@@ -125,8 +180,13 @@ class TrackedTrials:
             return super()._build_hypermodel(hp)
 
     def load_model(self, trial):
+        # A continued Hyperband trial's own checkpoint holds all its weights. KerasTuner would
+        # first restore its parent's, which may have been pruned: build it without.
+        own = copy.copy(trial)
+        own.hyperparameters = trial.hyperparameters.copy()
+        own.hyperparameters.values.pop("tuner/trial_id", None)
         with _weights_only_restore():
-            return super().load_model(trial)
+            return super().load_model(own)
 
     def _try_build(self, hp):
         model = super()._try_build(hp)
@@ -135,57 +195,95 @@ class TrackedTrials:
 
     def run_trial(self, trial, *args, **kwargs):
         self._param_count = None
+        self._last_trial = (0.0, 0, False)
+        # Its own seed: a trial trains the same whether the search ran straight or was resumed.
+        keras.utils.set_random_seed(self.seed + int(trial.trial_id))
         self.tracker.start_trial(trial.trial_id, trial_params(trial.hyperparameters))
         started = time.monotonic()
         try:
             histories = super().run_trial(trial, *args, **kwargs)
+            history = histories[-1] if isinstance(histories, list) else histories
+            timed_out = bool(self.hypermodel.timer and self.hypermodel.timer.stopped)
+            self._last_trial = (time.monotonic() - started, len(history.epoch), timed_out)
             metrics = summarise(histories)
         except BaseException as error:
             # KeyboardInterrupt is the user stopping the search, anything else a broken trial.
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            self.tracker.end_trial(status, reason=_one_line(error))
+            self._last_trial = (time.monotonic() - started, self._last_trial[1], False)
+            self.tracker.end_trial(status, reason=_one_line(error), details=traceback.format_exc())
             raise
-        metrics.update(param_count=self._param_count, train_seconds=time.monotonic() - started)
-        self.tracker.end_trial("FINISHED", metrics)
+        metrics.update(param_count=self._param_count, train_seconds=self._last_trial[0])
+        self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out)
         return histories
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
         self.tracker.log_metrics(logs or {}, step=epoch + 1)
 
     def on_trial_end(self, trial):
-        super().on_trial_end(trial)
-        if self.on_trial_done is None:
-            return
-        ended = self.oracle.get_trial(trial.trial_id)
-        best = self.oracle.get_best_trials(1)
-        best_score = best[0].score if best and best[0].status == "COMPLETED" else None
-        self.on_trial_done(
-            TrialReport(
-                number=self.oracle.start_order.index(trial.trial_id) + 1,
-                planned=planned_trials(self.oracle),
-                status=ended.status,
-                score=ended.score,
-                best_score=best_score,
-                elapsed_seconds=time.monotonic() - self._started,
-                message=(ended.message or "").strip().splitlines()[-1] if ended.message else None,
+        too_many = None
+        try:
+            super().on_trial_end(trial)
+        except RuntimeError as error:  # KerasTuner's own limit, worded for its developers
+            if "consecutive failures" not in str(error):
+                raise
+            limit = self.oracle.max_consecutive_failed_trials
+            failed = [self.oracle.get_trial(trial_id) for trial_id in self.oracle.end_order[-limit:]]
+            too_many = TooManyFailures(limit, [(self._number(ended), last_line(ended.message)) for ended in failed])
+        self._prune_checkpoints()
+        if self.on_trial_done is not None:
+            ended = self.oracle.get_trial(trial.trial_id)
+            best = self.oracle.get_best_trials(1)
+            seconds, epochs, timed_out = self._last_trial
+            self.on_trial_done(
+                TrialReport(
+                    number=self._number(ended),
+                    planned=planned_trials(self.oracle),
+                    status=ended.status,
+                    score=ended.score,
+                    best_score=best[0].score if best and best[0].status == "COMPLETED" else None,
+                    elapsed_seconds=time.monotonic() - self._started,
+                    seconds=seconds,
+                    epochs=epochs,
+                    timed_out=timed_out,
+                    message=last_line(ended.message),
+                )
             )
-        )
+        if too_many is not None:
+            raise too_many
+
+    def _number(self, trial) -> int:
+        return self.oracle.start_order.index(trial.trial_id) + 1
+
+    def _prune_checkpoints(self) -> None:
+        keep = protected_trials(self.oracle, self.keep_checkpoints)
+        for trial_id in self.oracle.trials:
+            checkpoint = self._get_checkpoint_fname(trial_id)
+            if trial_id not in keep and os.path.exists(checkpoint):
+                os.remove(checkpoint)
 
 
-def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_trial_done=None):
-    """The configured KerasTuner algorithm with tracking, resuming from `directory` unless fresh."""
+def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_trial_done=None, stop_reason=None):
+    """The configured KerasTuner algorithm with tracking, resuming from `directory` unless fresh;
+    `stop_reason` (a callable) may end the search early."""
+    # KerasTuner prints every failed trial's traceback while its DEBUG flag is on (the default);
+    # nnlab reports one line and keeps the traceback in the trial's run (failure.txt).
+    keras_tuner.src.config.DEBUG = False
     tuner_class, oracle_class = ALGORITHMS[config.tuner]
-    oracle_options = dict(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=config.seed)
+    oracle_options = dict(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=config.seed,
+                          max_consecutive_failed_trials=config.max_consecutive_failed_trials)
     if config.tuner == "hyperband":
         oracle_options.update(max_epochs=config.epochs, factor=config.hyperband_factor)
-    oracle = type(f"DefaultsFirst{oracle_class.__name__}", (DefaultsFirst, oracle_class), {})(**oracle_options)
+    oracle = type(f"DefaultsFirst{oracle_class.__name__}", (DefaultsFirst, StopsOnRequest, oracle_class), {})(**oracle_options)
     # KerasTuner's Hyperband takes no trial budget; its oracle honours one all the same.
     oracle.max_trials = config.max_trials
+    oracle.stop_reason = stop_reason
     tracked = type(f"Tracked{tuner_class.__name__}", (TrackedTrials, tuner_class), {})
     return tracked(
         oracle,
         hypermodel,
         tracker=tracker,
+        seed=config.seed,
+        keep_checkpoints=config.keep_checkpoints,
         on_trial_done=on_trial_done,
         directory=str(directory),
         project_name=config.tuning_name,

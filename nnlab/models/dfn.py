@@ -12,9 +12,11 @@ def build(hp, spec) -> keras.Model:
     inputs = keras.Input(spec.input_shape, name="image")
     x = keras.layers.Flatten()(inputs)
     count, scopes = layer_scopes(hp, "hidden_layers", 2, 4)
-    for index in range(count):
-        with hp.conditional_scope("hidden_layers", scopes[index]):
+    for index, scope in enumerate(scopes):
+        with hp.conditional_scope("hidden_layers", scope):
             units = hp.Int(f"units_{index}", 64, 512, step=64, default=256)
+        if index >= count:
+            continue
         if index and knobs["dropout"] > 0:
             x = keras.layers.Dropout(knobs["dropout"])(x)
         x = keras.layers.Dense(units, use_bias=not knobs["batch_norm"])(x)

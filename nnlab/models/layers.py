@@ -19,9 +19,10 @@ def shared_knobs(hp) -> dict:
 def layer_scopes(hp, name: str, min_value: int, max_value: int, default: int | None = None) -> tuple[int, list[list[int]]]:
     """Search a layer count: (count, per possible layer index the counts under which it exists).
 
-    Wrapping each layer's own hyperparameters in `hp.conditional_scope(name, scopes[index])`
-    marks those of layers a trial does not build as inactive, so they are not logged as if
-    they mattered.
+    Declaring every possible layer's own hyperparameters in `hp.conditional_scope(name,
+    scopes[index])`, and building only the first `count` layers, makes the whole space visible
+    from the first build (KerasTuner, and an experiment's [space] check, see all of it) while
+    the layers a trial does not build stay inactive and are not logged as if they mattered.
     """
     count = hp.Int(name, min_value, max_value, default=default)
     return count, [list(range(index + 1, max_value + 1)) for index in range(max_value)]

@@ -1,0 +1,95 @@
+"""What nnlab keeps beside KerasTuner's state in tuning/: the search's identity and settings, and
+a lock so that one process at a time runs a given search.
+
+The search id in tuning/<experiment>-<model>/nnlab.json is what reopens the same MLflow parent
+run when a search resumes; the settings saved with it refuse a resume that would mix two
+different searches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: no lock there
+    fcntl = None
+
+STATE_FILE = "nnlab.json"
+# Settings that define a search: resuming with any of them changed would mix two searches.
+SEARCH_DEFINING = ("dataset", "model", "tuner", "epochs", "seed", "batch_size", "patience",
+                   "validation_fraction", "hyperband_factor", "space")
+
+
+class SearchError(RuntimeError):
+    """A search that cannot go on as asked; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchState:
+    search_id: str
+    # The id of the search that --fresh replaced, whose runs may need closing.
+    replaced_search_id: str | None = None
+
+
+def _defaults(config) -> dict:
+    return {field.name: field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+            for field in dataclasses.fields(config)}
+
+
+def open_state(config, data_source: str, directory: Path, fresh: bool) -> SearchState:
+    """The search id for `directory`: the saved one when the settings match, a new one when there
+    is none or `fresh` (which deletes KerasTuner's state there; tracked runs stay in MLflow)."""
+    settings = {key: getattr(config, key) for key in SEARCH_DEFINING} | {"data_source": data_source}
+    path = directory / STATE_FILE
+    saved = json.loads(path.read_text()) if path.is_file() else None
+    if saved is not None and not fresh:
+        # A setting added after the search began is taken at its default.
+        defaults = _defaults(config)
+        changed = [f"{key} {saved['settings'].get(key, defaults.get(key))!r} -> {value!r}"
+                   for key, value in settings.items() if saved["settings"].get(key, defaults.get(key)) != value]
+        if changed:
+            raise SearchError(
+                f"{directory} holds a search with other settings ({'; '.join(changed)}): rerun with the "
+                "same settings to resume it, or add --fresh to start a new search (tracked runs are kept)"
+            )
+        return SearchState(saved["search_id"])
+    if directory.exists():
+        shutil.rmtree(directory)
+    state = {"search_id": uuid.uuid4().hex, "settings": settings}
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2))
+    return SearchState(state["search_id"], saved["search_id"] if saved else None)
+
+
+@contextlib.contextmanager
+def search_lock(directory: Path):
+    """Hold tuning/<name>.lock while a search runs; a second process gets a SearchError. The
+    operating system drops the lock with the process, however it ends (kill -9 included)."""
+    if fcntl is None:
+        yield
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    path = directory.parent / f"{directory.name}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise SearchError(f"search {directory.name} is already running (process {holder}); "
+                              "wait for it or stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

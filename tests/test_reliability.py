@@ -1,0 +1,210 @@
+"""A search that meets trouble: failing trials, budgets, pruned checkpoints, reproducibility,
+safe loading. Real Keras training, real KerasTuner, a real MLflow store in tmp_path."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from dataclasses import replace
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+import nnlab
+from nnlab.budget import TimeBudget, parse_duration
+from nnlab.config import ExperimentConfig
+from nnlab.search import SearchFailed, parse_args, run_search
+from nnlab.tracking import TrackingError
+from test_search import runs_of
+
+
+def quiet(_line):
+    pass
+
+
+@pytest.fixture
+def config(tracking_uri):
+    return ExperimentConfig(name="mnist", model="dfn", tuner="random", max_trials=2, epochs=2, seed=5,
+                            batch_size=64, final_epochs=0, tracking_uri=tracking_uri)
+
+
+def test_nan_loss_fails_the_trial_at_once_and_the_search_stops_after_the_limit(workdir, config, small_mnist, tracking_uri):
+    # An absurd learning rate, fixed through the experiment's [space]: the loss goes NaN in the first epoch.
+    config = replace(config, max_trials=5, epochs=3, max_consecutive_failed_trials=2,
+                     space={"learning_rate": 1e30, "activation": "relu", "batch_norm": True})
+    with pytest.raises(SearchFailed, match=r"stopped: 2 trials failed in a row \(max_consecutive_failed_trials = 2\)") as failed:
+        run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=quiet)
+    assert failed.value.details == ["trial 1: FailedTrialError: loss became nan at epoch 1",
+                                    "trial 2: FailedTrialError: loss became nan at epoch 1"]
+    parents, children = runs_of(tracking_uri)
+    assert [child.info.status for child in children] == ["FAILED", "FAILED"]
+    client = MlflowClient(tracking_uri)
+    for child in children:
+        assert child.data.params["learning_rate"] == "1e+30"
+        assert child.data.tags["nnlab.failure"] == "FailedTrialError: loss became nan at epoch 1"
+        assert "Traceback" in mlflow.artifacts.load_text(f"runs:/{child.info.run_id}/failure.txt")
+        # TerminateOnNaN stopped it in its first epoch of three.
+        assert len(client.get_metric_history(child.info.run_id, "loss")) == 1
+    assert parents[0].info.status == "FAILED" and "2 trials failed in a row" in parents[0].data.tags["nnlab.stopped"]
+
+
+def test_a_trial_out_of_memory_fails_and_the_search_goes_on_until_the_limit(workdir, idx_dir, tracking_uri):
+    # Most dense heads in this range need terabytes: under a memory limit like a container's,
+    # TensorFlow cannot allocate them. The first trial (the defaults, 128 units) fits.
+    (workdir / "oom.toml").write_text(
+        'name = "mnist"\nmodel = "cnn"\ntuner = "random"\nmax_trials = 6\nepochs = 1\nfinal_epochs = 0\n'
+        "max_consecutive_failed_trials = 3\n[space]\ndense_units = [64, 100_000_000]\n"
+    )
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "nnlab.search", "oom.toml", "--data-dir", str(idx_dir),
+                           "--tracking-uri", tracking_uri], capture_output=True, text=True, timeout=600,
+                          preexec_fn=limit_memory)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("nnlab.search:")]
+    assert errors[0] == ("nnlab.search: error: search mnist-cnn stopped: 3 trials failed in a row "
+                         "(max_consecutive_failed_trials = 3); fix the cause, then rerun with --fresh")
+    assert [line.split(":")[1].strip() for line in errors[1:]] == ["trial 2", "trial 3", "trial 4"]
+    assert all("ResourceExhaustedError" in line and "OOM when allocating" in line for line in errors[1:])
+    assert "trial 1/6  val_accuracy" in done.stdout and "trial 2/6  FAILED: ResourceExhaustedError" in done.stdout
+    parents, children = runs_of(tracking_uri)
+    statuses = {child.data.tags["nnlab.trial_id"]: child.info.status for child in children}
+    assert statuses == {"0": "FINISHED", "1": "FAILED", "2": "FAILED", "3": "FAILED"}
+    assert all("OOM when allocating" in child.data.tags["nnlab.failure"] for child in children if child.info.status == "FAILED")
+    assert parents[0].info.status == "FAILED"
+
+
+def test_time_budget_stops_starting_trials_and_still_registers_a_champion(workdir, config, small_mnist, tracking_uri):
+    # One second: the first trial always starts (nothing to estimate from), the second would not fit.
+    config = replace(config, max_trials=4, time_budget=1.0, final_epochs=2)
+    lines = []
+    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lines.append)
+    assert result.trials_run == 1 and result.champion_version == "1"
+    assert result.stopped_because.startswith("time budget 1s: 0s left, the next trial and the champion need about")
+    assert any(line.startswith("No further trials: time budget 1s") for line in lines)
+    parents, children = runs_of(tracking_uri)
+    assert len(children) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags["nnlab.stopped"] == result.stopped_because
+    # The champion's further training stopped at the deadline too: after one batch, one epoch.
+    assert parents[0].data.metrics["further_epochs"] == 1
+
+
+def test_time_budget_keeps_room_for_the_next_trial_and_the_champion():
+    now = [0.0]
+    budget = TimeBudget(600, champion_epochs=10, clock=lambda: now[0])
+    assert budget.stop_reason() is None  # nothing measured yet
+    now[0] = 100
+    budget.record_trial(100, epochs=5)  # 20 s an epoch
+    assert budget.stop_reason() is None  # 500 s left >= 100 + 10 * 20
+    now[0] = 320
+    budget.record_trial(60, epochs=2)  # 30 s an epoch: the slowest rate counts
+    assert budget.needed_for_next() == 100 + 10 * 30
+    assert budget.stop_reason() == "time budget 10m00s: 4m40s left, the next trial and the champion need about 6m40s"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("900", 900), (900, 900), ("15m", 900), ("1h", 3600),
+                                               ("1h30m", 5400), ("90s", 90), ("2.5m", 150)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_time_budget_flag():
+    assert parse_args(["mnist", "--time-budget", "15m"]).time_budget == 900
+    assert parse_args(["mnist", "--time-budget", "900"]).time_budget == 900
+    assert parse_args(["mnist", "--time-budget", "1h"]).time_budget == 3600
+
+
+def test_trial_timeout_stops_a_trial_and_scores_what_it_finished(workdir, config, small_mnist, tracking_uri):
+    config = replace(config, max_trials=1, epochs=5, trial_timeout=0.5, patience=5)
+    lines = []
+    run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lines.append)
+    _, (child,) = runs_of(tracking_uri)
+    assert child.info.status == "FINISHED" and child.data.tags["nnlab.timed_out"] == "true"
+    # Stopped within its first epoch (tracing alone takes longer than 0.5 s), which was still validated.
+    assert len(MlflowClient(tracking_uri).get_metric_history(child.info.run_id, "val_accuracy")) == 1
+    assert child.data.metrics["best_epoch"] == 1
+    assert any("(stopped at trial_timeout 0s)" in line or "(stopped at trial_timeout 1s)" in line for line in lines)
+
+
+def test_only_the_best_checkpoints_stay(workdir, config, small_mnist):
+    config = replace(config, max_trials=4, epochs=1, keep_checkpoints=2)
+    tuning = workdir / "tuning"
+    result = run_search(config, small_mnist, tuning_root=tuning, echo=quiet)
+    kept = sorted(path.parent.name for path in (tuning / "mnist-dfn").glob("trial_*/checkpoint.weights.h5"))
+    best_two = result.leaderboard["trial"].head(2).tolist()
+    assert kept == sorted(f"trial_{trial}" for trial in best_two)
+    assert len(list((tuning / "mnist-dfn").glob("trial_*/trial.json"))) == 4  # the trials' records stay
+
+
+def test_hyperband_continues_from_checkpoints_it_still_needs(workdir, small_mnist, tracking_uri):
+    # keep_checkpoints 1: the first round's trials must survive until Hyperband has picked the
+    # one to continue; the continued trial restores its weights from that checkpoint.
+    config = ExperimentConfig(name="mnist", model="dfn", tuner="hyperband", epochs=3, max_trials=5,
+                              final_epochs=0, keep_checkpoints=1, tracking_uri=tracking_uri)
+    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=quiet)
+    _, children = runs_of(tracking_uri)
+    assert all(child.info.status == "FINISHED" for child in children) and len(children) == 5
+    (continued,) = [child for child in children if "tuner/trial_id" in child.data.params]
+    assert continued.data.params["tuner/initial_epoch"] == "1"
+    kept = list((workdir / "tuning" / "mnist-dfn").glob("trial_*/checkpoint.weights.h5"))
+    assert len(kept) < 5 and f"trial_{result.champion_trial}" in {path.parent.name for path in kept}
+
+
+def test_same_seed_same_trials_and_metrics(workdir, small_mnist, tmp_path):
+    def search(folder):
+        uri = f"sqlite:///{tmp_path / folder}/mlflow.db"
+        config = ExperimentConfig(name="mnist", model="cnn", tuner="random", max_trials=2, epochs=2, seed=11,
+                                  batch_size=64, final_epochs=1, tracking_uri=uri)
+        result = run_search(config, small_mnist, tuning_root=tmp_path / folder / "tuning", echo=quiet)
+        client = MlflowClient(uri)
+        parents, children = runs_of(uri)
+        trials = {}
+        for child in children:
+            curves = {key: [point.value for point in client.get_metric_history(child.info.run_id, key)]
+                      for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+            trials[child.data.tags["nnlab.trial_id"]] = (child.data.params, curves)
+        return result, parents[0].data.tags, trials
+
+    first, tags, first_trials = search("first")
+    second, _, second_trials = search("second")
+    assert first_trials.keys() == second_trials.keys() == {"0", "1"}
+    for trial, (params, curves) in first_trials.items():
+        assert second_trials[trial][0] == params
+        for key, values in curves.items():
+            np.testing.assert_allclose(second_trials[trial][1][key], values, rtol=0, atol=1e-6)
+    for key, value in first.test_metrics.items():
+        assert second.test_metrics[key] == pytest.approx(value, abs=1e-6)
+
+    import keras
+    import keras_tuner
+    import tensorflow
+
+    assert tags["nnlab.python_version"] == ".".join(map(str, sys.version_info[:3]))
+    assert (tags["nnlab.tensorflow_version"], tags["nnlab.keras_version"], tags["nnlab.keras_tuner_version"],
+            tags["nnlab.mlflow_version"]) == (tensorflow.__version__, keras.__version__, keras_tuner.__version__,
+                                             mlflow.__version__)
+    assert len(tags["nnlab.git_commit"]) == 40 or tags["nnlab.git_commit"] == "unknown"
+
+
+def test_champion_is_a_keras_file_and_code_is_never_loaded(workdir, config, small_mnist, tracking_uri):
+    import keras
+
+    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=quiet)
+    client = MlflowClient(tracking_uri)
+    files = [item.path for item in client.list_artifacts(result.parent_run_id, "champion/data")]
+    assert "champion/data/model.keras" in files
+
+    # A registered model that carries Python code (a Lambda layer) is refused, not run.
+    inputs = keras.Input((28, 28))
+    outputs = keras.layers.Lambda(lambda images: images * 2)(keras.layers.Flatten()(inputs))
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run():
+        mlflow.keras.log_model(keras.Model(inputs, outputs), name="model", registered_model_name="with-code")
+    with pytest.raises(TrackingError, match="refused to load models:/with-code/1: it holds Python code"):
+        nnlab.load_model("with-code/1", tracking_uri)
