@@ -107,6 +107,7 @@ class SearchTracker:
         runs = [parent, *self._trial_runs(parent_run_id=parent.info.run_id)]
         stale = [run for run in runs if run.info.status == "RUNNING"]
         for run in stale:
+            self.client.set_tag(run.info.run_id, "nnlab.failure", "its process ended without closing the run (killed)")
             self.client.set_terminated(run.info.run_id, "KILLED")
         return len(stale)
 

@@ -208,9 +208,11 @@ class TrackedTrials:
             metrics = summarise(histories)
         except BaseException as error:
             # KeyboardInterrupt is the user stopping the search, anything else a broken trial.
-            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             self._last_trial = (time.monotonic() - started, self._last_trial[1], False)
-            self.tracker.end_trial(status, reason=_one_line(error), details=traceback.format_exc())
+            if isinstance(error, KeyboardInterrupt):
+                self.tracker.end_trial("KILLED", reason="stopped by Ctrl-C or SIGTERM; the trial runs again on resume")
+            else:
+                self.tracker.end_trial("FAILED", reason=_one_line(error), details=traceback.format_exc())
             raise
         metrics.update(param_count=self._param_count, train_seconds=self._last_trial[0])
         self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out)

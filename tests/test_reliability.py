@@ -208,3 +208,21 @@ def test_champion_is_a_keras_file_and_code_is_never_loaded(workdir, config, smal
         mlflow.keras.log_model(keras.Model(inputs, outputs), name="model", registered_model_name="with-code")
     with pytest.raises(TrackingError, match="refused to load models:/with-code/1: it holds Python code"):
         nnlab.load_model("with-code/1", tracking_uri)
+
+
+def test_a_trial_run_again_counts_once(tracking_uri):
+    # Killed after MLflow closed a trial's run but before KerasTuner saved the trial, a search
+    # runs that trial again: the earlier run must not count as a second finished trial.
+    from nnlab.tracking import SearchTracker
+
+    tracker = SearchTracker("rerun-check", tracking_uri)
+    tracker.open_search("s1", "search", {}, {})
+    tracker.start_trial("3", {"units": 64})
+    tracker.end_trial("FINISHED", {"best_val_accuracy": 0.5})
+    tracker.start_trial("3", {"units": 64})
+    tracker.end_trial("FINISHED", {"best_val_accuracy": 0.5})
+    tracker.close_search()
+    _, children = runs_of(tracking_uri, "rerun-check")
+    first, second = sorted(children, key=lambda run: run.info.start_time)
+    assert (first.info.status, second.info.status) == ("KILLED", "FINISHED")
+    assert first.data.tags["nnlab.rerun_as"] == second.info.run_id

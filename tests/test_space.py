@@ -1,0 +1,72 @@
+"""The experiment's [space] table: parsed with the config, applied to what the builders declare."""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner
+import pytest
+
+from nnlab import space
+from nnlab.config import ConfigError, load_config
+from nnlab.hypermodel import SearchHyperModel
+from nnlab.models import get_builder
+from nnlab.tuner import DefaultsFirst
+
+
+def hypermodel(spec, overrides, model="dfn"):
+    return SearchHyperModel(get_builder(model), spec, batch_size=64, patience=2, space=overrides)
+
+
+def test_space_table_is_read_with_the_config(workdir):
+    (workdir / "narrow.toml").write_text(
+        'model = "dfn"\n[space]\nlearning_rate = [1e-3, 5e-3]\nhidden_layers = 3\nactivation = ["relu", "tanh"]\n'
+    )
+    config = load_config("narrow.toml")
+    assert config.space == {"learning_rate": [1e-3, 5e-3], "hidden_layers": 3, "activation": ["relu", "tanh"]}
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("learning_rate = [0.01, 0.001]", "the range's minimum 0.01 exceeds its maximum 0.001"),
+    ("activation = []", "must be a value or a non-empty list of values"),
+    ("[space.deeper]\nx = 1", "space.deeper = {'x': 1} must be a value or a non-empty list of values"),
+])
+def test_space_shape_mistakes(workdir, table, message):
+    (workdir / "bad.toml").write_text(f"[space]\n{table}\n" if not table.startswith("[") else table + "\n")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace("{", r"\{")):
+        load_config("bad.toml")
+
+
+def test_narrowed_ranges_fixed_values_and_choices(small_mnist):
+    overrides = {"learning_rate": [1e-3, 5e-3], "hidden_layers": 3, "activation": ["tanh", "sigmoid"], "units_0": [64, 96]}
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel(small_mnist.spec, overrides).build(hp)
+    declared = {parameter.name: parameter for parameter in hp.space}
+    assert (declared["learning_rate"].min_value, declared["learning_rate"].max_value) == (1e-3, 5e-3)
+    assert declared["learning_rate"].sampling == "log"  # the builder's sampling is kept
+    assert isinstance(declared["hidden_layers"], keras_tuner.engine.hyperparameters.Fixed)
+    assert declared["activation"].values == ["tanh", "sigmoid"] and hp.values["activation"] == "tanh"
+    assert (declared["units_0"].min_value, declared["units_0"].max_value, declared["units_0"].step) == (64, 96, 1)
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert len(dense) == 3 + 1  # three fixed hidden layers and the classifier
+
+
+def test_defaults_first_takes_the_narrowed_defaults(small_mnist):
+    # The first trial of a search is the defaults, within the experiment's ranges.
+    overrides = {"learning_rate": [4e-3, 8e-3], "dropout": 0.0}
+    oracle_class = type("Oracle", (DefaultsFirst, keras_tuner.oracles.RandomSearchOracle), {})
+    oracle = oracle_class(objective="val_accuracy", max_trials=2, seed=1)
+    hp = keras_tuner.HyperParameters()
+    hypermodel(small_mnist.spec, overrides).build(hp)
+    oracle.update_space(hp)
+    values = oracle._random_values()
+    assert values["learning_rate"] == 4e-3 and values["dropout"] == 0.0
+
+
+def test_check_knows_every_layer_the_builder_can_build(small_mnist):
+    build = hypermodel(small_mnist.spec, {}, model="cnn").build
+    space.check({"filters_2": [32, 48]}, build, "here")  # only built with three blocks: still known
+    with pytest.raises(space.SpaceError, match=r"here: space.filters_3: the model declares no such hyperparameter; "
+                                               r"known: activation, augment_shift, batch_norm, conv_blocks"):
+        space.check({"filters_3": [32, 48]}, build, "here")
+    with pytest.raises(space.SpaceError, match="batch_norm takes true or false"):
+        space.check({"batch_norm": "yes"}, build, "here")
