@@ -26,12 +26,14 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="run in this folder instead of a temporary one")
     parser.add_argument("search_flags", nargs="*", help="extra flags for nnlab.search, after --")
     args = parser.parse_args()
+    if args.data_dir:  # the scoring below runs inside the run folder
+        args.data_dir = args.data_dir.resolve()
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="nnlab-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "nnlab.search", "mnist", "--fresh", *args.search_flags]
     if args.data_dir:
-        command += ["--data-dir", str(args.data_dir.resolve())]
+        command += ["--data-dir", str(args.data_dir)]
     environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
     started = time.monotonic()
     done = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True)

@@ -35,7 +35,10 @@ def parse_duration(value) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    minutes, whole_seconds = divmod(int(round(seconds)), 60)
+    """4.2s, 59s, 1m05s, 2h03m."""
+    if seconds < 59.5:
+        return f"{seconds:.2g}s" if seconds < 9.5 else f"{round(seconds)}s"
+    minutes, whole_seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     if hours:
         return f"{hours}h{minutes:02d}m"
@@ -62,10 +65,9 @@ class TimeBudget:
         if self.started is None:
             self.started = self.clock()
 
-    def record_trial(self, seconds: float, epochs: int) -> None:
+    def record_trial(self, seconds: float, epoch_seconds: float) -> None:
         self.longest_trial = max(self.longest_trial, seconds)
-        if epochs:
-            self.slowest_epoch = max(self.slowest_epoch, seconds / epochs)
+        self.slowest_epoch = max(self.slowest_epoch, epoch_seconds)
 
     def left(self) -> float:
         return self.seconds - (self.clock() - self.started)

@@ -9,14 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from nnlab import space
@@ -24,14 +21,11 @@ from nnlab.budget import TimeBudget, format_duration, parse_duration
 from nnlab.config import TUNER_NAMES, ConfigError, ExperimentConfig, as_params, load_config
 from nnlab.data import DataError, Dataset, load_dataset
 from nnlab.models import MODEL_NAMES
+from nnlab.provenance import package_version, provenance_tags
 from nnlab.state import SearchError, open_state, search_lock
 
 PROG = "nnlab.search"  # how messages to the user begin
 TUNING_ROOT = Path("tuning")
-# The parent run's record of what produced it: tag name -> distribution.
-VERSION_TAGS = {"nnlab.tensorflow_version": "tensorflow", "nnlab.keras_version": "keras",
-                "nnlab.keras_tuner_version": "keras-tuner", "nnlab.mlflow_version": "mlflow",
-                "nnlab.version": "nnlab"}
 
 __all__ = ["SearchError", "SearchFailed", "SearchResult", "run_search", "main"]
 
@@ -59,28 +53,6 @@ class SearchResult:
     newly_registered: bool
     trials_run: int
     stopped_because: str | None = None
-
-
-def _git_commit() -> str:
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent)
-        return result.stdout.strip() if result.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def provenance_tags() -> dict:
-    """Python, TensorFlow, Keras, KerasTuner, MLflow and nnlab versions and nnlab's git commit."""
-    tags = {tag: _package_version(name) for tag, name in VERSION_TAGS.items()}
-    return tags | {"nnlab.python_version": platform.python_version(), "nnlab.git_commit": _git_commit()}
 
 
 def run_search(
@@ -136,7 +108,7 @@ def run_search(
             nonlocal trials_run
             trials_run += 1
             if budget is not None:
-                budget.record_trial(trial.seconds, trial.epochs)
+                budget.record_trial(trial.seconds, trial.epoch_seconds)
             of = f"/{trial.planned}" if trial.planned else ""
             result = (f"{OBJECTIVE} {trial.score:.4f}" if trial.status == "COMPLETED"
                       else f"{trial.status}: {trial.message or 'no reason given'}")
@@ -145,7 +117,7 @@ def run_search(
             best = f"best {trial.best_score:.4f}" if trial.best_score is not None else "best -"
             echo(f"trial {trial.number}{of}  {result}  {best}  elapsed {format_duration(trial.elapsed_seconds)}")
 
-        status, stop_tags = "FAILED", {}
+        status, stop_tags, tuner = "FAILED", {}, None
         try:
             tuner = make_tuner(config, hypermodel, tracker, tuning_root, on_trial_done=report,
                                stop_reason=budget.stop_reason if budget else None)
@@ -185,6 +157,8 @@ def run_search(
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"  # the trial's own run is KILLED already; KerasTuner reruns it on resume
+            if tuner is not None:
+                tuner.save()  # KerasTuner saved at the trial's start; again, in case it stopped between saves
             raise
         finally:
             tracker.close_search(status, stop_tags)
@@ -234,7 +208,7 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
         dataset.test[0][:8],
         test_metrics,
         best_trial.trial_id,
-        [f"{name}=={_package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
+        [f"{name}=={package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
     )
     return record, test_metrics
 

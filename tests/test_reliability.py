@@ -100,10 +100,10 @@ def test_time_budget_keeps_room_for_the_next_trial_and_the_champion():
     budget = TimeBudget(600, champion_epochs=10, clock=lambda: now[0])
     assert budget.stop_reason() is None  # nothing measured yet
     now[0] = 100
-    budget.record_trial(100, epochs=5)  # 20 s an epoch
+    budget.record_trial(100, epoch_seconds=20)
     assert budget.stop_reason() is None  # 500 s left >= 100 + 10 * 20
     now[0] = 320
-    budget.record_trial(60, epochs=2)  # 30 s an epoch: the slowest rate counts
+    budget.record_trial(60, epoch_seconds=30)  # the slowest rate counts
     assert budget.needed_for_next() == 100 + 10 * 30
     assert budget.stop_reason() == "time budget 10m00s: 4m40s left, the next trial and the champion need about 6m40s"
 
@@ -121,15 +121,15 @@ def test_time_budget_flag():
 
 
 def test_trial_timeout_stops_a_trial_and_scores_what_it_finished(workdir, config, small_mnist, tracking_uri):
-    config = replace(config, max_trials=1, epochs=5, trial_timeout=0.5, patience=5)
+    config = replace(config, max_trials=1, epochs=5, trial_timeout=0.1, patience=5)
     lines = []
     run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lines.append)
     _, (child,) = runs_of(tracking_uri)
     assert child.info.status == "FINISHED" and child.data.tags["nnlab.timed_out"] == "true"
-    # Stopped within its first epoch (tracing alone takes longer than 0.5 s), which was still validated.
+    # Stopped within its first epoch (its first batch alone takes longer), which was still validated.
     assert len(MlflowClient(tracking_uri).get_metric_history(child.info.run_id, "val_accuracy")) == 1
     assert child.data.metrics["best_epoch"] == 1
-    assert any("(stopped at trial_timeout 0s)" in line or "(stopped at trial_timeout 1s)" in line for line in lines)
+    assert any(line.startswith("trial 1/1  val_accuracy ") and "(stopped at trial_timeout 0.1s)" in line for line in lines)
 
 
 def test_only_the_best_checkpoints_stay(workdir, config, small_mnist):
