@@ -69,7 +69,7 @@ def run_search(
     from nnlab.hypermodel import OBJECTIVE, SearchHyperModel, StopAt
     from nnlab.models import get_builder
     from nnlab.tracking import CHAMPION_VERSION_TAG, SearchTracker
-    from nnlab.tuner import TooManyFailures, make_tuner
+    from nnlab.tuner import TooManyFailures, make_tuner, one_line
 
     keras.utils.set_random_seed(config.seed)
     if dataset is None:
@@ -88,20 +88,7 @@ def run_search(
     directory = Path(tuning_root) / config.tuning_name
     with search_lock(directory):
         state = open_state(config, dataset.source, directory, fresh)
-        tracker = SearchTracker(config.name, config.tracking_uri)
-        tags = {
-            "nnlab.dataset": config.dataset,
-            "nnlab.model": config.model,
-            "nnlab.tuner": config.tuner,
-            "nnlab.seed": str(config.seed),
-            "nnlab.data_source": dataset.source,
-        } | provenance_tags()
-        resumed = tracker.open_search(state.search_id, f"search-{config.tuning_name}", tags, as_params(config))
-        if state.replaced_search_id:
-            tracker.close_abandoned(state.replaced_search_id)
-        echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}, "
-             f"{config.origin}); tuner state in {directory}, MLflow run {tracker.parent_run_id}")
-
+        tracker = SearchTracker(config.name, config.tracking_uri)  # touches the store only when opened
         trials_run = 0
 
         def report(trial):
@@ -117,10 +104,29 @@ def run_search(
             best = f"best {trial.best_score:.4f}" if trial.best_score is not None else "best -"
             echo(f"trial {trial.number}{of}  {result}  {best}  elapsed {format_duration(trial.elapsed_seconds)}")
 
-        status, stop_tags, tuner = "FAILED", {}, None
+        # KerasTuner reloads its state and builds the model with the space's first values: a space
+        # that cannot build, or damaged state, stops here, before anything is tracked.
         try:
             tuner = make_tuner(config, hypermodel, tracker, tuning_root, on_trial_done=report,
                                stop_reason=budget.stop_reason if budget else None)
+        except Exception as error:
+            raise SearchFailed(f"cannot start search {config.tuning_name}: {one_line(error)} (a [space] value the "
+                               f"model cannot be built with? damaged state in {directory}? --fresh starts over)") from None
+        tags = {
+            "nnlab.dataset": config.dataset,
+            "nnlab.model": config.model,
+            "nnlab.tuner": config.tuner,
+            "nnlab.seed": str(config.seed),
+            "nnlab.data_source": dataset.source,
+        } | provenance_tags()
+        resumed = tracker.open_search(state.search_id, f"search-{config.tuning_name}", tags, as_params(config))
+        if state.replaced_search_id:
+            tracker.close_abandoned(state.replaced_search_id)
+        echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}, "
+             f"{config.origin}); tuner state in {directory}, MLflow run {tracker.parent_run_id}")
+
+        status, stop_tags = "FAILED", {}
+        try:
             try:
                 tuner.search(*dataset.train, validation_data=dataset.validation, epochs=config.epochs, verbose=0)
             except TooManyFailures as error:
@@ -157,8 +163,7 @@ def run_search(
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"  # the trial's own run is KILLED already; KerasTuner reruns it on resume
-            if tuner is not None:
-                tuner.save()  # KerasTuner saved at the trial's start; again, in case it stopped between saves
+            tuner.save()  # KerasTuner saved at the trial's start; again, in case it stopped between saves
             raise
         finally:
             tracker.close_search(status, stop_tags)

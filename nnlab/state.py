@@ -45,21 +45,34 @@ def _defaults(config) -> dict:
 
 def open_state(config, data_source: str, directory: Path, fresh: bool) -> SearchState:
     """The search id for `directory`: the saved one when the settings match, a new one when there
-    is none or `fresh` (which deletes KerasTuner's state there; tracked runs stay in MLflow)."""
+    is none, when `fresh`, or when the saved search never started a trial (a new one deletes
+    KerasTuner's state there; tracked runs stay in MLflow)."""
     settings = {key: getattr(config, key) for key in SEARCH_DEFINING} | {"data_source": data_source}
     path = directory / STATE_FILE
-    saved = json.loads(path.read_text()) if path.is_file() else None
+    saved = None
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+            if not isinstance(saved, dict) or not {"settings", "search_id"} <= saved.keys():
+                raise ValueError("no search id and settings in it")
+        except ValueError as error:
+            if not fresh:
+                raise SearchError(f"{path} is damaged ({error}); add --fresh to start a new search") from None
+            saved = None
+    # A search that never started a trial has nothing to lose: other settings simply replace it.
+    started = any(directory.glob("trial_*/trial.json"))
     if saved is not None and not fresh:
         # A setting added after the search began is taken at its default.
         defaults = _defaults(config)
         changed = [f"{key} {saved['settings'].get(key, defaults.get(key))!r} -> {value!r}"
                    for key, value in settings.items() if saved["settings"].get(key, defaults.get(key)) != value]
-        if changed:
+        if not changed:
+            return SearchState(saved["search_id"])
+        if started:
             raise SearchError(
                 f"{directory} holds a search with other settings ({'; '.join(changed)}): rerun with the "
                 "same settings to resume it, or add --fresh to start a new search (tracked runs are kept)"
             )
-        return SearchState(saved["search_id"])
     if directory.exists():
         shutil.rmtree(directory)
     state = {"search_id": uuid.uuid4().hex, "settings": settings}

@@ -104,7 +104,7 @@ def last_line(message: str | None) -> str | None:
     return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", lines[-1]) if lines else None
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[-1] if text else ''}".strip(": ")
 
@@ -213,7 +213,7 @@ class TrackedTrials:
             if isinstance(error, KeyboardInterrupt):
                 self.tracker.end_trial("KILLED", reason="stopped by Ctrl-C or SIGTERM; the trial runs again on resume")
             else:
-                self.tracker.end_trial("FAILED", reason=_one_line(error), details=traceback.format_exc())
+                self.tracker.end_trial("FAILED", reason=one_line(error), details=traceback.format_exc())
             raise
         metrics.update(param_count=self._param_count, train_seconds=self._last_trial[0])
         self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out)

@@ -226,3 +226,30 @@ def test_a_trial_run_again_counts_once(tracking_uri):
     first, second = sorted(children, key=lambda run: run.info.start_time)
     assert (first.info.status, second.info.status) == ("KILLED", "FINISHED")
     assert first.data.tags["nnlab.rerun_as"] == second.info.run_id
+
+
+def test_a_space_the_model_cannot_be_built_with_stops_before_anything_is_tracked(workdir, small_mnist, tmp_path, tracking_uri):
+    # A fixed dense head of 10^11 units needs petabytes: KerasTuner's first build, before any trial, fails.
+    config = ExperimentConfig(name="mnist", model="cnn", tuner="random", max_trials=1, epochs=1, final_epochs=0,
+                              tracking_uri=tracking_uri, space={"dense_units": 10**11})
+    with pytest.raises(SearchFailed, match=r"cannot start search mnist-cnn: ResourceExhaustedError: .*OOM when "
+                                           r"allocating.*\(a \[space\] value the model cannot be built with\?"):
+        run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=quiet)
+    assert not (tmp_path / "store").exists()  # no MLflow run, not even a store
+    # Corrected, the same search starts without --fresh: the refused one never started a trial.
+    result = run_search(replace(config, space={"dense_units": 64}), small_mnist, tuning_root=workdir / "tuning", echo=quiet)
+    assert result.trials_run == 1
+
+
+def test_damaged_search_state_is_reported_and_fresh_starts_over(workdir, config):
+    from nnlab.search import SearchError
+    from nnlab.state import open_state
+
+    directory = workdir / "tuning" / "mnist-dfn"
+    first = open_state(config, "source", directory, fresh=False)
+    (directory / "nnlab.json").write_text('{"search_id": "abc", "sett')  # cut short, as by kill -9
+    with pytest.raises(SearchError, match=r"nnlab.json is damaged \(.*\); add --fresh to start a new search"):
+        open_state(config, "source", directory, fresh=False)
+    again = open_state(config, "source", directory, fresh=True)
+    assert again.search_id != first.search_id
+    assert open_state(config, "source", directory, fresh=False) == replace(again, replaced_search_id=None)
