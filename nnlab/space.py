@@ -13,7 +13,6 @@ builder sees during the search: the same calls, answered with the experiment's r
 
 from __future__ import annotations
 
-import copy
 import inspect
 
 _SCALARS = (bool, int, float, str)
@@ -49,27 +48,16 @@ def parse(table, where: str) -> dict:
 
 
 def declared(build) -> dict:
-    """name -> hyperparameter for everything `build(hp)` can declare, conditional ones included:
-    built again with each scope not yet seen switched on, as KerasTuner explores a space."""
+    """name -> hyperparameter for everything `build(hp)` declares. The builders declare every
+    possible layer's hyperparameters, inactive ones inside their conditional scopes
+    (models/layers.py), so one build with the defaults sees the whole space."""
     import keras
     import keras_tuner
 
-    space = keras_tuner.HyperParameters()
-    seen_active, pending = [], []
-    while True:
-        hp = space.copy()
-        for condition in pending:
-            hp.values[condition.name] = condition.values[0]
-        hp.ensure_active_values()
-        build(hp)
-        keras.backend.clear_session()
-        space.merge(hp.space)
-        seen_active += [scope for scope in hp.active_scopes if scope not in seen_active]
-        unseen = [scope for scope in hp.inactive_scopes if scope not in seen_active]
-        if not unseen:
-            return {parameter.name: parameter for parameter in space.space}
-        pending = unseen[0]
-        seen_active.append(copy.deepcopy(pending))
+    hp = keras_tuner.HyperParameters()
+    build(hp)
+    keras.backend.clear_session()
+    return {parameter.name: parameter for parameter in hp.space}
 
 
 def check(overrides: dict, build, where: str) -> None:

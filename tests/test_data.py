@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import gzip
+import re
 
 import numpy as np
 import pytest
-from conftest import offline, write_idx
+from conftest import BROKEN_MNIST, offline, write_broken_mnist, write_idx
 
 from nnlab.data import DataError, load_dataset, load_mnist
 
@@ -77,47 +77,10 @@ def test_download_is_used_when_it_works(mnist_subset):
     np.testing.assert_array_equal(dataset.test[1], labels[1000:1100])
 
 
-@pytest.mark.parametrize(
-    "make, message",
-    [
-        (lambda folder, images, labels: None, "holds no MNIST files"),
-        (
-            lambda folder, images, labels: (
-                (folder / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x01" + bytes(12)),
-                write_idx(folder / "t10k-labels-idx1-ubyte", labels[:10]),
-            ),
-            "wrong IDX magic number",
-        ),
-        (
-            lambda folder, images, labels: (
-                write_idx(folder / "t10k-images-idx3-ubyte", images[:10]).write_bytes(
-                    (folder / "t10k-images-idx3-ubyte").read_bytes()[:-100]
-                ),
-                write_idx(folder / "t10k-labels-idx1-ubyte", labels[:10]),
-            ),
-            "truncated or corrupt",
-        ),
-        (
-            lambda folder, images, labels: (
-                (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(images[:50].tobytes())[:2000]),
-                write_idx(folder / "t10k-labels-idx1-ubyte", labels[:10]),
-            ),
-            "cannot read",
-        ),
-        (
-            lambda folder, images, labels: (
-                write_idx(folder / "t10k-images-idx3-ubyte", images[:10]),
-                write_idx(folder / "t10k-labels-idx1-ubyte", labels[:12]),
-            ),
-            "10 images but 12 labels",
-        ),
-        (lambda folder, images, labels: write_idx(folder / "t10k-images-idx3-ubyte", images[:10]), "without its t10k labels"),
-    ],
-    ids=["empty", "magic", "truncated", "broken-gzip", "length-mismatch", "missing-labels"],
-)
-def test_bad_data_directories(tmp_path, mnist_subset, make, message):
-    make(tmp_path, *mnist_subset)
-    with pytest.raises(DataError, match=message):
+@pytest.mark.parametrize("kind", BROKEN_MNIST)
+def test_bad_data_directories(tmp_path, mnist_subset, kind):
+    message = write_broken_mnist(tmp_path, kind, "t10k", *mnist_subset)
+    with pytest.raises(DataError, match=re.escape(message)):
         load_mnist(tmp_path, download=offline)
 
 
