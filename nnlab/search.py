@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnlab import space
+from nnlab import cli, space
 from nnlab.budget import TimeBudget, format_duration, parse_duration
 from nnlab.config import TUNER_NAMES, ConfigError, ExperimentConfig, as_params, load_config
 from nnlab.data import DataError, Dataset, load_dataset
@@ -147,6 +147,7 @@ def run_search(
             registered_name = config.tuning_name
             leaderboard = tracker.leaderboard(OBJECTIVE)
             tracker.log_table(leaderboard, "leaderboard.csv")
+            tracker.log_figures(_search_figures(config, tuner, leaderboard))
 
             registered = tracker.search_tag(CHAMPION_VERSION_TAG)
             newly_registered = registered is None or trials_run > 0
@@ -190,6 +191,7 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
     from nnlab.hypermodel import OBJECTIVE
 
     model = tuner.get_best_models(1)[0]
+    further_logs: list[tuple[int, dict]] = []
     if config.final_epochs:
         further = hypermodel.fit_further(
             best_trial.hyperparameters,
@@ -200,7 +202,8 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
             epochs=config.final_epochs,
             # The champion's own curves go on the parent run, under the trials' names.
             callbacks=[*callbacks, keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs: tracker.log_metrics(logs, step=epoch + 1))],
+                on_epoch_end=lambda epoch, logs: (tracker.log_metrics(logs, step=epoch + 1),
+                                                  further_logs.append((epoch + 1, dict(logs)))))],
         )
         tracker.log_metrics(further)
         echo(f"Champion trial {best_trial.trial_id} trained on for {further['further_epochs']} epochs: "
@@ -215,22 +218,49 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
         best_trial.trial_id,
         [f"{name}=={package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
     )
+    tracker.log_figures(_champion_figures(model, dataset.test, best_trial.trial_id, further_logs))
     return record, test_metrics
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit code 2, not argparse's usage block
-        self.exit(2, f"{PROG}: error: {message} (see --help)\n")
+def _champion_figures(model, test, trial_id: str, further_logs) -> dict:
+    """What the champion does on the test split, what its first layer learned, and its curves
+    while it trained on."""
+    from nnlab import plots
+    from nnlab.hypermodel import OBJECTIVE
+
+    images, labels = test
+    probabilities = model.predict(images, verbose=0)
+    title = f"champion (trial {trial_id})"
+    figures = {
+        "champion_confusion_matrix": plots.confusion_matrix(labels, probabilities, title),
+        "champion_misclassified": plots.worst_misclassified(images, labels, probabilities, title),
+        "champion_first_layer_weights": plots.first_layer_weights(model, title),
+    }
+    if further_logs:
+        epochs, logs = zip(*further_logs)
+        figures["champion_learning_curves"] = plots.learning_curves(
+            list(epochs), list(logs), OBJECTIVE, f"{title}, trained on from its best checkpoint")
+    return figures
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def _search_figures(config, tuner, leaderboard) -> dict:
+    """The shape of the search: the objective trial by trial, and per searched hyperparameter."""
+    from keras_tuner.engine import hyperparameters as kinds
+
+    from nnlab import plots
+    from nnlab.hypermodel import OBJECTIVE
+
+    domains = {}
+    for parameter in tuner.oracle.hyperparameters.space:
+        if isinstance(parameter, (kinds.Choice, kinds.Boolean)):
+            domains[parameter.name] = list(parameter.values) if isinstance(parameter, kinds.Choice) else [False, True]
+        elif isinstance(parameter, (kinds.Int, kinds.Float)):  # a [space] entry that fixes a value searches nothing
+            domains[parameter.name] = (parameter.min_value, parameter.max_value, parameter.sampling == "log")
+    title = f"search {config.tuning_name} ({config.tuner}, {len(leaderboard)} trials)"
+    return {
+        "search_objective_by_trial": plots.objective_by_trial(leaderboard, OBJECTIVE, title),
+        "search_hyperparameters": plots.hyperparameters_vs_objective(leaderboard, OBJECTIVE, domains, title),
+    }
 
 
 def _duration(text: str) -> float:
@@ -240,15 +270,9 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _seed(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = _Parser(
+    parser = cli.Parser(
+        short_name=PROG,
         prog="python -m nnlab.search",
         description="Search network architectures with KerasTuner, track every trial in MLflow, "
         "register the best model.",
@@ -257,9 +281,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "for that data set, e.g. mnist) or a path to a TOML file")
     parser.add_argument("--model", choices=MODEL_NAMES, help="model family (default: cnn)")
     parser.add_argument("--tuner", choices=TUNER_NAMES, help="search algorithm (default: hyperband)")
-    parser.add_argument("--max-trials", type=_positive, help="most trials to run (Hyperband: cap on its schedule)")
-    parser.add_argument("--epochs", type=_positive, help="most epochs per trial (Hyperband's max_epochs)")
-    parser.add_argument("--seed", type=_seed, help="random seed for data split, search and training")
+    parser.add_argument("--max-trials", type=cli.positive, help="most trials to run (Hyperband: cap on its schedule)")
+    parser.add_argument("--epochs", type=cli.positive, help="most epochs per trial (Hyperband's max_epochs)")
+    parser.add_argument("--seed", type=cli.whole_number, help="random seed for data split, search and training")
     parser.add_argument("--data-dir", help="folder with MNIST IDX files (gzip or not) or mnist.npz")
     parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
                         "sqlite:///mlruns/mlflow.db)")
@@ -274,12 +298,7 @@ def _print_results(result: SearchResult, echo=print) -> None:
 
     from nnlab.tracking import DEFAULT_TRACKING_URI
 
-    table = result.leaderboard.head(15).copy()
-    for column in table.columns:  # MLflow params come back as text: show numbers as numbers
-        try:
-            table[column] = pd.to_numeric(table[column])
-        except (ValueError, TypeError):
-            pass
+    table = result.leaderboard.head(15)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         echo(f"\nLeaderboard (best first, {min(15, len(result.leaderboard))} of {len(result.leaderboard)} trials):")
         echo(table.to_string(index=False, float_format=lambda value: f"{value:.4g}", na_rep="-"))

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import mlflow.keras
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -177,33 +176,17 @@ class SearchTracker:
         mlflow.end_run(status)
 
     def leaderboard(self, objective: str) -> pd.DataFrame:
-        """The search's trial runs, best first: objective, epoch, size, time, then the hyperparameters."""
-        runs = mlflow.search_runs(
-            experiment_ids=[self.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
-            output_format="pandas",
-        )
-        if runs.empty:
-            return pd.DataFrame()
-        best = f"best_{objective}"
-        table = pd.DataFrame(
-            {
-                "trial": runs[f"tags.{TRIAL_ID_TAG}"],
-                "status": runs["status"],
-                best: runs.get(f"metrics.{best}"),
-                "best_epoch": runs.get("metrics.best_epoch"),
-                "param_count": runs.get("metrics.param_count"),
-                "train_seconds": runs.get("metrics.train_seconds"),
-            }
-        )
-        for column in ("best_epoch", "param_count"):  # MLflow keeps every metric as a float
-            table[column] = table[column].round().astype("Int64")
-        params = runs[[column for column in runs.columns if column.startswith("params.")]]
-        table = pd.concat([table, params.rename(columns=lambda column: column[len("params.") :])], axis=1)
-        return table.sort_values([best, "trial"], ascending=[False, True], na_position="last").reset_index(drop=True)
+        return trial_leaderboard(self.tracking_uri, self.experiment_id, self.parent_run_id, objective)
 
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         mlflow.log_text(table.to_csv(index=False), artifact_file)
+
+    def log_figures(self, figures: dict, folder: str = "plots") -> None:
+        """Matplotlib figures as PNG artifacts of the active run, `folder/<name>.png`; each is
+        closed once written."""
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, f"{folder}/{name}.png")
+            figure.clear()
 
     # ------------------------------------------------------------ the champion
 
@@ -219,6 +202,8 @@ class SearchTracker:
         """Log the champion (.keras, signature, input example) on the parent run, register a new
         version, and move the `champion` alias to it when its test accuracy beats the holder's."""
         self.log_metrics(test_metrics)
+        import mlflow.keras  # imports Keras: only where a model is saved or loaded
+
         signature = infer_signature(example_inputs, model.predict(example_inputs, verbose=0))
         # mlflow.keras.log_model(input_example=...) writes the example before it creates its
         # folder (mlflow issue 16183): save into a folder that exists, then log and register it.
@@ -257,6 +242,79 @@ class SearchTracker:
             return None
 
 
+# ------------------------------------------------------------ reading the store back
+
+
+def trial_leaderboard(tracking_uri: str, experiment_id: str, parent_run_id: str, objective: str) -> pd.DataFrame:
+    """A search's trial runs, best first: trial, status, best objective, best epoch, size, time,
+    then the hyperparameters as numbers where they are numbers. Hyperband's bookkeeping params
+    (tuner/bracket, ...) are left out but for tuner/epochs, the epochs the trial was given."""
+    runs = MlflowClient(tracking_uri).search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=10_000
+    )
+    if not runs:
+        return pd.DataFrame()
+    best = f"best_{objective}"
+    table = pd.DataFrame(
+        {
+            "trial": [run.data.tags.get(TRIAL_ID_TAG) for run in runs],
+            "status": [run.info.status for run in runs],
+            best: [run.data.metrics.get(best) for run in runs],
+            "best_epoch": [run.data.metrics.get("best_epoch") for run in runs],
+            "param_count": [run.data.metrics.get("param_count") for run in runs],
+            "train_seconds": [run.data.metrics.get("train_seconds") for run in runs],
+        }
+    )
+    for column in (best, "train_seconds"):
+        table[column] = table[column].astype(float)
+    for column in ("best_epoch", "param_count"):  # MLflow keeps every metric as a float
+        table[column] = pd.to_numeric(table[column]).round().astype("Int64")
+    params = pd.DataFrame([run.data.params for run in runs])
+    bookkeeping = [name for name in params.columns if name.startswith("tuner/") and name != "tuner/epochs"]
+    params = params.drop(columns=bookkeeping)
+    for column in params.columns:  # params come back as text: numbers become numbers again
+        try:
+            params[column] = pd.to_numeric(params[column])
+        except (ValueError, TypeError):
+            pass
+    table = pd.concat([table, params[sorted(params.columns)]], axis=1)
+    order = pd.to_numeric(table["trial"], errors="coerce")
+    table = table.assign(_order=order).sort_values([best, "_order"], ascending=[False, True], na_position="last")
+    return table.drop(columns="_order").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """A search's parent run, as `nnlab.report` lists it."""
+
+    run_id: str
+    experiment_id: str
+    model: str | None
+    status: str
+    start_time: int  # milliseconds since the epoch
+
+
+def find_searches(experiment_name: str, tracking_uri: str | None = None, model: str | None = None) -> list[SearchRun]:
+    """The searches of an experiment, newest first, those of `model` only when given. An
+    experiment the store does not hold is a TrackingError that lists the ones it does."""
+    uri = resolve_tracking_uri(tracking_uri)
+    folder = _sqlite_folder(uri)
+    if folder is not None and not Path(uri[len("sqlite:///") :]).exists():
+        raise TrackingError(f"no MLflow store at {uri}; run a search first (python -m nnlab.search {experiment_name})")
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        known = sorted(found.name for found in client.search_experiments() if found.name != "Default")
+        raise TrackingError(f"the store {uri} holds no experiment {experiment_name!r}; "
+                            f"known: {', '.join(known) if known else 'none yet'}")
+    query = f"tags.`{SEARCH_ID_TAG}` != ''"
+    if model:
+        query += f" and tags.`nnlab.model` = '{model}'"
+    runs = client.search_runs([experiment.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
+    return [SearchRun(run.info.run_id, experiment.experiment_id, run.data.tags.get("nnlab.model"),
+                      run.info.status, run.info.start_time) for run in runs]
+
+
 def model_uri(reference: str) -> str:
     """"mnist-cnn" -> models:/mnist-cnn@champion; "mnist-cnn@alias" and "mnist-cnn/3" as named."""
     if reference.startswith("models:/"):
@@ -268,6 +326,8 @@ def model_uri(reference: str) -> str:
 
 def load_registered_model(reference: str, tracking_uri: str | None = None):
     """A registered Keras model, loaded in Keras' safe mode (no pickled code runs)."""
+    import mlflow.keras
+
     configure(tracking_uri)
     uri = model_uri(reference)
     try:

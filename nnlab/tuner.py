@@ -22,6 +22,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from nnlab import plots
 from nnlab.hypermodel import OBJECTIVE
 
 # name -> (KerasTuner tuner class, its oracle class)
@@ -171,6 +172,7 @@ class TrackedTrials:
         self._param_count: int | None = None
         self._last_trial = (0.0, 0.0, False)  # seconds, seconds per epoch, timed out
         self._epoch_ends: list[float] = []
+        self._epoch_logs: list[tuple[int, dict]] = []  # (epoch, logs): the trial's learning curves
         # The algorithms' own constructors only build their oracle; ours comes ready-made.
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
@@ -202,6 +204,7 @@ class TrackedTrials:
         self.tracker.start_trial(trial.trial_id, trial_params(trial.hyperparameters))
         started = time.monotonic()
         self._epoch_ends = [started]
+        self._epoch_logs = []
         try:
             histories = super().run_trial(trial, *args, **kwargs)
             timed_out = bool(self.hypermodel.timer and self.hypermodel.timer.stopped)
@@ -210,18 +213,28 @@ class TrackedTrials:
         except BaseException as error:
             # KeyboardInterrupt is the user stopping the search, anything else a broken trial.
             self._last_trial = (time.monotonic() - started, self._epoch_seconds(), False)
+            if not isinstance(error, KeyboardInterrupt):
+                self._log_learning_curves(trial)  # the epochs a failed trial did run show why it failed
             if isinstance(error, KeyboardInterrupt):
                 self.tracker.end_trial("KILLED", reason="stopped by Ctrl-C or SIGTERM; the trial runs again on resume")
             else:
                 self.tracker.end_trial("FAILED", reason=one_line(error), details=traceback.format_exc())
             raise
         metrics.update(param_count=self._param_count, train_seconds=self._last_trial[0])
+        self._log_learning_curves(trial)
         self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out)
         return histories
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
         self._epoch_ends.append(time.monotonic())
+        self._epoch_logs.append((epoch + 1, dict(logs or {})))
         self.tracker.log_metrics(logs or {}, step=epoch + 1)
+
+    def _log_learning_curves(self, trial) -> None:
+        if self._epoch_logs:
+            epochs, logs = zip(*self._epoch_logs)
+            figure = plots.learning_curves(list(epochs), list(logs), OBJECTIVE, f"trial {trial.trial_id}")
+            self.tracker.log_figures({"learning_curves": figure})
 
     def _epoch_seconds(self) -> float:
         """The first epoch also traces the model's graphs (seconds on a CPU): time the later ones."""

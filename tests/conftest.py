@@ -107,3 +107,21 @@ def small_mnist():
         validation=tuple(part[:200] for part in dataset.validation),
         test=tuple(part[:300] for part in dataset.test),
     )
+
+
+@pytest.fixture(scope="session")
+def searched_store(tmp_path_factory, small_mnist):
+    """One small real CNN search, run once for the tests that read its results back (plots,
+    report, UI, serving): 3 random trials of 2 epochs, a champion registered as mnist-cnn."""
+    from types import SimpleNamespace
+
+    from nnlab.config import ExperimentConfig
+    from nnlab.search import run_search
+
+    root = tmp_path_factory.mktemp("searched")
+    tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    config = ExperimentConfig(name="mnist", tuner="random", max_trials=3, epochs=2, final_epochs=1, seed=5,
+                              batch_size=64, tracking_uri=tracking_uri)
+    lines = []
+    result = run_search(config, small_mnist, tuning_root=root / "tuning", echo=lines.append)
+    return SimpleNamespace(root=root, tracking_uri=tracking_uri, result=result, dataset=small_mnist, lines=lines)

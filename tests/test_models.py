@@ -83,3 +83,12 @@ def test_hypermodel_compiles_with_the_searched_learning_rate_and_trains(small_mn
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.003)
     history = hypermodel.fit(hp, model, *small_mnist.train, validation_data=small_mnist.validation, epochs=2, verbose=0)
     assert history.history["val_accuracy"][-1] > 0.5 and np.isfinite(history.history["loss"]).all()
+
+
+def test_linear_is_softmax_regression_with_l2():
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("l2", 1e-3)
+    model = get_builder("linear")(hp, SPEC)
+    (dense,) = layers_of(model, keras.layers.Dense)
+    assert dense.kernel.shape == (28 * 28, 10) and dense.get_config()["activation"] == "softmax"
+    assert model.count_params() == 28 * 28 * 10 + 10 and len(model.losses) == 1  # the L2 penalty

@@ -48,6 +48,8 @@ def test_nan_loss_fails_the_trial_at_once_and_the_search_stops_after_the_limit(w
         assert "Traceback" in mlflow.artifacts.load_text(f"runs:/{child.info.run_id}/failure.txt")
         # TerminateOnNaN stopped it in its first epoch of three.
         assert len(client.get_metric_history(child.info.run_id, "loss")) == 1
+        # The epoch it ran is drawn all the same: the curves show how it failed.
+        assert [artifact.path for artifact in client.list_artifacts(child.info.run_id, "plots")] == ["plots/learning_curves.png"]
     assert parents[0].info.status == "FAILED" and "2 trials failed in a row" in parents[0].data.tags["nnlab.stopped"]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-MODEL_NAMES = ("cnn", "dfn")
+MODEL_NAMES = ("cnn", "dfn", "linear")
 
 
 def get_builder(name: str) -> Callable:

@@ -1,0 +1,39 @@
+"""What the command-line tools share: argument errors as one line with exit code 2, and the
+argument types they parse."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line, `<short name>: error: ...`, and exit code 2,
+    not argparse's usage block."""
+
+    def __init__(self, *args, short_name: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.short_name = short_name
+
+    def error(self, message):
+        self.exit(2, f"{self.short_name}: error: {message} (see --help)\n")
+
+
+def whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def positive(text: str) -> int:
+    value = whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def port(text: str) -> int:
+    value = whole_number(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1 to 65535)")
+    return value

@@ -1,0 +1,209 @@
+"""Matplotlib figures of a search: learning curves, confusion matrix, the worst mistakes, first-layer
+weights, and the shape of the search. Pure functions: arrays and tables in, a Figure out; logging
+them is tracking.py's job. Figures are built without pyplot (no global state, nothing to close
+between trials) and drawn with the Agg backend, so no display is needed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+# Weights drawn with a diverging map centred on 0: positive red, negative blue, zero white.
+WEIGHT_COLOURS = "RdBu_r"
+MOST_MAPS = 64  # units drawn of a wide first dense layer, enough to see what they respond to
+
+
+def learning_curves(epochs: list[int], logs: list[dict], objective: str, title: str) -> Figure:
+    """Loss and the objective's metric per epoch, training against validation."""
+    metric = objective.removeprefix("val_")
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    for axes, name in zip(figure.subplots(1, 2), ("loss", metric)):
+        for key, label, style in ((name, "train", "o-"), (f"val_{name}", "validation", "s-")):
+            values = [entry.get(key, np.nan) for entry in logs]
+            if not np.isnan(np.asarray(values, dtype=float)).all():
+                axes.plot(epochs, values, style, label=label)
+        axes.set(xlabel="epoch", ylabel=name, title=name)
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.suptitle(title)
+    return figure
+
+
+def confusion_counts(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """counts[true, predicted]."""
+    counts = np.zeros((classes, classes), dtype=int)
+    np.add.at(counts, (labels.astype(int), predicted.astype(int)), 1)
+    return counts
+
+
+def confusion_matrix(labels: np.ndarray, probabilities: np.ndarray, title: str) -> Figure:
+    """Counts of true class (rows) against predicted class (columns), each cell written out."""
+    classes = probabilities.shape[1]
+    counts = confusion_counts(labels, probabilities.argmax(axis=1), classes)
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    figure = Figure(figsize=(6.4, 5.6), layout="constrained")
+    axes = figure.subplots()
+    # Log-like colours: the diagonal would wash out every mistake on a linear scale.
+    image = axes.imshow(np.log1p(counts), cmap="Blues")
+    for (row, column), count in np.ndenumerate(counts):
+        if count:
+            dark = image.norm(np.log1p(count)) > 0.6
+            axes.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                      color="white" if dark else ("black" if row == column else "crimson"))
+    axes.set(xticks=range(classes), yticks=range(classes), xlabel="predicted", ylabel="true",
+             title=f"{title}: {len(labels)} test images, accuracy {accuracy:.4f}")
+    return figure
+
+
+def worst_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, title: str,
+                        count: int = 25) -> Figure:
+    """The test images the model got wrong most confidently, with true and predicted class."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:count]
+    columns = 5
+    rows = max(1, math.ceil(len(wrong) / columns))
+    figure = Figure(figsize=(1.9 * columns, 2.1 * rows + 0.5), layout="constrained")
+    grid = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
+    for axes in grid:
+        axes.axis("off")
+    for axes, index in zip(grid, wrong):
+        axes.imshow(images[index].squeeze(), cmap="gray_r", vmin=0, vmax=1)
+        axes.set_title(f"true {labels[index]}  pred {predicted[index]}\np={probabilities[index, predicted[index]]:.2f}",
+                       fontsize=9)
+    if not len(wrong):
+        grid[0].text(0, 0.5, "no test image misclassified", fontsize=12)
+    figure.suptitle(f"{title}: the {len(wrong)} most confident mistakes of {int((predicted != labels).sum())}")
+    return figure
+
+
+def first_weight_layer(model):
+    """The first layer with a kernel: a Dense or a Conv2D (augmentation and flattening have none)."""
+    for layer in model.layers:
+        if getattr(layer, "kernel", None) is not None:
+            return layer
+    raise ValueError(f"model {model.name} has no layer with weights")
+
+
+def first_layer_weights(model, title: str) -> Figure:
+    """The first layer's weights as images on a diverging colour map centred on 0: a map of the
+    input's shape per dense unit (for softmax regression, one per class), or each convolution
+    kernel (the input channels side by side)."""
+    layer = first_weight_layer(model)
+    kernel = np.asarray(layer.kernel.numpy() if hasattr(layer.kernel, "numpy") else layer.kernel)
+    input_shape = tuple(model.input_shape[1:])
+    if kernel.ndim == 2:  # dense: (inputs, units), inputs the flattened image
+        units = kernel.shape[1]
+        height, width = input_shape[:2]
+        # A map per unit; colour channels, where the input has them, averaged.
+        maps = kernel.T[:MOST_MAPS].reshape(-1, height, width, *input_shape[2:]).mean(axis=tuple(range(3, 1 + len(input_shape))))
+        is_output = units == model.output_shape[-1] and layer is model.layers[-1]
+        names = [f"class {unit}" if is_output else f"unit {unit}" for unit in range(len(maps))]
+        what = (f"one map per class ({units}): no hidden layer, each pixel weighs straight into a class" if is_output
+                else f"{layer.name}: {units} units")
+        if units > len(maps):
+            what += f" (first {len(maps)} drawn)"
+    else:  # convolution: (height, width, in channels, filters), the channels laid side by side
+        filters = kernel.shape[-1]
+        maps = np.concatenate([kernel[:, :, channel, :] for channel in range(kernel.shape[2])], axis=1)
+        maps = np.moveaxis(maps, -1, 0)[:MOST_MAPS]
+        names = [f"{unit}" for unit in range(len(maps))]
+        what = f"{layer.name}: {filters} kernels {kernel.shape[0]}x{kernel.shape[1]}"
+        if filters > len(maps):
+            what += f" (first {len(maps)} drawn)"
+    limit = float(np.abs(maps).max()) or 1.0
+    columns = min(len(maps), 5 if len(maps) <= 10 else 8)
+    rows = math.ceil(len(maps) / columns)
+    figure = Figure(figsize=(1.5 * columns + 1.2, 1.6 * rows + 0.6), layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axes in grid:
+        axes.axis("off")
+    for axes, weights, name in zip(grid, maps, names):
+        image = axes.imshow(weights, cmap=WEIGHT_COLOURS, vmin=-limit, vmax=limit)
+        axes.set_title(name, fontsize=8)
+    figure.colorbar(image, ax=list(grid), shrink=0.8, label="weight (red +, blue -)")
+    figure.suptitle(f"{title}: first-layer weights, {what}")
+    return figure
+
+
+def objective_by_trial(table: pd.DataFrame, objective: str, title: str) -> Figure:
+    """Each trial's best objective in the order the trials ran, and the best so far."""
+    best = f"best_{objective}"
+    # A trial run again after an interruption has a KILLED run and a FINISHED one: one point, the latter.
+    ordered = (table.assign(_order=pd.to_numeric(table["trial"], errors="coerce"), _finished=table["status"] == "FINISHED")
+               .sort_values(["_order", "_finished"]).drop_duplicates("trial", keep="last"))
+    numbers = np.arange(1, len(ordered) + 1)
+    scores = ordered[best].to_numpy(dtype=float)
+    figure = Figure(figsize=(7, 3.8), layout="constrained")
+    axes = figure.subplots()
+    finished = ordered["status"].to_numpy() == "FINISHED"
+    axes.plot(numbers[finished], scores[finished], "o", label="trial")
+    if (~finished).any():
+        low = np.nanmin(scores) if np.isfinite(scores).any() else 0.0
+        axes.plot(numbers[~finished], np.full((~finished).sum(), low), "x", color="crimson", label="failed / killed")
+    axes.step(numbers, pd.Series(scores).cummax().ffill().to_numpy(), where="post", color="black", alpha=0.6, label="best so far")
+    axes.set(xlabel="trial (in the order run)", ylabel=best, title=title)
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    return figure
+
+
+def hyperparameters_vs_objective(table: pd.DataFrame, objective: str, domains: dict, title: str) -> Figure:
+    """One small panel per searched hyperparameter: its value in each trial against the trial's
+    best objective, over the whole declared domain. `domains` maps each name to a list of the
+    values it may take (choices) or to (low, high, log) for a range."""
+    best = f"best_{objective}"
+    names = [name for name in domains if name in table.columns]
+    columns = min(len(names), 4) or 1
+    rows = max(1, math.ceil(len(names) / columns))
+    figure = Figure(figsize=(3.2 * columns, 2.7 * rows + 0.4), layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
+    for axes in grid[len(names):]:
+        axes.axis("off")
+    for axes, name in zip(grid, names):
+        present = table[[name, best]].dropna()
+        domain = domains[name]
+        if isinstance(domain, tuple):  # a range: a numeric axis, logarithmic where it was sampled so
+            low, high, log = domain
+            axes.plot(present[name].astype(float), present[best], "o", alpha=0.75)
+            margin = (high / low) ** 0.05 if log else (high - low) * 0.05
+            axes.set_xlim((low / margin, high * margin) if log else (low - margin, high + margin))
+            if log:
+                axes.set_xscale("log")
+        else:  # choices: one position each, in the declared order
+            positions = [_position(value, domain) for value in present[name]]
+            axes.plot(positions, present[best], "o", alpha=0.75)
+            axes.set_xticks(range(len(domain)), [str(value) for value in domain])
+            axes.set_xlim(-0.5, len(domain) - 0.5)
+        inactive = int(table[name].isna().sum())  # a conditional one, in trials where it did not apply
+        axes.set_title(name + (f" (not in {inactive} trial{'s' if inactive > 1 else ''})" if inactive else ""),
+                       fontsize=10)
+        axes.grid(alpha=0.3)
+    for axes in grid[::columns]:
+        axes.set_ylabel(best)
+    figure.suptitle(title)
+    return figure
+
+
+def _position(value, choices: list) -> float:
+    """Where a logged value (MLflow gives text, pandas may make it a float) sits among the
+    declared choices: 64.0 is the choice 64, "True" the choice True."""
+    for index, choice in enumerate(choices):
+        if str(value) == str(choice):
+            return index
+        try:
+            if not isinstance(choice, (bool, str)) and float(value) == float(choice):
+                return index
+        except (TypeError, ValueError):
+            pass
+    return np.nan

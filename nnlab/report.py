@@ -1,0 +1,120 @@
+"""`python -m nnlab.report EXPERIMENT`: a search's leaderboard of trials, read back from MLflow.
+
+The latest search of the experiment (of `--model` when given, or of the model an experiment file
+names), best trial first: its status, best objective, best epoch, parameter count, training time
+and searched hyperparameters. `--format markdown` pastes into a README, `--format csv` into a
+spreadsheet. Reads the store only; loads no TensorFlow, so it answers in a few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from nnlab import cli
+from nnlab.config import ConfigError, load_config
+from nnlab.models import MODEL_NAMES
+
+PROG = "nnlab.report"
+FORMATS = ("table", "csv", "markdown")
+OBJECTIVE = "val_accuracy"  # nnlab.hypermodel.OBJECTIVE, named here without importing Keras
+
+
+def _number(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def to_markdown(table) -> str:
+    """A GitHub-flavoured Markdown table, numbers right-aligned (pandas' own needs `tabulate`)."""
+    import pandas as pd
+
+    numeric = [pd.api.types.is_numeric_dtype(table[column]) and not pd.api.types.is_bool_dtype(table[column])
+               for column in table.columns]
+    lines = ["| " + " | ".join(str(column) for column in table.columns) + " |",
+             "| " + " | ".join("---:" if is_number else "---" for is_number in numeric) + " |"]
+    for row in table.itertuples(index=False):
+        cells = [_number(value.item() if hasattr(value, "item") else value) for value in row]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def render(table, output_format: str) -> str:
+    import pandas as pd
+
+    if output_format == "csv":
+        return table.to_csv(index=False).rstrip("\n")
+    if output_format == "markdown":
+        return to_markdown(table)
+    with pd.option_context("display.width", 250, "display.max_columns", 40):
+        return table.to_string(index=False, float_format=lambda value: f"{value:.4g}", na_rep="-")
+
+
+def _parser() -> cli.Parser:
+    parser = cli.Parser(prog="python -m nnlab.report", short_name=PROG,
+                        description="The leaderboard of a search's trials, from MLflow.")
+    parser.add_argument("experiment", help="an experiment name (the MLflow experiment, e.g. mnist) or its TOML file")
+    parser.add_argument("--model", choices=MODEL_NAMES, help="the search of this model family (default: the "
+                        "experiment file's model, else the latest search whatever its model)")
+    parser.add_argument("--top", type=cli.positive, help="only the best K trials")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or markdown")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+    return parser
+
+
+def _experiment(argument: str, model: str | None, tracking_uri: str | None) -> tuple[str, str | None, str | None]:
+    """(MLflow experiment name, model, tracking URI): from an experiment file when one is named
+    or found in experiments/, else the argument is the MLflow experiment's own name."""
+    try:
+        config = load_config(argument, {"tracking_uri": tracking_uri})
+    except ConfigError as error:
+        if argument.endswith(".toml") or "/" in argument or not str(error).startswith("unknown experiment"):
+            raise
+        return argument, model, tracking_uri
+    from_file = config.origin != "built-in default"
+    return config.name, model or (config.model if from_file else None), config.tracking_uri
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        name, model, tracking_uri = _experiment(args.experiment, args.model, args.tracking_uri)
+        from nnlab.tracking import TrackingError, find_searches, resolve_tracking_uri, trial_leaderboard
+
+        try:
+            searches = find_searches(name, tracking_uri, model)
+        except TrackingError as error:
+            raise ConfigError(str(error)) from None
+    except ConfigError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    if not searches:
+        which = f" of model {model}" if model else ""
+        print(f"{PROG}: error: experiment {name} holds no search{which} in {resolve_tracking_uri(tracking_uri)}",
+              file=sys.stderr)
+        return 2
+    search = searches[0]
+    table = trial_leaderboard(resolve_tracking_uri(tracking_uri), search.experiment_id, search.run_id, OBJECTIVE)
+    trials = len(table)
+    if args.top:
+        table = table.head(args.top)
+    if args.format == "table":
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(search.start_time / 1000))
+        earlier = [f"{other.model} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(other.start_time / 1000))})"
+                   for other in searches[1:]]
+        others = f"; earlier searches: {', '.join(earlier)} (--model picks a family's latest)" if earlier else ""
+        print(f"{name}-{search.model}: search run {search.run_id} ({search.status}, started {started}), "
+              f"{trials} trials, best first{others}")
+    if table.empty:
+        print(f"{PROG}: the search has no trial runs yet", file=sys.stderr)
+        return 0
+    print(render(table, args.format))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

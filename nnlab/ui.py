@@ -1,0 +1,103 @@
+"""`python -m nnlab.ui`: the MLflow UI on the project's store, on 127.0.0.1 only.
+
+The same as `mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1`, with
+the store nnlab's commands use (`--tracking-uri`, else $MLFLOW_TRACKING_URI, else mlruns/), a
+check that the store and the port are there to use, and the address printed once it answers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from nnlab import cli
+from nnlab.tracking import resolve_tracking_uri
+
+PROG = "nnlab.ui"
+HOST = "127.0.0.1"  # loopback: the UI has no login, and runs can hold data
+START_SECONDS = 120
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def command(tracking_uri: str, port: int) -> list[str]:
+    """The `mlflow ui` command line, run with this Python. One worker: a UI for one person, and
+    each worker is a process that imports MLflow (four by default)."""
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
+            "--host", HOST, "--port", str(port), "--workers", "1"]
+
+
+def _answers(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{address}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def main(argv=None) -> int:
+    parser = cli.Parser(prog="python -m nnlab.ui", short_name=PROG,
+                        description="Start the MLflow UI on the project's store, bound to 127.0.0.1.")
+    parser.add_argument("--port", type=cli.port, default=5000, help="port to listen on (default: 5000)")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+    args = parser.parse_args(argv)
+
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
+        print(f"{PROG}: error: no MLflow store at {tracking_uri}; run a search first "
+              "(python -m nnlab.search mnist) or name the store with --tracking-uri", file=sys.stderr)
+        return 2
+    if not _port_free(args.port):
+        print(f"{PROG}: error: port {args.port} on {HOST} is in use; choose another with --port", file=sys.stderr)
+        return 2
+
+    # MLflow starts its web server (uvicorn) by name: the folder of this Python's scripts goes
+    # first on PATH, as an activated virtual environment would have it.
+    environment = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    address = f"http://{HOST}:{args.port}"
+    server = subprocess.Popen(command(tracking_uri, args.port), env=environment)
+
+    def stop(_number, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not _answers(address):
+            if server.poll() is not None:
+                print(f"{PROG}: error: mlflow ui exited with code {server.returncode} before it answered "
+                      "(its messages are above)", file=sys.stderr)
+                return 1
+            if time.monotonic() > deadline:
+                print(f"{PROG}: error: mlflow ui did not answer at {address} within {START_SECONDS} s", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        print(f"MLflow UI: {address}   (store {tracking_uri}; Ctrl-C stops it)", flush=True)
+        return 0 if server.wait() == 0 else 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""`python -m nnlab.report` and `python -m nnlab.ui` on a real store: the leaderboard as a table,
+CSV and Markdown, and every mistake a one-line message with exit code 2."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from nnlab import report, ui
+
+HEADLINE = ["trial", "status", "best_val_accuracy", "best_epoch", "param_count", "train_seconds"]
+
+
+def run_report(capsys, *argv):
+    code = report.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_leaderboard_table_best_first(workdir, capsys, searched_store):
+    code, out, _ = run_report(capsys, "mnist", "--tracking-uri", searched_store.tracking_uri)
+    assert code == 0
+    header, columns, *rows = out.splitlines()
+    assert header.startswith(f"mnist-cnn: search run {searched_store.result.parent_run_id} (FINISHED, started ")
+    assert header.endswith("3 trials, best first")
+    assert columns.split()[:6] == HEADLINE and {"learning_rate", "conv_blocks", "activation"} <= set(columns.split())
+    expected = searched_store.result.leaderboard
+    assert [row.split()[0] for row in rows] == list(expected["trial"])
+    assert [float(row.split()[2]) for row in rows] == pytest.approx(list(expected["best_val_accuracy"]), abs=1e-4)
+
+
+def test_csv_and_markdown_and_top(workdir, capsys, searched_store):
+    expected = searched_store.result.leaderboard
+    code, out, _ = run_report(capsys, "mnist", "--tracking-uri", searched_store.tracking_uri, "--format", "csv", "--top", "2")
+    assert code == 0
+    table = pd.read_csv(io.StringIO(out), dtype={"trial": str})
+    assert list(table.columns[:6]) == HEADLINE and len(table) == 2
+    pd.testing.assert_series_equal(table["best_val_accuracy"], expected["best_val_accuracy"].head(2), check_dtype=False)
+    assert list(table["trial"]) == list(expected["trial"].head(2))
+    assert (table["param_count"] > 1000).all() and (table["best_epoch"] >= 1).all()
+
+    code, out, _ = run_report(capsys, "mnist", "--tracking-uri", searched_store.tracking_uri, "--format", "markdown")
+    assert code == 0
+    header, rule, *rows = out.splitlines()
+    assert header.startswith("| trial | status | best_val_accuracy | best_epoch | param_count | train_seconds |")
+    assert rule.startswith("| --- | --- | ---: | ---: | ---: | ---: |") and rule.count("|") == header.count("|")
+    assert len(rows) == 3 and all(row.startswith("| ") and row.count("|") == header.count("|") for row in rows)
+    assert rows[0].split(" | ")[2] == f"{expected['best_val_accuracy'][0]:.4g}"
+
+
+def test_an_experiment_file_names_the_store_and_the_model(workdir, capsys, searched_store):
+    (workdir / "experiments").mkdir()
+    (workdir / "experiments" / "digits.toml").write_text(
+        f'name = "mnist"\nmodel = "cnn"\ntracking_uri = "{searched_store.tracking_uri}"\n')
+    code, out, _ = run_report(capsys, "digits")
+    assert code == 0 and out.startswith("mnist-cnn: search run")
+    (workdir / "experiments" / "dense.toml").write_text(
+        f'name = "mnist"\nmodel = "dfn"\ntracking_uri = "{searched_store.tracking_uri}"\n')
+    code, _, err = run_report(capsys, "dense")
+    assert code == 2 and err.strip() == (f"nnlab.report: error: experiment mnist holds no search of model dfn in "
+                                         f"{searched_store.tracking_uri}")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["nope"], "the store {uri} holds no experiment 'nope'; known: mnist"),
+    (["mnist", "--model", "linear"], "experiment mnist holds no search of model linear in {uri}"),
+    (["mnist", "--top", "0"], "argument --top: '0' must be at least 1 (see --help)"),
+    (["mnist", "--format", "xml"], "argument --format: invalid choice: 'xml' (choose from 'table', 'csv', 'markdown') (see --help)"),
+    (["missing.toml"], "experiment file missing.toml does not exist"),
+])
+def test_report_mistakes_are_one_line(workdir, capsys, searched_store, argv, message):
+    assert exit_code(report.main, [*argv, "--tracking-uri", searched_store.tracking_uri]) == 2
+    assert capsys.readouterr().err == f"nnlab.report: error: {message.format(uri=searched_store.tracking_uri)}\n"
+
+
+def exit_code(main, argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exited:  # argparse's errors exit from inside
+        return exited.code
+
+
+def test_no_store_is_one_line(workdir, capsys, tmp_path):
+    uri = f"sqlite:///{tmp_path}/nowhere/mlflow.db"
+    code, _, err = run_report(capsys, "mnist", "--tracking-uri", uri)
+    assert code == 2 and err == f"nnlab.report: error: no MLflow store at {uri}; run a search first (python -m nnlab.search mnist)\n"
+    assert not (tmp_path / "nowhere").exists()  # reading a report creates nothing
+
+
+def test_the_command_answers_quickly(workdir, searched_store):
+    # It loads MLflow and pandas, never TensorFlow (which alone takes longer than this bound).
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "nnlab.report", "mnist", "--tracking-uri", searched_store.tracking_uri],
+                          capture_output=True, text=True, timeout=60)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("mnist-cnn: search run") and len(done.stdout.splitlines()) == 2 + 3
+    assert seconds < 10
+    probe = subprocess.run([sys.executable, "-c", "import sys, nnlab.report, nnlab.tracking; "
+                            "print('tensorflow' in sys.modules, 'keras' in sys.modules)"],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.stdout.split() == ["False", "False"]
+
+
+def test_ui_mistakes_are_one_line(capsys, tmp_path, searched_store):
+    uri = f"sqlite:///{tmp_path}/nowhere/mlflow.db"
+    assert ui.main(["--tracking-uri", uri]) == 2
+    assert capsys.readouterr().err == (f"nnlab.ui: error: no MLflow store at {uri}; run a search first "
+                                       "(python -m nnlab.search mnist) or name the store with --tracking-uri\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert ui.main(["--tracking-uri", searched_store.tracking_uri, "--port", str(port)]) == 2
+    assert capsys.readouterr().err == f"nnlab.ui: error: port {port} on 127.0.0.1 is in use; choose another with --port\n"
+    assert exit_code(ui.main, ["--port", "70000"]) == 2
+    assert "argument --port: '70000' is not a TCP port (1 to 65535)" in capsys.readouterr().err
