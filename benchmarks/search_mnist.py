@@ -1,9 +1,9 @@
 """Time `python -m nnlab.search mnist` end to end and check what it leaves in MLflow.
 
-    python benchmarks/search_mnist.py --data-dir ../shared/data/mnist [-- extra search flags]
+    python benchmarks/search_mnist.py --data-dir ../shared/data/mnist [--model linear] [-- extra search flags]
 
 Runs the search in a fresh temporary folder (its own tuning/ and mlruns/), then, independently
-of nnlab, loads `models:/mnist-cnn@champion` with MLflow and scores it on the test files in
+of nnlab, loads `models:/mnist-<model>@champion` with MLflow and scores it on the test files in
 --data-dir (or on nnlab's own test split when no folder is given). Prints one markdown row.
 """
 
@@ -23,6 +23,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, help="MNIST files; the t10k pair is the test set")
+    parser.add_argument("--model", default="cnn", help="model family to search (cnn, dfn, linear)")
     parser.add_argument("--keep", type=Path, help="run in this folder instead of a temporary one")
     parser.add_argument("search_flags", nargs="*", help="extra flags for nnlab.search, after --")
     args = parser.parse_args()
@@ -31,7 +32,7 @@ def main() -> int:
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="nnlab-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "nnlab.search", "mnist", "--fresh", *args.search_flags]
+    command = [sys.executable, "-m", "nnlab.search", "mnist", "--fresh", "--model", args.model, *args.search_flags]
     if args.data_dir:
         command += ["--data-dir", str(args.data_dir)]
     environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
@@ -55,7 +56,7 @@ def main() -> int:
     parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
     trials = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
     finished = sum(run.info.status == "FINISHED" for run in trials)
-    champion = mlflow.keras.load_model("models:/mnist-cnn@champion")
+    champion = mlflow.keras.load_model(f"models:/mnist-{args.model}@champion")
     test_images, test_labels = load_mnist(args.data_dir, seed=0).test
     predicted = champion.predict(test_images, verbose=0).argmax(axis=1)
     accuracy = float(np.mean(predicted == test_labels))

@@ -53,6 +53,8 @@ class SearchResult:
     newly_registered: bool
     trials_run: int
     stopped_because: str | None = None
+    experiment: str = ""  # the MLflow experiment, and the model family searched
+    model: str = ""
 
 
 def run_search(
@@ -181,6 +183,8 @@ def run_search(
         newly_registered=newly_registered,
         trials_run=trials_run,
         stopped_because=stopped_because,
+        experiment=config.name,
+        model=config.model,
     )
 
 
@@ -294,14 +298,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _print_results(result: SearchResult, echo=print) -> None:
-    import pandas as pd
-
+    from nnlab.report import render
     from nnlab.tracking import DEFAULT_TRACKING_URI
 
-    table = result.leaderboard.head(15)
-    with pd.option_context("display.width", 250, "display.max_columns", 30):
-        echo(f"\nLeaderboard (best first, {min(15, len(result.leaderboard))} of {len(result.leaderboard)} trials):")
-        echo(table.to_string(index=False, float_format=lambda value: f"{value:.4g}", na_rep="-"))
+    echo(f"\nLeaderboard (best first, {min(15, len(result.leaderboard))} of {len(result.leaderboard)} trials):")
+    echo(render(result.leaderboard.head(15), "table"))
     test = "  ".join(f"{key} {value:.4f}" for key, value in result.test_metrics.items())
     echo(f"\nChampion: trial {result.champion_trial}, {test}")
     if not result.newly_registered:
@@ -315,7 +316,8 @@ def _print_results(result: SearchResult, echo=print) -> None:
              f"on version {holder}{held}, which tested better.")
     store = result.tracking_uri
     env = "" if store == DEFAULT_TRACKING_URI else f"MLFLOW_TRACKING_URI={store} "
-    echo(f"Browse: mlflow ui --backend-store-uri {store}   (then open http://127.0.0.1:5000)")
+    echo(f"Browse: {env}python -m nnlab.ui   (or: mlflow ui --backend-store-uri {store}; then open http://127.0.0.1:5000)")
+    echo(f"Report: {env}python -m nnlab.report {result.experiment} --model {result.model}")
     echo(f"Load:   {env}python -c \"import nnlab; print(nnlab.load_model('{result.registered_name}').summary())\"")
 
 
