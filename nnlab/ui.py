@@ -67,13 +67,19 @@ def main(argv=None) -> int:
     # MLflow starts its web server (uvicorn) by name: the folder of this Python's scripts goes
     # first on PATH, as an activated virtual environment would have it.
     environment = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    # MLflow 3's job runner (7 worker processes for its GenAI features) slows start and stop
+    # and serves nothing nnlab logs.
+    environment.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     address = f"http://{HOST}:{args.port}"
-    server = subprocess.Popen(command(tracking_uri, args.port), env=environment)
 
     def stop(_number, _frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    # Both signals stop the UI, SIGINT too where a shell started this in the background with
+    # SIGINT ignored; set before the server starts, so that no signal leaves it running alone.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, stop)
+    server = subprocess.Popen(command(tracking_uri, args.port), env=environment)
     try:
         deadline = time.monotonic() + START_SECONDS
         while not _answers(address):
