@@ -82,7 +82,9 @@ def worst_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: n
                        fontsize=9)
     if not len(wrong):
         grid[0].text(0, 0.5, "no test image misclassified", fontsize=12)
-    figure.suptitle(f"{title}: the {len(wrong)} most confident mistakes of {int((predicted != labels).sum())}")
+    mistakes = int((predicted != labels).sum())
+    which = f"all {mistakes} mistakes" if len(wrong) == mistakes else f"the {len(wrong)} most confident of {mistakes} mistakes"
+    figure.suptitle(f"{title}: {which} on {len(labels)} test images, most confident first")
     return figure
 
 
@@ -154,7 +156,7 @@ def objective_by_trial(table: pd.DataFrame, objective: str, title: str) -> Figur
     axes.set(xlabel="trial (in the order run)", ylabel=best, title=title)
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    axes.legend(loc="best")
     return figure
 
 
@@ -180,6 +182,8 @@ def hyperparameters_vs_objective(table: pd.DataFrame, objective: str, domains: d
             axes.set_xlim((low / margin, high * margin) if log else (low - margin, high + margin))
             if log:
                 axes.set_xscale("log")
+            elif isinstance(low, int) and isinstance(high, int):  # layer counts, units: whole ticks
+                axes.xaxis.get_major_locator().set_params(integer=True)
         else:  # choices: one position each, in the declared order
             positions = [_position(value, domain) for value in present[name]]
             axes.plot(positions, present[best], "o", alpha=0.75)

@@ -17,7 +17,6 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 CHAMPION_ALIAS = "champion"
@@ -203,6 +202,7 @@ class SearchTracker:
         version, and move the `champion` alias to it when its test accuracy beats the holder's."""
         self.log_metrics(test_metrics)
         import mlflow.keras  # imports Keras: only where a model is saved or loaded
+        from mlflow.models import infer_signature
 
         signature = infer_signature(example_inputs, model.predict(example_inputs, verbose=0))
         # mlflow.keras.log_model(input_example=...) writes the example before it creates its
