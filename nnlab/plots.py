@@ -28,12 +28,15 @@ def learning_curves(epochs: list[int], logs: list[dict], objective: str, title: 
     for axes, name in zip(figure.subplots(1, 2), ("loss", metric)):
         for key, label, style in ((name, "train", "o-"), (f"val_{name}", "validation", "s-")):
             values = [entry.get(key, np.nan) for entry in logs]
-            if not np.isnan(np.asarray(values, dtype=float)).all():
+            if np.isfinite(np.asarray(values, dtype=float)).any():
                 axes.plot(epochs, values, style, label=label)
         axes.set(xlabel="epoch", ylabel=name, title=name)
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.grid(alpha=0.3)
-        axes.legend()
+        if axes.lines:
+            axes.legend()
+        else:  # a trial whose loss went NaN in its first epoch
+            axes.text(0.5, 0.5, f"no finite {name} in any epoch", transform=axes.transAxes, ha="center", color="crimson")
     figure.suptitle(title)
     return figure
 

@@ -112,6 +112,14 @@ def test_learning_curves_draw_each_epoch_train_and_validation():
     assert lines[("loss", "validation")] == ([3, 4, 5], [1.2, 0.7, 0.6])
     assert lines[("accuracy", "train")] == ([3, 4, 5], [0.6, 0.8, 0.9])
 
+    # A trial whose loss went NaN in its one epoch: nothing to draw on that panel, and it says so.
+    nan = float("nan")
+    failed = plots.learning_curves([1], [{"loss": nan, "val_loss": nan, "accuracy": 0.1, "val_accuracy": 0.1}],
+                                   "val_accuracy", "trial 1")
+    loss, accuracy = failed.axes
+    assert not loss.lines and loss.texts[0].get_text() == "no finite loss in any epoch"
+    assert len(accuracy.lines) == 2 and accuracy.get_legend() is not None
+
 
 def test_search_figures_panel_per_hyperparameter_over_its_domain():
     import pandas as pd
