@@ -113,8 +113,7 @@ def first_layer_weights(model, title: str) -> Figure:
         maps = kernel.T[:MOST_MAPS].reshape(-1, height, width, *input_shape[2:]).mean(axis=tuple(range(3, 1 + len(input_shape))))
         is_output = units == model.output_shape[-1] and layer is model.layers[-1]
         names = [f"class {unit}" if is_output else f"unit {unit}" for unit in range(len(maps))]
-        what = (f"one map per class ({units}): no hidden layer, each pixel weighs straight into a class" if is_output
-                else f"{layer.name}: {units} units")
+        what = f"a map per class ({units}), no hidden layer" if is_output else f"{layer.name}: {units} units"
         if units > len(maps):
             what += f" (first {len(maps)} drawn)"
     else:  # convolution: (height, width, in channels, filters), the channels laid side by side
