@@ -35,10 +35,14 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a sqlite:/// store; None for any other kind of store."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
 def _sqlite_folder(uri: str) -> Path | None:
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :]).parent
-    return None
+    database = sqlite_file(uri)
+    return database.parent if database is not None else None
 
 
 def configure(uri: str | None = None) -> str:
@@ -298,8 +302,8 @@ def find_searches(experiment_name: str, tracking_uri: str | None = None, model: 
     """The searches of an experiment, newest first, those of `model` only when given. An
     experiment the store does not hold is a TrackingError that lists the ones it does."""
     uri = resolve_tracking_uri(tracking_uri)
-    folder = _sqlite_folder(uri)
-    if folder is not None and not Path(uri[len("sqlite:///") :]).exists():
+    database = sqlite_file(uri)
+    if database is not None and not database.is_file():  # MLflow would create an empty one
         raise TrackingError(f"no MLflow store at {uri}; run a search first (python -m nnlab.search {experiment_name})")
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(experiment_name)

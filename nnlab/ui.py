@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from nnlab import cli
-from nnlab.tracking import resolve_tracking_uri
+from nnlab.tracking import resolve_tracking_uri, sqlite_file
 
 PROG = "nnlab.ui"
 HOST = "127.0.0.1"  # loopback: the UI has no login, and runs can hold data
@@ -56,7 +56,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
+    database = sqlite_file(tracking_uri)
+    if database is not None and not database.is_file():  # mlflow ui would create an empty store
         print(f"{PROG}: error: no MLflow store at {tracking_uri}; run a search first "
               "(python -m nnlab.search mnist) or name the store with --tracking-uri", file=sys.stderr)
         return 2
@@ -73,6 +74,8 @@ def main(argv=None) -> int:
     address = f"http://{HOST}:{args.port}"
 
     def stop(_number, _frame):
+        for number in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the clean-up short
+            signal.signal(number, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     # Both signals stop the UI, SIGINT too where a shell started this in the background with
