@@ -63,8 +63,11 @@ def run_search(
     tuning_root: Path = TUNING_ROOT,
     fresh: bool = False,
     echo=print,
+    interrupted=None,
 ) -> SearchResult:
-    """Search `config`'s space, one MLflow run per trial, then log and register the champion."""
+    """Search `config`'s space, one MLflow run per trial, then log and register the champion.
+    `interrupted`, a callable, tells whether the user has asked the search to stop: the trial in
+    progress then ends KILLED and KeyboardInterrupt is raised, whatever became of the signal's own."""
     # Imported here so that a config or data mistake is reported without loading TensorFlow.
     import keras
 
@@ -109,7 +112,7 @@ def run_search(
         # KerasTuner reloads its state and builds the model with the space's first values: a space
         # that cannot build, or damaged state, stops here, before anything is tracked.
         try:
-            tuner = make_tuner(config, hypermodel, tracker, tuning_root, on_trial_done=report,
+            tuner = make_tuner(config, hypermodel, tracker, tuning_root, on_trial_done=report, interrupted=interrupted,
                                stop_reason=budget.stop_reason if budget else None)
         except Exception as error:
             raise SearchFailed(f"cannot start search {config.tuning_name}: {one_line(error)} (a [space] value the "
@@ -356,7 +359,7 @@ def main(argv=None) -> int:
                 print(f"{PROG}: {notice}")
             print(f"{PROG}: data {dataset.source}: {len(dataset.train[0])} train, "
                   f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test")
-            result = run_search(config, dataset, fresh=args.fresh)
+            result = run_search(config, dataset, fresh=args.fresh, interrupted=lambda: bool(received))
         except (ConfigError, DataError, SearchError) as error:
             print(f"{PROG}: error: {error}", file=sys.stderr)
             return 2

@@ -167,9 +167,11 @@ class SearchTracker:
         mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
 
     def end_trial(self, status: str, metrics: dict | None = None, reason: str | None = None,
-                  details: str | None = None, timed_out: bool = False) -> None:
+                  details: str | None = None, timed_out: bool = False, tags: dict | None = None) -> None:
         if metrics:
             self.log_metrics(metrics)
+        if tags:
+            mlflow.set_tags(tags)
         if reason:
             mlflow.set_tag("nnlab.failure", reason[:5000])
         if details:

@@ -163,8 +163,12 @@ class TrackedTrials:
     each trial seeded from the search's seed and its number, checkpoints pruned as trials end."""
 
     def __init__(self, oracle, hypermodel, tracker, seed: int = 1, keep_checkpoints: int = 3,
-                 on_trial_done=None, **kwargs):
+                 on_trial_done=None, interrupted=None, **kwargs):
         self.tracker = tracker
+        # A callable: has the user asked the search to stop (Ctrl-C, SIGTERM)? The signal's
+        # KeyboardInterrupt can land inside TensorFlow, which may turn it into another error or
+        # swallow it; this tells the truth either way.
+        self.interrupted = interrupted or (lambda: False)
         self.seed = seed
         self.keep_checkpoints = keep_checkpoints
         self.on_trial_done = on_trial_done
@@ -213,16 +217,17 @@ class TrackedTrials:
         except BaseException as error:
             # KeyboardInterrupt is the user stopping the search, anything else a broken trial.
             self._last_trial = (time.monotonic() - started, self._epoch_seconds(), False)
-            if not isinstance(error, KeyboardInterrupt):
-                self._log_learning_curves(trial)  # the epochs a failed trial did run show why it failed
-            if isinstance(error, KeyboardInterrupt):
+            if isinstance(error, KeyboardInterrupt) or self.interrupted():
                 self.tracker.end_trial("KILLED", reason="stopped by Ctrl-C or SIGTERM; the trial runs again on resume")
+                if not isinstance(error, KeyboardInterrupt):
+                    raise KeyboardInterrupt from error
             else:
-                self.tracker.end_trial("FAILED", reason=one_line(error), details=traceback.format_exc())
+                # The epochs a failed trial did run show how it failed.
+                self.tracker.end_trial("FAILED", reason=one_line(error), details=traceback.format_exc(),
+                                       tags=self._log_learning_curves(trial))
             raise
         metrics.update(param_count=self._param_count, train_seconds=self._last_trial[0])
-        self._log_learning_curves(trial)
-        self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out)
+        self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out, tags=self._log_learning_curves(trial))
         return histories
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
@@ -230,11 +235,18 @@ class TrackedTrials:
         self._epoch_logs.append((epoch + 1, dict(logs or {})))
         self.tracker.log_metrics(logs or {}, step=epoch + 1)
 
-    def _log_learning_curves(self, trial) -> None:
-        if self._epoch_logs:
+    def _log_learning_curves(self, trial) -> dict:
+        """Draw the trial's curves on its run. A figure that cannot be drawn costs the trial
+        nothing: the reason becomes a tag of its run (returned), the run is closed as it ended."""
+        if not self._epoch_logs:
+            return {}
+        try:
             epochs, logs = zip(*self._epoch_logs)
             figure = plots.learning_curves(list(epochs), list(logs), OBJECTIVE, f"trial {trial.trial_id}")
             self.tracker.log_figures({"learning_curves": figure})
+        except Exception as error:
+            return {"nnlab.plot_error": f"learning curves not drawn: {one_line(error)}"}
+        return {}
 
     def _epoch_seconds(self) -> float:
         """The first epoch also traces the model's graphs (seconds on a CPU): time the later ones."""
@@ -274,6 +286,8 @@ class TrackedTrials:
             )
         if too_many is not None:
             raise too_many
+        if self.interrupted():  # a signal TensorFlow swallowed: stop now, the trial just ended is saved
+            raise KeyboardInterrupt
 
     def _number(self, trial) -> int:
         return self.oracle.start_order.index(trial.trial_id) + 1
@@ -286,9 +300,11 @@ class TrackedTrials:
                 os.remove(checkpoint)
 
 
-def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_trial_done=None, stop_reason=None):
+def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_trial_done=None, stop_reason=None,
+               interrupted=None):
     """The configured KerasTuner algorithm with tracking, resuming from `directory` unless fresh;
-    `stop_reason` (a callable) may end the search early."""
+    `stop_reason` (a callable) may end the search early, `interrupted` (a callable) says the user
+    stopped it."""
     # KerasTuner prints every failed trial's traceback while its DEBUG flag is on (the default);
     # nnlab reports one line and keeps the traceback in the trial's run (failure.txt).
     keras_tuner.src.config.DEBUG = False
@@ -309,6 +325,7 @@ def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_t
         seed=config.seed,
         keep_checkpoints=config.keep_checkpoints,
         on_trial_done=on_trial_done,
+        interrupted=interrupted,
         directory=str(directory),
         project_name=config.tuning_name,
         overwrite=fresh,

@@ -8,9 +8,12 @@ import subprocess
 import sys
 import time
 
+
 import pytest
 from mlflow import MlflowClient
 
+from nnlab.config import ExperimentConfig
+from nnlab.search import run_search
 from test_search import runs_of
 
 EXPERIMENT = 'name = "mnist"\nmodel = "dfn"\ntuner = "random"\nmax_trials = 3\nepochs = 10\npatience = 10\nfinal_epochs = 0\n'
@@ -92,3 +95,42 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(workdir, 
         (killed,) = [child for child in runs_per_trial[interrupted] if child.info.status == "KILLED"]
         tags = MlflowClient(tracking_uri).get_run(killed.info.run_id).data.tags
         assert tags["nnlab.failure"] == "its process ended without closing the run (killed)"
+
+
+# A signal's KeyboardInterrupt can land inside TensorFlow, which may turn it into another error
+# (seen: "TypeError: Failed to convert elements of (None,) to Tensor", the trial FAILED and the
+# search went on) or swallow it. The signal handler's record decides instead; these two tests
+# give run_search that record directly, at the two moments it matters.
+
+
+def test_an_error_while_interrupted_is_the_interruption(workdir, small_mnist, tracking_uri):
+    config = ExperimentConfig(name="mnist", model="dfn", tuner="random", max_trials=3, epochs=2, final_epochs=0,
+                              tracking_uri=tracking_uri, space={"learning_rate": 1e30})  # the loss goes NaN
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lambda _line: None,
+                   interrupted=lambda: True)
+    parents, children = runs_of(tracking_uri)
+    assert [child.info.status for child in children] == ["KILLED"]  # not FAILED: the user stopped it
+    assert children[0].data.tags["nnlab.failure"] == "stopped by Ctrl-C or SIGTERM; the trial runs again on resume"
+    assert parents[0].info.status == "KILLED"
+
+
+def test_a_swallowed_interruption_stops_after_the_trial_and_keeps_it(workdir, small_mnist, tracking_uri):
+    config = ExperimentConfig(name="mnist", model="dfn", tuner="random", max_trials=3, epochs=1, final_epochs=0,
+                              tracking_uri=tracking_uri)
+    stopped = []  # the signal arrives during trial 1 and TensorFlow swallows it: the trial finishes
+
+    def echo(line):
+        if line.startswith("trial 1/"):
+            stopped.append(line)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=echo, interrupted=lambda: bool(stopped))
+    parents, children = runs_of(tracking_uri)
+    assert [child.info.status for child in children] == ["FINISHED"] and parents[0].info.status == "KILLED"
+
+    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lambda _line: None)
+    assert result.trials_run == 2  # trial 0 was saved as done: only the other two run
+    parents, children = runs_of(tracking_uri)
+    assert sorted(child.data.tags["nnlab.trial_id"] for child in children) == ["0", "1", "2"]
+    assert {child.info.status for child in children} == {"FINISHED"} and parents[0].info.status == "FINISHED"

@@ -12,8 +12,10 @@ import pytest
 from mlflow import MlflowClient
 
 from nnlab import plots
+from nnlab.config import ExperimentConfig
 from nnlab.hypermodel import SearchHyperModel
 from nnlab.models import get_builder
+from nnlab.search import run_search
 
 CHAMPION_PLOTS = {"champion_confusion_matrix", "champion_misclassified", "champion_first_layer_weights",
                   "champion_learning_curves"}
@@ -165,3 +167,21 @@ def test_a_search_logs_every_plot_as_a_png_artifact(searched_store):
         pixels = matplotlib.image.imread(f"{folder}/plots/{name}.png")
         assert pixels.shape[0] > 200 and pixels.shape[1] > 400 and pixels.std() > 0.05
 
+
+
+def test_a_figure_that_cannot_be_drawn_costs_the_trial_nothing(workdir, small_mnist, tracking_uri, monkeypatch):
+    # No real input makes matplotlib fail here: the fault is injected to reach the path that
+    # must keep a trained trial when its figure fails.
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("no font")
+
+    monkeypatch.setattr(plots, "learning_curves", broken)
+    config = ExperimentConfig(name="mnist", model="linear", tuner="random", max_trials=1, epochs=1, final_epochs=0,
+                              tracking_uri=tracking_uri)
+    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lambda _line: None)
+    client = MlflowClient(tracking_uri)
+    (trial,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+    assert trial.info.status == "FINISHED" and "best_val_accuracy" in trial.data.metrics
+    assert trial.data.tags["nnlab.plot_error"] == "learning curves not drawn: RuntimeError: no font"
+    assert result.champion_version == "1"
