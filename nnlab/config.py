@@ -20,6 +20,10 @@ from nnlab.data import DATASETS
 from nnlab.models import MODEL_NAMES
 
 TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
+# One name for the quantity everywhere: the Keras history key, the KerasTuner objective, the
+# MLflow metric (best_val_accuracy for a trial's best epoch). Here, not in hypermodel.py, so
+# that the commands reading results back need not import Keras.
+OBJECTIVE = "val_accuracy"
 EXPERIMENTS_DIR = Path("experiments")
 # Names become MLflow names and folders under tuning/ and mlruns/: no separators, no "..".
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

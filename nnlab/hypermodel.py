@@ -7,11 +7,9 @@ import time
 import keras
 import keras_tuner
 
+from nnlab.config import OBJECTIVE
 from nnlab.space import Narrowed
 
-# One name for the quantity everywhere: the Keras history key, the KerasTuner objective,
-# the MLflow metric (best_val_accuracy for a trial's best epoch).
-OBJECTIVE = "val_accuracy"
 
 
 class StopAt(keras.callbacks.Callback):

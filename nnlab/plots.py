@@ -104,7 +104,7 @@ def first_layer_weights(model, title: str) -> Figure:
     input's shape per dense unit (for softmax regression, one per class), or each convolution
     kernel (the input channels side by side)."""
     layer = first_weight_layer(model)
-    kernel = np.asarray(layer.kernel.numpy() if hasattr(layer.kernel, "numpy") else layer.kernel)
+    kernel = np.asarray(layer.kernel)
     input_shape = tuple(model.input_shape[1:])
     if kernel.ndim == 2:  # dense: (inputs, units), inputs the flattened image
         units = kernel.shape[1]

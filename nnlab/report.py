@@ -13,12 +13,11 @@ import sys
 import time
 
 from nnlab import cli
-from nnlab.config import ConfigError, load_config
+from nnlab.config import OBJECTIVE, ConfigError, load_config
 from nnlab.models import MODEL_NAMES
 
 PROG = "nnlab.report"
 FORMATS = ("table", "csv", "markdown")
-OBJECTIVE = "val_accuracy"  # nnlab.hypermodel.OBJECTIVE, named here without importing Keras
 
 
 def _number(value) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nnlab import cli, space
 from nnlab.budget import TimeBudget, format_duration, parse_duration
-from nnlab.config import TUNER_NAMES, ConfigError, ExperimentConfig, as_params, load_config
+from nnlab.config import OBJECTIVE, TUNER_NAMES, ConfigError, ExperimentConfig, as_params, load_config
 from nnlab.data import DataError, Dataset, load_dataset
 from nnlab.models import MODEL_NAMES
 from nnlab.provenance import package_version, provenance_tags
@@ -71,7 +71,7 @@ def run_search(
     # Imported here so that a config or data mistake is reported without loading TensorFlow.
     import keras
 
-    from nnlab.hypermodel import OBJECTIVE, SearchHyperModel, StopAt
+    from nnlab.hypermodel import SearchHyperModel, StopAt
     from nnlab.models import get_builder
     from nnlab.tracking import CHAMPION_VERSION_TAG, SearchTracker
     from nnlab.tuner import TooManyFailures, make_tuner, one_line
@@ -195,8 +195,6 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
     """Restore the best trial at its best epoch, train it on, test it, log and register it."""
     import keras
 
-    from nnlab.hypermodel import OBJECTIVE
-
     model = tuner.get_best_models(1)[0]
     further_logs: list[tuple[int, dict]] = []
     if config.final_epochs:
@@ -233,8 +231,6 @@ def _champion_figures(model, test, trial_id: str, further_logs) -> dict:
     """What the champion does on the test split, what its first layer learned, and its curves
     while it trained on."""
     from nnlab import plots
-    from nnlab.hypermodel import OBJECTIVE
-
     images, labels = test
     probabilities = model.predict(images, verbose=0)
     title = f"champion (trial {trial_id})"
@@ -255,8 +251,6 @@ def _search_figures(config, tuner, leaderboard) -> dict:
     from keras_tuner.engine import hyperparameters as kinds
 
     from nnlab import plots
-    from nnlab.hypermodel import OBJECTIVE
-
     domains = {}
     for parameter in tuner.oracle.hyperparameters.space:
         if isinstance(parameter, (kinds.Choice, kinds.Boolean)):

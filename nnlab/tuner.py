@@ -23,7 +23,7 @@ import keras_tuner
 import numpy as np
 
 from nnlab import plots
-from nnlab.hypermodel import OBJECTIVE
+from nnlab.config import OBJECTIVE
 
 # name -> (KerasTuner tuner class, its oracle class)
 ALGORITHMS = {

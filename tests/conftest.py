@@ -122,6 +122,15 @@ def searched_store(tmp_path_factory, small_mnist):
     tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
     config = ExperimentConfig(name="mnist", tuner="random", max_trials=3, epochs=2, final_epochs=1, seed=5,
                               batch_size=64, tracking_uri=tracking_uri)
-    lines = []
-    result = run_search(config, small_mnist, tuning_root=root / "tuning", echo=lines.append)
-    return SimpleNamespace(root=root, tracking_uri=tracking_uri, result=result, dataset=small_mnist, lines=lines)
+    result = run_search(config, small_mnist, tuning_root=root / "tuning", echo=lambda _line: None)
+    return SimpleNamespace(root=root, tracking_uri=tracking_uri, result=result, dataset=small_mnist)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on, for a server a test starts."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -84,12 +84,6 @@ def chromium() -> tuple[Path, Path]:
     return CHROMIUM, CHROMEDRIVER
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def listening(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(2)
@@ -149,9 +143,9 @@ class UICommand:
 
 
 @pytest.fixture
-def ui(searched_store, tmp_path):
+def ui(searched_store, tmp_path, free_port):
     # cwd tmp_path: whatever mlflow ui writes beside itself stays out of the checkout.
-    command = UICommand(searched_store.tracking_uri, free_port(), tmp_path)
+    command = UICommand(searched_store.tracking_uri, free_port, tmp_path)
     yield command
     # Where the test failed before it stopped the UI: SIGTERM too, as a kill would leave the
     # mlflow server under nnlab.ui running.

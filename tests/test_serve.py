@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,6 @@ import numpy as np
 import nnlab
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -32,10 +25,10 @@ def answers(url: str) -> bool:
         return False
 
 
-def test_served_champion_predicts_like_the_model(searched_store, tmp_path):
+def test_served_champion_predicts_like_the_model(searched_store, tmp_path, free_port):
     scripts = Path(sys.executable).parent
     mlflow_command = [str(scripts / "mlflow")] if (scripts / "mlflow").exists() else [sys.executable, "-m", "mlflow"]
-    port = free_port()
+    port = free_port
     # mlflow models serve starts uvicorn by name: the environment's scripts go first on PATH.
     environment = dict(os.environ, MLFLOW_TRACKING_URI=searched_store.tracking_uri,
                        PATH=os.pathsep.join([str(scripts), os.environ.get("PATH", "")]))
