@@ -12,6 +12,17 @@ from nnlab.space import Narrowed
 
 
 
+def scores(model, labels, predictions) -> dict:
+    """What `model.evaluate(inputs, labels, return_dict=True)` gives (the compiled loss with any
+    weight penalty, and the compiled metrics), from predictions already made: one pass over a
+    split serves its scores and its figures."""
+    model.reset_metrics()
+    results = model.compute_metrics(None, labels, predictions, sample_weight=None)
+    results["loss"] = model.compute_loss(y=labels, y_pred=predictions, training=False)
+    model.reset_metrics()
+    return {name: float(value) for name, value in results.items()}
+
+
 class StopAt(keras.callbacks.Callback):
     """Stops training after the batch during which the clock passes `deadline` (time.monotonic),
     or `seconds` after training began. Keras still validates the epoch it stopped in."""
@@ -50,9 +61,15 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.timer: StopAt | None = None  # the last trial's, to tell whether it ran out of time
 
     def build(self, hp) -> keras.Model:
-        if self.space:
-            hp = Narrowed(hp, self.space)
-        model = self.builder(hp, self.spec)
+        return self.compile(hp, self.architecture(hp))
+
+    def architecture(self, hp) -> keras.Model:
+        """The builder's model, uncompiled: a checkpoint's weights load into it without building
+        an optimizer whose saved state would be skipped anyway (a third of a restore's time)."""
+        return self.builder(self._narrowed(hp), self.spec)
+
+    def compile(self, hp, model: keras.Model) -> keras.Model:
+        hp = self._narrowed(hp)
         # Below 3e-4, Adam cannot get far in the few epochs a search gives a trial.
         learning_rate = hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
         model.compile(
@@ -61,6 +78,9 @@ class SearchHyperModel(keras_tuner.HyperModel):
             metrics=["accuracy"],
         )
         return model
+
+    def _narrowed(self, hp):
+        return Narrowed(hp, self.space) if self.space else hp
 
     def fit(self, hp, model, *args, callbacks=None, restore_best_weights=False, timed=True, **kwargs):
         callbacks = list(callbacks or []) + [

@@ -9,6 +9,7 @@ of `<experiment>-<model>`, the alias `champion` moving to it only when it beats 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +47,49 @@ def _sqlite_folder(uri: str) -> Path | None:
 
 
 def configure(uri: str | None = None) -> str:
-    """Point MLflow at the store, creating the folder a sqlite store lives in."""
+    """Point MLflow at the store, creating the folder a sqlite store lives in, and the store."""
     uri = resolve_tracking_uri(uri)
-    folder = _sqlite_folder(uri)
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
+    database = sqlite_file(uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        if not database.exists():
+            _copy_empty_store(database)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def empty_store_template() -> Path:
+    """An empty SQLite store at this MLflow's schema, made once per MLflow version in the user's
+    cache: MLflow makes a new store by replaying its whole migration history, 2 s in a running
+    process and 5 s in a new one; a copy takes milliseconds. MLflow adds its Default experiment
+    when it first opens the copy, as it does for a store it made."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nnlab"
+    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    if not template.is_file():
+        from mlflow.store.db.utils import _initialize_tables, create_sqlalchemy_engine_with_retry
+
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / f".{template.name}.{os.getpid()}"
+        engine = create_sqlalchemy_engine_with_retry(f"sqlite:///{partial}")
+        try:
+            _initialize_tables(engine)  # the tables and every migration, as MLflow makes a store
+        finally:
+            engine.dispose()
+        os.replace(partial, template)  # whole or not at all, if two processes race
+    return template
+
+
+def _copy_empty_store(database: Path) -> None:
+    """Start a new store as a copy of the template. Where that cannot be done (a read-only
+    cache, MLflow's internals moved) MLflow makes the store itself, only slower."""
+    partial = database.with_name(f".{database.name}.{os.getpid()}")
+    try:
+        shutil.copyfile(empty_store_template(), partial)
+        os.link(partial, database)  # fails if another process made the store meanwhile: keep theirs
+    except Exception:  # noqa: BLE001 - any failure leaves the store to MLflow
+        pass
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -186,12 +223,17 @@ class SearchTracker:
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         mlflow.log_text(table.to_csv(index=False), artifact_file)
 
-    def log_figures(self, figures: dict, folder: str = "plots") -> None:
-        """Matplotlib figures as PNG artifacts of the active run, `folder/<name>.png`; each is
-        closed once written."""
-        for name, figure in figures.items():
-            mlflow.log_figure(figure, f"{folder}/{name}.png")
-            figure.clear()
+    def log_images(self, images: dict[str, bytes], folder: str = "plots") -> None:
+        """PNG images (plots.png) as artifacts of the active run, `folder/<name>.png`."""
+        if not images:
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            for name, image in images.items():
+                (Path(directory) / f"{name}.png").write_bytes(image)
+            mlflow.log_artifacts(directory, folder)
+
+    def tag_search(self, key: str, value: str) -> None:
+        self.client.set_tag(self.parent_run_id, key, value[:5000])
 
     # ------------------------------------------------------------ the champion
 
@@ -200,17 +242,19 @@ class SearchTracker:
         model,
         registered_name: str,
         example_inputs,
+        example_outputs,
         test_metrics: dict,
         trial_id: str,
         pip_requirements: list[str],
     ) -> ChampionRecord:
         """Log the champion (.keras, signature, input example) on the parent run, register a new
-        version, and move the `champion` alias to it when its test accuracy beats the holder's."""
+        version, and move the `champion` alias to it when its test accuracy beats the holder's.
+        `example_outputs` are the model's predictions for `example_inputs`, for the signature."""
         self.log_metrics(test_metrics)
         import mlflow.keras  # imports Keras: only where a model is saved or loaded
         from mlflow.models import infer_signature
 
-        signature = infer_signature(example_inputs, model.predict(example_inputs, verbose=0))
+        signature = infer_signature(example_inputs, example_outputs)
         # mlflow.keras.log_model(input_example=...) writes the example before it creates its
         # folder (mlflow issue 16183): save into a folder that exists, then log and register it.
         with tempfile.TemporaryDirectory() as folder:

@@ -9,7 +9,7 @@ is what makes a search resumable; the mixin keeps only the best few trial checkp
 from __future__ import annotations
 
 import contextlib
-import copy
+import gc
 import math
 import os
 import re
@@ -187,13 +187,27 @@ class TrackedTrials:
             return super()._build_hypermodel(hp)
 
     def load_model(self, trial):
-        # A continued Hyperband trial's own checkpoint holds all its weights. KerasTuner would
-        # first restore its parent's, which may have been pruned: build it without.
-        own = copy.copy(trial)
-        own.hyperparameters = trial.hyperparameters.copy()
-        own.hyperparameters.values.pop("tuner/trial_id", None)
-        with _weights_only_restore():
-            return super().load_model(own)
+        # Not KerasTuner's load_model: it would first restore a continued Hyperband trial's
+        # parent, whose checkpoint may have been pruned (the trial's own holds all its weights),
+        # and it builds through _try_build, which collects garbage twice (0.7 s) to make room for
+        # training. A finished trial needs only Keras' naming reset, so that its layers keep
+        # their names, and its weights, loaded before compiling: Keras would otherwise build an
+        # optimizer just to skip its saved state.
+        keras.backend.clear_session(free_memory=False)
+        model = self.hypermodel.architecture(trial.hyperparameters)
+        model.load_weights(self._get_checkpoint_fname(trial.trial_id))
+        return self.hypermodel.compile(trial.hyperparameters, model)
+
+    def search(self, *args, **kwargs):
+        # KerasTuner and Keras collect garbage before each model a trial builds: twice 0.35 s
+        # here, scanning half a million objects (TensorFlow, MLflow, the data) that live as
+        # long as the process. Frozen for the search, they are skipped; unfrozen after it, what
+        # of them has become garbage is collected as usual.
+        gc.freeze()
+        try:
+            return super().search(*args, **kwargs)
+        finally:
+            gc.unfreeze()
 
     def _try_build(self, hp):
         model = super()._try_build(hp)
@@ -240,13 +254,11 @@ class TrackedTrials:
         nothing: the reason becomes a tag of its run (returned), the run is closed as it ended."""
         if not self._epoch_logs:
             return {}
-        try:
-            epochs, logs = zip(*self._epoch_logs)
-            figure = plots.learning_curves(list(epochs), list(logs), OBJECTIVE, f"trial {trial.trial_id}")
-            self.tracker.log_figures({"learning_curves": figure})
-        except Exception as error:
-            return {"nnlab.plot_error": f"learning curves not drawn: {one_line(error)}"}
-        return {}
+        epochs, logs = zip(*self._epoch_logs)
+        images, errors = plots.draw_all({"learning_curves": lambda: plots.learning_curves(
+            list(epochs), list(logs), OBJECTIVE, f"trial {trial.trial_id}")})
+        self.tracker.log_images(images)
+        return {"nnlab.plot_error": f"learning curves not drawn: {errors['learning_curves']}"} if errors else {}
 
     def _epoch_seconds(self) -> float:
         """The first epoch also traces the model's graphs (seconds on a CPU): time the later ones."""

@@ -112,7 +112,8 @@ def small_mnist():
 @pytest.fixture(scope="session")
 def searched_store(tmp_path_factory, small_mnist):
     """One small real CNN search, run once for the tests that read its results back (plots,
-    report, UI, serving): 3 random trials of 2 epochs, a champion registered as mnist-cnn."""
+    report, UI, serving, reproducibility): 3 random trials of 2 epochs, a champion registered as
+    mnist-cnn. Tests must only read it."""
     from types import SimpleNamespace
 
     from nnlab.config import ExperimentConfig
@@ -123,7 +124,25 @@ def searched_store(tmp_path_factory, small_mnist):
     config = ExperimentConfig(name="mnist", tuner="random", max_trials=3, epochs=2, final_epochs=1, seed=5,
                               batch_size=64, tracking_uri=tracking_uri)
     result = run_search(config, small_mnist, tuning_root=root / "tuning", echo=lambda _line: None)
-    return SimpleNamespace(root=root, tracking_uri=tracking_uri, result=result, dataset=small_mnist)
+    return SimpleNamespace(root=root, tracking_uri=tracking_uri, config=config, result=result, dataset=small_mnist)
+
+
+@pytest.fixture(scope="session")
+def hyperband_search(tmp_path_factory, small_mnist):
+    """One small Hyperband search of deep feed-forward networks, for the tests of its schedule
+    and of the checkpoints it keeps: max_epochs 3, factor 3, 5 trials, keep_checkpoints 1."""
+    from types import SimpleNamespace
+
+    from nnlab.config import ExperimentConfig
+    from nnlab.search import run_search
+
+    root = tmp_path_factory.mktemp("hyperband")
+    tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    config = ExperimentConfig(name="mnist", model="dfn", tuner="hyperband", epochs=3, max_trials=5,
+                              final_epochs=0, keep_checkpoints=1, tracking_uri=tracking_uri)
+    lines: list[str] = []
+    result = run_search(config, small_mnist, tuning_root=root / "tuning", echo=lines.append)
+    return SimpleNamespace(root=root, tracking_uri=tracking_uri, result=result, lines=lines)
 
 
 @pytest.fixture

@@ -33,19 +33,21 @@ def trained(name: str, dataset, epochs: int = 3, **fixed):
     return model
 
 
-def images_of(figure):
-    return [axes for axes in figure.axes if axes.images]
+def tiles_of(figure) -> list[tuple[str, object]]:
+    """A grid figure's tiles in order: each one's title and its image (AxesImage)."""
+    (axes,) = [axes for axes in figure.axes if axes.images]
+    assert len(axes.texts) == len(axes.images)
+    return [(text.get_text(), image) for text, image in zip(axes.texts, axes.images)]
 
 
 def test_softmax_regression_draws_ten_digit_maps_centred_on_zero(small_mnist):
     model = trained("linear", small_mnist, epochs=5)
     figure = plots.first_layer_weights(model, "champion")
-    drawn = images_of(figure)
-    assert [axes.get_title() for axes in drawn] == [f"class {digit}" for digit in range(10)]
+    drawn = tiles_of(figure)
+    assert [title for title, _image in drawn] == [f"class {digit}" for digit in range(10)]
     kernel = model.layers[-1].kernel.numpy()
     limit = np.abs(kernel).max()
-    for digit, axes in enumerate(drawn):
-        image = axes.images[0]
+    for digit, (_title, image) in enumerate(drawn):
         np.testing.assert_allclose(image.get_array(), kernel[:, digit].reshape(28, 28), rtol=1e-6)
         assert image.get_cmap().name == plots.WEIGHT_COLOURS and image.get_clim() == pytest.approx((-limit, limit))
     # What the maps show: a digit's class weighs its own typical ink positively. The mean "0"
@@ -57,18 +59,19 @@ def test_softmax_regression_draws_ten_digit_maps_centred_on_zero(small_mnist):
 
 def test_dense_and_convolution_first_layers(small_mnist):
     dense = plots.first_layer_weights(trained("dfn", small_mnist, epochs=1, hidden_layers=2, units_0=128), "dfn")
-    drawn = images_of(dense)
-    assert len(drawn) == plots.MOST_MAPS and drawn[0].get_title() == "unit 0"
-    assert all(axes.images[0].get_array().shape == (28, 28) for axes in drawn)
+    drawn = tiles_of(dense)
+    assert len(drawn) == plots.MOST_MAPS and drawn[0][0] == "unit 0"
+    assert all(image.get_array().shape == (28, 28) for _title, image in drawn)
     assert "128 units (first 64 drawn)" in dense.texts[0].get_text()
 
     convolution = trained("cnn", small_mnist, epochs=1, filters_0=32)
     figure = plots.first_layer_weights(convolution, "cnn")
     kernels = convolution.get_layer(plots.first_weight_layer(convolution).name).kernel.numpy()
-    drawn = images_of(figure)
+    drawn = tiles_of(figure)
     assert len(drawn) == 32 and "32 kernels 3x3" in figure.texts[0].get_text()
-    np.testing.assert_allclose(drawn[5].images[0].get_array(), kernels[:, :, 0, 5], rtol=1e-6)
-    low, high = drawn[5].images[0].get_clim()
+    assert drawn[5][0] == "5"
+    np.testing.assert_allclose(drawn[5][1].get_array(), kernels[:, :, 0, 5], rtol=1e-6)
+    low, high = drawn[5][1].get_clim()
     assert low == -high  # the diverging map's white is 0
 
 
@@ -88,16 +91,15 @@ def test_confusion_matrix_and_worst_mistakes(small_mnist):
     assert f"accuracy {(predicted == labels).mean():.4f}" in axes.get_title()
 
     mistakes = plots.worst_misclassified(images, labels, probabilities, "champion", count=10)
-    drawn = images_of(mistakes)
+    drawn = tiles_of(mistakes)
     wrong = np.flatnonzero(predicted != labels)
     assert len(drawn) == min(10, len(wrong)) > 0
     confidences = []
-    for axes in drawn:
-        title = axes.get_title()  # "true 4  pred 9\np=0.93"
+    for title, image in drawn:  # title: "true 4  pred 9\np=0.93"
         true, pred = int(title.split()[1]), int(title.split()[3])
         assert true != pred
         index = next(i for i in wrong if labels[i] == true and predicted[i] == pred
-                     and np.allclose(axes.images[0].get_array(), images[i].squeeze()))
+                     and np.allclose(image.get_array(), images[i].squeeze()))
         confidences.append(probabilities[index, pred])
     assert confidences == sorted(confidences, reverse=True)  # the most confident mistakes first
     assert min(confidences) >= np.sort(probabilities[wrong, predicted[wrong]])[-len(drawn)]

@@ -144,26 +144,20 @@ def test_only_the_best_checkpoints_stay(workdir, config, small_mnist):
     assert len(list((tuning / "mnist-dfn").glob("trial_*/trial.json"))) == 4  # the trials' records stay
 
 
-def test_hyperband_continues_from_checkpoints_it_still_needs(workdir, small_mnist, tracking_uri):
+def test_hyperband_continues_from_checkpoints_it_still_needs(hyperband_search):
     # keep_checkpoints 1: the first round's trials must survive until Hyperband has picked the
     # one to continue; the continued trial restores its weights from that checkpoint.
-    config = ExperimentConfig(name="mnist", model="dfn", tuner="hyperband", epochs=3, max_trials=5,
-                              final_epochs=0, keep_checkpoints=1, tracking_uri=tracking_uri)
-    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=quiet)
-    _, children = runs_of(tracking_uri)
+    _, children = runs_of(hyperband_search.tracking_uri)
     assert all(child.info.status == "FINISHED" for child in children) and len(children) == 5
     (continued,) = [child for child in children if "tuner/trial_id" in child.data.params]
     assert continued.data.params["tuner/initial_epoch"] == "1"
-    kept = list((workdir / "tuning" / "mnist-dfn").glob("trial_*/checkpoint.weights.h5"))
-    assert len(kept) < 5 and f"trial_{result.champion_trial}" in {path.parent.name for path in kept}
+    kept = list((hyperband_search.root / "tuning" / "mnist-dfn").glob("trial_*/checkpoint.weights.h5"))
+    assert len(kept) < 5 and f"trial_{hyperband_search.result.champion_trial}" in {path.parent.name for path in kept}
 
 
-def test_same_seed_same_trials_and_metrics(workdir, small_mnist, tmp_path):
-    def search(folder):
-        uri = f"sqlite:///{tmp_path / folder}/mlflow.db"
-        config = ExperimentConfig(name="mnist", model="cnn", tuner="random", max_trials=2, epochs=2, seed=11,
-                                  batch_size=64, final_epochs=1, tracking_uri=uri)
-        result = run_search(config, small_mnist, tuning_root=tmp_path / folder / "tuning", echo=quiet)
+def test_same_seed_same_trials_and_metrics(searched_store, tmp_path):
+    # The same settings as the shared search, run again in a folder and store of its own.
+    def trials_of(uri):
         client = MlflowClient(uri)
         parents, children = runs_of(uri)
         trials = {}
@@ -171,11 +165,15 @@ def test_same_seed_same_trials_and_metrics(workdir, small_mnist, tmp_path):
             curves = {key: [point.value for point in client.get_metric_history(child.info.run_id, key)]
                       for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
             trials[child.data.tags["nnlab.trial_id"]] = (child.data.params, curves)
-        return result, parents[0].data.tags, trials
+        return parents[0].data.tags, trials
 
-    first, tags, first_trials = search("first")
-    second, _, second_trials = search("second")
-    assert first_trials.keys() == second_trials.keys() == {"0", "1"}
+    uri = f"sqlite:///{tmp_path}/again/mlflow.db"
+    second = run_search(replace(searched_store.config, tracking_uri=uri), searched_store.dataset,
+                        tuning_root=tmp_path / "again" / "tuning", echo=quiet)
+    first = searched_store.result
+    tags, first_trials = trials_of(searched_store.tracking_uri)
+    _, second_trials = trials_of(uri)
+    assert first_trials.keys() == second_trials.keys() == {"0", "1", "2"}
     for trial, (params, curves) in first_trials.items():
         assert second_trials[trial][0] == params
         for key, values in curves.items():
@@ -194,12 +192,11 @@ def test_same_seed_same_trials_and_metrics(workdir, small_mnist, tmp_path):
     assert len(tags["nnlab.git_commit"]) == 40 or tags["nnlab.git_commit"] == "unknown"
 
 
-def test_champion_is_a_keras_file_and_code_is_never_loaded(workdir, config, small_mnist, tracking_uri):
+def test_champion_is_a_keras_file_and_code_is_never_loaded(workdir, searched_store, tracking_uri):
     import keras
 
-    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=quiet)
-    client = MlflowClient(tracking_uri)
-    files = [item.path for item in client.list_artifacts(result.parent_run_id, "champion/data")]
+    client = MlflowClient(searched_store.tracking_uri)
+    files = [item.path for item in client.list_artifacts(searched_store.result.parent_run_id, "champion/data")]
     assert "champion/data/model.keras" in files
 
     # A registered model that carries Python code (a Lambda layer) is refused, not run.

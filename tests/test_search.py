@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import mlflow
 import numpy as np
@@ -109,28 +110,27 @@ def test_rerun_resumes_without_duplicates_and_fresh_starts_over(workdir, config,
     assert fresh.parent_run_id != again.parent_run_id
 
 
-def test_changed_settings_do_not_mix_into_a_saved_search(workdir, config, small_mnist):
-    run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lambda line: None)
-    with pytest.raises(SearchError, match=r"seed 7 -> 8.*--fresh"):
-        run_search(ExperimentConfig(**{**config.__dict__, "seed": 8}), small_mnist, tuning_root=workdir / "tuning",
-                   echo=lambda line: None)
+def test_changed_settings_do_not_mix_into_a_saved_search(searched_store):
+    # Refused before anything is created: the shared search is only read.
+    changed = replace(searched_store.config, seed=8)
+    with pytest.raises(SearchError, match=r"seed 5 -> 8.*--fresh"):
+        run_search(changed, searched_store.dataset, tuning_root=searched_store.root / "tuning", echo=lambda line: None)
+    parents, children = runs_of(searched_store.tracking_uri)
+    assert (len(parents), len(children)) == (1, 3)
 
 
-def test_hyperband_dfn_search(workdir, small_mnist, tracking_uri):
-    # max_epochs 3, factor 3: three 1-epoch trials, the best continued to 3 epochs, then two
-    # 3-epoch trials; the budget of 4 trials stops after the continuation.
-    config = ExperimentConfig(name="mnist", model="dfn", tuner="hyperband", epochs=3, max_trials=4,
-                              final_epochs=0, tracking_uri=tracking_uri)
-    lines = []
-    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lines.append)
+def test_hyperband_dfn_search(hyperband_search):
+    # max_epochs 3, factor 3: three 1-epoch trials, the best continued to 3 epochs, then 3-epoch
+    # trials until the budget of 5.
+    result, lines, tracking_uri = hyperband_search.result, hyperband_search.lines, hyperband_search.tracking_uri
     parents, children = runs_of(tracking_uri)
-    assert len(children) == 4 and result.registered_name == "mnist-dfn"
+    assert len(children) == 5 and result.registered_name == "mnist-dfn"
     assert all("tuner/epochs" in child.data.params for child in children)
     (continued,) = [child for child in children if "tuner/trial_id" in child.data.params]
     assert continued.data.params["tuner/initial_epoch"] == "1" and continued.data.params["tuner/epochs"] == "3"
     steps = MlflowClient(tracking_uri).get_metric_history(continued.info.run_id, "val_accuracy")
     assert [point.step for point in steps] == [2, 3]
-    assert [line.split()[1] for line in lines if line.startswith("trial ")] == ["1/4", "2/4", "3/4", "4/4"]
+    assert [line.split()[1] for line in lines if line.startswith("trial ")] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
     assert result.test_metrics["test_accuracy"] > 0.5
 
 
@@ -144,8 +144,9 @@ def test_alias_moves_only_to_a_better_champion(workdir, tracking_uri, small_mnis
     tracker = SearchTracker("alias-check", tracking_uri)
     tracker.open_search("s1", "search", {}, {})
     versions = []
+    inputs = small_mnist.test[0][:2]
     for accuracy in (0.90, 0.85, 0.95):
-        record = tracker.log_champion(model, "alias-check-dfn", small_mnist.test[0][:2],
+        record = tracker.log_champion(model, "alias-check-dfn", inputs, model.predict(inputs, verbose=0),
                                       {"test_accuracy": accuracy, "test_loss": 0.1}, "0", [])
         versions.append((record.version, record.promoted))
     tracker.close_search()
