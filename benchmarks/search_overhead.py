@@ -45,6 +45,9 @@ STEPS = [
     ("nnlab.tracking", "SearchTracker.leaderboard", "leaderboard: read back"),
     ("nnlab.tracking", "SearchTracker.log_table", "leaderboard: log as CSV"),
     ("keras_tuner", "Tuner.get_best_models", "champion: restore from its checkpoint"),
+    ("keras.backend", "clear_session", "keras.backend.clear_session (trials and restore)"),
+    ("nnlab.hypermodel", "SearchHyperModel.architecture", "champion: restore, the model built"),
+    ("keras", "Model.load_weights", "model.load_weights (Hyperband continuations and restore)"),
     ("keras", "Model.evaluate", "model.evaluate (also inside fit, for validation)"),
     ("keras", "Model.predict", "model.predict"),
     ("nnlab.search", "_champion_predictions", "champion: test predictions (once, in large batches)"),
@@ -133,11 +136,8 @@ def bare_fit(builder, dataset, batch_size: int, epochs: int, seed: int) -> float
 
 def one_search(config, dataset, folder: Path) -> tuple[float, float]:
     """A whole search in `folder`: its wall time and its one trial's train_seconds."""
-    import keras
-
     from nnlab.search import run_search
 
-    keras.backend.clear_session()
     started = time.perf_counter()
     result = run_search(config, dataset, tuning_root=folder / "tuning", echo=lambda _line: None)
     seconds = time.perf_counter() - started
@@ -160,6 +160,8 @@ def main() -> int:
     from nnlab.config import ExperimentConfig
     from nnlab.data import load_dataset
     from nnlab.models import get_builder
+    import keras
+
     import nnlab.search  # noqa: F401  (the imports a search needs, timed here once)
     import nnlab.tracking  # noqa: F401
     import nnlab.tuner  # noqa: F401
@@ -182,6 +184,7 @@ def main() -> int:
             folder = Path(temporary) / f"search-{alternation}"
             run_config = replace(config, tracking_uri=f"sqlite:///{folder}/mlruns/mlflow.db")
             bare = bare_fit(builder, dataset, config.batch_size, args.epochs, trial_seed)
+            keras.backend.clear_session()  # the search starts as clean as the bare fit did
             stopwatch.current.clear()  # only the search's steps
             search, trial = one_search(run_config, dataset, folder)
             stopwatch.next_search()

@@ -28,9 +28,10 @@ MOST_MAPS = 64  # units drawn of a wide first dense layer, enough to see what th
 
 
 def png(figure: Figure) -> bytes:
-    """The figure rendered as PNG, as MLflow's log_figure would save it."""
+    """The figure rendered as PNG, as MLflow's log_figure would save it but for the compression:
+    zlib's fastest level, the same pixels in a file an eighth larger, 0.07 s a figure sooner."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
     figure.clear()
     return buffer.getvalue()
 
