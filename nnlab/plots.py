@@ -25,6 +25,9 @@ from matplotlib.figure import Figure  # noqa: E402
 # Weights drawn with a diverging map centred on 0: positive red, negative blue, zero white.
 WEIGHT_COLOURS = "RdBu_r"
 MOST_MAPS = 64  # units drawn of a wide first dense layer, enough to see what they respond to
+# Axes titles where matplotlib would put them when no tick labels sit on top; given, it skips
+# measuring every Axes' ticks to place them (a third of drawing a grid of panels).
+TITLE_Y = 1.0
 
 
 def png(figure: Figure) -> bytes:
@@ -32,7 +35,6 @@ def png(figure: Figure) -> bytes:
     zlib's fastest level, the same pixels in a file an eighth larger, 0.07 s a figure sooner."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
-    figure.clear()
     return buffer.getvalue()
 
 
@@ -104,7 +106,8 @@ def learning_curves(epochs: list[int], logs: list[dict], objective: str, title: 
             values = [entry.get(key, np.nan) for entry in logs]
             if np.isfinite(np.asarray(values, dtype=float)).any():
                 axes.plot(epochs, values, style, label=label)
-        axes.set(xlabel="epoch", ylabel=name, title=name)
+        axes.set(xlabel="epoch", ylabel=name)
+        axes.set_title(name, y=TITLE_Y)
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.grid(alpha=0.3)
         if axes.lines:
@@ -137,8 +140,8 @@ def confusion_matrix(labels: np.ndarray, probabilities: np.ndarray, title: str) 
             dark = image.norm(np.log1p(count)) > 0.6
             axes.text(column, row, str(count), ha="center", va="center", fontsize=8,
                       color="white" if dark else ("black" if row == column else "crimson"))
-    axes.set(xticks=range(classes), yticks=range(classes), xlabel="predicted", ylabel="true",
-             title=f"{title}: {len(labels)} test images, accuracy {accuracy:.4f}")
+    axes.set(xticks=range(classes), yticks=range(classes), xlabel="predicted", ylabel="true")
+    axes.set_title(f"{title}: {len(labels)} test images, accuracy {accuracy:.4f}", y=TITLE_Y)
     return figure
 
 
@@ -220,7 +223,8 @@ def objective_by_trial(table: pd.DataFrame, objective: str, title: str) -> Figur
         low = np.nanmin(scores) if np.isfinite(scores).any() else 0.0
         axes.plot(numbers[~finished], np.full((~finished).sum(), low), "x", color="crimson", label="failed / killed")
     axes.step(numbers, pd.Series(scores).cummax().ffill().to_numpy(), where="post", color="black", alpha=0.6, label="best so far")
-    axes.set(xlabel="trial (in the order run)", ylabel=best, title=title)
+    axes.set(xlabel="trial (in the order run)", ylabel=best)
+    axes.set_title(title, y=TITLE_Y)
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
     axes.legend(loc="best")
@@ -259,7 +263,7 @@ def hyperparameters_vs_objective(table: pd.DataFrame, objective: str, domains: d
             axes.set_xlim(-0.5, len(domain) - 0.5)
         inactive = int(table[name].isna().sum())  # a conditional one, in trials where it did not apply
         axes.set_title(name + (f" (not in {inactive} trial{'s' if inactive > 1 else ''})" if inactive else ""),
-                       fontsize=10)
+                       fontsize=10, y=TITLE_Y)
         axes.grid(alpha=0.3)
     for axes in grid[::columns]:
         axes.set_ylabel(best)
