@@ -9,7 +9,6 @@ is what makes a search resumable; the mixin keeps only the best few trial checkp
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
 import os
 import re
@@ -197,17 +196,6 @@ class TrackedTrials:
         model = self.hypermodel.architecture(trial.hyperparameters)
         model.load_weights(self._get_checkpoint_fname(trial.trial_id))
         return self.hypermodel.compile(trial.hyperparameters, model)
-
-    def search(self, *args, **kwargs):
-        # KerasTuner and Keras collect garbage before each model a trial builds: twice 0.35 s
-        # here, scanning half a million objects (TensorFlow, MLflow, the data) that live as
-        # long as the process. Frozen for the search, they are skipped; unfrozen after it, what
-        # of them has become garbage is collected as usual.
-        gc.freeze()
-        try:
-            return super().search(*args, **kwargs)
-        finally:
-            gc.unfreeze()
 
     def _try_build(self, hp):
         model = super()._try_build(hp)
