@@ -38,16 +38,16 @@ def png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def draw_all(figures: dict[str, Callable[[], Figure]]) -> tuple[dict[str, bytes], dict[str, str]]:
-    """Each figure drawn and rendered as PNG: the images by name, and why each other one could
-    not be drawn. A figure never costs more than its message. (Drawn on the caller's thread: on
-    two cores a drawing thread slowed the champion's test pass by more than it saved.)"""
+def draw_all(figures: dict[str, Callable[[], Figure]]) -> tuple[dict[str, bytes], dict[str, Exception]]:
+    """Each figure drawn and rendered as PNG: the images by name, and the error that stopped each
+    other one, so that a figure never costs more than its message. (Drawn on the caller's thread:
+    on two cores a drawing thread slowed the champion's test pass by more than it saved.)"""
     images, errors = {}, {}
     for name, make in figures.items():
         try:
             images[name] = png(make())
         except Exception as error:  # noqa: BLE001 - whatever matplotlib raises
-            errors[name] = f"{type(error).__name__}: {error}".strip(": ")
+            errors[name] = error
     return images, errors
 
 
@@ -66,7 +66,7 @@ def _tiles(maps: list, titles: list[str], columns: int, tile_inches: float, titl
     """Images in a grid, each under its title, drawn as tiles of one Axes (one AxesImage per
     tile, in order, holding the tile's own array; the titles are that Axes' texts, in order)."""
     rows = max(1, math.ceil(len(maps) / columns))
-    height, width = np.shape(maps[0])[:2] if len(maps) else (1, 1)
+    height, width = np.shape(maps[0])[:2]
     # Data units: a tile is `width` wide; the gap and the title band scale with it.
     unit = tile_inches / max(width, height)
     gap = 0.12 * max(width, height)
@@ -78,18 +78,15 @@ def _tiles(maps: list, titles: list[str], columns: int, tile_inches: float, titl
     figure = Figure(figsize=(grid_width * unit + left + right, grid_height * unit + top + bottom))
     size = figure.get_size_inches()
     axes = figure.add_axes((left / size[0], bottom / size[1], grid_width * unit / size[0], grid_height * unit / size[1]))
-    axes.set_xlim(0, grid_width)
-    axes.set_ylim(grid_height, 0)
     axes.axis("off")
-    image = None
     for index, (tile, title) in enumerate(zip(maps, titles)):
         row, column = divmod(index, columns)
         x, y = column * cell_width, row * cell_height + band
         image = axes.imshow(tile, extent=(x, x + width, y + height, y), interpolation="nearest", **image_options)
         axes.text(x + width / 2, y - 0.02 / unit, title, ha="center", va="bottom", fontsize=fontsize)
-    axes.set_xlim(0, grid_width)  # imshow resets the limits to its own extent
+    axes.set_xlim(0, grid_width)  # after imshow, which sets the limits to its own extent
     axes.set_ylim(grid_height, 0)
-    if colorbar_label and image is not None:
+    if colorbar_label:
         bar = figure.add_axes((1 - (right - 0.25) / size[0], 0.15, 0.18 / size[0], 0.7))
         figure.colorbar(image, cax=bar, label=colorbar_label)
     figure.suptitle(heading, y=1 - 0.08 / size[1], va="top")

@@ -170,8 +170,9 @@ def run_search(
             newly_registered = registered is None or trials_run > 0
             if newly_registered:
                 deadline = [StopAt(deadline=budget.deadline())] if budget else []
-                record, test_metrics = _register_champion(config, tuner, best_trials[0], hypermodel, dataset,
-                                                          tracker, echo, plot_errors, deadline)
+                record, test_metrics, figures = _register_champion(config, tuner, best_trials[0], hypermodel,
+                                                                   dataset, tracker, echo, deadline)
+                plot_errors += _log_figures(tracker, figures)
                 version, promoted = record.version, record.promoted
                 alias_holder = None if promoted else (record.previous_version, record.previous_test_accuracy)
             else:  # nothing new since the champion of this search was registered
@@ -179,7 +180,7 @@ def run_search(
                 test_metrics = {key: metrics[key] for key in ("test_loss", "test_accuracy")}
                 version, promoted, alias_holder = registered, None, None
             if plot_errors:  # a figure costs the search nothing but this tag
-                tracker.tag_search("nnlab.plot_error", "; ".join(plot_errors))
+                stop_tags["nnlab.plot_error"] = "; ".join(plot_errors)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"  # the trial's own run is KILLED already; KerasTuner reruns it on resume
@@ -206,9 +207,9 @@ def run_search(
     )
 
 
-def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, echo, plot_errors, callbacks=()):
-    """Restore the best trial at its best epoch, train it on, test it, log and register it, and
-    its figures; a figure that cannot be drawn adds a line to `plot_errors`."""
+def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, echo, callbacks=()):
+    """Restore the best trial at its best epoch, train it on, test it, log and register it.
+    Returns its registry record, its test metrics and the functions that draw its figures."""
     import keras
 
     from nnlab.hypermodel import scores
@@ -245,18 +246,17 @@ def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, 
         best_trial.trial_id,
         [f"{name}=={package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
     )
-    plot_errors += _log_figures(tracker, _champion_figures(model, dataset.test, predictions, best_trial.trial_id,
-                                                           further_logs))
-    return record, test_metrics
+    return record, test_metrics, _champion_figures(model, dataset.test, predictions, best_trial.trial_id, further_logs)
 
 
 def _log_figures(tracker, figures: dict) -> list[str]:
     """Draw the figures and log them on the search's run; returns why any could not be drawn."""
     from nnlab import plots
+    from nnlab.tuner import one_line
 
     images, errors = plots.draw_all(figures)
     tracker.log_images(images)
-    return [f"{name} not drawn: {why}" for name, why in errors.items()]
+    return [f"{name} not drawn: {one_line(error)}" for name, error in errors.items()]
 
 
 def _champion_figures(model, test, probabilities, trial_id: str, further_logs) -> dict:

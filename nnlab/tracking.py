@@ -232,9 +232,6 @@ class SearchTracker:
                 (Path(directory) / f"{name}.png").write_bytes(image)
             mlflow.log_artifacts(directory, folder)
 
-    def tag_search(self, key: str, value: str) -> None:
-        self.client.set_tag(self.parent_run_id, key, value[:5000])
-
     # ------------------------------------------------------------ the champion
 
     def log_champion(

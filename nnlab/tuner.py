@@ -246,7 +246,7 @@ class TrackedTrials:
         images, errors = plots.draw_all({"learning_curves": lambda: plots.learning_curves(
             list(epochs), list(logs), OBJECTIVE, f"trial {trial.trial_id}")})
         self.tracker.log_images(images)
-        return {"nnlab.plot_error": f"learning curves not drawn: {errors['learning_curves']}"} if errors else {}
+        return {"nnlab.plot_error": f"learning curves not drawn: {one_line(errors['learning_curves'])}"} if errors else {}
 
     def _epoch_seconds(self) -> float:
         """The first epoch also traces the model's graphs (seconds on a CPU): time the later ones."""

@@ -171,13 +171,14 @@ def test_a_search_logs_every_plot_as_a_png_artifact(searched_store):
 
 
 
-def test_a_figure_that_cannot_be_drawn_costs_the_trial_nothing(workdir, small_mnist, tracking_uri, monkeypatch):
+def test_a_figure_that_cannot_be_drawn_costs_the_trial_and_the_search_nothing(workdir, small_mnist, tracking_uri, monkeypatch):
     # No real input makes matplotlib fail here: the fault is injected to reach the path that
     # must keep a trained trial when its figure fails.
     def broken(*_args, **_kwargs):
         raise RuntimeError("no font")
 
     monkeypatch.setattr(plots, "learning_curves", broken)
+    monkeypatch.setattr(plots, "objective_by_trial", broken)
     config = ExperimentConfig(name="mnist", model="linear", tuner="random", max_trials=1, epochs=1, final_epochs=0,
                               tracking_uri=tracking_uri)
     result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lambda _line: None)
@@ -187,3 +188,9 @@ def test_a_figure_that_cannot_be_drawn_costs_the_trial_nothing(workdir, small_mn
     assert trial.info.status == "FINISHED" and "best_val_accuracy" in trial.data.metrics
     assert trial.data.tags["nnlab.plot_error"] == "learning curves not drawn: RuntimeError: no font"
     assert result.champion_version == "1"
+    # A search figure that fails costs the search as little: a tag, and the other figures are logged.
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["nnlab.plot_error"] == "search_objective_by_trial not drawn: RuntimeError: no font"
+    logged = {artifact.path for artifact in client.list_artifacts(result.parent_run_id, "plots")}
+    assert "plots/search_hyperparameters.png" in logged and "plots/search_objective_by_trial.png" not in logged
