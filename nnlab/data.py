@@ -30,8 +30,13 @@ class DataSpec:
     """What the data decides for a model builder."""
 
     input_shape: tuple[int, ...]
-    num_classes: int
-    task: str = "classification"
+    num_classes: int = 0  # a classification task's classes; 0 for regression
+    task: str = "classification"  # or "regression": nnlab.task.get_task(spec.task) decides the rest
+    # "image" (height, width, channels) or "sequence" (steps, features): which families can take it.
+    kind: str = "image"
+    # A series read relative to each window's last value in units of `scale`, learnt from the
+    # training part (models/layers.py applies it inside the model); None: the raw input as it is.
+    scale: float | None = None
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import keras
 
-from nnlab.models.layers import activate, classifier_head, layer_scopes, shared_knobs
+from nnlab.models.layers import activate, layer_scopes, model_input, output_head, shared_knobs
 
 
 def build(hp, spec) -> keras.Model:
     knobs = shared_knobs(hp)
-    inputs = keras.Input(spec.input_shape, name="image")
-    x = keras.layers.Flatten()(inputs)
+    inputs, x = model_input(spec)
+    x = keras.layers.Flatten()(x)
     count, scopes = layer_scopes(hp, "hidden_layers", 2, 4)
     for index, scope in enumerate(scopes):
         with hp.conditional_scope("hidden_layers", scope):
@@ -21,4 +21,4 @@ def build(hp, spec) -> keras.Model:
             x = keras.layers.Dropout(knobs["dropout"])(x)
         x = keras.layers.Dense(units, use_bias=not knobs["batch_norm"])(x)
         x = activate(x, knobs)
-    return keras.Model(inputs, classifier_head(x, knobs, spec.num_classes), name="dfn")
+    return keras.Model(inputs, output_head(x, knobs, spec, inputs), name="dfn")
