@@ -17,13 +17,9 @@ from pathlib import Path
 from nnlab import space
 from nnlab.budget import parse_duration
 from nnlab.data import DATASETS
-from nnlab.models import MODEL_NAMES
+from nnlab.models import FAMILY_KINDS, MODEL_NAMES, families_for
 
 TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
-# One name for the quantity everywhere: the Keras history key, the KerasTuner objective, the
-# MLflow metric (best_val_accuracy for a trial's best epoch). Here, not in hypermodel.py, so
-# that the commands reading results back need not import Keras.
-OBJECTIVE = "val_accuracy"
 EXPERIMENTS_DIR = Path("experiments")
 # Names become MLflow names and folders under tuning/ and mlruns/: no separators, no "..".
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -37,7 +33,8 @@ class ConfigError(ValueError):
 class ExperimentConfig:
     name: str
     dataset: str = "mnist"
-    model: str = "cnn"
+    # The model family; None: the data set's own default (mnist: cnn, co2: lstm).
+    model: str | None = None
     tuner: str = "hyperband"
     # Most trials to run; for Hyperband a cap on its schedule (None: the whole schedule).
     max_trials: int | None = 20
@@ -50,7 +47,7 @@ class ExperimentConfig:
     final_epochs: int = 15
     seed: int = 1
     batch_size: int = 128
-    # Epochs without a better val_accuracy before a trial stops early.
+    # Epochs without a better objective (val_accuracy, val_rmse: the task's) before a trial stops early.
     patience: int = 3
     validation_fraction: float = 0.1
     hyperband_factor: int = 3
@@ -65,9 +62,20 @@ class ExperimentConfig:
     # Failed trials in a row after which the search stops (a broken space, not bad luck).
     max_consecutive_failed_trials: int = 3
     data_dir: str | None = None
+    # The [data] table: the data set's own options (co2: window, horizon), each checked at load.
+    data: dict = field(default_factory=dict)
     tracking_uri: str | None = None
     # Where the settings came from, for messages and the parent run's tags.
     origin: str = "built-in default"
+
+    def __post_init__(self):
+        # The data set's defaults, where it is one nnlab knows (validate refuses the others).
+        source = DATASETS.get(self.dataset)
+        if source is not None:
+            if self.model is None:
+                object.__setattr__(self, "model", source.default_model)
+            # The [data] options as the data set reads them, defaults included (logged as params).
+            object.__setattr__(self, "data", {**source.options, **self.data})
 
     @property
     def tuning_name(self) -> str:
@@ -95,6 +103,7 @@ FILE_KEYS: dict[str, tuple[type, ...]] = {
     "keep_checkpoints": (int,),
     "max_consecutive_failed_trials": (int,),
     "data_dir": (str,),
+    "data": (dict,),
     "tracking_uri": (str,),
 }
 
@@ -147,7 +156,12 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
             f"{where}: name {config.name!r} must be letters, digits, '-', '_' or '.' (no path separators, no '..')"
         )
     choice("dataset", DATASETS)
+    source = DATASETS[config.dataset]
     choice("model", MODEL_NAMES)
+    if source.kind not in FAMILY_KINDS[config.model]:
+        raise ConfigError(f"{where}: model {config.model} cannot take {config.dataset}'s {source.kind} data; "
+                          f"families that can: {', '.join(families_for(source.kind))}")
+    _check_data_options(config.data, config.dataset, source.options, where)
     choice("tuner", TUNER_NAMES)
     for key in ("epochs", "batch_size", "patience", "max_trials", "keep_checkpoints", "max_consecutive_failed_trials"):
         value = getattr(config, key)
@@ -162,6 +176,17 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     if not 0 < config.validation_fraction < 1:
         raise ConfigError(f"{where}: validation_fraction = {config.validation_fraction} must lie between 0 and 1")
     return config
+
+
+def _check_data_options(options: dict, dataset: str, known: dict, where: str) -> None:
+    """The [data] table: keys the data set takes, each a positive whole number (the only kind of
+    option a built-in data set has today)."""
+    for key, value in options.items():
+        if key not in known:
+            takes = f"known: {', '.join(known)}" if known else "it takes none"
+            raise ConfigError(f"{where}: data.{key}: unknown option of data set {dataset}; {takes}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where}: data.{key} = {value!r} must be a positive whole number")
 
 
 def _read_toml(path: Path) -> dict:
@@ -210,6 +235,7 @@ def as_params(config: ExperimentConfig) -> dict:
     values = dataclasses.asdict(config)
     for key in ("tracking_uri", "origin"):
         values.pop(key)
-    for name, value in values.pop("space").items():
-        values[f"space.{name}"] = value
+    for table in ("space", "data"):
+        for name, value in values.pop(table).items():
+            values[f"{table}.{name}"] = value
     return {key: value for key, value in values.items() if value is not None}

@@ -7,10 +7,8 @@ import time
 import keras
 import keras_tuner
 
-from nnlab.config import OBJECTIVE
 from nnlab.space import Narrowed
-
-
+from nnlab.task import get_task
 
 def scores(model, labels, predictions) -> dict:
     """What `model.evaluate(inputs, labels, return_dict=True)` gives (the compiled loss with any
@@ -44,16 +42,18 @@ class StopAt(keras.callbacks.Callback):
 
 
 class SearchHyperModel(keras_tuner.HyperModel):
-    """build(hp): the family's builder, compiled with a searched learning rate; the experiment's
-    `[space]` entries narrow what the builder declares.
-    fit(hp, model, ...): fixed batch size, early stopping on the objective, stop on NaN, stop at
-    the trial timeout."""
+    """build(hp): the family's builder, compiled for the data's task with a searched learning rate
+    (and the gradient clipping a builder declares); the experiment's `[space]` entries narrow
+    what the builder declares.
+    fit(hp, model, ...): fixed batch size, early stopping on the task's objective, stop on NaN,
+    stop at the trial timeout."""
 
     def __init__(self, builder, spec, batch_size: int, patience: int, space: dict | None = None,
                  trial_timeout: float | None = None):
         super().__init__(name=getattr(builder, "__module__", "model").rsplit(".", 1)[-1])
         self.builder = builder
         self.spec = spec
+        self.task = get_task(spec.task)
         self.batch_size = batch_size
         self.patience = patience
         self.space = space or {}
@@ -72,10 +72,13 @@ class SearchHyperModel(keras_tuner.HyperModel):
         hp = self._narrowed(hp)
         # Below 3e-4, Adam cannot get far in the few epochs a search gives a trial.
         learning_rate = hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
+        # A builder that declares `clipnorm` (the recurrent family: exploding gradients through
+        # time) gets it here, where the optimizer is made; 0 means no clipping.
+        clipnorm = hp.values.get("clipnorm") or None
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
+            loss=self.task.loss,
+            metrics=self.task.keras_metrics(),
         )
         return model
 
@@ -85,7 +88,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *args, callbacks=None, restore_best_weights=False, timed=True, **kwargs):
         callbacks = list(callbacks or []) + [
             keras.callbacks.EarlyStopping(
-                monitor=OBJECTIVE, mode="max", patience=self.patience, restore_best_weights=restore_best_weights
+                monitor=self.task.objective, mode=self.task.direction, patience=self.patience, restore_best_weights=restore_best_weights
             ),
             keras.callbacks.TerminateOnNaN(),
         ]
@@ -97,8 +100,9 @@ class SearchHyperModel(keras_tuner.HyperModel):
     def fit_further(self, hp, model, train, validation, initial_epoch: int, epochs: int, callbacks=()) -> dict:
         """Train a restored model on for up to `epochs` more epochs, as KerasTuner advises for the
         best model of a search; its new weights are kept only if they beat its starting objective."""
+        task = self.task
         # evaluate() names the metric "accuracy"; fit() reports it on validation as "val_accuracy".
-        start = model.evaluate(*validation, verbose=0, return_dict=True)[OBJECTIVE.removeprefix("val_")]
+        start = model.evaluate(*validation, verbose=0, return_dict=True)[task.metric]
         weights = model.get_weights()
         history = self.fit(
             hp,
@@ -108,12 +112,15 @@ class SearchHyperModel(keras_tuner.HyperModel):
             initial_epoch=initial_epoch,
             epochs=initial_epoch + epochs,
             # A lower learning rate once the objective stalls: the usual last stretch of training.
-            callbacks=[*callbacks, keras.callbacks.ReduceLROnPlateau(monitor=OBJECTIVE, mode="max", factor=0.3, patience=1)],
+            callbacks=[*callbacks, keras.callbacks.ReduceLROnPlateau(monitor=task.objective, mode=task.direction, factor=0.3,
+                                                                        patience=1)],
             restore_best_weights=True,
             timed=False,  # the trial timeout is for trials; the search's budget bounds this
             verbose=0,
         )
-        best = max(history.history[OBJECTIVE], default=start)
-        if not best > start:
+        values = history.history.get(task.objective, [])
+        best = task.best(values) if values else start
+        if not task.better(best, start):
             model.set_weights(weights)
-        return {f"start_{OBJECTIVE}": start, f"best_{OBJECTIVE}": max(best, start), "further_epochs": len(history.epoch)}
+            best = start
+        return {f"start_{task.objective}": start, task.best_key: best, "further_epochs": len(history.epoch)}

@@ -203,8 +203,9 @@ def first_layer_weights(model, title: str) -> Figure:
                   cmap=WEIGHT_COLOURS, vmin=-limit, vmax=limit)
 
 
-def objective_by_trial(table: pd.DataFrame, objective: str, title: str) -> Figure:
-    """Each trial's best objective in the order the trials ran, and the best so far."""
+def objective_by_trial(table: pd.DataFrame, objective: str, title: str, task=None) -> Figure:
+    """Each trial's best objective in the order the trials ran, and the best so far (as `task`
+    ranks it; None: higher is better)."""
     best = f"best_{objective}"
     # A trial run again after an interruption has a KILLED run and a FINISHED one: one point, the latter.
     ordered = (table.assign(_order=pd.to_numeric(table["trial"], errors="coerce"), _finished=table["status"] == "FINISHED")
@@ -217,9 +218,12 @@ def objective_by_trial(table: pd.DataFrame, objective: str, title: str) -> Figur
     finished = ordered["status"].to_numpy() == "FINISHED"
     axes.plot(numbers[finished], scores[finished], "o", label="trial")
     if (~finished).any():
-        low = np.nanmin(scores) if np.isfinite(scores).any() else 0.0
+        # Failed trials sit at the worst score drawn, where they cannot pass for good ones.
+        worst = (np.nanmax if task is not None and not task.higher_is_better else np.nanmin)
+        low = worst(scores) if np.isfinite(scores).any() else 0.0
         axes.plot(numbers[~finished], np.full((~finished).sum(), low), "x", color="crimson", label="failed / killed")
-    axes.step(numbers, pd.Series(scores).cummax().ffill().to_numpy(), where="post", color="black", alpha=0.6, label="best so far")
+    running = task.running_best(scores) if task is not None else pd.Series(scores).cummax().to_numpy()
+    axes.step(numbers, pd.Series(running).ffill().to_numpy(), where="post", color="black", alpha=0.6, label="best so far")
     axes.set(xlabel="trial (in the order run)", ylabel=best)
     axes.set_title(title, y=TITLE_Y)
     axes.xaxis.get_major_locator().set_params(integer=True)
@@ -265,6 +269,45 @@ def hyperparameters_vs_objective(table: pd.DataFrame, objective: str, domains: d
     for axes in grid[::columns]:
         axes.set_ylabel(best)
     figure.suptitle(title)
+    return figure
+
+
+def forecast_against_actual(times: np.ndarray | None, actual: np.ndarray, forecast: np.ndarray,
+                            baselines: dict, title: str, units: str = "") -> Figure:
+    """The forecast over the test period against what happened, with the naive forecasts for
+    reference, and the error per step below it."""
+    actual, forecast = np.ravel(actual), np.ravel(forecast)
+    x = times if times is not None else np.arange(len(actual))
+    figure = Figure(figsize=(10, 5.6))
+    _margins(figure, left=0.85, right=0.15, bottom=0.55, top=0.45, hspace=0.35, rows=2)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[2.2, 1])
+    top.plot(x, actual, color="black", linewidth=1.4, label="actual")
+    for name, values in baselines.items():
+        top.plot(x, np.ravel(values), linewidth=0.8, alpha=0.6, linestyle="--", label=name.replace("_", " "))
+    top.plot(x, forecast, color="tab:red", linewidth=1.1, label="model")
+    top.set(ylabel=f"value{f' ({units})' if units else ''}")
+    top.set_title(title, y=TITLE_Y)
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.plot(x, forecast - actual, color="tab:red", linewidth=0.9)
+    bottom.axhline(0, color="black", linewidth=0.6)
+    bottom.set(xlabel="time of the target" if times is not None else "test sample", ylabel="model - actual")
+    bottom.grid(alpha=0.3)
+    return figure
+
+
+def residual_histogram(actual: np.ndarray, forecast: np.ndarray, title: str) -> Figure:
+    """How the model's errors on the test split are spread: centred on 0 when unbiased."""
+    residuals = np.ravel(forecast) - np.ravel(actual)
+    figure = Figure(figsize=(6.4, 4.2))
+    _margins(figure, left=0.75, right=0.15, bottom=0.6, top=0.45)
+    axes = figure.subplots()
+    axes.hist(residuals, bins=min(40, max(5, len(residuals) // 8)), color="tab:red", alpha=0.75)
+    axes.axvline(0, color="black", linewidth=0.8)
+    rmse, bias = float(np.sqrt(np.mean(residuals**2))), float(np.mean(residuals))
+    axes.set(xlabel="model - actual", ylabel="test samples")
+    axes.set_title(f"{title}: RMSE {rmse:.4g}, mean error {bias:+.3g}", y=TITLE_Y)
+    axes.grid(alpha=0.3)
     return figure
 
 

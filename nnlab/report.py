@@ -13,7 +13,7 @@ import sys
 import time
 
 from nnlab import cli
-from nnlab.config import OBJECTIVE, ConfigError, load_config
+from nnlab.config import ConfigError, load_config
 from nnlab.models import MODEL_NAMES
 
 PROG = "nnlab.report"
@@ -97,7 +97,10 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     search = searches[0]
-    table = trial_leaderboard(resolve_tracking_uri(tracking_uri), search.experiment_id, search.run_id, OBJECTIVE)
+    from nnlab.task import get_task
+
+    table = trial_leaderboard(resolve_tracking_uri(tracking_uri), search.experiment_id, search.run_id,
+                              get_task(search.task))
     trials = len(table)
     if args.top:
         table = table.head(args.top)

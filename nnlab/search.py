@@ -20,18 +20,14 @@ from pathlib import Path
 
 from nnlab import cli, space
 from nnlab.budget import TimeBudget, format_duration, parse_duration
-from nnlab.config import OBJECTIVE, TUNER_NAMES, ConfigError, ExperimentConfig, as_params, load_config
+from nnlab.config import TUNER_NAMES, ConfigError, ExperimentConfig, as_params, load_config
 from nnlab.data import DataError, Dataset, load_dataset
 from nnlab.models import MODEL_NAMES
-from nnlab.provenance import package_version, provenance_tags
+from nnlab.provenance import provenance_tags
 from nnlab.state import SearchError, open_state, search_lock
 
 PROG = "nnlab.search"  # how messages to the user begin
 TUNING_ROOT = Path("tuning")
-# Batches of the champion's test pass. Measured on 2 cores, 10,000 MNIST images: the default CNN
-# 3.0 s in batches of 32 (Keras' default), 1.6 s of 256, 2.6 s of 1024; the default DFN 1.0,
-# 0.35 and 0.23 s.
-PREDICT_BATCH_SIZE = 256
 
 __all__ = ["SearchError", "SearchFailed", "SearchResult", "run_search", "main"]
 
@@ -54,13 +50,14 @@ class SearchResult:
     champion_version: str
     test_metrics: dict
     promoted: bool | None
-    # The version that keeps the alias when this champion is not promoted, and its test accuracy.
+    # The version that keeps the alias when this champion is not promoted, and its test score.
     alias_holder: tuple[str, float | None] | None
     newly_registered: bool
     trials_run: int
     stopped_because: str | None = None
     experiment: str = ""  # the MLflow experiment, and the model family searched
     model: str = ""
+    task: str = "classification"  # how the scores are ranked (nnlab.task)
 
 
 def run_search(
@@ -77,14 +74,15 @@ def run_search(
     # Imported here so that a config or data mistake is reported without loading TensorFlow.
     import keras
 
+    from nnlab.champion import register_champion
     from nnlab.hypermodel import SearchHyperModel, StopAt
     from nnlab.models import get_builder
-    from nnlab.tracking import CHAMPION_VERSION_TAG, SearchTracker
+    from nnlab.tracking import CHAMPION_VERSION_TAG, TASK_TAG, SearchTracker
     from nnlab.tuner import TooManyFailures, make_tuner, one_line
 
     keras.utils.set_random_seed(config.seed)
     if dataset is None:
-        dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
+        dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                                validation_fraction=config.validation_fraction)
     builder = get_builder(config.model)
     try:  # before anything is saved or tracked: a wrong [space] entry leaves no trace
@@ -94,6 +92,7 @@ def run_search(
         raise ConfigError(str(error)) from None
     hypermodel = SearchHyperModel(builder, dataset.spec, config.batch_size, config.patience,
                                   space=config.space, trial_timeout=config.trial_timeout)
+    task = hypermodel.task
     budget = TimeBudget(config.time_budget, config.final_epochs) if config.time_budget else None
 
     directory = Path(tuning_root) / config.tuning_name
@@ -108,7 +107,7 @@ def run_search(
             if budget is not None:
                 budget.record_trial(trial.seconds, trial.epoch_seconds)
             of = f"/{trial.planned}" if trial.planned else ""
-            result = (f"{OBJECTIVE} {trial.score:.4f}" if trial.status == "COMPLETED"
+            result = (f"{task.objective} {trial.score:.4f}" if trial.status == "COMPLETED"
                       else f"{trial.status}: {trial.message or 'no reason given'}")
             if trial.timed_out:
                 result += f" (stopped at trial_timeout {format_duration(config.trial_timeout)})"
@@ -129,6 +128,7 @@ def run_search(
             "nnlab.tuner": config.tuner,
             "nnlab.seed": str(config.seed),
             "nnlab.data_source": dataset.source,
+            TASK_TAG: task.name,
         } | provenance_tags()
         resumed = tracker.open_search(state.search_id, f"search-{config.tuning_name}", tags, as_params(config))
         if state.replaced_search_id:
@@ -162,22 +162,22 @@ def run_search(
                                    "(the FAILED trial runs' nnlab.failure tags say why)")
             champion_trial = best_trials[0].trial_id
             registered_name = config.tuning_name
-            leaderboard = tracker.leaderboard(OBJECTIVE)
+            leaderboard = tracker.leaderboard(task)
             tracker.log_table(leaderboard, "leaderboard.csv")
-            plot_errors = _log_figures(tracker, _search_figures(config, tuner, leaderboard))
+            plot_errors = _log_figures(tracker, _search_figures(config, tuner, leaderboard, task))
 
             registered = tracker.search_tag(CHAMPION_VERSION_TAG)
             newly_registered = registered is None or trials_run > 0
             if newly_registered:
                 deadline = [StopAt(deadline=budget.deadline())] if budget else []
-                record, test_metrics, figures = _register_champion(config, tuner, best_trials[0], hypermodel,
-                                                                   dataset, tracker, echo, deadline)
-                plot_errors += _log_figures(tracker, figures)
+                champion = register_champion(config, tuner, best_trials[0], hypermodel, dataset, tracker, echo, deadline)
+                plot_errors += _log_figures(tracker, champion.figures)
+                record, test_metrics = champion.record, champion.test_metrics
                 version, promoted = record.version, record.promoted
-                alias_holder = None if promoted else (record.previous_version, record.previous_test_accuracy)
+                alias_holder = None if promoted else (record.previous_version, record.previous_test_score)
             else:  # nothing new since the champion of this search was registered
                 metrics = tracker.search_metrics()
-                test_metrics = {key: metrics[key] for key in ("test_loss", "test_accuracy")}
+                test_metrics = {key: value for key, value in metrics.items() if key.startswith("test_")}
                 version, promoted, alias_holder = registered, None, None
             if plot_errors:  # a figure costs the search nothing but this tag
                 stop_tags["nnlab.plot_error"] = "; ".join(plot_errors)
@@ -204,49 +204,8 @@ def run_search(
         stopped_because=stopped_because,
         experiment=config.name,
         model=config.model,
+        task=task.name,
     )
-
-
-def _register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, echo, callbacks=()):
-    """Restore the best trial at its best epoch, train it on, test it, log and register it.
-    Returns its registry record, its test metrics and the functions that draw its figures."""
-    import keras
-
-    from nnlab.hypermodel import scores
-
-    model = tuner.get_best_models(1)[0]
-    further_logs: list[tuple[int, dict]] = []
-    if config.final_epochs:
-        further = hypermodel.fit_further(
-            best_trial.hyperparameters,
-            model,
-            dataset.train,
-            dataset.validation,
-            initial_epoch=best_trial.best_step + 1,
-            epochs=config.final_epochs,
-            # The champion's own curves go on the parent run, under the trials' names.
-            callbacks=[*callbacks, keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs: (tracker.log_metrics(logs, step=epoch + 1),
-                                                  further_logs.append((epoch + 1, dict(logs)))))],
-        )
-        tracker.log_metrics(further)
-        echo(f"Champion trial {best_trial.trial_id} trained on for {further['further_epochs']} epochs: "
-             f"{OBJECTIVE} {further[f'start_{OBJECTIVE}']:.4f} -> {further[f'best_{OBJECTIVE}']:.4f}")
-    images, labels = dataset.test
-    # One pass over the test split, in large batches, feeds the test metrics, the signature's
-    # example and the figures (it was three: evaluate, the figures' predict, the signature's).
-    predictions = model.predict(images, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-    test_metrics = {f"test_{name}": value for name, value in scores(model, labels, predictions).items()}
-    record = tracker.log_champion(
-        model,
-        config.tuning_name,
-        images[:8],
-        predictions[:8],
-        test_metrics,
-        best_trial.trial_id,
-        [f"{name}=={package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
-    )
-    return record, test_metrics, _champion_figures(model, dataset.test, predictions, best_trial.trial_id, further_logs)
 
 
 def _log_figures(tracker, figures: dict) -> list[str]:
@@ -259,26 +218,7 @@ def _log_figures(tracker, figures: dict) -> list[str]:
     return [f"{name} not drawn: {one_line(error)}" for name, error in errors.items()]
 
 
-def _champion_figures(model, test, probabilities, trial_id: str, further_logs) -> dict:
-    """What the champion does on the test split, what its first layer learned, and its curves
-    while it trained on: name -> a function that draws it."""
-    from nnlab import plots
-
-    images, labels = test
-    title = f"champion (trial {trial_id})"
-    figures = {
-        "champion_confusion_matrix": partial(plots.confusion_matrix, labels, probabilities, title),
-        "champion_misclassified": partial(plots.worst_misclassified, images, labels, probabilities, title),
-        "champion_first_layer_weights": partial(plots.first_layer_weights, model, title),
-    }
-    if further_logs:
-        epochs, logs = zip(*further_logs)
-        figures["champion_learning_curves"] = partial(
-            plots.learning_curves, list(epochs), list(logs), OBJECTIVE, f"{title}, trained on from its best checkpoint")
-    return figures
-
-
-def _search_figures(config, tuner, leaderboard) -> dict:
+def _search_figures(config, tuner, leaderboard, task) -> dict:
     """The shape of the search, the objective trial by trial and per searched hyperparameter:
     name -> a function that draws it."""
     from keras_tuner.engine import hyperparameters as kinds
@@ -293,8 +233,8 @@ def _search_figures(config, tuner, leaderboard) -> dict:
             domains[parameter.name] = (parameter.min_value, parameter.max_value, parameter.sampling == "log")
     title = f"search {config.tuning_name} ({config.tuner}, {len(leaderboard)} trials)"
     return {
-        "search_objective_by_trial": partial(plots.objective_by_trial, leaderboard, OBJECTIVE, title),
-        "search_hyperparameters": partial(plots.hyperparameters_vs_objective, leaderboard, OBJECTIVE, domains, title),
+        "search_objective_by_trial": partial(plots.objective_by_trial, leaderboard, task.objective, title, task),
+        "search_hyperparameters": partial(plots.hyperparameters_vs_objective, leaderboard, task.objective, domains, title),
     }
 
 
@@ -313,8 +253,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "register the best model.",
     )
     parser.add_argument("experiment", help="a name (experiments/NAME.toml, else the built-in default "
-                        "for that data set, e.g. mnist) or a path to a TOML file")
-    parser.add_argument("--model", choices=MODEL_NAMES, help="model family (default: cnn)")
+                        "for that data set: mnist, co2) or a path to a TOML file")
+    parser.add_argument("--model", choices=MODEL_NAMES, help="model family (default: the data set's own, "
+                        "mnist: cnn, co2: lstm)")
     parser.add_argument("--tuner", choices=TUNER_NAMES, help="search algorithm (default: hyperband)")
     parser.add_argument("--max-trials", type=cli.positive, help="most trials to run (Hyperband: cap on its schedule)")
     parser.add_argument("--epochs", type=cli.positive, help="most epochs per trial (Hyperband's max_epochs)")
@@ -341,8 +282,10 @@ def _print_results(result: SearchResult, echo=print) -> None:
     elif result.promoted:
         echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion now points to it.")
     else:
-        holder, accuracy = result.alias_holder
-        held = f" (test_accuracy {accuracy:.4f})" if accuracy is not None else ""
+        from nnlab.task import get_task
+
+        holder, score = result.alias_holder
+        held = f" ({get_task(result.task).test_key} {score:.4f})" if score is not None else ""
         echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion stays "
              f"on version {holder}{held}, which tested better.")
     store = result.tracking_uri
@@ -381,7 +324,7 @@ def main(argv=None) -> int:
         try:
             config = load_config(args.experiment, overrides)
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ chatter
-            dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
+            dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                                    validation_fraction=config.validation_fraction)
             for notice in dataset.notices:
                 print(f"{PROG}: {notice}")

@@ -88,10 +88,37 @@ def check(overrides: dict, build, where: str) -> None:
             unknown = [item for item in (value if isinstance(value, list) else [value]) if item not in parameter.values]
             if unknown:
                 raise SpaceError(f"{entry}: {unknown[0]!r} is not one of {', '.join(map(str, parameter.values))}")
+        elif kind == "Fixed":
+            _check_fixed(parameter, value, entry, build)
+
+
+def _check_fixed(parameter, value, entry: str, build) -> None:
+    """A builder's fixed value opened up: values of the same kind (strings for a string, numbers
+    or a [min, max] range for a number, true/false for a Boolean), each of which the builder
+    accepts (it raises ValueError for one it cannot build, an unknown cell say)."""
+    import keras
+    import keras_tuner
+
+    name, fixed = parameter.name, parameter.value
+    values = value if isinstance(value, list) else [value]
+    if _is_number(fixed):
+        if not all(_is_number(item) for item in values):
+            raise SpaceError(f"{entry}: {name} takes numbers")
+        if isinstance(value, list) and len(value) != 2:
+            raise SpaceError(f"{entry}: a range is [min, max]")
+    elif isinstance(fixed, (bool, str)) and not all(isinstance(item, type(fixed)) for item in values):
+        raise SpaceError(f"{entry}: {name} takes {'true or false' if isinstance(fixed, bool) else 'text'} like {fixed!r}")
+    for item in values:
+        try:
+            build(Narrowed(keras_tuner.HyperParameters(), {name: item}))
+        except ValueError as error:
+            raise SpaceError(f"{entry}: {error}") from None
+        finally:
+            keras.backend.clear_session()
 
 
 class Narrowed:
-    """An `hp` whose Int, Float, Choice and Boolean answer with the experiment's `[space]`
+    """An `hp` whose Int, Float, Choice, Boolean and Fixed answer with the experiment's `[space]`
     entries; everything else (values, conditional scopes) is the wrapped `hp`'s own."""
 
     def __init__(self, hp, overrides: dict):
@@ -140,3 +167,22 @@ class Narrowed:
 
     def Boolean(self, *args, **kwargs):
         return self._declare("Boolean", args, kwargs)
+
+    def Fixed(self, name, value, parent_name=None, parent_values=None):
+        """The builder's fixed value, unless the experiment opens it up: one value fixes that
+        value, two numbers are a range (Int if both are whole), other lists a choice; the
+        builder's value stays the default where the experiment's values hold it."""
+        scope = {"parent_name": parent_name, "parent_values": parent_values}
+        if name not in self._overrides:
+            return self._hp.Fixed(name, value, **scope)
+        chosen = self._overrides[name]
+        if not isinstance(chosen, list) or len(set(chosen)) == 1:
+            return self._hp.Fixed(name, chosen[0] if isinstance(chosen, list) else chosen, **scope)
+        if len(chosen) == 2 and all(_is_number(item) for item in chosen):
+            low, high = chosen
+            whole = all(isinstance(item, int) for item in chosen)
+            default = value if _is_number(value) and low <= value <= high and (not whole or value == int(value)) else low
+            if whole:
+                return self._hp.Int(name, low, high, default=int(default), **scope)
+            return self._hp.Float(name, low, high, default=float(default), **scope)
+        return self._hp.Choice(name, chosen, default=value if value in chosen else chosen[0], **scope)

@@ -25,6 +25,7 @@ CHAMPION_ARTIFACT = "champion"
 SEARCH_ID_TAG = "nnlab.search_id"
 TRIAL_ID_TAG = "nnlab.trial_id"
 CHAMPION_VERSION_TAG = "nnlab.champion_version"
+TASK_TAG = "nnlab.task"  # classification or regression: how the search's results are ranked
 
 
 class TrackingError(RuntimeError):
@@ -97,7 +98,7 @@ class ChampionRecord:
     version: str
     promoted: bool
     previous_version: str | None
-    previous_test_accuracy: float | None
+    previous_test_score: float | None  # the alias holder's test_<task metric>
 
 
 class SearchTracker:
@@ -217,8 +218,8 @@ class SearchTracker:
             mlflow.set_tag("nnlab.timed_out", "true")
         mlflow.end_run(status)
 
-    def leaderboard(self, objective: str) -> pd.DataFrame:
-        return trial_leaderboard(self.tracking_uri, self.experiment_id, self.parent_run_id, objective)
+    def leaderboard(self, task) -> pd.DataFrame:
+        return trial_leaderboard(self.tracking_uri, self.experiment_id, self.parent_run_id, task)
 
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         mlflow.log_text(table.to_csv(index=False), artifact_file)
@@ -243,10 +244,15 @@ class SearchTracker:
         test_metrics: dict,
         trial_id: str,
         pip_requirements: list[str],
+        task=None,
     ) -> ChampionRecord:
         """Log the champion (.keras, signature, input example) on the parent run, register a new
-        version, and move the `champion` alias to it when its test accuracy beats the holder's.
+        version, and move the `champion` alias to it when its test score beats the holder's, as
+        the task ranks them (higher accuracy, lower RMSE; `task` None: classification).
         `example_outputs` are the model's predictions for `example_inputs`, for the signature."""
+        from nnlab.task import get_task
+
+        task = task or get_task(None)
         self.log_metrics(test_metrics)
         import mlflow.keras  # imports Keras: only where a model is saved or loaded
         from mlflow.models import infer_signature
@@ -265,13 +271,13 @@ class SearchTracker:
             mlflow.log_artifacts(folder, CHAMPION_ARTIFACT)
         registered = mlflow.register_model(f"runs:/{self.parent_run_id}/{CHAMPION_ARTIFACT}", registered_name)
         version = str(registered.version)
-        test_accuracy = float(test_metrics["test_accuracy"])
-        for key, value in {"test_accuracy": test_accuracy, "trial": trial_id, "run_id": self.parent_run_id}.items():
+        test_score = float(test_metrics[task.test_key])
+        for key, value in {task.test_key: test_score, "trial": trial_id, "run_id": self.parent_run_id}.items():
             self.client.set_model_version_tag(registered_name, version, key, str(value))
 
         previous = self._alias_holder(registered_name)
-        previous_accuracy = float(previous.tags["test_accuracy"]) if previous and "test_accuracy" in previous.tags else None
-        promoted = previous is None or previous_accuracy is None or test_accuracy > previous_accuracy
+        previous_score = float(previous.tags[task.test_key]) if previous and task.test_key in previous.tags else None
+        promoted = previous is None or task.better(test_score, previous_score)
         if promoted:
             self.client.set_registered_model_alias(registered_name, CHAMPION_ALIAS, version)
         mlflow.set_tags({CHAMPION_VERSION_TAG: version, "nnlab.champion_trial": trial_id})
@@ -279,7 +285,7 @@ class SearchTracker:
             version=version,
             promoted=promoted,
             previous_version=str(previous.version) if previous else None,
-            previous_test_accuracy=previous_accuracy,
+            previous_test_score=previous_score,
         )
 
     def _alias_holder(self, registered_name: str):
@@ -292,8 +298,9 @@ class SearchTracker:
 # ------------------------------------------------------------ reading the store back
 
 
-def trial_leaderboard(tracking_uri: str, experiment_id: str, parent_run_id: str, objective: str) -> pd.DataFrame:
-    """A search's trial runs, best first: trial, status, best objective, best epoch, size, time,
+def trial_leaderboard(tracking_uri: str, experiment_id: str, parent_run_id: str, task) -> pd.DataFrame:
+    """A search's trial runs, best first as the task ranks them (nnlab.task): trial, status, best
+    objective, best epoch, size, time,
     then the hyperparameters as numbers where they are numbers. Hyperband's bookkeeping params
     (tuner/bracket, ...) are left out but for tuner/epochs, the epochs the trial was given."""
     runs = MlflowClient(tracking_uri).search_runs(
@@ -301,7 +308,7 @@ def trial_leaderboard(tracking_uri: str, experiment_id: str, parent_run_id: str,
     )
     if not runs:
         return pd.DataFrame()
-    best = f"best_{objective}"
+    best = task.best_key
     table = pd.DataFrame(
         {
             "trial": [run.data.tags.get(TRIAL_ID_TAG) for run in runs],
@@ -326,7 +333,8 @@ def trial_leaderboard(tracking_uri: str, experiment_id: str, parent_run_id: str,
             pass
     table = pd.concat([table, params[sorted(params.columns)]], axis=1)
     order = pd.to_numeric(table["trial"], errors="coerce")
-    table = table.assign(_order=order).sort_values([best, "_order"], ascending=[False, True], na_position="last")
+    table = table.assign(_order=order).sort_values([best, "_order"], ascending=[not task.higher_is_better, True],
+                                                                 na_position="last")
     return table.drop(columns="_order").reset_index(drop=True)
 
 
@@ -339,6 +347,7 @@ class SearchRun:
     model: str | None
     status: str
     start_time: int  # milliseconds since the epoch
+    task: str | None = None  # None: tracked before tasks were tagged, classification
 
 
 def find_searches(experiment_name: str, tracking_uri: str | None = None, model: str | None = None) -> list[SearchRun]:
@@ -359,7 +368,7 @@ def find_searches(experiment_name: str, tracking_uri: str | None = None, model: 
         query += f" and tags.`nnlab.model` = '{model}'"
     runs = client.search_runs([experiment.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
     return [SearchRun(run.info.run_id, experiment.experiment_id, run.data.tags.get("nnlab.model"),
-                      run.info.status, run.info.start_time) for run in runs]
+                      run.info.status, run.info.start_time, run.data.tags.get(TASK_TAG)) for run in runs]
 
 
 def model_uri(reference: str) -> str:

@@ -22,7 +22,6 @@ import keras_tuner
 import numpy as np
 
 from nnlab import plots
-from nnlab.config import OBJECTIVE
 
 # name -> (KerasTuner tuner class, its oracle class)
 ALGORITHMS = {
@@ -67,18 +66,18 @@ def trial_params(hp) -> dict:
     }
 
 
-def summarise(histories) -> dict:
+def summarise(histories, task) -> dict:
     """best_<objective> and its (1-based) epoch; a loss that went NaN or inf fails the trial."""
     history = histories[-1] if isinstance(histories, list) else histories
-    if not history.history.get(OBJECTIVE):
-        raise keras_tuner.errors.FailedTrialError(f"no epoch reported {OBJECTIVE}")
+    if not history.history.get(task.objective):
+        raise keras_tuner.errors.FailedTrialError(f"no epoch reported {task.objective}")
     losses = np.asarray(history.history.get("loss", []), dtype=float)
     if losses.size and not np.isfinite(losses).all():
         first_bad = int(np.argmin(np.isfinite(losses)))
         raise keras_tuner.errors.FailedTrialError(f"loss became {losses[first_bad]} at epoch {history.epoch[first_bad] + 1}")
-    values = np.asarray(history.history[OBJECTIVE], dtype=float)
-    best = int(np.nanargmax(values))
-    return {f"best_{OBJECTIVE}": float(values[best]), "best_epoch": history.epoch[best] + 1}
+    values = history.history[task.objective]
+    best = task.best_index(values)
+    return {task.best_key: float(values[best]), "best_epoch": history.epoch[best] + 1}
 
 
 def planned_trials(oracle) -> int | None:
@@ -215,7 +214,7 @@ class TrackedTrials:
             histories = super().run_trial(trial, *args, **kwargs)
             timed_out = bool(self.hypermodel.timer and self.hypermodel.timer.stopped)
             self._last_trial = (time.monotonic() - started, self._epoch_seconds(), timed_out)
-            metrics = summarise(histories)
+            metrics = summarise(histories, self.hypermodel.task)
         except BaseException as error:
             # KeyboardInterrupt is the user stopping the search, anything else a broken trial.
             self._last_trial = (time.monotonic() - started, self._epoch_seconds(), False)
@@ -244,7 +243,7 @@ class TrackedTrials:
             return {}
         epochs, logs = zip(*self._epoch_logs)
         images, errors = plots.draw_all({"learning_curves": lambda: plots.learning_curves(
-            list(epochs), list(logs), OBJECTIVE, f"trial {trial.trial_id}")})
+            list(epochs), list(logs), self.hypermodel.task.objective, f"trial {trial.trial_id}")})
         self.tracker.log_images(images)
         return {"nnlab.plot_error": f"learning curves not drawn: {one_line(errors['learning_curves'])}"} if errors else {}
 
@@ -309,7 +308,8 @@ def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_t
     # nnlab reports one line and keeps the traceback in the trial's run (failure.txt).
     keras_tuner.src.config.DEBUG = False
     tuner_class, oracle_class = ALGORITHMS[config.tuner]
-    oracle_options = dict(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=config.seed,
+    task = hypermodel.task
+    oracle_options = dict(objective=keras_tuner.Objective(task.objective, direction=task.direction), seed=config.seed,
                           max_consecutive_failed_trials=config.max_consecutive_failed_trials)
     if config.tuner == "hyperband":
         oracle_options.update(max_epochs=config.epochs, factor=config.hyperband_factor)

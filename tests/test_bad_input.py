@@ -13,9 +13,9 @@ from nnlab.search import main
 
 
 TOML_MISTAKES = [
-    ("nope", None, "unknown experiment 'nope'; known: mnist"),
-    ("bad.toml", 'dataset = "cifar"\n', "unknown dataset 'cifar'; known: mnist"),
-    ("bad.toml", 'model = "gan"\n', "unknown model 'gan'; known: cnn, dfn, linear"),
+    ("nope", None, "unknown experiment 'nope'; known: co2, mnist"),
+    ("bad.toml", 'dataset = "cifar"\n', "unknown dataset 'cifar'; known: co2, mnist"),
+    ("bad.toml", 'model = "gan"\n', "unknown model 'gan'; known: cnn, dfn, gru, linear, lstm, rnn"),
     ("bad.toml", 'tuner = "annealing"\n', "unknown tuner 'annealing'; known: bayesian, grid, hyperband, random"),
     ("bad.toml", "epochs = \n", "bad.toml: not valid TOML"),
     ("bad.toml", "epochz = 3\n", "bad.toml: unknown key 'epochz'; known keys: name, dataset"),
@@ -66,7 +66,7 @@ def test_missing_data_directory(workdir, capsys):
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
-    (["mnist", "--model", "gan"], "argument --model: invalid choice: 'gan' (choose from 'cnn', 'dfn', 'linear')"),
+    (["mnist", "--model", "gan"], "argument --model: invalid choice: 'gan' (choose from 'cnn', 'dfn', 'linear', 'rnn', 'lstm', 'gru')"),
     (["mnist", "--time-budget", "15 minutes"], "argument --time-budget: '15 minutes' is not a duration"),
     (["mnist", "--time-budget", "0"], "argument --time-budget: '0' must be longer than 0 seconds"),
     (["mnist", "--max-trials", "0"], "argument --max-trials: '0' must be at least 1"),

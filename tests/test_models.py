@@ -92,3 +92,90 @@ def test_linear_is_softmax_regression_with_l2():
     (dense,) = layers_of(model, keras.layers.Dense)
     assert dense.kernel.shape == (28 * 28, 10) and dense.get_config()["activation"] == "softmax"
     assert model.count_params() == 28 * 28 * 10 + 10 and len(model.losses) == 1  # the L2 penalty
+
+
+# ---------------------------------------------------------------- recurrent family
+
+SERIES = DataSpec(input_shape=(52, 1), task="regression", kind="sequence", scale=2.0)
+RECURRENT = ("rnn", "lstm", "gru")
+
+
+def windows(count=64, seed=0):
+    """A rising, seasonal series cut into windows of 52 steps, and the next value of each."""
+    rng = np.random.default_rng(seed)
+    starts = rng.uniform(300, 420, size=(count, 1))
+    steps = np.arange(53)
+    series = (starts + 0.04 * steps + 3 * np.sin(2 * np.pi * steps / 52) + rng.normal(0, 0.2, (count, 53))).astype("float32")
+    return series[:, :52, None], series[:, 52]
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_recurrent_cells_train_on_images_and_series(name, small_mnist):
+    hp = keras_tuner.HyperParameters()
+    model = get_builder(name)(hp, SPEC)
+    assert hp.values["cell"] == name and model.input_shape == (None, 28, 28, 1)
+    (cell,) = {type(layer.forward_layer) for layer in layers_of(model, keras.layers.Bidirectional)}
+    assert cell is {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[name]
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(small_mnist.train[0][:64], small_mnist.train[1][:64], batch_size=32, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+    model = get_builder(name)(keras_tuner.HyperParameters(), SERIES)
+    inputs, targets = windows()
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(inputs, targets, batch_size=32, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    # The output is the window's last value plus a learnt change: with no change, the last value.
+    change = model.get_layer("scaled_change")
+    change.set_weights([np.zeros_like(weight) for weight in change.get_weights()])
+    np.testing.assert_array_equal(model.predict(inputs, verbose=0)[:, 0], inputs[:, -1, 0])
+
+
+def test_recurrent_defaults_and_space():
+    hp = keras_tuner.HyperParameters()
+    get_builder("lstm")(hp, SPEC)
+    assert hp.values == {"cell": "lstm", "dropout": 0.2, "bidirectional": True, "recurrent_dropout": 0.0,
+                         "recurrent_layers": 1, "units_0": 128, "dense_units": 0, "clipnorm": 1.0}
+    declared = {parameter.name: parameter for parameter in hp.space}
+    assert {"units_1", "units_2"} <= set(declared)  # every layer's width visible from the first build
+    assert (declared["recurrent_layers"].min_value, declared["recurrent_layers"].max_value) == (1, 3)
+    assert isinstance(declared["recurrent_dropout"], keras_tuner.engine.hyperparameters.Fixed)
+
+
+def test_recurrent_three_bidirectional_layers_and_a_dense_layer():
+    hp = keras_tuner.HyperParameters()
+    for name, value in {"recurrent_layers": 3, "bidirectional": True, "units_2": 64, "dense_units": 64}.items():
+        hp.Fixed(name, value)
+    model = get_builder("gru")(hp, SERIES)
+    stacked = layers_of(model, keras.layers.Bidirectional)
+    assert [layer.forward_layer.units for layer in stacked] == [128, 128, 64]
+    assert [layer.forward_layer.return_sequences for layer in stacked] == [True, True, False]
+    assert [layer.units for layer in layers_of(model, keras.layers.Dense)] == [64, 1]
+    assert model.predict(windows(4)[0], verbose=0).shape == (4, 1)
+
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("bidirectional", False)
+    assert not layers_of(get_builder("rnn")(hp, SPEC), keras.layers.Bidirectional)
+
+
+@pytest.mark.parametrize("spec", [SPEC, SERIES], ids=["image", "series"])
+def test_recurrent_model_round_trips_in_safe_mode(spec, tmp_path):
+    model = get_builder("lstm")(keras_tuner.HyperParameters(), spec)
+    inputs = windows(8)[0] if spec.kind == "sequence" else np.random.default_rng(0).random((8, 28, 28, 1), "float32")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert not layers_of(loaded, keras.layers.Lambda)
+    np.testing.assert_array_equal(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
+
+
+def test_family_kinds_need_no_tensorflow():
+    import subprocess
+    import sys
+
+    from nnlab.models import FAMILY_KINDS, families_for
+
+    assert set(FAMILY_KINDS) == set(MODEL_NAMES)
+    assert families_for("sequence") == ["dfn", "linear", "rnn", "lstm", "gru"] and "cnn" in families_for("image")
+    script = "import sys, nnlab.models as m; m.families_for('image'); assert 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", script], check=True)

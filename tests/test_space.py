@@ -70,3 +70,39 @@ def test_check_knows_every_layer_the_builder_can_build(small_mnist):
         space.check({"filters_3": [32, 48]}, build, "here")
     with pytest.raises(space.SpaceError, match="batch_norm takes true or false"):
         space.check({"batch_norm": "yes"}, build, "here")
+
+
+def test_narrowed_opens_a_fixed_value_into_a_choice_or_a_range():
+    hp = keras_tuner.HyperParameters()
+    narrowed = space.Narrowed(hp, {"cell": ["gru", "lstm"], "recurrent_dropout": [0.0, 0.3], "depth": [1, 4], "kept": "x"})
+    assert narrowed.Fixed("cell", "lstm") == "lstm"  # the builder's value stays the default
+    assert narrowed.Fixed("recurrent_dropout", 0.0) == 0.0
+    assert narrowed.Fixed("depth", 2) == 2
+    assert narrowed.Fixed("kept", "y") == "x" and narrowed.Fixed("untouched", 5) == 5
+    declared = {parameter.name: parameter for parameter in hp.space}
+    assert declared["cell"].values == ["gru", "lstm"]
+    assert type(declared["recurrent_dropout"]).__name__ == "Float"
+    assert (declared["recurrent_dropout"].min_value, declared["recurrent_dropout"].max_value) == (0.0, 0.3)
+    assert type(declared["depth"]).__name__ == "Int" and (declared["depth"].min_value, declared["depth"].max_value) == (1, 4)
+    assert type(declared["kept"]).__name__ == type(declared["untouched"]).__name__ == "Fixed"
+
+
+def test_recurrent_cell_opened_up_and_checked():
+    from nnlab.data import DataSpec
+
+    spec = DataSpec(input_shape=(52, 1), task="regression", kind="sequence", scale=2.0)
+
+    def build(hp):
+        return get_builder("lstm")(hp, spec)
+
+    space.check({"cell": ["lstm", "gru"], "recurrent_dropout": [0.0, 0.3]}, build, "here")
+    hp = keras_tuner.HyperParameters()
+    hp.values["cell"] = "gru"
+    model = build(space.Narrowed(hp, {"cell": ["lstm", "gru"]}))
+    assert model.name == "gru" and isinstance(model.get_layer("bidirectional_0").forward_layer, keras.layers.GRU)
+    with pytest.raises(space.SpaceError, match=r"here: space.cell = \['lstm', 'cnn'\]: cell 'cnn' is not one of rnn, lstm, gru"):
+        space.check({"cell": ["lstm", "cnn"]}, build, "here")
+    with pytest.raises(space.SpaceError, match="cell takes text"):
+        space.check({"cell": 3}, build, "here")
+    with pytest.raises(space.SpaceError, match="recurrent_dropout takes numbers"):
+        space.check({"recurrent_dropout": "some"}, build, "here")

@@ -53,14 +53,14 @@ def model_input(spec):
     inputs = keras.Input(spec.input_shape, name="image" if spec.kind == "image" else "window")
     x = inputs
     if spec.scale is not None:
-        x = keras.layers.Subtract(name="relative_to_last")([inputs, _last_step(inputs, spec)])
+        x = keras.layers.Subtract(name="relative_to_last")([inputs, _last_step(inputs, spec, "last_step")])
         x = keras.layers.Rescaling(1 / spec.scale, name="scaled")(x)
     return inputs, x
 
 
-def _last_step(inputs, spec):
+def _last_step(inputs, spec, name: str):
     """Each window's last step, (N, 1, features)."""
-    return keras.layers.Cropping1D((spec.input_shape[0] - 1, 0), name="last_step")(inputs)
+    return keras.layers.Cropping1D((spec.input_shape[0] - 1, 0), name=name)(inputs)
 
 
 def output_head(x, knobs: dict, spec, inputs, **dense_options):
@@ -74,5 +74,5 @@ def output_head(x, knobs: dict, spec, inputs, **dense_options):
     if spec.scale is None:
         return keras.layers.Dense(1, name="forecast", **dense_options)(x)
     change = keras.layers.Rescaling(spec.scale, name="unscaled")(keras.layers.Dense(1, name="scaled_change", **dense_options)(x))
-    last = keras.layers.Flatten(name="last_value")(_last_step(inputs, spec))
+    last = keras.layers.Flatten(name="last_value")(_last_step(inputs, spec, "last_step_again"))
     return keras.layers.Add(name="forecast")([last, change])
