@@ -299,7 +299,7 @@ def forecast_against_actual(times: np.ndarray | None, actual: np.ndarray, foreca
 def residual_histogram(actual: np.ndarray, forecast: np.ndarray, title: str) -> Figure:
     """How the model's errors on the test split are spread: centred on 0 when unbiased."""
     residuals = np.ravel(forecast) - np.ravel(actual)
-    figure = Figure(figsize=(6.4, 4.2))
+    figure = Figure(figsize=(7.6, 4.2))
     _margins(figure, left=0.75, right=0.15, bottom=0.6, top=0.45)
     axes = figure.subplots()
     axes.hist(residuals, bins=min(40, max(5, len(residuals) // 8)), color="tab:red", alpha=0.75)

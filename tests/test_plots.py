@@ -125,6 +125,35 @@ def test_learning_curves_draw_each_epoch_train_and_validation():
     assert len(accuracy.lines) == 2 and accuracy.get_legend() is not None
 
 
+def test_forecast_residuals_and_a_lower_is_better_search():
+    import pandas as pd
+
+    from nnlab.task import REGRESSION
+
+    times = np.arange("2000-01-01", "2000-03-11", 7, dtype="datetime64[D]")  # 10 weeks
+    actual = np.linspace(370.0, 371.0, 10).reshape(-1, 1)
+    forecast = actual + np.array([0.5, -0.5] * 5).reshape(-1, 1)
+    figure = plots.forecast_against_actual(times, actual, forecast, {"naive_last": actual - 0.2}, "champion")
+    top, bottom = figure.axes
+    lines = {line.get_label(): line.get_ydata() for line in top.lines}
+    assert set(lines) == {"actual", "naive last", "model"}
+    np.testing.assert_allclose(lines["model"], forecast.ravel())
+    np.testing.assert_allclose(bottom.lines[0].get_ydata(), [0.5, -0.5] * 5)  # the error per step
+
+    histogram = plots.residual_histogram(actual, forecast, "champion")
+    (axes,) = histogram.axes
+    assert sum(patch.get_height() for patch in axes.patches) == 10
+    assert "RMSE 0.5, mean error +0" in axes.get_title()
+
+    # Lower is better: the best so far falls, failed trials sit at the worst score drawn.
+    table = pd.DataFrame({"trial": ["0", "1", "2", "3"], "status": ["FINISHED", "FINISHED", "FAILED", "FINISHED"],
+                          "best_val_rmse": [0.8, 0.9, np.nan, 0.5]})
+    search = plots.objective_by_trial(table, "val_rmse", "search", REGRESSION)
+    drawn = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in search.axes[0].lines}
+    assert drawn["best so far"] == ([1, 2, 3, 4], [0.8, 0.8, 0.8, 0.5])
+    assert drawn["failed / killed"] == ([3], [0.9])
+
+
 def test_search_figures_panel_per_hyperparameter_over_its_domain():
     import pandas as pd
 
