@@ -56,7 +56,8 @@ def register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, e
     # example and the figures.
     predictions = model.predict(inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0)
     test_metrics = {f"test_{name}": value for name, value in scores(model, targets, predictions).items()}
-    tracker.log_metrics(baseline_metrics(task, targets, test_metrics, dataset.baselines))
+    # Beside them, and logged with them, the forecasts that are no model: has it learnt anything?
+    test_metrics |= baseline_metrics(task, targets, test_metrics, dataset.baselines)
     record = tracker.log_champion(
         model,
         config.tuning_name,

@@ -153,3 +153,25 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def co2_search(tmp_path_factory):
+    """One small real LSTM search on co2, run once for the tests that read it back: 2 random
+    trials of 2 epochs, one more epoch for the champion, registered as co2-lstm. Tests must only
+    read it."""
+    from types import SimpleNamespace
+
+    from nnlab.config import ExperimentConfig
+    from nnlab.data import load_dataset
+    from nnlab.search import run_search
+
+    root = tmp_path_factory.mktemp("co2")
+    tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    config = ExperimentConfig(name="co2", dataset="co2", tuner="random", max_trials=2, epochs=2, final_epochs=1,
+                              seed=2, tracking_uri=tracking_uri)
+    dataset = load_dataset("co2", config.data)
+    lines = []
+    result = run_search(config, dataset, tuning_root=root / "tuning", echo=lines.append)
+    return SimpleNamespace(root=root, tracking_uri=tracking_uri, config=config, result=result, dataset=dataset,
+                           lines=lines)

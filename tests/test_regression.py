@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import mlflow
 import numpy as np
@@ -15,26 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 import nnlab
-from nnlab.config import ExperimentConfig
 from nnlab.task import CLASSIFICATION, REGRESSION, get_task
-
-
-@pytest.fixture(scope="session")
-def co2_search(tmp_path_factory):
-    """One small real LSTM search on co2, run once for the tests that read it back: 2 random
-    trials of 2 epochs, one more epoch for the champion, registered as co2-lstm."""
-    from nnlab.data import load_dataset
-    from nnlab.search import run_search
-
-    root = tmp_path_factory.mktemp("co2")
-    tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
-    config = ExperimentConfig(name="co2", dataset="co2", tuner="random", max_trials=2, epochs=2, final_epochs=1,
-                              seed=2, tracking_uri=tracking_uri)
-    dataset = load_dataset("co2", config.data)
-    lines = []
-    result = run_search(config, dataset, tuning_root=root / "tuning", echo=lines.append)
-    return SimpleNamespace(root=root, tracking_uri=tracking_uri, config=config, result=result, dataset=dataset,
-                           lines=lines)
 
 
 def runs_of(tracking_uri, experiment):
@@ -153,3 +133,13 @@ def test_bad_data_options_are_one_line_and_exit_2(workdir, toml, message):
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (workdir / "mlruns").exists()
+
+
+def test_changed_data_options_do_not_mix_into_a_saved_search(co2_search):
+    from dataclasses import replace
+
+    from nnlab.search import SearchError, run_search
+
+    changed = replace(co2_search.config, data={"window": 52, "horizon": 13})
+    with pytest.raises(SearchError, match=r"data \{'window': 52, 'horizon': 1\} -> \{'window': 52, 'horizon': 13\}"):
+        run_search(changed, co2_search.dataset, tuning_root=co2_search.root / "tuning", echo=lambda line: None)
