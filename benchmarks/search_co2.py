@@ -15,14 +15,10 @@ and the champion's RMSE over the better naive one.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from search_command import run_search_command
 
 
 def main() -> int:
@@ -33,21 +29,10 @@ def main() -> int:
     args = parser.parse_args()
     experiment = str(Path(args.experiment).resolve()) if args.experiment.endswith(".toml") else args.experiment
 
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="nnlab-bench-co2-"))
-    folder.mkdir(parents=True, exist_ok=True)
     flags = ["--model", args.model] if args.model else []
-    command = [sys.executable, "-m", "nnlab.search", experiment, "--fresh", *flags]
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
-    started = time.monotonic()
-    done = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True)
-    seconds = time.monotonic() - started
-    (folder / "search.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
-        return done.returncode
-
-    os.chdir(folder)
-    sys.path.insert(0, str(REPOSITORY))
+    folder, seconds = run_search_command([experiment, "--fresh", *flags], args.keep, "nnlab-bench-co2-")
+    if seconds is None:
+        return 1
     import mlflow
     import numpy as np
 

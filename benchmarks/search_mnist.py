@@ -10,42 +10,29 @@ of nnlab, loads `models:/mnist-<model>@champion` with MLflow and scores it on th
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from search_command import run_search_command
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, help="MNIST files; the t10k pair is the test set")
-    parser.add_argument("--model", default="cnn", help="model family to search (cnn, dfn, linear)")
+    parser.add_argument("--model", default="cnn", help="model family to search (cnn, dfn, linear, rnn, lstm, gru)")
     parser.add_argument("--keep", type=Path, help="run in this folder instead of a temporary one")
     parser.add_argument("search_flags", nargs="*", help="extra flags for nnlab.search, after --")
     args = parser.parse_args()
     if args.data_dir:  # the scoring below runs inside the run folder
         args.data_dir = args.data_dir.resolve()
 
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="nnlab-bench-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "nnlab.search", "mnist", "--fresh", "--model", args.model, *args.search_flags]
+    arguments = ["mnist", "--fresh", "--model", args.model, *args.search_flags]
     if args.data_dir:
-        command += ["--data-dir", str(args.data_dir)]
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
-    started = time.monotonic()
-    done = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True)
-    seconds = time.monotonic() - started
-    (folder / "search.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
-        return done.returncode
-
-    os.chdir(folder)
-    sys.path.insert(0, str(REPOSITORY))
+        arguments += ["--data-dir", str(args.data_dir)]
+    folder, seconds = run_search_command(arguments, args.keep, "nnlab-bench-")
+    if seconds is None:
+        return 1
+    command = ["python", "-m", "nnlab.search", *arguments]
     import mlflow
     import numpy as np
 
