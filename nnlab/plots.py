@@ -203,10 +203,10 @@ def first_layer_weights(model, title: str) -> Figure:
                   cmap=WEIGHT_COLOURS, vmin=-limit, vmax=limit)
 
 
-def objective_by_trial(table: pd.DataFrame, objective: str, title: str, task=None) -> Figure:
-    """Each trial's best objective in the order the trials ran, and the best so far (as `task`
-    ranks it; None: higher is better)."""
-    best = f"best_{objective}"
+def objective_by_trial(table: pd.DataFrame, task, title: str) -> Figure:
+    """Each trial's best objective (the task's) in the order the trials ran, and the best so far
+    as the task ranks them."""
+    best = task.best_key
     # A trial run again after an interruption has a KILLED run and a FINISHED one: one point, the latter.
     ordered = (table.assign(_order=pd.to_numeric(table["trial"], errors="coerce"), _finished=table["status"] == "FINISHED")
                .sort_values(["_order", "_finished"]).drop_duplicates("trial", keep="last"))
@@ -219,11 +219,10 @@ def objective_by_trial(table: pd.DataFrame, objective: str, title: str, task=Non
     axes.plot(numbers[finished], scores[finished], "o", label="trial")
     if (~finished).any():
         # Failed trials sit at the worst score drawn, where they cannot pass for good ones.
-        worst = (np.nanmax if task is not None and not task.higher_is_better else np.nanmin)
+        worst = np.nanmin if task.higher_is_better else np.nanmax
         low = worst(scores) if np.isfinite(scores).any() else 0.0
         axes.plot(numbers[~finished], np.full((~finished).sum(), low), "x", color="crimson", label="failed / killed")
-    running = task.running_best(scores) if task is not None else pd.Series(scores).cummax().to_numpy()
-    axes.step(numbers, pd.Series(running).ffill().to_numpy(), where="post", color="black", alpha=0.6, label="best so far")
+    axes.step(numbers, task.running_best(scores), where="post", color="black", alpha=0.6, label="best so far")
     axes.set(xlabel="trial (in the order run)", ylabel=best)
     axes.set_title(title, y=TITLE_Y)
     axes.xaxis.get_major_locator().set_params(integer=True)

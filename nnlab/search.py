@@ -233,7 +233,7 @@ def _search_figures(config, tuner, leaderboard, task) -> dict:
             domains[parameter.name] = (parameter.min_value, parameter.max_value, parameter.sampling == "log")
     title = f"search {config.tuning_name} ({config.tuner}, {len(leaderboard)} trials)"
     return {
-        "search_objective_by_trial": partial(plots.objective_by_trial, leaderboard, task.objective, title, task),
+        "search_objective_by_trial": partial(plots.objective_by_trial, leaderboard, task, title),
         "search_hyperparameters": partial(plots.hyperparameters_vs_objective, leaderboard, task.objective, domains, title),
     }
 

@@ -16,6 +16,7 @@ from nnlab.config import ExperimentConfig
 from nnlab.hypermodel import SearchHyperModel
 from nnlab.models import get_builder
 from nnlab.search import run_search
+from nnlab.task import CLASSIFICATION, REGRESSION
 
 CHAMPION_PLOTS = {"champion_confusion_matrix", "champion_misclassified", "champion_first_layer_weights",
                   "champion_learning_curves"}
@@ -128,8 +129,6 @@ def test_learning_curves_draw_each_epoch_train_and_validation():
 def test_forecast_residuals_and_a_lower_is_better_search():
     import pandas as pd
 
-    from nnlab.task import REGRESSION
-
     times = np.arange("2000-01-01", "2000-03-11", 7, dtype="datetime64[D]")  # 10 weeks
     actual = np.linspace(370.0, 371.0, 10).reshape(-1, 1)
     forecast = actual + np.array([0.5, -0.5] * 5).reshape(-1, 1)
@@ -148,7 +147,7 @@ def test_forecast_residuals_and_a_lower_is_better_search():
     # Lower is better: the best so far falls, failed trials sit at the worst score drawn.
     table = pd.DataFrame({"trial": ["0", "1", "2", "3"], "status": ["FINISHED", "FINISHED", "FAILED", "FINISHED"],
                           "best_val_rmse": [0.8, 0.9, np.nan, 0.5]})
-    search = plots.objective_by_trial(table, "val_rmse", "search", REGRESSION)
+    search = plots.objective_by_trial(table, REGRESSION, "search")
     drawn = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in search.axes[0].lines}
     assert drawn["best so far"] == ([1, 2, 3, 4], [0.8, 0.8, 0.8, 0.5])
     assert drawn["failed / killed"] == ([3], [0.9])
@@ -175,7 +174,7 @@ def test_search_figures_panel_per_hyperparameter_over_its_domain():
     assert list(panels["filters_2 (not in 2 trials)"].lines[0].get_xdata()) == [1, 2]
     assert list(panels["batch_norm"].lines[0].get_xdata()) == [1, 0, 1]
 
-    order = plots.objective_by_trial(table, "val_accuracy", "search")
+    order = plots.objective_by_trial(table, CLASSIFICATION, "search")
     trials, failed, best_so_far = order.axes[0].lines
     assert list(trials.get_xdata()) == [1, 2, 4] and list(trials.get_ydata()) == [0.9, 0.95, 0.97]  # "10" ran last
     assert list(failed.get_xdata()) == [3]
