@@ -1,5 +1,6 @@
 """What the end-to-end benchmarks share: run `python -m nnlab.search ...` from this checkout in
-a folder of its own (its own tuning/ and mlruns/), timed, its output kept in search.log."""
+a folder of its own (its own tuning/ and mlruns/), timed, its output kept in search.log (or
+another nnlab command, `python -m nnlab.finetune ...`, in the same way)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def run_search_command(arguments: list[str], folder: Path | None, prefix: str) -> tuple[Path, float | None]:
-    """(the run folder, wall seconds) of `python -m nnlab.search *arguments`; seconds None, with
-    the output's end printed, when the search failed. The caller then works inside the folder
-    (os.chdir) with this checkout importable, to read the run's store back."""
+def run_search_command(arguments: list[str], folder: Path | None, prefix: str, module: str = "nnlab.search",
+                       log: str = "search.log") -> tuple[Path, float | None]:
+    """(the run folder, wall seconds) of `python -m nnlab.search *arguments` (or another of
+    nnlab's commands); seconds None, with the output's end printed, when it failed. The caller
+    then works inside the folder (os.chdir) with this checkout importable, to read the run's
+    store back."""
     folder = folder or Path(tempfile.mkdtemp(prefix=prefix))
     folder.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "nnlab.search", *arguments], cwd=folder, env=environment,
+    done = subprocess.run([sys.executable, "-m", module, *arguments], cwd=folder, env=environment,
                           capture_output=True, text=True)
     seconds = time.monotonic() - started
-    (folder / "search.log").write_text(done.stdout + done.stderr)
+    (folder / log).write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
         return folder, None

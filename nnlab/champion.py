@@ -67,6 +67,11 @@ def register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, e
         best_trial.trial_id,
         [f"{name}=={package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
         task=task,
+        # Where the model came from and what it learnt on: a fine-tune's source and strategy,
+        # the data set's options (its classes, labels per class).
+        version_tags=hypermodel.lineage(best_trial.hyperparameters)
+        | {f"nnlab.data.{key}": ",".join(map(str, value)) if isinstance(value, list) else value
+           for key, value in config.data.items()},
     )
     title = f"champion (trial {best_trial.trial_id})"
     figures = {f"champion_{kind}": partial(FIGURES[kind], model, dataset, predictions, title)
@@ -101,7 +106,7 @@ def _confusion_matrix(_model, dataset, predictions, title):
 
 
 def _misclassified(_model, dataset, predictions, title):
-    return plots.worst_misclassified(*dataset.test, predictions, title)
+    return plots.worst_misclassified(*dataset.test, predictions, title, pixel_max=dataset.spec.pixel_max)
 
 
 def _first_layer_weights(model, _dataset, _predictions, title):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from nnlab import space
 from nnlab.budget import parse_duration
-from nnlab.data import DATASETS
-from nnlab.models import FAMILY_KINDS, MODEL_NAMES, families_for
+from nnlab.data import DATASETS, check_option
+from nnlab.models import FAMILY_KINDS, MODEL_NAMES, SOURCE_FAMILIES, families_for
 
 TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
 EXPERIMENTS_DIR = Path("experiments")
@@ -62,6 +62,9 @@ class ExperimentConfig:
     # Failed trials in a row after which the search stops (a broken space, not bad luck).
     max_consecutive_failed_trials: int = 3
     data_dir: str | None = None
+    # The trained model the transfer family starts from (nnlab.finetune's SOURCE): a registered
+    # model ("mnist-cnn", "mnist-cnn@alias", "mnist-cnn/3", "models:/...") or a .keras file.
+    source: str | None = None
     # The [data] table: the data set's own options (co2: window, horizon), each checked at load.
     data: dict = field(default_factory=dict)
     tracking_uri: str | None = None
@@ -74,12 +77,19 @@ class ExperimentConfig:
         if source is not None:
             if self.model is None:
                 object.__setattr__(self, "model", source.default_model)
-            # The [data] options as the data set reads them, defaults included (logged as params).
-            object.__setattr__(self, "data", {**source.options, **self.data})
+            # The [data] options as the data set reads them, defaults included (logged as params);
+            # an option whose default is None is absent unless given.
+            defaults = {key: value for key, value in source.options.items() if value is not None}
+            object.__setattr__(self, "data", {**defaults, **self.data})
 
     @property
     def tuning_name(self) -> str:
-        """The tuning/ folder and the registered model: one search per experiment and model."""
+        """The tuning/ folder and the registered model: one search per experiment and model,
+        and per source for a fine-tune ("digits-from-mnist-cnn")."""
+        if self.source is not None:
+            from nnlab.source import source_label
+
+            return f"{self.name}-from-{source_label(self.source)}"
         return f"{self.name}-{self.model}"
 
 
@@ -103,6 +113,7 @@ FILE_KEYS: dict[str, tuple[type, ...]] = {
     "keep_checkpoints": (int,),
     "max_consecutive_failed_trials": (int,),
     "data_dir": (str,),
+    "source": (str,),
     "data": (dict,),
     "tracking_uri": (str,),
 }
@@ -161,6 +172,10 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     if source.kind not in FAMILY_KINDS[config.model]:
         raise ConfigError(f"{where}: model {config.model} cannot take {config.dataset}'s {source.kind} data; "
                           f"families that can: {', '.join(families_for(source.kind))}")
+    if (config.model in SOURCE_FAMILIES) != (config.source is not None):
+        raise ConfigError(f"{where}: model {config.model} needs a source model (python -m nnlab.finetune SOURCE TARGET)"
+                          if config.source is None else
+                          f"{where}: source = {config.source!r} is for a fine-tune (model transfer), not model {config.model}")
     _check_data_options(config.data, config.dataset, source.options, where)
     choice("tuner", TUNER_NAMES)
     for key in ("epochs", "batch_size", "patience", "max_trials", "keep_checkpoints", "max_consecutive_failed_trials"):
@@ -179,14 +194,15 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
 
 
 def _check_data_options(options: dict, dataset: str, known: dict, where: str) -> None:
-    """The [data] table: keys the data set takes, each a positive whole number (the only kind of
-    option a built-in data set has today)."""
+    """The [data] table: keys the data set takes, each value of the kind it reads
+    (nnlab.data.check_option)."""
     for key, value in options.items():
         if key not in known:
             takes = f"known: {', '.join(known)}" if known else "it takes none"
             raise ConfigError(f"{where}: data.{key}: unknown option of data set {dataset}; {takes}")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{where}: data.{key} = {value!r} must be a positive whole number")
+        problem = check_option(key, value)
+        if problem:
+            raise ConfigError(f"{where}: data.{key} = {value!r} {problem}")
 
 
 def _read_toml(path: Path) -> dict:

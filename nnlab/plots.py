@@ -143,8 +143,9 @@ def confusion_matrix(labels: np.ndarray, probabilities: np.ndarray, title: str) 
 
 
 def worst_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, title: str,
-                        count: int = 25) -> Figure:
-    """The test images the model got wrong most confidently, with true and predicted class."""
+                        count: int = 25, pixel_max: float = 1.0) -> Figure:
+    """The test images the model got wrong most confidently, with true and predicted class;
+    `pixel_max` is the images' white (the digits' 16)."""
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:count]
@@ -160,14 +161,25 @@ def worst_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: n
     titles = [f"true {labels[index]}  pred {predicted[index]}\np={probabilities[index, predicted[index]]:.2f}"
               for index in wrong]
     return _tiles(tiles, titles, columns=5, tile_inches=1.7, title_lines=2, fontsize=9, heading=heading,
-                  cmap="gray_r", vmin=0, vmax=1)
+                  cmap="gray_r", vmin=0, vmax=pixel_max)
 
 
 def first_weight_layer(model):
-    """The first layer with a kernel: a Dense or a Conv2D (augmentation and flattening have none)."""
+    """The first layer with a kernel: a Dense or a Conv2D (augmentation and flattening have none),
+    looked for inside a nested model too (a fine-tune's source body comes before its new head)."""
+    return _first_weight_layer(model)[0]
+
+
+def _first_weight_layer(model):
+    """(the first layer with a kernel, the model whose input it reads)."""
     for layer in model.layers:
+        if hasattr(layer, "layers"):  # a model inside the model
+            try:
+                return _first_weight_layer(layer)
+            except ValueError:
+                continue
         if getattr(layer, "kernel", None) is not None:
-            return layer
+            return layer, model
     raise ValueError(f"model {model.name} has no layer with weights")
 
 
@@ -175,7 +187,7 @@ def first_layer_weights(model, title: str) -> Figure:
     """The first layer's weights as images on a diverging colour map centred on 0: a map of the
     input's shape per dense unit (for softmax regression, one per class), or each convolution
     kernel (the input channels side by side)."""
-    layer = first_weight_layer(model)
+    layer, model = _first_weight_layer(model)
     kernel = np.asarray(layer.kernel)
     input_shape = tuple(model.input_shape[1:])
     if kernel.ndim == 2:  # dense: (inputs, units), inputs the flattened image

@@ -22,8 +22,9 @@ from nnlab import cli, space
 from nnlab.budget import TimeBudget, format_duration, parse_duration
 from nnlab.config import TUNER_NAMES, ConfigError, ExperimentConfig, as_params, load_config
 from nnlab.data import DataError, Dataset, load_dataset
-from nnlab.models import MODEL_NAMES
+from nnlab.models import MODEL_NAMES, SOURCE_FAMILIES
 from nnlab.provenance import provenance_tags
+from nnlab.source import SourceError
 from nnlab.state import SearchError, open_state, search_lock
 
 PROG = "nnlab.search"  # how messages to the user begin
@@ -67,16 +68,19 @@ def run_search(
     fresh: bool = False,
     echo=print,
     interrupted=None,
+    source=None,
 ) -> SearchResult:
     """Search `config`'s space, one MLflow run per trial, then log and register the champion.
     `interrupted`, a callable, tells whether the user has asked the search to stop: the trial in
-    progress then ends KILLED and KeyboardInterrupt is raised, whatever became of the signal's own."""
+    progress then ends KILLED and KeyboardInterrupt is raised, whatever became of the signal's own.
+    `source`: the loaded nnlab.source.Source of `config.source` (loaded here when not given)."""
     # Imported here so that a config or data mistake is reported without loading TensorFlow.
     import keras
 
     from nnlab.champion import register_champion
-    from nnlab.hypermodel import SearchHyperModel, StopAt
+    from nnlab.hypermodel import StopAt, make_hypermodel
     from nnlab.models import get_builder
+    from nnlab.source import load_source
     from nnlab.tracking import CHAMPION_VERSION_TAG, TASK_TAG, SearchTracker
     from nnlab.tuner import TooManyFailures, make_tuner, one_line
 
@@ -84,14 +88,15 @@ def run_search(
     if dataset is None:
         dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                                validation_fraction=config.validation_fraction)
-    builder = get_builder(config.model)
+    if config.source is not None and source is None:
+        source = load_source(config.source, config.tracking_uri)
+    builder = get_builder(config.model, source)
+    policy = partial(make_hypermodel, config.model, builder, dataset.spec, config.batch_size, config.patience, source)
     try:  # before anything is saved or tracked: a wrong [space] entry leaves no trace
-        space.check(config.space, SearchHyperModel(builder, dataset.spec, config.batch_size, config.patience).build,
-                    config.origin)
+        space.check(config.space, policy().build, config.origin)
     except space.SpaceError as error:
         raise ConfigError(str(error)) from None
-    hypermodel = SearchHyperModel(builder, dataset.spec, config.batch_size, config.patience,
-                                  space=config.space, trial_timeout=config.trial_timeout)
+    hypermodel = policy(space=config.space, trial_timeout=config.trial_timeout)
     task = hypermodel.task
     budget = TimeBudget(config.time_budget, config.final_epochs) if config.time_budget else None
 
@@ -129,7 +134,7 @@ def run_search(
             "nnlab.seed": str(config.seed),
             "nnlab.data_source": dataset.source,
             TASK_TAG: task.name,
-        } | provenance_tags()
+        } | (source.tags if source is not None else {}) | provenance_tags()
         resumed = tracker.open_search(state.search_id, f"search-{config.tuning_name}", tags, as_params(config))
         if state.replaced_search_id:
             tracker.close_abandoned(state.replaced_search_id)
@@ -253,8 +258,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "register the best model.",
     )
     parser.add_argument("experiment", help="a name (experiments/NAME.toml, else the built-in default "
-                        "for that data set: mnist, co2) or a path to a TOML file")
-    parser.add_argument("--model", choices=MODEL_NAMES, help="model family (default: the data set's own, "
+                        "for that data set: mnist, co2, digits) or a path to a TOML file")
+    # The transfer family starts from a source model: python -m nnlab.finetune names it.
+    parser.add_argument("--model", choices=[name for name in MODEL_NAMES if name not in SOURCE_FAMILIES], help="model family (default: the data set's own, "
                         "mnist: cnn, co2: lstm)")
     parser.add_argument("--tuner", choices=TUNER_NAMES, help="search algorithm (default: hyperband)")
     parser.add_argument("--max-trials", type=cli.positive, help="most trials to run (Hyperband: cap on its schedule)")
@@ -319,31 +325,47 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = {key: getattr(args, key) for key in ("model", "tuner", "max_trials", "epochs", "seed",
                                                       "data_dir", "tracking_uri", "time_budget")}
+
+    def search(interrupted) -> SearchResult:
+        config = load_config(args.experiment, overrides)
+        return run_search(config, load_data(PROG, config), fresh=args.fresh, interrupted=interrupted)
+
+    return run_command(PROG, "nnlab.search", argv, search, "the trial in progress is marked KILLED and runs again "
+                       "on resume, finished trials are kept. Resume with")
+
+
+def load_data(prog: str, config: ExperimentConfig) -> Dataset:
+    """The experiment's data, its notices and its size said to the user."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ chatter
+    dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
+                           validation_fraction=config.validation_fraction)
+    for notice in dataset.notices:
+        print(f"{prog}: {notice}")
+    print(f"{prog}: data {dataset.source}: {len(dataset.train[0])} train, "
+          f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test")
+    return dataset
+
+
+def run_command(prog: str, module: str, argv, work, stopped: str) -> int:
+    """What nnlab's searching commands share around `work(interrupted) -> SearchResult`: every
+    user mistake one line and exit code 2, a search that cannot finish exit code 1, Ctrl-C or
+    SIGTERM 128 + the signal with `stopped` and the command to run again, else the results."""
     started = time.monotonic()
     with _signals_interrupt() as received:
         try:
-            config = load_config(args.experiment, overrides)
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ chatter
-            dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
-                                   validation_fraction=config.validation_fraction)
-            for notice in dataset.notices:
-                print(f"{PROG}: {notice}")
-            print(f"{PROG}: data {dataset.source}: {len(dataset.train[0])} train, "
-                  f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test")
-            result = run_search(config, dataset, fresh=args.fresh, interrupted=lambda: bool(received))
-        except (ConfigError, DataError, SearchError) as error:
-            print(f"{PROG}: error: {error}", file=sys.stderr)
+            result = work(lambda: bool(received))
+        except (ConfigError, DataError, SearchError, SourceError) as error:
+            print(f"{prog}: error: {error}", file=sys.stderr)
             return 2
         except SearchFailed as error:
-            print(f"{PROG}: error: {error}", file=sys.stderr)
+            print(f"{prog}: error: {error}", file=sys.stderr)
             for line in error.details:
-                print(f"{PROG}:   {line}", file=sys.stderr)
+                print(f"{prog}:   {line}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             number = received[0] if received else signal.SIGINT
-            again = shlex.join(["python", "-m", "nnlab.search", *(sys.argv[1:] if argv is None else argv)])
-            print(f"\n{PROG}: stopped by {signal.Signals(number).name}; the trial in progress is marked KILLED "
-                  f"and runs again on resume, finished trials are kept. Resume with: {again}", file=sys.stderr)
+            again = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+            print(f"\n{prog}: stopped by {signal.Signals(number).name}; {stopped}: {again}", file=sys.stderr)
             return 128 + number
     _print_results(result)
     print(f"Done in {format_duration(time.monotonic() - started)} ({result.trials_run} trials run now).")

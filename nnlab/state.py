@@ -24,7 +24,7 @@ except ImportError:  # not on Windows: no lock there
 STATE_FILE = "nnlab.json"
 # Settings that define a search: resuming with any of them changed would mix two searches.
 SEARCH_DEFINING = ("dataset", "model", "tuner", "epochs", "seed", "batch_size", "patience",
-                   "validation_fraction", "hyperband_factor", "space", "data")
+                   "validation_fraction", "hyperband_factor", "space", "data", "source")
 
 
 class SearchError(RuntimeError):

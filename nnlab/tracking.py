@@ -245,11 +245,13 @@ class SearchTracker:
         trial_id: str,
         pip_requirements: list[str],
         task=None,
+        version_tags: dict | None = None,
     ) -> ChampionRecord:
         """Log the champion (.keras, signature, input example) on the parent run, register a new
         version, and move the `champion` alias to it when its test score beats the holder's, as
         the task ranks them (higher accuracy, lower RMSE; `task` None: classification).
-        `example_outputs` are the model's predictions for `example_inputs`, for the signature."""
+        `example_outputs` are the model's predictions for `example_inputs`, for the signature;
+        `version_tags` go on the new version beside its test score (a fine-tune's lineage)."""
         from nnlab.task import get_task
 
         task = task or get_task(None)
@@ -272,7 +274,8 @@ class SearchTracker:
         registered = mlflow.register_model(f"runs:/{self.parent_run_id}/{CHAMPION_ARTIFACT}", registered_name)
         version = str(registered.version)
         test_score = float(test_metrics[task.test_key])
-        for key, value in {task.test_key: test_score, "trial": trial_id, "run_id": self.parent_run_id}.items():
+        tags = {**(version_tags or {}), task.test_key: test_score, "trial": trial_id, "run_id": self.parent_run_id}
+        for key, value in tags.items():
             self.client.set_model_version_tag(registered_name, version, key, str(value))
 
         previous = self._alias_holder(registered_name)
@@ -378,6 +381,43 @@ def model_uri(reference: str) -> str:
     if "@" in reference or "/" in reference:
         return f"models:/{reference}"
     return f"models:/{reference}@{CHAMPION_ALIAS}"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One version of a registered model, as a reference names it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    uri: str  # models:/<name>/<version>: this version, whatever the alias does later
+
+
+def registered_version(reference: str, tracking_uri: str | None = None) -> RegisteredVersion:
+    """The version a reference names ("mnist-cnn": its champion, "@alias", "/3", models:/...),
+    read without creating anything: an unknown name, alias or version, or no store at all, is a
+    TrackingError that says which."""
+    uri = resolve_tracking_uri(tracking_uri)
+    database = sqlite_file(uri)
+    if database is not None and not database.is_file():  # MLflow would create an empty one
+        raise TrackingError(f"no MLflow store at {uri}, so no registered model {reference!r}; "
+                            "run a search first (python -m nnlab.search mnist) or name a .keras file")
+    target = model_uri(reference)[len("models:/"):]
+    name, alias = target.split("@", 1) if "@" in target else (target, None)
+    name, version = name.split("/", 1) if "/" in name and alias is None else (name, None)
+    client = MlflowClient(uri)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        known = sorted(model.name for model in client.search_registered_models())
+        raise TrackingError(f"no registered model {name!r} in {uri}; registered: "
+                            f"{', '.join(known) if known else 'none yet'}") from None
+    try:
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except MlflowException:
+        which = f"alias {alias!r}" if alias else f"version {version!r}"
+        raise TrackingError(f"registered model {name!r} has no {which} in {uri}") from None
+    return RegisteredVersion(name, str(found.version), found.run_id, f"models:/{name}/{found.version}")
 
 
 def load_registered_model(reference: str, tracking_uri: str | None = None):

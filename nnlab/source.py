@@ -1,0 +1,65 @@
+"""The trained model a fine-tune starts from: a registered model or a `.keras` file, resolved
+and loaded once, before anything is created. `tracking.py` reads the registry; this module says
+what a source is and what of it a fine-tune records (its lineage)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SourceError(ValueError):
+    """A source that cannot be used: the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class Source:
+    model: object  # keras.Model, as loaded: builds copy it, nothing trains or changes it
+    label: str  # what a fine-tune is named after: "mnist-cnn", or the file's stem
+    tags: dict  # the lineage a fine-tune's runs and registered versions carry
+
+
+def is_file_reference(reference: str) -> bool:
+    return reference.endswith(".keras") or Path(reference).is_file()
+
+
+def source_label(reference: str) -> str:
+    """The registered name a reference names ("models:/mnist-cnn@champion", "mnist-cnn/3" ->
+    "mnist-cnn"), or a file's stem, in the letters a run or model name may hold."""
+    if is_file_reference(reference):
+        label = Path(reference).stem
+    else:
+        label = re.split(r"[@/]", reference.removeprefix("models:/"), maxsplit=1)[0]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.") or "source"
+
+
+def load_source(reference: str, tracking_uri: str | None = None) -> Source:
+    """The source model and its lineage; a SourceError when there is none to be had."""
+    import keras
+
+    if is_file_reference(reference):
+        path = Path(reference)
+        if not path.is_file():
+            raise SourceError(f"source model file {path} does not exist")
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a file it cannot read
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise SourceError(f"{path} is not a Keras model Keras can load ({reason})") from None
+        tags = {"nnlab.source": str(path.resolve())}
+    else:
+        from nnlab.tracking import TrackingError, load_registered_model, registered_version
+
+        try:
+            version = registered_version(reference, tracking_uri)
+            model = load_registered_model(version.uri, tracking_uri)
+        except TrackingError as error:
+            raise SourceError(str(error)) from None
+        tags = {"nnlab.source": version.name, "nnlab.source_version": version.version,
+                "nnlab.source_run_id": version.run_id or ""}
+    if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4 or len(model.outputs) != 1:
+        shapes = ", ".join(str(tuple(tensor.shape)) for tensor in model.inputs)
+        raise SourceError(f"{reference} takes input {shapes}: a fine-tune needs a model of one image input "
+                          "(height, width, channels) and one output")
+    return Source(model=model, label=source_label(reference), tags=tags)

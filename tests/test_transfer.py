@@ -1,0 +1,299 @@
+"""Transfer learning (issue 11): the transfer family's strategies, `python -m nnlab.finetune`
+end to end on a copy of the shared searched store, and its refusals."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from nnlab.data import DataError, load_dataset
+
+
+@pytest.fixture(scope="session")
+def source_store(tmp_path_factory, searched_store):
+    """A copy of the shared search's store, for fine-tunes to write into: the shared one stays
+    as its readers expect. The copy's mnist-cnn points at the same (read-only) artifacts."""
+    from types import SimpleNamespace
+
+    root = tmp_path_factory.mktemp("transfer")
+    (root / "mlruns").mkdir()
+    shutil.copyfile(searched_store.root / "mlruns" / "mlflow.db", root / "mlruns" / "mlflow.db")
+    return SimpleNamespace(root=root, tracking_uri=f"sqlite:///{root}/mlruns/mlflow.db")
+
+
+def _version_state(client, name):
+    """What a registered model's versions are, to tell whether anything changed them."""
+    return [(version.version, version.last_updated_timestamp, dict(version.tags), version.source)
+            for version in client.search_model_versions(f"name = '{name}'")]
+
+
+@pytest.fixture(scope="session")
+def finetuned(source_store):
+    """Two fine-tunes of the shared search's mnist-cnn on the digits, 10 labels per class, as
+    `nnlab.finetune` configures them: fine-tune (4 epochs: 2 for the head, 2 unfrozen), then
+    scratch (2 epochs), both registered as digits-from-mnist-cnn."""
+    from types import SimpleNamespace
+
+    from mlflow import MlflowClient
+
+    from nnlab.finetune import finetune_config, parse_args
+    from nnlab.search import run_search
+
+    client = MlflowClient(source_store.tracking_uri)
+    before = _version_state(client, "mnist-cnn")
+    results = {}
+    for strategy, epochs in (("fine-tune", "4"), ("scratch", "2")):
+        args = parse_args(["mnist-cnn", "digits", "--strategy", strategy, "--labels-per-class", "10", "--epochs", epochs,
+                           "--tracking-uri", source_store.tracking_uri])
+        config = finetune_config(args)
+        dataset = load_dataset(config.dataset, config.data, seed=config.seed,
+                               validation_fraction=config.validation_fraction)
+        results[strategy] = run_search(config, dataset, tuning_root=source_store.root / "tuning", fresh=True,
+                                       echo=lambda _line: None)
+    return SimpleNamespace(results=results, client=client, before=before, after=_version_state(client, "mnist-cnn"),
+                           dataset=dataset, **vars(source_store))
+
+
+def _layers_trainable_counts(strategy, source, spec, unfreeze=None):
+    """Build the strategy's model and train it on a few digits; the trainable weight count at
+    the start of each phase and the model."""
+    import keras
+    import keras_tuner
+
+    from nnlab.hypermodel import make_hypermodel
+    from nnlab.models import get_builder
+
+    dataset = load_dataset("digits", {"labels_per_class": 3}, seed=0)
+    hypermodel = make_hypermodel("transfer", get_builder("transfer", source), spec, 16, 10, source)
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("strategy", strategy)
+    if unfreeze is not None:
+        hp.Fixed("unfreeze", unfreeze)
+    model = hypermodel.build(hp)
+    counts = []
+    phases = keras.callbacks.LambdaCallback(on_train_begin=lambda _logs: counts.append(len(model.trainable_weights)))
+    hypermodel.fit(hp, model, *dataset.train, validation_data=dataset.validation, epochs=2, callbacks=[phases], verbose=0)
+    return counts, model, hypermodel.run_params(hp)
+
+
+@pytest.mark.parametrize("strategy", ["feature-extraction", "fine-tune", "fine-tune/1", "full", "scratch"])
+def test_each_strategy_trains_the_layers_it_says(strategy, searched_store):
+    from nnlab.models.transfer import BASE_NAME, weighted_layers
+    from nnlab.source import load_source
+
+    source = load_source("mnist-cnn", searched_store.tracking_uri)
+    original = [weights.copy() for weights in source.model.get_weights()]
+    spec = load_dataset("digits", seed=0).spec
+    strategy, _, unfreeze = strategy.partition("/")
+    counts, model, params = _layers_trainable_counts(strategy, source, spec, int(unfreeze) if unfreeze else None)
+
+    body = weighted_layers(model.get_layer(BASE_NAME))
+    head = 2  # the new classifier's kernel and bias
+    trainable_in = lambda layers: sum(len(layer.trainable_weights) for layer in layers)  # noqa: E731
+    everything = head + trainable_in(body)  # batch norm's moving statistics are never trainable
+    top = int(unfreeze) if unfreeze else len(body)
+    expected = {"feature-extraction": [head], "fine-tune": [head, head + trainable_in(body[len(body) - top:])],
+                "full": [everything], "scratch": [everything]}[strategy]
+    assert counts == expected
+    frozen = {"feature-extraction": len(body), "fine-tune": len(body) - top, "full": 0, "scratch": 0}[strategy]
+    assert params == {"frozen_layers": frozen, "body_layers": len(body)}
+    assert sum(not layer.trainable for layer in body) == frozen
+    # The source itself is never trained: its weights are as loaded.
+    for now, then in zip(source.model.get_weights(), original):
+        np.testing.assert_array_equal(now, then)
+    # Frozen layers kept the source's weights through training; scratch started elsewhere.
+    source_body = [layer for layer in source.model.layers if layer.weights][:len(body)]
+    for layer, source_layer in zip(body, source_body):
+        same = all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), source_layer.get_weights()))
+        if not layer.trainable:
+            assert same, layer.name
+        if strategy == "scratch":
+            assert not same, layer.name
+
+
+def test_finetuned_model_is_tracked_registered_and_takes_raw_digits(finetuned):
+    import nnlab
+    from nnlab.tracking import CHAMPION_ALIAS
+
+    result = finetuned.results["fine-tune"]
+    assert result.registered_name == "digits-from-mnist-cnn" and result.model == "transfer"
+    parent = finetuned.client.get_run(result.parent_run_id)
+    source_version = finetuned.client.get_model_version_by_alias("mnist-cnn", CHAMPION_ALIAS)
+    # Lineage on the fine-tune's run, in the target's experiment.
+    assert finetuned.client.get_experiment(parent.info.experiment_id).name == "digits"
+    assert parent.data.tags["nnlab.source"] == "mnist-cnn"
+    assert parent.data.tags["nnlab.source_version"] == str(source_version.version)
+    assert parent.data.tags["nnlab.source_run_id"] == source_version.run_id
+    assert parent.data.params["data.labels_per_class"] == "10" and parent.data.params["space.strategy"] == "fine-tune"
+    trial = finetuned.client.search_runs([parent.info.experiment_id],
+                                         f"tags.mlflow.parentRunId = '{result.parent_run_id}'")[0]
+    assert trial.data.params["strategy"] == "fine-tune" and trial.data.params["frozen_layers"] == "0"
+    assert {"val_accuracy", "best_val_accuracy", "param_count"} <= trial.data.metrics.keys()
+    version = finetuned.client.get_model_version("digits-from-mnist-cnn", result.champion_version)
+    assert version.tags["nnlab.strategy"] == "fine-tune" and version.tags["nnlab.source"] == "mnist-cnn"
+    assert version.tags["nnlab.source_version"] == str(source_version.version)
+    assert version.tags["nnlab.frozen_layers"] == "0" and version.tags["nnlab.data.labels_per_class"] == "10"
+    # Figures as for any classifier, the first layer's being the source body's first convolution.
+    plots = {entry.path for entry in finetuned.client.list_artifacts(result.parent_run_id, "plots")}
+    assert {f"plots/champion_{kind}.png" for kind in ("confusion_matrix", "misclassified", "first_layer_weights")} <= plots
+    assert "nnlab.plot_error" not in parent.data.tags
+    assert {entry.path for entry in finetuned.client.list_artifacts(trial.info.run_id, "plots")} == {"plots/learning_curves.png"}
+    # The registered model takes the digits as scikit-learn gives them: 8x8, 0-16.
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    model = nnlab.load_model("digits-from-mnist-cnn", finetuned.tracking_uri)
+    assert tuple(model.input_shape) == (None, 8, 8, 1)
+    probabilities = model.predict(digits.images[:200, :, :, np.newaxis].astype("float32"), verbose=0)
+    assert probabilities.shape == (200, 10)
+    # Few labels and 4 epochs, but far above chance (0.1) on raw input.
+    assert (probabilities.argmax(axis=1) == digits.target[:200]).mean() > 0.5
+
+
+def test_scratch_is_registered_beside_and_the_alias_follows_the_test_score(finetuned):
+    from nnlab.tracking import CHAMPION_ALIAS
+
+    tuned, scratch = finetuned.results["fine-tune"], finetuned.results["scratch"]
+    assert scratch.registered_name == tuned.registered_name
+    assert (tuned.champion_version, scratch.champion_version) == ("1", "2")
+    strategies = {str(version.version): version.tags["nnlab.strategy"]
+                  for version in finetuned.client.search_model_versions("name = 'digits-from-mnist-cnn'")}
+    assert strategies == {"1": "fine-tune", "2": "scratch"}
+    holder = str(finetuned.client.get_model_version_by_alias("digits-from-mnist-cnn", CHAMPION_ALIAS).version)
+    better = "2" if scratch.test_metrics["test_accuracy"] > tuned.test_metrics["test_accuracy"] else "1"
+    assert holder == better and scratch.promoted == (better == "2")
+
+
+def test_the_source_version_is_unchanged(finetuned):
+    assert finetuned.after == finetuned.before
+
+
+def _store_contents(tracking_uri):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    runs = sum(len(client.search_runs([experiment.experiment_id])) for experiment in client.search_experiments())
+    return runs, sorted(model.name for model in client.search_registered_models())
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["nope-cnn", "digits"], "no registered model 'nope-cnn'"),
+    (["mnist-cnn/9", "digits"], "registered model 'mnist-cnn' has no version '9'"),
+    (["mnist-cnn@best", "digits"], "registered model 'mnist-cnn' has no alias 'best'"),
+    (["{notmodel}", "digits"], "is not a Keras model Keras can load"),
+    (["mnist-cnn", "co2"], "model transfer cannot take co2's sequence data"),
+    (["mnist-cnn", "digits", "--labels-per-class", "200"],
+     "data.labels_per_class = 200 is more than the"),
+    (["mnist-cnn", "digits", "--strategy", "freeze-all"], "argument --strategy: invalid choice: 'freeze-all'"),
+    (["mnist-cnn", "digits", "--strategy", "full", "--unfreeze", "2"], "--unfreeze applies to --strategy fine-tune"),
+    (["mnist-cnn", "digits", "--unfreeze", "40"], "--unfreeze 40: mnist-cnn's body has"),
+])
+def test_bad_input_is_one_line_and_creates_nothing(argv, message, source_store, tmp_path, monkeypatch, capsys):
+    from nnlab import finetune
+
+    monkeypatch.chdir(tmp_path)
+    not_a_model = tmp_path / "notes.keras"
+    not_a_model.write_text("not a model")
+    argv = [part.replace("{notmodel}", str(not_a_model)) for part in argv]
+    before = _store_contents(source_store.tracking_uri)
+    code = _exit_code(finetune.main, [*argv, "--tracking-uri", source_store.tracking_uri])
+    error = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(error.splitlines()) == 1 and error.startswith("nnlab.finetune: error: ") and message in error, error
+    assert _store_contents(source_store.tracking_uri) == before
+    assert not (tmp_path / "tuning").exists() and not (tmp_path / "mlruns").exists()
+
+
+def _exit_code(main, argv) -> int:
+    """The command's exit code, whether it returns it or argparse exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def test_missing_store_is_refused_without_creating_one(tmp_path, capsys):
+    from nnlab import finetune
+
+    store = tmp_path / "none" / "mlflow.db"
+    assert finetune.main(["mnist-cnn", "digits", "--tracking-uri", f"sqlite:///{store}"]) == 2
+    assert "no MLflow store at" in capsys.readouterr().err
+    assert not store.parent.exists()
+
+
+# ------------------------------------------------------------ the data a fine-tune reads
+
+
+def test_digits_are_raw_and_split_fixed():
+    first, other = load_dataset("digits", seed=4), load_dataset("digits", seed=5)
+    for split in ("train", "validation", "test"):  # the seed draws labels and trains; the split stays
+        np.testing.assert_array_equal(getattr(first, split)[0], getattr(other, split)[0])
+    assert first.train[0].shape[1:] == (8, 8, 1) and first.spec.pixel_max == 16
+    assert first.train[0].max() == 16 and first.train[0].min() == 0
+    assert len(first.train[0]) + len(first.validation[0]) + len(first.test[0]) == 1797
+    assert len(first.test[0]) == 359
+
+
+def test_classes_relabel_every_split_and_labels_per_class_only_train():
+    whole = load_dataset("digits", seed=2)
+    subset = load_dataset("digits", {"classes": [7, 3], "labels_per_class": 5}, seed=2)
+    assert subset.spec.num_classes == 2
+    assert np.bincount(subset.train[1]).tolist() == [5, 5]
+    for split in ("validation", "test"):  # whole, but for the other classes
+        (inputs, labels), (all_inputs, all_labels) = getattr(subset, split), getattr(whole, split)
+        np.testing.assert_array_equal(inputs, all_inputs[np.isin(all_labels, [7, 3])])
+        np.testing.assert_array_equal(labels, np.where(all_labels[np.isin(all_labels, [7, 3])] == 7, 0, 1))
+    # Seeded: the same labels drawn again, others for another seed.
+    np.testing.assert_array_equal(subset.train[0], load_dataset("digits", {"classes": [7, 3], "labels_per_class": 5},
+                                                                seed=2).train[0])
+    assert not np.array_equal(subset.train[0], load_dataset("digits", {"classes": [7, 3], "labels_per_class": 5},
+                                                            seed=3).train[0])
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"classes": [1, 12]}, "digits has classes 0 to 9, not 12"),
+    ({"labels_per_class": 1000}, "is more than the"),
+])
+def test_bad_subsets_say_why(options, message):
+    with pytest.raises(DataError, match=message):
+        load_dataset("digits", options, seed=0)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("classes = [3]", "data.classes = [3] must be a list of at least two distinct class numbers"),
+    ("classes = [1, 1]", "must be a list of at least two distinct class numbers"),
+    ('classes = ["a", "b"]', "must be a list of at least two distinct class numbers"),
+    ("labels_per_class = 0", "data.labels_per_class = 0 must be a positive whole number"),
+])
+def test_bad_data_table_is_refused_at_load(table, message, tmp_path):
+    from nnlab.config import ConfigError, load_config
+
+    path = tmp_path / "bad.toml"
+    path.write_text(f'dataset = "mnist"\n[data]\n{table}\n')
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config(str(path))
+
+
+def test_figures_read_the_source_body_and_raw_pixels(searched_store):
+    """The first-layer figure finds the source body's first convolution inside the fine-tuned
+    model, and the mistakes grid draws 0-16 digits with 16 as black, not saturated at 1."""
+    import keras
+    import keras_tuner
+
+    from nnlab import plots
+    from nnlab.models import get_builder
+    from nnlab.source import load_source
+
+    digits = load_dataset("digits", seed=0)
+    model = get_builder("transfer", load_source("mnist-cnn", searched_store.tracking_uri))(
+        keras_tuner.HyperParameters(), digits.spec)
+    layer = plots.first_weight_layer(model)
+    assert isinstance(layer, keras.layers.Conv2D) and layer in model.get_layer("source_base").layers
+    figure = plots.first_layer_weights(model, "champion")
+    assert "kernels 3x3" in figure.get_suptitle()
+    probabilities = np.eye(10)[(digits.test[1] + 1) % 10]  # every image wrong
+    figure = plots.worst_misclassified(*digits.test, probabilities, "champion", count=4, pixel_max=digits.spec.pixel_max)
+    limits = {image.get_clim() for axes in figure.axes for image in axes.get_images()}
+    assert limits == {(0, 16)}
