@@ -94,14 +94,15 @@ class SearchHyperModel(keras_tuner.HyperModel):
         """Tags for the registered version of a model trained with `hp`: where it came from."""
         return {}
 
-    def fit(self, hp, model, *args, callbacks=None, restore_best_weights=False, timed=True, **kwargs):
+    def fit(self, hp, model, *args, callbacks=None, restore_best_weights=False, timed=True, deadline=None, **kwargs):
         callbacks = list(callbacks or []) + [
             keras.callbacks.EarlyStopping(
                 monitor=self.task.objective, mode=self.task.direction, patience=self.patience, restore_best_weights=restore_best_weights
             ),
             keras.callbacks.TerminateOnNaN(),
         ]
-        self.timer = StopAt(seconds=self.trial_timeout) if timed and self.trial_timeout is not None else None
+        # `deadline` (time.monotonic): a trial's later phase ends when its first one would have.
+        self.timer = StopAt(deadline, self.trial_timeout) if timed and self.trial_timeout is not None else None
         if self.timer is not None:
             callbacks.append(self.timer)
         return model.fit(*args, batch_size=self.batch_size, callbacks=callbacks, **kwargs)
@@ -142,7 +143,8 @@ class TransferHyperModel(SearchHyperModel):
     fine-tune trains the new head on the frozen body for half the epochs (early stopping may end
     the phase sooner), then unfreezes the body's top `unfreeze` layers and recompiles at
     `fine_tune_learning_rate` for the other half. One History holds both phases; the tuner's
-    callbacks (its best-epoch checkpoint, the run's metrics) see one run of epochs."""
+    callbacks (its best-epoch checkpoint, the run's metrics) see one run of epochs, and a
+    trial_timeout covers both phases."""
 
     def __init__(self, builder, spec, batch_size: int, patience: int, source, **options):
         super().__init__(builder, spec, batch_size, patience, **options)
@@ -178,14 +180,15 @@ class TransferHyperModel(SearchHyperModel):
         first = fit(hp, model, *args, callbacks=callbacks, epochs=initial_epoch + head_epochs,
                     initial_epoch=initial_epoch, **kwargs)
         done = initial_epoch + len(first.epoch)
-        if model.stop_training and self.timer is not None and self.timer.stopped:
+        deadline = self.timer.deadline if self.timer is not None else None
+        if self.timer is not None and self.timer.stopped:
             return first  # out of time: no second phase
         unfreeze_top(model.get_layer(BASE_NAME), hp.get("unfreeze"))
         # Keras reads trainable flags when it compiles: recompile for them to count.
         model.compile(optimizer=keras.optimizers.Adam(hp.get("fine_tune_learning_rate")), loss=self.task.loss,
                       metrics=self.task.keras_metrics())
         second = fit(hp, model, *args, callbacks=callbacks, epochs=done + epochs - initial_epoch - head_epochs,
-                     initial_epoch=done, **kwargs)
+                     initial_epoch=done, deadline=deadline, **kwargs)
         merged = keras.callbacks.History()
         merged.set_model(model)
         merged.epoch = first.epoch + second.epoch

@@ -174,8 +174,10 @@ def _store_contents(tracking_uri):
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    runs = sum(len(client.search_runs([experiment.experiment_id])) for experiment in client.search_experiments())
-    return runs, sorted(model.name for model in client.search_registered_models())
+    experiments = client.search_experiments()
+    runs = sum(len(client.search_runs([experiment.experiment_id])) for experiment in experiments)
+    return (sorted(experiment.name for experiment in experiments), runs,
+            sorted(model.name for model in client.search_registered_models()))
 
 
 @pytest.mark.parametrize(("argv", "message"), [
