@@ -68,6 +68,8 @@ def parse_args(argv=None):
         parser.error("--unfreeze applies to --strategy fine-tune")
     if args.fine_tune_learning_rate is not None and (args.strategy or "fine-tune") != "fine-tune":
         parser.error("--fine-tune-learning-rate applies to --strategy fine-tune")
+    if args.search and (args.learning_rate is not None or args.fine_tune_learning_rate is not None):
+        parser.error("--search chooses the learning rates: leave out --learning-rate and --fine-tune-learning-rate")
     if args.max_trials is not None and not args.search:
         parser.error("--max-trials applies to --search")
     return args

@@ -191,6 +191,7 @@ def _store_contents(tracking_uri):
     (["mnist-cnn", "digits", "--strategy", "freeze-all"], "argument --strategy: invalid choice: 'freeze-all'"),
     (["mnist-cnn", "digits", "--strategy", "full", "--unfreeze", "2"], "--unfreeze applies to --strategy fine-tune"),
     (["mnist-cnn", "digits", "--unfreeze", "40"], "--unfreeze 40: mnist-cnn's body has"),
+    (["mnist-cnn", "digits", "--search", "--learning-rate", "0.01"], "--search chooses the learning rates"),
 ])
 def test_bad_input_is_one_line_and_creates_nothing(argv, message, source_store, tmp_path, monkeypatch, capsys):
     from nnlab import finetune
