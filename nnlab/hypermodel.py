@@ -150,8 +150,9 @@ class TransferHyperModel(SearchHyperModel):
         super().__init__(builder, spec, batch_size, patience, **options)
         self.source = source
 
-    # The first learning rate's default, by strategy. Measured (the default MNIST CNN to the
-    # digits, 10 labels per class, mean of 3 seeds): a new head on frozen features learns best
+    # The first learning rate's default, by strategy. Measured in a throwaway loop (the default
+    # MNIST CNN to the digits resized to fill its frame, 10 labels per class, mean of 3 seeds;
+    # BENCHMARKS.md, issue 11): a new head on frozen features learns best
     # fast, 0.823 at 1e-2 against 0.722 at 2e-3; training everything from the source's weights
     # wants small steps (full 0.914 at 1e-3, 0.901 at 2e-3); from random weights 1e-2 diverges
     # (scratch 0.262; 0.898 at 2e-3).

@@ -119,7 +119,7 @@ def test_report_sorts_a_regression_search_lowest_rmse_first(co2_search, capsys):
         ('dataset = "co2"\n[data]\nwindow = 0\n', "data.window = 0 must be a positive whole number"),
         ('dataset = "co2"\n[data]\nhorizon = 1.5\n', "data.horizon = 1.5 must be a positive whole number"),
         ('dataset = "co2"\n[data]\nhorizon = "13"\n', "data.horizon = '13' must be a positive whole number"),
-        ('dataset = "mnist"\n[data]\nwindow = 5\n', "data.window: unknown option of data set mnist; it takes none"),
+        ('dataset = "mnist"\n[data]\nwindow = 5\n', "data.window: unknown option of data set mnist; known: classes, labels_per_class"),
         ('dataset = "co2"\nmodel = "cnn"\n', "model cnn cannot take co2's sequence data; families that can: dfn, "
                                              "linear, rnn, lstm, gru"),
         ('dataset = "co2"\n[data]\nwindow = 300\nhorizon = 52\n', "window 300 + horizon 52"),

@@ -87,7 +87,8 @@ def test_co2_registry_entry():
     source = DATASETS["co2"]
     assert (source.kind, source.default_model, source.options) == ("sequence", "lstm", {"window": 52, "horizon": 1})
     assert load_dataset("co2").spec.kind == source.kind  # what the config checks is what the model gets
-    assert DATASETS["mnist"].options == {} and DATASETS["mnist"].default_model == "cnn"
+    assert DATASETS["mnist"].options == {"classes": None, "labels_per_class": None}  # any classifier's, absent by default
+    assert DATASETS["mnist"].default_model == "cnn"
 
 
 @pytest.mark.parametrize(
