@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import argparse
 
+# Help texts the commands share, word for word.
+TRACKING_URI_HELP = "MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)"
+DATA_DIR_HELP = "folder with MNIST IDX files (gzip or not) or mnist.npz"
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line, `<short name>: error: ...`, and exit code 2,

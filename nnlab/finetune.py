@@ -57,9 +57,8 @@ def parse_args(argv=None):
     parser.add_argument("--labels-per-class", type=cli.positive, help="train on K labelled examples per class "
                         "(balanced, seeded); validation and test stay whole")
     parser.add_argument("--seed", type=cli.whole_number, help="random seed for the labels drawn, the split and training")
-    parser.add_argument("--data-dir", help="folder with MNIST IDX files (gzip or not) or mnist.npz")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
-                        "sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--data-dir", help=cli.DATA_DIR_HELP)
+    parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
     parser.add_argument("--fresh", action="store_true", help="--search: discard its saved tuner state and start over")
     args = parser.parse_args(argv)
     if args.search and args.strategy:

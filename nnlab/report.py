@@ -61,7 +61,7 @@ def _parser() -> cli.Parser:
                         "experiment file's model, else the latest search whatever its model)")
     parser.add_argument("--top", type=cli.positive, help="only the best K trials")
     parser.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or markdown")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
     return parser
 
 

@@ -266,9 +266,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-trials", type=cli.positive, help="most trials to run (Hyperband: cap on its schedule)")
     parser.add_argument("--epochs", type=cli.positive, help="most epochs per trial (Hyperband's max_epochs)")
     parser.add_argument("--seed", type=cli.whole_number, help="random seed for data split, search and training")
-    parser.add_argument("--data-dir", help="folder with MNIST IDX files (gzip or not) or mnist.npz")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
-                        "sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--data-dir", help=cli.DATA_DIR_HELP)
+    parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
     parser.add_argument("--time-budget", type=_duration, help="wall-clock limit for this run, e.g. 900, 15m, 1h: "
                         "no trial starts that would not finish in time, and the champion is still registered")
     parser.add_argument("--fresh", action="store_true", help="discard the saved tuner state and start a new search")

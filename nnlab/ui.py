@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     parser = cli.Parser(prog="python -m nnlab.ui", short_name=PROG,
                         description="Start the MLflow UI on the project's store, bound to 127.0.0.1.")
     parser.add_argument("--port", type=cli.port, default=5000, help="port to listen on (default: 5000)")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
     args = parser.parse_args(argv)
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
