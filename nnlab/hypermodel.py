@@ -75,12 +75,12 @@ class SearchHyperModel(keras_tuner.HyperModel):
         learning_rate = hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
         # A builder that declares `clipnorm` (the recurrent family: exploding gradients through
         # time) gets it here, where the optimizer is made; 0 means no clipping.
-        clipnorm = hp.values.get("clipnorm") or None
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
-            loss=self.task.loss,
-            metrics=self.task.keras_metrics(),
-        )
+        return self._compiled(model, learning_rate, clipnorm=hp.values.get("clipnorm") or None)
+
+    def _compiled(self, model: keras.Model, learning_rate: float, clipnorm: float | None = None) -> keras.Model:
+        """Adam at `learning_rate`, the task's loss and metrics."""
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm), loss=self.task.loss,
+                      metrics=self.task.keras_metrics())
         return model
 
     def _narrowed(self, hp):
@@ -167,9 +167,7 @@ class TransferHyperModel(SearchHyperModel):
             # A tenth of the head's by default: larger steps would undo what the source learnt
             # (0.819 with 2e-3 then 2e-4, 0.929 with 1e-2 then 1e-3).
             hp.Float("fine_tune_learning_rate", 1e-5, 3e-3, sampling="log", default=1e-3)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=self.task.loss,
-                      metrics=self.task.keras_metrics())
-        return model
+        return self._compiled(model, learning_rate)
 
     def fit(self, hp, model, *args, callbacks=None, epochs: int = 1, initial_epoch: int = 0, **kwargs):
         from nnlab.models.transfer import BASE_NAME, unfreeze_top
@@ -186,8 +184,7 @@ class TransferHyperModel(SearchHyperModel):
             return first  # out of time: no second phase
         unfreeze_top(model.get_layer(BASE_NAME), hp.get("unfreeze"))
         # Keras reads trainable flags when it compiles: recompile for them to count.
-        model.compile(optimizer=keras.optimizers.Adam(hp.get("fine_tune_learning_rate")), loss=self.task.loss,
-                      metrics=self.task.keras_metrics())
+        self._compiled(model, hp.get("fine_tune_learning_rate"))
         second = fit(hp, model, *args, callbacks=callbacks, epochs=done + epochs - initial_epoch - head_epochs,
                      initial_epoch=done, deadline=deadline, **kwargs)
         merged = keras.callbacks.History()

@@ -16,7 +16,6 @@ class SourceError(ValueError):
 @dataclass(frozen=True)
 class Source:
     model: object  # keras.Model, as loaded: builds copy it, nothing trains or changes it
-    label: str  # what a fine-tune is named after: "mnist-cnn", or the file's stem
     tags: dict  # the lineage a fine-tune's runs and registered versions carry
 
 
@@ -25,8 +24,9 @@ def is_file_reference(reference: str) -> bool:
 
 
 def source_label(reference: str) -> str:
-    """The registered name a reference names ("models:/mnist-cnn@champion", "mnist-cnn/3" ->
-    "mnist-cnn"), or a file's stem, in the letters a run or model name may hold."""
+    """What a fine-tune from `reference` is named after (config.tuning_name, without loading
+    anything): the registered name ("models:/mnist-cnn@champion", "mnist-cnn/3" -> "mnist-cnn"),
+    or a file's stem, in the letters a run or model name may hold."""
     if is_file_reference(reference):
         label = Path(reference).stem
     else:
@@ -62,4 +62,4 @@ def load_source(reference: str, tracking_uri: str | None = None) -> Source:
         shapes = ", ".join(str(tuple(tensor.shape)) for tensor in model.inputs)
         raise SourceError(f"{reference} takes input {shapes}: a fine-tune needs a model of one image input "
                           "(height, width, channels) and one output")
-    return Source(model=model, label=source_label(reference), tags=tags)
+    return Source(model=model, tags=tags)

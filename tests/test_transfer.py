@@ -78,12 +78,19 @@ def _layers_trainable_counts(strategy, source, spec, unfreeze=None):
     return counts, model, hypermodel.run_params(hp)
 
 
-@pytest.mark.parametrize("strategy", ["feature-extraction", "fine-tune", "fine-tune/1", "full", "scratch"])
-def test_each_strategy_trains_the_layers_it_says(strategy, searched_store):
-    from nnlab.models.transfer import BASE_NAME, weighted_layers
+@pytest.fixture(scope="module")
+def mnist_source(searched_store):
+    """The shared search's mnist-cnn as a fine-tune's source, loaded once (tests only read it)."""
     from nnlab.source import load_source
 
-    source = load_source("mnist-cnn", searched_store.tracking_uri)
+    return load_source("mnist-cnn", searched_store.tracking_uri)
+
+
+@pytest.mark.parametrize("strategy", ["feature-extraction", "fine-tune", "fine-tune/1", "full", "scratch"])
+def test_each_strategy_trains_the_layers_it_says(strategy, mnist_source):
+    from nnlab.models.transfer import BASE_NAME, weighted_layers
+
+    source = mnist_source
     original = [weights.copy() for weights in source.model.get_weights()]
     spec = load_dataset("digits", seed=0).spec
     strategy, _, unfreeze = strategy.partition("/")
@@ -279,7 +286,7 @@ def test_bad_data_table_is_refused_at_load(table, message, tmp_path):
         load_config(str(path))
 
 
-def test_figures_read_the_source_body_and_raw_pixels(searched_store):
+def test_figures_read_the_source_body_and_raw_pixels(mnist_source):
     """The first-layer figure finds the source body's first convolution inside the fine-tuned
     model, and the mistakes grid draws 0-16 digits with 16 as black, not saturated at 1."""
     import keras
@@ -287,11 +294,9 @@ def test_figures_read_the_source_body_and_raw_pixels(searched_store):
 
     from nnlab import plots
     from nnlab.models import get_builder
-    from nnlab.source import load_source
 
     digits = load_dataset("digits", seed=0)
-    model = get_builder("transfer", load_source("mnist-cnn", searched_store.tracking_uri))(
-        keras_tuner.HyperParameters(), digits.spec)
+    model = get_builder("transfer", mnist_source)(keras_tuner.HyperParameters(), digits.spec)
     layer = plots.first_weight_layer(model)
     assert isinstance(layer, keras.layers.Conv2D) and layer in model.get_layer("source_base").layers
     figure = plots.first_layer_weights(model, "champion")

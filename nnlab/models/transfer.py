@@ -42,14 +42,12 @@ def body_layer_count(source_model) -> int:
     return sum(1 for layer in source_model.layers[: head_index(source_model)] if layer.weights)
 
 
-def unfreeze_top(base, count: int) -> int:
-    """Make the top `count` weighted layers of the body trainable, the others frozen; returns
-    how many stay frozen."""
+def unfreeze_top(base, count: int) -> None:
+    """Make the top `count` weighted layers of the body trainable, the others frozen."""
     layers = weighted_layers(base)
     base.trainable = True  # a model's flag gates its layers'; each layer then says its own
     for index, layer in enumerate(layers):
         layer.trainable = index >= len(layers) - count
-    return sum(1 for layer in layers if not layer.trainable)
 
 
 def frozen_layer_count(strategy: str, unfreeze: int | None, layers: int) -> int:
