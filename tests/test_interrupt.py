@@ -16,7 +16,8 @@ from nnlab.config import ExperimentConfig
 from nnlab.search import run_search
 from test_search import runs_of
 
-EXPERIMENT = 'name = "mnist"\nmodel = "dfn"\ntuner = "random"\nmax_trials = 3\nepochs = 10\npatience = 10\nfinal_epochs = 0\n'
+EXPERIMENT = 'name = "mnist"\nmodel = "dfn"\ntuner = "random"\nmax_trials = 4\nepochs = 10\npatience = 10\nfinal_epochs = 0\n'
+TRIALS = ["0", "1", "2", "3"]
 
 
 def wait_for(condition, timeout: float, what: str, process):
@@ -30,53 +31,70 @@ def wait_for(condition, timeout: float, what: str, process):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def running_trial(tracking_uri) -> str | None:
-    """The trial id of a trial run in progress, once the first trial has finished."""
+def running_trial(tracking_uri, finished: int) -> str | None:
+    """The trial id of a trial run in progress, once `finished` trial runs have finished."""
     try:
         _, children = runs_of(tracking_uri)
     except Exception:  # the store may not exist yet, or be mid-creation
         return None
-    if not any(child.info.status == "FINISHED" for child in children):
+    if sum(child.info.status == "FINISHED" for child in children) < finished:
         return None
     running = [child.data.tags["nnlab.trial_id"] for child in children if child.info.status == "RUNNING"]
     return running[0] if running else None
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
-                         ids=["ctrl-c", "sigterm", "kill-9"])
-def test_interrupted_search_resumes_without_losing_or_repeating_trials(workdir, idx_dir, tracking_uri, signal_number):
-    (workdir / "interrupted.toml").write_text(EXPERIMENT)
-    arguments = ["interrupted.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri]
-    command = [sys.executable, "-u", "-m", "nnlab.search", *arguments]
-    with open(workdir / "first.out", "w") as out, open(workdir / "first.err", "w") as err:
+def interrupt(command, workdir, tracking_uri, signal_number, finished: int):
+    """Run the search, send `signal_number` while a trial runs after `finished` trial runs have
+    finished, and return the trial it stopped, the exit code and stderr."""
+    with open(workdir / "out", "w") as out, open(workdir / "err", "w") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err)
         try:
-            wait_for(lambda: running_trial(tracking_uri), 180, "a trial after the first was running", process)
-            interrupted = running_trial(tracking_uri)
+            wait_for(lambda: running_trial(tracking_uri, finished), 180, f"a trial after {finished} was running", process)
+            interrupted = running_trial(tracking_uri, finished)
             time.sleep(1.0)  # well inside the trial: ten epochs follow its graph tracing
             process.send_signal(signal_number)
             process.wait(timeout=120)
         finally:
             process.kill()
-    stderr = (workdir / "first.err").read_text()
+    stderr = (workdir / "err").read_text()
     assert "Traceback" not in stderr
+    return interrupted, process.returncode, stderr
 
-    parents, children = runs_of(tracking_uri)
-    statuses = {child.data.tags["nnlab.trial_id"]: child.info.status for child in children}
-    if signal_number == signal.SIGKILL:
-        assert process.returncode == -signal.SIGKILL
-        assert statuses[interrupted] == "RUNNING"  # nothing could tell the store
-    else:
-        name = signal.Signals(signal_number).name
-        assert process.returncode == 128 + signal_number
-        assert (f"nnlab.search: stopped by {name}; the trial in progress is marked KILLED and runs again on resume, "
-                f"finished trials are kept. Resume with: python -m nnlab.search {' '.join(arguments)}") in stderr
-        assert statuses[interrupted] == "KILLED"
-        (killed,) = [child for child in children if child.data.tags["nnlab.trial_id"] == interrupted]
-        assert killed.data.tags["nnlab.failure"] == "stopped by Ctrl-C or SIGTERM; the trial runs again on resume"
-        assert parents[0].info.status == "KILLED"
-        assert "RUNNING" not in statuses.values()
-    assert statuses["0"] == "FINISHED"
+
+def test_interrupted_search_resumes_without_losing_or_repeating_trials(workdir, idx_dir, tracking_uri):
+    """Ctrl-C, then kill -9, then SIGTERM, each in the middle of a trial, each followed by the
+    same command again, which resumes: one search stopped three ways (three processes started
+    instead of six, the same checks) and finished by the fourth."""
+    (workdir / "interrupted.toml").write_text(EXPERIMENT)
+    arguments = ["interrupted.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri]
+    command = [sys.executable, "-u", "-m", "nnlab.search", *arguments]
+    interrupted = []
+    for finished, signal_number in enumerate([signal.SIGINT, signal.SIGKILL, signal.SIGTERM], 1):
+        trial, returncode, stderr = interrupt(command, workdir, tracking_uri, signal_number, finished)
+        interrupted.append(trial)
+        if finished > 1:  # a resume: it says so before anything else
+            assert (workdir / "out").read_text().startswith("nnlab.search: data")
+            assert "Resuming search mnist-dfn" in (workdir / "out").read_text()
+        parents, children = runs_of(tracking_uri)
+        statuses = {child.data.tags["nnlab.trial_id"]: child.info.status for child in children}
+        if signal_number == signal.SIGKILL:
+            assert returncode == -signal.SIGKILL
+            assert statuses[trial] == "RUNNING"  # nothing could tell the store
+        else:
+            name = signal.Signals(signal_number).name
+            assert returncode == 128 + signal_number
+            assert (f"nnlab.search: stopped by {name}; the trial in progress is marked KILLED and runs again on resume, "
+                    f"finished trials are kept. Resume with: python -m nnlab.search {' '.join(arguments)}") in stderr
+            assert statuses[trial] == "KILLED"
+            (killed,) = [child for child in children
+                         if child.data.tags["nnlab.trial_id"] == trial and child.info.status == "KILLED"]
+            assert killed.data.tags["nnlab.failure"] == "stopped by Ctrl-C or SIGTERM; the trial runs again on resume"
+            assert parents[0].info.status == "KILLED"
+            assert "RUNNING" not in statuses.values()
+        # Every trial before the stopped one has finished, once.
+        assert sorted(child.data.tags["nnlab.trial_id"] for child in children if child.info.status == "FINISHED") \
+            == TRIALS[:finished]
+    assert interrupted == TRIALS[1:]
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -86,15 +104,15 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(workdir, 
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert not [run for run in parents + children if run.info.status == "RUNNING"]
     finished = sorted(child.data.tags["nnlab.trial_id"] for child in children if child.info.status == "FINISHED")
-    assert finished == ["0", "1", "2"]  # as many finished trial runs as trials, none twice
+    assert finished == TRIALS  # as many finished trial runs as trials, none twice
     runs_per_trial = {trial: [child for child in children if child.data.tags["nnlab.trial_id"] == trial]
-                      for trial in ("0", "1", "2")}
+                      for trial in TRIALS}
     assert len(runs_per_trial["0"]) == 1  # the finished trial was not run again
-    assert sorted(child.info.status for child in runs_per_trial[interrupted]) == ["FINISHED", "KILLED"]
-    if signal_number == signal.SIGKILL:
-        (killed,) = [child for child in runs_per_trial[interrupted] if child.info.status == "KILLED"]
-        tags = MlflowClient(tracking_uri).get_run(killed.info.run_id).data.tags
-        assert tags["nnlab.failure"] == "its process ended without closing the run (killed)"
+    for trial in interrupted:
+        assert sorted(child.info.status for child in runs_per_trial[trial]) == ["FINISHED", "KILLED"]
+    (killed,) = [child for child in runs_per_trial[interrupted[1]] if child.info.status == "KILLED"]
+    tags = MlflowClient(tracking_uri).get_run(killed.info.run_id).data.tags
+    assert tags["nnlab.failure"] == "its process ended without closing the run (killed)"
 
 
 # A signal's KeyboardInterrupt can land inside TensorFlow, which may turn it into another error
