@@ -81,8 +81,20 @@ def test_hypermodel_compiles_with_the_searched_learning_rate_and_trains(small_mn
     hypermodel = SearchHyperModel(get_builder("dfn"), SPEC, batch_size=64, patience=2)
     model = hypermodel.build(hp)
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.003)
+    # Each step is traced once per fit: a trace that creates the optimizer's or the metrics'
+    # variables would be traced again (hypermodel.built_before_tracing).
+    traces = {"train": 0, "test": 0}
+
+    def counted(kind, step):
+        def traced(data):
+            traces[kind] += 1
+            return step(data)
+        return traced
+
+    model.train_step, model.test_step = counted("train", model.train_step), counted("test", model.test_step)
     history = hypermodel.fit(hp, model, *small_mnist.train, validation_data=small_mnist.validation, epochs=2, verbose=0)
     assert history.history["val_accuracy"][-1] > 0.5 and np.isfinite(history.history["loss"]).all()
+    assert traces == {"train": 1, "test": 1}
 
 
 def test_linear_is_softmax_regression_with_l2():
