@@ -12,7 +12,8 @@ In a folder of its own (its own tuning/ and mlruns/):
    class, and mnist-0-4-cnn -> MNIST digits 5-9 (experiments/mnist-5-9.toml) at 10; each run
    as the command configures it, in this process, its test accuracy read from what it logged;
 4. `python -m nnlab.finetune mnist-cnn digits --labels-per-class 10 --search`, timed, its
-   champion against the best strategy's mean; then the same search for the other seeds.
+   champion against the best strategy's mean; then the same search for the other seeds, each
+   with what it registered and both candidates' test accuracy (the best trial, the average).
 Prints markdown tables: mean test accuracy over the seeds (each seed's after it) and seconds.
 """
 
@@ -45,7 +46,7 @@ def champion_exists(name: str) -> bool:
 
 
 def one_finetune(source: str, target: str, strategy: str, labels: int, seed: int) -> tuple[float, float]:
-    """(test accuracy, seconds) of one fine-tune, configured as the command does: a fixed
+    """(its SearchResult, seconds) of one fine-tune, configured as the command does: a fixed
     strategy, or "search" for --search."""
     from nnlab.data import load_dataset
     from nnlab.finetune import finetune_config, parse_args
@@ -58,7 +59,7 @@ def one_finetune(source: str, target: str, strategy: str, labels: int, seed: int
     dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                            validation_fraction=config.validation_fraction)
     result = run_search(config, dataset, fresh=True, echo=lambda _line: None)
-    return result.test_metrics["test_accuracy"], time.monotonic() - started
+    return result, time.monotonic() - started
 
 
 def table(source: str, target: str, labels: int, seeds: list[int]) -> dict:
@@ -68,7 +69,7 @@ def table(source: str, target: str, labels: int, seeds: list[int]) -> dict:
     means = {}
     for strategy in STRATEGIES:
         runs = [one_finetune(source, target, strategy, labels, seed) for seed in seeds]
-        accuracies = [accuracy for accuracy, _ in runs]
+        accuracies = [result.test_metrics["test_accuracy"] for result, _ in runs]
         means[strategy] = statistics.mean(accuracies)
         print(f"| {strategy} | {means[strategy]:.4f} | {' '.join(f'{value:.3f}' for value in accuracies)} | "
               f"{statistics.mean(seconds for _, seconds in runs):.0f} |", flush=True)
@@ -119,15 +120,26 @@ def main() -> int:
     experiment = client.get_experiment_by_name("digits")
     latest = client.search_runs([experiment.experiment_id], "tags.`nnlab.model` = 'transfer'",
                                 order_by=["attributes.start_time DESC"], max_results=1)[0]
-    accuracy = latest.data.metrics["test_accuracy"]
+    metrics = latest.data.metrics
     best = max((strategy for strategy in STRATEGIES if strategy != "scratch"), key=digits_10.get)
     print(f"\npython -m nnlab.finetune mnist-cnn digits --labels-per-class 10 --search: {seconds / 60:.1f} min, "
-          f"champion (trial {latest.data.tags.get('nnlab.champion_trial')}) test accuracy {accuracy:.4f} against "
-          f"{digits_10[best]:.4f}, the best strategy's mean ({best})", flush=True)
-    # The same search with the other seeds, for a mean beside the strategies' means.
-    others = [one_finetune("mnist-cnn", "digits", "search", 10, seed)[0] for seed in args.seeds if seed != 1]
-    accuracies = [accuracy, *others]
-    print(f"--search over seeds 1 and {', '.join(str(seed) for seed in args.seeds if seed != 1)}: mean test accuracy "
+          f"champion (trial {latest.data.tags.get('nnlab.champion_trial')}) test accuracy {metrics['test_accuracy']:.4f} "
+          f"against {digits_10[best]:.4f}, the best strategy's mean ({best})", flush=True)
+    # The same search with the other seeds, for a mean beside the strategies' means: what it
+    # registered, and both candidates (the best trial alone, the average of the best three).
+    print("\n| --search | registered | trials | test accuracy | best trial alone | average of the best 3 |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    rows = [(1, metrics, latest.data.tags.get("nnlab.champion_trial"))]
+    for seed in args.seeds:
+        if seed != 1:
+            result, _ = one_finetune("mnist-cnn", "digits", "search", 10, seed)
+            rows.append((seed, result.test_metrics, result.champion_trial))
+    for seed, values, trials in rows:
+        registered = "average" if "," in trials else "best alone"
+        print(f"| seed {seed} | {registered} | {trials} | {values['test_accuracy']:.4f} | "
+              f"{values['test_accuracy_single']:.4f} | {values['test_accuracy_ensemble']:.4f} |")
+    accuracies = [values["test_accuracy"] for _, values, _ in rows]
+    print(f"--search over seeds {', '.join(str(seed) for seed, _, _ in rows)}: mean test accuracy "
           f"{statistics.mean(accuracies):.4f} ({' '.join(f'{value:.3f}' for value in accuracies)})")
     return 0
 

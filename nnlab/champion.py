@@ -24,38 +24,53 @@ class Champion:
     record: object  # tracking.ChampionRecord
     test_metrics: dict
     figures: dict  # name -> a function that draws it
+    label: str  # the trials registered: "05", or an average's "08,00,01"
 
 
-def register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, echo, callbacks=()) -> Champion:
-    """Restore the best trial at its best epoch, train it on, test it, log and register it."""
-    import keras
+def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, echo, callbacks=()) -> Champion:
+    """Restore the best trial at its best epoch, train it on, test it, log and register it.
+    With `config.ensemble` K of 2 or more, the next best trials up to K are restored and trained
+    on the same way, and their average is registered instead when its validation loss is lower
+    (never the test split's word); both test scores go on the search's run."""
+    import numpy as np
 
     from nnlab.hypermodel import scores
 
     task = hypermodel.task
-    model = tuner.get_best_models(1)[0]
+    best_trial = best_trials[0]
     further_logs: list[tuple[int, dict]] = []
-    if config.final_epochs:
-        further = hypermodel.fit_further(
-            best_trial.hyperparameters,
-            model,
-            dataset.train,
-            dataset.validation,
-            initial_epoch=best_trial.best_step + 1,
-            epochs=config.final_epochs,
-            # The champion's own curves go on the parent run, under the trials' names.
-            callbacks=[*callbacks, keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs: (tracker.log_metrics(logs, step=epoch + 1),
-                                                  further_logs.append((epoch + 1, dict(logs)))))],
-        )
-        tracker.log_metrics(further)
-        echo(f"Champion trial {best_trial.trial_id} trained on for {further['further_epochs']} epochs: "
-             f"{task.objective} {further[f'start_{task.objective}']:.4f} -> {further[task.best_key]:.4f}")
+    model = _trained_on(config, tuner, best_trial, hypermodel, dataset, echo, callbacks, tracker, further_logs)
     inputs, targets = dataset.test
     # One pass over the test split, in large batches, feeds the test metrics, the signature's
     # example and the figures.
     predictions = model.predict(inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-    test_metrics = {f"test_{name}": value for name, value in scores(model, targets, predictions).items()}
+    registered, compared = [best_trial], {}
+    others = [(trial, _trained_on(config, tuner, trial, hypermodel, dataset, echo, callbacks))
+              for trial in best_trials[1: config.ensemble]]
+    if others:
+        members = [model] + [member for _, member in others]
+        trials = [best_trial] + [trial for trial, _ in others]
+        ids = ", ".join(trial.trial_id for trial in trials)
+        validation_inputs, validation_targets = dataset.validation
+        validation = [member.predict(validation_inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0) for member in members]
+        # The average model's output is this mean: its last layer computes it.
+        averaged = np.mean([predictions] + [member.predict(inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+                                           for member in members[1:]], axis=0)
+        single_loss = task.loss_of(validation_targets, validation[0])
+        ensemble_loss = task.loss_of(validation_targets, np.mean(validation, axis=0))
+        compared = {"val_loss_single": single_loss, "val_loss_ensemble": ensemble_loss,
+                    f"{task.test_key}_single": task.score(targets, predictions),
+                    f"{task.test_key}_ensemble": task.score(targets, averaged)}
+        if ensemble_loss < single_loss:
+            registered = trials
+            model, predictions = average_model(members, [trial.trial_id for trial in trials], task), averaged
+            echo(f"Champion: the average of trials {ids} (validation loss {ensemble_loss:.4f}; "
+                 f"trial {best_trial.trial_id} alone {single_loss:.4f})")
+        else:
+            echo(f"Champion: trial {best_trial.trial_id} alone (validation loss {single_loss:.4f}; "
+                 f"the average of trials {ids} {ensemble_loss:.4f})")
+    label = ",".join(trial.trial_id for trial in registered)
+    test_metrics = {f"test_{name}": value for name, value in scores(model, targets, predictions).items()} | compared
     # Beside them, and logged with them, the forecasts that are no model: has it learnt anything?
     test_metrics |= baseline_metrics(task, targets, test_metrics, dataset.baselines)
     record = tracker.log_champion(
@@ -64,23 +79,81 @@ def register_champion(config, tuner, best_trial, hypermodel, dataset, tracker, e
         inputs[:8],
         predictions[:8],
         test_metrics,
-        best_trial.trial_id,
+        label,
         [f"{name}=={package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
         task=task,
-        # Where the model came from and what it learnt on: a fine-tune's source and strategy,
-        # the data set's options (its classes, labels per class).
-        version_tags=hypermodel.lineage(best_trial.hyperparameters)
+        # Where the model came from and what it learnt on: a fine-tune's source and strategy
+        # (an average's: each member's, in order), the data set's options (its classes, labels
+        # per class).
+        version_tags=_joined([hypermodel.lineage(trial.hyperparameters) for trial in registered])
         | {f"nnlab.data.{key}": ",".join(map(str, value)) if isinstance(value, list) else value
            for key, value in config.data.items()},
     )
-    title = f"champion (trial {best_trial.trial_id})"
+    title = f"champion ({'trial' if len(registered) == 1 else 'average of trials'} {label.replace(',', ', ')})"
     figures = {f"champion_{kind}": partial(FIGURES[kind], model, dataset, predictions, title)
                for kind in task.champion_figures}
     if further_logs:
         epochs, logs = zip(*further_logs)
         figures["champion_learning_curves"] = partial(
-            plots.learning_curves, list(epochs), list(logs), task.objective, f"{title}, trained on from its best checkpoint")
-    return Champion(record, test_metrics, figures)
+            plots.learning_curves, list(epochs), list(logs), task.objective,
+            f"champion (trial {best_trial.trial_id}), trained on from its best checkpoint")
+    return Champion(record, test_metrics, figures, label)
+
+
+def _trained_on(config, tuner, trial, hypermodel, dataset, echo, callbacks, tracker=None, further_logs=None):
+    """`trial`'s model restored at its best epoch and trained on for `config.final_epochs`; with
+    a `tracker`, its further curves go on the search's run (the best trial's, under the trials'
+    names) and into `further_logs`."""
+    import keras
+
+    task = hypermodel.task
+    model = tuner.load_model(trial)
+    if not config.final_epochs:
+        # Saved with an unbuilt optimizer, the model would load with a warning that Keras
+        # skipped the saved optimizer's variables (it builds its own from the compile config).
+        model.optimizer.build(model.trainable_variables)
+        return model
+    if tracker is not None:
+        callbacks = [*callbacks, keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: (tracker.log_metrics(logs, step=epoch + 1),
+                                              further_logs.append((epoch + 1, dict(logs)))))]
+    further = hypermodel.fit_further(trial.hyperparameters, model, dataset.train, dataset.validation,
+                                     initial_epoch=trial.best_step + 1, epochs=config.final_epochs, callbacks=callbacks)
+    if tracker is not None:
+        tracker.log_metrics(further)
+    echo(f"{'Champion trial' if tracker is not None else 'Trial'} {trial.trial_id} trained on for "
+         f"{further['further_epochs']} epochs: {task.objective} {further[f'start_{task.objective}']:.4f} -> "
+         f"{further[task.best_key]:.4f}")
+    return model
+
+
+def average_model(members: list, trial_ids: list[str], task):
+    """One Keras model whose output is the mean of the members' outputs: it loads, serves, is
+    tested and fine-tuned like any single model. Its members are uncompiled copies, named after
+    their trials: a compiled member would be saved with its own optimizer, which Keras rebuilds
+    and warns about on every load."""
+    import keras
+
+    copies = []
+    for member, trial_id in zip(members, trial_ids):
+        copy = keras.models.clone_model(member)
+        copy.set_weights(member.get_weights())
+        copy.name = f"trial_{trial_id}"
+        copies.append(copy)
+    first = members[0].inputs[0]
+    inputs = keras.Input(shape=first.shape[1:], dtype=first.dtype, name="inputs")
+    outputs = keras.layers.Average(name="average")([copy(inputs) for copy in copies])
+    model = keras.Model(inputs, outputs, name="ensemble")
+    model.compile(optimizer="adam", loss=task.loss, metrics=task.keras_metrics())
+    model.optimizer.build(model.trainable_variables)  # saved and loaded whole, ready to train on
+    return model
+
+
+def _joined(tag_sets: list[dict]) -> dict:
+    """One set of tags for several models: a value they share as it is, else each one's in order."""
+    keys = dict.fromkeys(key for tags in tag_sets for key in tags)
+    return {key: tag_sets[0][key] if all(tags.get(key) == tag_sets[0].get(key) for tags in tag_sets)
+            else ",".join(str(tags.get(key, "")) for tags in tag_sets) for key in keys}
 
 
 def baseline_metrics(task, targets, test_metrics: dict, baselines: dict) -> dict:

@@ -57,8 +57,12 @@ class ExperimentConfig:
     time_budget: float | None = None
     # Seconds one trial may train; it then stops and is scored on the epochs it finished.
     trial_timeout: float | None = None
-    # Trial checkpoints kept in tuning/: the best few; the champion is restored from one.
+    # Trial checkpoints kept in tuning/: the best few; the champion is restored from one (an
+    # average champion from `ensemble`, which keeps as many as it takes in).
     keep_checkpoints: int = 3
+    # The best K trials averaged into one model, registered when it validates better than the
+    # best trial alone (its loss on the validation split); 0 or 1: the best trial alone.
+    ensemble: int = 0
     # Failed trials in a row after which the search stops (a broken space, not bad luck).
     max_consecutive_failed_trials: int = 3
     data_dir: str | None = None
@@ -111,6 +115,7 @@ FILE_KEYS: dict[str, tuple[type, ...]] = {
     "time_budget": (int, float, str),
     "trial_timeout": (int, float, str),
     "keep_checkpoints": (int,),
+    "ensemble": (int,),
     "max_consecutive_failed_trials": (int,),
     "data_dir": (str,),
     "source": (str,),
@@ -184,8 +189,9 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
             raise ConfigError(f"{where}: {key} = {value} must be at least 1")
     if config.max_trials is None and config.tuner != "hyperband":
         raise ConfigError(f"{where}: the {config.tuner} tuner needs max_trials")
-    if config.final_epochs < 0:
-        raise ConfigError(f"{where}: final_epochs = {config.final_epochs} must be 0 or more")
+    for key in ("final_epochs", "ensemble"):
+        if getattr(config, key) < 0:
+            raise ConfigError(f"{where}: {key} = {getattr(config, key)} must be 0 or more")
     if config.hyperband_factor < 2:
         raise ConfigError(f"{where}: hyperband_factor = {config.hyperband_factor} must be at least 2")
     if not 0 < config.validation_fraction < 1:

@@ -47,7 +47,7 @@ class SearchResult:
     parent_run_id: str
     tracking_uri: str
     leaderboard: object  # pandas.DataFrame
-    champion_trial: str
+    champion_trial: str  # its trial, or an average champion's trials: "08,00,01"
     champion_version: str
     test_metrics: dict
     promoted: bool | None
@@ -81,7 +81,7 @@ def run_search(
     from nnlab.hypermodel import StopAt, make_hypermodel
     from nnlab.models import get_builder
     from nnlab.source import load_source
-    from nnlab.tracking import CHAMPION_VERSION_TAG, TASK_TAG, SearchTracker
+    from nnlab.tracking import CHAMPION_TRIAL_TAG, CHAMPION_VERSION_TAG, TASK_TAG, SearchTracker
     from nnlab.tuner import TooManyFailures, make_tuner, one_line
 
     keras.utils.set_random_seed(config.seed)
@@ -161,11 +161,12 @@ def run_search(
             if stopped_because:
                 stop_tags = {"nnlab.stopped": stopped_because}
                 echo(f"No further trials: {stopped_because}.")
-            best_trials = [trial for trial in tuner.oracle.get_best_trials(1) if trial.status == "COMPLETED"]
+            # The best, and the next best an average champion may take in (config.ensemble).
+            best_trials = [trial for trial in tuner.oracle.get_best_trials(max(1, config.ensemble))
+                           if trial.status == "COMPLETED"]
             if not best_trials:
                 raise SearchFailed(f"no trial of {config.tuning_name} finished; nothing to register "
                                    "(the FAILED trial runs' nnlab.failure tags say why)")
-            champion_trial = best_trials[0].trial_id
             registered_name = config.tuning_name
             leaderboard = tracker.leaderboard(task)
             tracker.log_table(leaderboard, "leaderboard.csv")
@@ -175,12 +176,14 @@ def run_search(
             newly_registered = registered is None or trials_run > 0
             if newly_registered:
                 deadline = [StopAt(deadline=budget.deadline())] if budget else []
-                champion = register_champion(config, tuner, best_trials[0], hypermodel, dataset, tracker, echo, deadline)
+                champion = register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, echo, deadline)
+                champion_trial = champion.label
                 plot_errors += _log_figures(tracker, champion.figures)
                 record, test_metrics = champion.record, champion.test_metrics
                 version, promoted = record.version, record.promoted
                 alias_holder = None if promoted else (record.previous_version, record.previous_test_score)
             else:  # nothing new since the champion of this search was registered
+                champion_trial = tracker.search_tag(CHAMPION_TRIAL_TAG) or best_trials[0].trial_id
                 metrics = tracker.search_metrics()
                 test_metrics = {key: value for key, value in metrics.items() if key.startswith("test_")}
                 version, promoted, alias_holder = registered, None, None
@@ -281,7 +284,9 @@ def _print_results(result: SearchResult, echo=print) -> None:
     echo(f"\nLeaderboard (best first, {min(15, len(result.leaderboard))} of {len(result.leaderboard)} trials):")
     echo(render(result.leaderboard.head(15), "table"))
     test = "  ".join(f"{key} {value:.4f}" for key, value in result.test_metrics.items())
-    echo(f"\nChampion: trial {result.champion_trial}, {test}")
+    trials = result.champion_trial.split(",")
+    which = f"trial {trials[0]}" if len(trials) == 1 else f"the average of trials {', '.join(trials)}"
+    echo(f"\nChampion: {which}, {test}")
     if not result.newly_registered:
         echo(f"No new trials: {result.registered_name} version {result.champion_version} stays as registered.")
     elif result.promoted:

@@ -25,6 +25,7 @@ CHAMPION_ARTIFACT = "champion"
 SEARCH_ID_TAG = "nnlab.search_id"
 TRIAL_ID_TAG = "nnlab.trial_id"
 CHAMPION_VERSION_TAG = "nnlab.champion_version"
+CHAMPION_TRIAL_TAG = "nnlab.champion_trial"  # its trial id, or an average champion's ids: "08,00,01"
 TASK_TAG = "nnlab.task"  # classification or regression: how the search's results are ranked
 
 
@@ -283,7 +284,7 @@ class SearchTracker:
         promoted = previous is None or task.better(test_score, previous_score)
         if promoted:
             self.client.set_registered_model_alias(registered_name, CHAMPION_ALIAS, version)
-        mlflow.set_tags({CHAMPION_VERSION_TAG: version, "nnlab.champion_trial": trial_id})
+        mlflow.set_tags({CHAMPION_VERSION_TAG: version, CHAMPION_TRIAL_TAG: trial_id})
         return ChampionRecord(
             version=version,
             promoted=promoted,

@@ -324,7 +324,7 @@ def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_t
         hypermodel,
         tracker=tracker,
         seed=config.seed,
-        keep_checkpoints=config.keep_checkpoints,
+        keep_checkpoints=max(config.keep_checkpoints, config.ensemble),  # an average champion's members too
         on_trial_done=on_trial_done,
         interrupted=interrupted,
         directory=str(directory),

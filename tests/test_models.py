@@ -202,3 +202,33 @@ def test_raw_pixels_are_scaled_inside_the_model():
     scaling = model.get_layer("to_unit_range")
     assert model.input_shape == (None, 8, 8, 1) and scaling.scale == pytest.approx(1 / 16)
     assert model.predict(digits.test[0][:4], verbose=0).shape == (4, 10)
+
+
+def test_an_average_model_is_the_mean_of_its_members_and_loads_cleanly(tmp_path):
+    """The ensemble champion: one model whose output is its members' mean, saved and loaded in
+    safe mode without Keras' optimizer warnings, the members named after their trials and
+    left as they were."""
+    import warnings
+
+    from nnlab.champion import average_model
+    from nnlab.task import CLASSIFICATION
+
+    members = []
+    for seed in (1, 2, 3):
+        keras.utils.set_random_seed(seed)
+        hypermodel = SearchHyperModel(get_builder("dfn"), SPEC, batch_size=32, patience=1)
+        members.append(hypermodel.build(keras_tuner.HyperParameters()))  # compiled, as a restored trial is
+    inputs = np.random.default_rng(0).random((6, 28, 28, 1), "float32")
+    outputs = [member.predict(inputs, verbose=0) for member in members]
+    assert not np.allclose(outputs[0], outputs[1])
+    model = average_model(members, ["04", "00", "07"], CLASSIFICATION)
+    assert [layer.name for layer in model.layers[1:]] == ["trial_04", "trial_00", "trial_07", "average"]
+    assert [member.name for member in members] == ["dfn"] * 3  # copies go in; the members stay as they were
+    np.testing.assert_allclose(model.predict(inputs, verbose=0), np.mean(outputs, axis=0), atol=1e-6)
+    path = tmp_path / "average.keras"
+    model.save(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = keras.saving.load_model(path, safe_mode=True)
+    assert not [str(warning.message) for warning in caught if "optimizer" in str(warning.message)]
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), np.mean(outputs, axis=0), atol=1e-6)

@@ -34,6 +34,13 @@ def test_task_rules():
     np.testing.assert_array_equal(REGRESSION.running_best([np.nan, 0.5, 0.7, 0.2]), [np.nan, 0.5, 0.5, 0.2])
     assert REGRESSION.score(np.array([[1.0], [3.0]]), np.array([[2.0], [3.0]])) == pytest.approx(math.sqrt(0.5))
     assert CLASSIFICATION.score(np.array([0, 1]), np.array([[0.9, 0.1], [0.8, 0.2]])) == 0.5
+    # The loss an average champion is chosen by: Keras' own, without any weight penalty.
+    import keras
+
+    labels, probabilities = np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.8, 0.2], [0.0, 1.0]])
+    assert CLASSIFICATION.loss_of(labels, probabilities) == pytest.approx(
+        float(np.mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))), rel=1e-5)
+    assert REGRESSION.loss_of(np.array([[1.0], [3.0]]), np.array([[2.0], [3.0]])) == pytest.approx(0.5)
     assert get_task(None) is CLASSIFICATION
     with pytest.raises(ValueError, match="unknown task 'clustering'"):
         get_task("clustering")

@@ -177,6 +177,45 @@ def test_the_source_version_is_unchanged(finetuned):
     assert finetuned.after == finetuned.before
 
 
+def test_search_registers_its_best_trial_or_the_average_of_its_best_three(searched_store, tmp_path):
+    """--search as the command configures it (3 trials of 2 epochs here): KerasTuner picks the
+    strategies, and the best trial alone or the average of the best three is registered,
+    whichever has the lower validation loss, with each member's strategy in its lineage."""
+    import nnlab
+    from nnlab.finetune import finetune_config, parse_args
+    from nnlab.search import run_search
+    from nnlab.task import CLASSIFICATION
+
+    (tmp_path / "mlruns").mkdir()
+    shutil.copyfile(searched_store.root / "mlruns" / "mlflow.db", tmp_path / "mlruns" / "mlflow.db")
+    tracking_uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    config = finetune_config(parse_args(["mnist-cnn", "digits", "--search", "--max-trials", "3", "--epochs", "2",
+                                         "--labels-per-class", "10", "--tracking-uri", tracking_uri]))
+    assert (config.ensemble, config.max_trials, config.space) == (3, 3, {"strategy": ["fine-tune", "feature-extraction", "full"]})
+    dataset = load_dataset(config.dataset, config.data, seed=config.seed, validation_fraction=config.validation_fraction)
+    result = run_search(config, dataset, tuning_root=tmp_path / "tuning", echo=lambda _line: None)
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    metrics = client.get_run(result.parent_run_id).data.metrics
+    averaged = metrics["val_loss_ensemble"] < metrics["val_loss_single"]
+    trials = result.champion_trial.split(",")
+    assert len(trials) == (3 if averaged else 1)
+    strategies = {run.data.tags["nnlab.trial_id"]: run.data.params["strategy"]
+                  for run in client.search_runs([client.get_run(result.parent_run_id).info.experiment_id],
+                                                f"tags.mlflow.parentRunId = '{result.parent_run_id}'")}
+    version = client.get_model_version("digits-from-mnist-cnn", result.champion_version)
+    assert version.tags["trial"] == result.champion_trial and version.tags["nnlab.source"] == "mnist-cnn"
+    # A tag the members share stays one value; one they differ in lists each member's, in order.
+    members = [strategies[trial] for trial in trials]
+    assert version.tags["nnlab.strategy"] == (members[0] if len(set(members)) == 1 else ",".join(members))
+    model = nnlab.load_model(f"digits-from-mnist-cnn/{result.champion_version}", tracking_uri)
+    assert tuple(model.input_shape) == (None, 8, 8, 1) and (model.name == "ensemble") == averaged
+    test_inputs, test_labels = dataset.test
+    assert CLASSIFICATION.score(test_labels, model.predict(test_inputs, verbose=0)) == pytest.approx(metrics["test_accuracy"])
+
+
 def _store_contents(tracking_uri):
     from mlflow import MlflowClient
 
@@ -199,6 +238,8 @@ def _store_contents(tracking_uri):
     (["mnist-cnn", "digits", "--strategy", "full", "--unfreeze", "2"], "--unfreeze applies to --strategy fine-tune"),
     (["mnist-cnn", "digits", "--unfreeze", "40"], "--unfreeze 40: mnist-cnn's body has"),
     (["mnist-cnn", "digits", "--search", "--learning-rate", "0.01"], "--search chooses the learning rates"),
+    (["mnist-cnn", "digits", "--ensemble", "2"], "--ensemble applies to --search"),
+    (["mnist-cnn", "digits", "--search", "--ensemble", "-1"], "ensemble = -1 must be 0 or more"),
 ])
 def test_bad_input_is_one_line_and_creates_nothing(argv, message, source_store, tmp_path, monkeypatch, capsys):
     from nnlab import finetune
