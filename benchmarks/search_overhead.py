@@ -44,7 +44,7 @@ STEPS = [
     ("nnlab.hypermodel", "SearchHyperModel.fit", "trial: model.fit"),
     ("nnlab.tracking", "SearchTracker.leaderboard", "leaderboard: read back"),
     ("nnlab.tracking", "SearchTracker.log_table", "leaderboard: log as CSV"),
-    ("keras_tuner", "Tuner.get_best_models", "champion: restore from its checkpoint"),
+    ("nnlab.tuner", "TrackedTrials.load_model", "champion: restore from its checkpoint"),
     ("keras.backend", "clear_session", "keras.backend.clear_session (trials and restore)"),
     ("nnlab.hypermodel", "SearchHyperModel.architecture", "a model built (tuner set-up, trial, restore)"),
     ("keras", "Model.load_weights", "model.load_weights (Hyperband continuations and restore)"),

@@ -13,12 +13,6 @@ from functools import partial
 from nnlab import plots
 from nnlab.provenance import package_version
 
-# Batches of the champion's test pass. Measured on 2 cores, 10,000 MNIST images: the default CNN
-# 3.0 s in batches of 32 (Keras' default), 1.6 s of 256, 2.6 s of 1024; the default DFN 1.0,
-# 0.35 and 0.23 s.
-PREDICT_BATCH_SIZE = 256
-
-
 @dataclass(frozen=True)
 class Champion:
     record: object  # tracking.ChampionRecord
@@ -34,16 +28,15 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
     (never the test split's word); both test scores go on the search's run."""
     import numpy as np
 
-    from nnlab.hypermodel import scores
+    from nnlab.hypermodel import PREDICT_BATCH_SIZE, scores
 
     task = hypermodel.task
     best_trial = best_trials[0]
     further_logs: list[tuple[int, dict]] = []
     model = _trained_on(config, tuner, best_trial, hypermodel, dataset, echo, callbacks, tracker, further_logs)
-    inputs, targets = dataset.test
-    # One pass over the test split, in large batches, feeds the test metrics, the signature's
-    # example and the figures.
-    predictions = model.predict(inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    targets = dataset.test[1]
+    # One pass over the test split feeds the test metrics, the signature's example and the figures.
+    test_metrics, inputs, predictions = hypermodel.test(model, dataset.test)
     registered, compared = [best_trial], {}
     others = [(trial, _trained_on(config, tuner, trial, hypermodel, dataset, echo, callbacks))
               for trial in best_trials[1: config.ensemble]]
@@ -64,17 +57,18 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
         if ensemble_loss < single_loss:
             registered = trials
             model, predictions = average_model(members, [trial.trial_id for trial in trials], task), averaged
+            test_metrics = {f"test_{name}": value for name, value in scores(model, targets, predictions).items()}
             echo(f"Champion: the average of trials {ids} (validation loss {ensemble_loss:.4f}; "
                  f"trial {best_trial.trial_id} alone {single_loss:.4f})")
         else:
             echo(f"Champion: trial {best_trial.trial_id} alone (validation loss {single_loss:.4f}; "
                  f"the average of trials {ids} {ensemble_loss:.4f})")
     label = ",".join(trial.trial_id for trial in registered)
-    test_metrics = {f"test_{name}": value for name, value in scores(model, targets, predictions).items()} | compared
+    test_metrics |= compared
     # Beside them, and logged with them, the forecasts that are no model: has it learnt anything?
     test_metrics |= baseline_metrics(task, targets, test_metrics, dataset.baselines)
     record = tracker.log_champion(
-        model,
+        hypermodel.exported(model),
         config.tuning_name,
         inputs[:8],
         predictions[:8],
@@ -191,6 +185,12 @@ def _forecast(_model, dataset, predictions, title):
                                          f"{title}: forecast on the test period")
 
 
+def _samples(_model, dataset, predictions, title):
+    from nnlab.generation import GRID
+
+    return plots.sample_grid(predictions[:GRID], dataset.spec.pixel_max, f"{title}: generated from fixed latent vectors")
+
+
 def _residuals(_model, dataset, predictions, title):
     return plots.residual_histogram(dataset.test[1], predictions, f"{title}: test residuals")
 
@@ -201,4 +201,5 @@ FIGURES = {
     "first_layer_weights": _first_layer_weights,
     "forecast": _forecast,
     "residuals": _residuals,
+    "samples": _samples,
 }

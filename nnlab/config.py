@@ -189,6 +189,12 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
             raise ConfigError(f"{where}: {key} = {value} must be at least 1")
     if config.max_trials is None and config.tuner != "hyperband":
         raise ConfigError(f"{where}: the {config.tuner} tuner needs max_trials")
+    if config.model == "gan" and config.dataset != "mnist":
+        raise ConfigError(f"{where}: model gan is scored by fid_mnist, which judges MNIST digits: dataset mnist, "
+                          f"not {config.dataset}")
+    if config.model == "gan" and config.ensemble > 1:
+        raise ConfigError(f"{where}: ensemble = {config.ensemble}: an average of generators' images is no "
+                          "generator's; the GAN family registers its best trial alone")
     for key in ("final_epochs", "ensemble"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{where}: {key} = {getattr(config, key)} must be 0 or more")

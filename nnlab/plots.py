@@ -98,8 +98,15 @@ def learning_curves(epochs: list[int], logs: list[dict], objective: str, title: 
     metric = objective.removeprefix("val_")
     figure = Figure(figsize=(9, 3.6))
     _margins(figure, left=0.75, right=0.15, bottom=0.55, top=0.75, wspace=0.85, columns=2)
+    first = logs[0] if logs else {}
+    # A model with losses of its own instead of one (a GAN's discriminator and generator) has
+    # each drawn; it has no validation loss.
+    own = [key for key in first if key.endswith("_loss") and not key.startswith("val_")]
+    loss_lines = ([(key, key.removesuffix("_loss"), "o-") for key in own] if own and "loss" not in first
+                  else [("loss", "train", "o-"), ("val_loss", "validation", "s-")])
+    lines = {"loss": loss_lines, metric: [(metric, "train", "o-"), (objective, "validation", "s-")]}
     for axes, name in zip(figure.subplots(1, 2), ("loss", metric)):
-        for key, label, style in ((name, "train", "o-"), (f"val_{name}", "validation", "s-")):
+        for key, label, style in lines[name]:
             values = [entry.get(key, np.nan) for entry in logs]
             if np.isfinite(np.asarray(values, dtype=float)).any():
                 axes.plot(epochs, values, style, label=label)
@@ -213,6 +220,32 @@ def first_layer_weights(model, title: str) -> Figure:
     return _tiles(list(maps), names, columns=columns, tile_inches=1.3, title_lines=1, fontsize=8,
                   heading=f"{title}: first-layer weights, {what}", colorbar_label="weight (red +, blue -)",
                   cmap=WEIGHT_COLOURS, vmin=-limit, vmax=limit)
+
+
+def sample_grid(images: np.ndarray, pixel_max: float, title: str, columns: int = 8) -> Figure:
+    """Generated images side by side, `columns` to a row, drawn as the data's images are (white
+    on black, 0 to `pixel_max`), in one mosaic with grey gaps between them."""
+    images = np.asarray(images, dtype=float)
+    if images.shape[-1] == 1:
+        images = images[..., 0]
+    count, height, width = images.shape[:3]
+    columns = min(columns, count)
+    rows = math.ceil(count / columns)
+    gap = max(1, height // 14)
+    mosaic = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, *images.shape[3:]), 0.5 * pixel_max)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        mosaic[row * (height + gap): row * (height + gap) + height, column * (width + gap): column * (width + gap) + width] = image
+    if mosaic.ndim == 3:  # colour: imshow reads floats in [0, 1]
+        mosaic = np.clip(mosaic / pixel_max, 0, 1)
+    tile_inches = 0.55
+    figure = Figure(figsize=(columns * tile_inches + 0.2, rows * tile_inches + 0.5))
+    axes = figure.add_axes((0.1 / figure.get_size_inches()[0], 0.1 / figure.get_size_inches()[1],
+                            columns * tile_inches / figure.get_size_inches()[0], rows * tile_inches / figure.get_size_inches()[1]))
+    axes.imshow(mosaic, cmap="gray", vmin=0, vmax=pixel_max, interpolation="nearest")
+    axes.axis("off")
+    figure.suptitle(title, fontsize=9, y=1 - 0.08 / figure.get_size_inches()[1], va="top")
+    return figure
 
 
 def objective_by_trial(table: pd.DataFrame, task, title: str) -> Figure:

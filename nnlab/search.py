@@ -91,7 +91,8 @@ def run_search(
     if config.source is not None and source is None:
         source = load_source(config.source, config.tracking_uri)
     builder = get_builder(config.model, source)
-    policy = partial(make_hypermodel, config.model, builder, dataset.spec, config.batch_size, config.patience, source)
+    policy = partial(make_hypermodel, config.model, builder, dataset.spec, config.batch_size, config.patience, source,
+                     config.tracking_uri)
     try:  # before anything is saved or tracked: a wrong [space] entry leaves no trace
         space.check(config.space, policy().build, config.origin)
     except space.SpaceError as error:
@@ -127,6 +128,9 @@ def run_search(
         except Exception as error:
             raise SearchFailed(f"cannot start search {config.tuning_name}: {one_line(error)} (a [space] value the "
                                f"model cannot be built with? damaged state in {directory}? --fresh starts over)") from None
+        # What the family needs beyond the data (the GAN's judge), before the search's run opens:
+        # finding it may itself run a search.
+        family_tags, family_metrics = hypermodel.prepare(dataset, tuning_root, echo)
         tags = {
             "nnlab.dataset": config.dataset,
             "nnlab.model": config.model,
@@ -134,8 +138,9 @@ def run_search(
             "nnlab.seed": str(config.seed),
             "nnlab.data_source": dataset.source,
             TASK_TAG: task.name,
-        } | (source.tags if source is not None else {}) | provenance_tags()
+        } | (source.tags if source is not None else {}) | family_tags | provenance_tags()
         resumed = tracker.open_search(state.search_id, f"search-{config.tuning_name}", tags, as_params(config))
+        tracker.log_metrics(family_metrics)
         if state.replaced_search_id:
             tracker.close_abandoned(state.replaced_search_id)
         echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}, "

@@ -1,4 +1,4 @@
-"""The task a data set poses, classification or regression, decides in one place what follows
+"""The task a search poses, classification, regression or generation, decides in one place what follows
 from it: the loss, the metrics, the KerasTuner objective and its direction, the trial metric
 `best_<objective>`, the champion's test metrics and when a champion is better than another,
 the leaderboard's order, and which figures the champion gets.
@@ -49,6 +49,8 @@ class Task:
 
         if self.name == "classification":
             return ["accuracy"]
+        if self.name == "generation":
+            return []  # what a GAN reports is its hypermodel's (its two losses, fid_mnist per epoch)
         # In the data's own units (the model outputs them): what a user reads off a forecast.
         return [keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")]
 
@@ -105,7 +107,12 @@ CLASSIFICATION = Task("classification", metric="accuracy", direction="max", loss
 # it, and it is in the data's units.
 REGRESSION = Task("regression", metric="rmse", direction="min", loss="mean_squared_error",
                   champion_figures=("forecast", "residuals"))
-TASKS = {task.name: task for task in (CLASSIFICATION, REGRESSION)}
+# A generator has no accuracy: its images are scored by how far they lie from held-out real ones
+# in an MNIST classifier's feature space (nnlab/quality.py), lower is better. Its loss is its
+# hypermodel's own (a GAN's two), and its figures are grids of what it draws.
+GENERATION = Task("generation", metric="fid_mnist", direction="min", loss="binary_crossentropy",
+                  champion_figures=("samples",))
+TASKS = {task.name: task for task in (CLASSIFICATION, REGRESSION, GENERATION)}
 
 
 def get_task(name: str | None) -> Task:

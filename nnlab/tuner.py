@@ -71,10 +71,11 @@ def summarise(histories, task) -> dict:
     history = histories[-1] if isinstance(histories, list) else histories
     if not history.history.get(task.objective):
         raise keras_tuner.errors.FailedTrialError(f"no epoch reported {task.objective}")
-    losses = np.asarray(history.history.get("loss", []), dtype=float)
-    if losses.size and not np.isfinite(losses).all():
-        first_bad = int(np.argmin(np.isfinite(losses)))
-        raise keras_tuner.errors.FailedTrialError(f"loss became {losses[first_bad]} at epoch {history.epoch[first_bad] + 1}")
+    for name, values in history.history.items():  # loss, or a GAN's discriminator_loss and generator_loss
+        losses = np.asarray(values, dtype=float)
+        if name.endswith("loss") and not name.startswith("val_") and not np.isfinite(losses).all():
+            first_bad = int(np.argmin(np.isfinite(losses)))
+            raise keras_tuner.errors.FailedTrialError(f"{name} became {losses[first_bad]} at epoch {history.epoch[first_bad] + 1}")
     values = history.history[task.objective]
     best = task.best_index(values)
     return {task.best_key: float(values[best]), "best_epoch": history.epoch[best] + 1}
@@ -236,6 +237,10 @@ class TrackedTrials:
         self._epoch_ends.append(time.monotonic())
         self._epoch_logs.append((epoch + 1, dict(logs or {})))
         self.tracker.log_metrics(logs or {}, step=epoch + 1)
+        figures = self.hypermodel.epoch_figures(epoch + 1)  # a GAN's sample grid
+        if figures:
+            images, _errors = plots.draw_all(figures)  # a figure not drawn costs the epoch nothing
+            self.tracker.log_images(images)
 
     def _log_learning_curves(self, trial) -> dict:
         """Draw the trial's curves on its run. A figure that cannot be drawn costs the trial

@@ -15,7 +15,10 @@ from nnlab.search import main
 TOML_MISTAKES = [
     ("nope", None, "unknown experiment 'nope'; known: co2, digits, mnist"),
     ("bad.toml", 'dataset = "cifar"\n', "unknown dataset 'cifar'; known: co2, digits, mnist"),
-    ("bad.toml", 'model = "gan"\n', "unknown model 'gan'; known: cnn, dfn, gru, linear, lstm, rnn"),
+    ("bad.toml", 'model = "vae"\n', "unknown model 'vae'; known: cnn, dfn, gan, gru, linear, lstm, rnn"),
+    ("bad.toml", 'dataset = "digits"\nmodel = "gan"\n', "model gan is scored by fid_mnist, which judges MNIST digits: "
+     "dataset mnist, not digits"),
+    ("bad.toml", 'model = "gan"\nensemble = 3\n', "ensemble = 3: an average of generators' images is no generator's"),
     ("bad.toml", 'tuner = "annealing"\n', "unknown tuner 'annealing'; known: bayesian, grid, hyperband, random"),
     ("bad.toml", "epochs = \n", "bad.toml: not valid TOML"),
     ("bad.toml", "epochz = 3\n", "bad.toml: unknown key 'epochz'; known keys: name, dataset"),
@@ -66,7 +69,7 @@ def test_missing_data_directory(workdir, capsys):
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
-    (["mnist", "--model", "gan"], "argument --model: invalid choice: 'gan' (choose from 'cnn', 'dfn', 'linear', 'rnn', 'lstm', 'gru')"),
+    (["mnist", "--model", "vae"], "argument --model: invalid choice: 'vae' (choose from 'cnn', 'dfn', 'linear', 'rnn', 'lstm', 'gru', 'gan')"),
     (["mnist", "--time-budget", "15 minutes"], "argument --time-budget: '15 minutes' is not a duration"),
     (["mnist", "--time-budget", "0"], "argument --time-budget: '0' must be longer than 0 seconds"),
     (["mnist", "--max-trials", "0"], "argument --max-trials: '0' must be at least 1"),

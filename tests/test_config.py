@@ -42,7 +42,7 @@ def test_name_defaults_to_the_file_stem(workdir):
         ("epochz = 3\n", "unknown key 'epochz'"),
         ('epochs = "3"\n', "epochs = '3' must be an integer"),
         ("max_trials = true\n", "max_trials = True must be an integer"),
-        ('model = "transformer"\n', "unknown model 'transformer'; known: cnn, dfn, gru, linear, lstm, rnn"),
+        ('model = "transformer"\n', "unknown model 'transformer'; known: cnn, dfn, gan, gru, linear, lstm, rnn"),
         ('tuner = "annealing"\n', "unknown tuner 'annealing'; known: bayesian, grid, hyperband, random"),
         ('dataset = "cifar"\n', "unknown dataset 'cifar'; known: co2, digits, mnist"),
         ('name = "../escape"\n', "no path separators"),

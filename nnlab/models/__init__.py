@@ -13,7 +13,7 @@ import functools
 import importlib
 from typing import Callable
 
-MODEL_NAMES = ("cnn", "dfn", "linear", "rnn", "lstm", "gru", "transfer")
+MODEL_NAMES = ("cnn", "dfn", "linear", "rnn", "lstm", "gru", "gan", "transfer")
 # Families that start from a trained model (nnlab.source.Source), handed to their builder as `source`.
 SOURCE_FAMILIES = ("transfer",)
 # What the transfer family does with its source (nnlab/models/transfer.py says each one).
@@ -28,6 +28,7 @@ FAMILY_KINDS = {
     "rnn": ("image", "sequence"),
     "lstm": ("image", "sequence"),
     "gru": ("image", "sequence"),
+    "gan": ("image",),  # a DCGAN draws images (nnlab/models/gan.py; judged by fid_mnist)
     "transfer": ("image",),  # a source's body reads images; nnlab.finetune names the source
 }
 

