@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from search_command import REPOSITORY, run_search_command
+from search_command import REPOSITORY, latest_search_run, run_search_command
 
 STRATEGIES = ("feature-extraction", "fine-tune", "full", "scratch")
 
@@ -114,12 +114,7 @@ def main() -> int:
                                     folder, "", module="nnlab.finetune", log="finetune-search.log")
     if seconds is None:
         return 1
-    from mlflow import MlflowClient
-
-    client = MlflowClient("sqlite:///mlruns/mlflow.db")
-    experiment = client.get_experiment_by_name("digits")
-    latest = client.search_runs([experiment.experiment_id], "tags.`nnlab.model` = 'transfer'",
-                                order_by=["attributes.start_time DESC"], max_results=1)[0]
+    latest = latest_search_run("digits", "transfer")
     metrics = latest.data.metrics
     best = max((strategy for strategy in STRATEGIES if strategy != "scratch"), key=digits_10.get)
     print(f"\npython -m nnlab.finetune mnist-cnn digits --labels-per-class 10 --search: {seconds / 60:.1f} min, "

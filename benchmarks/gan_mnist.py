@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from search_command import run_search_command
+from search_command import latest_search_run, run_search_command
 
 SAMPLES = 1000
 
@@ -65,10 +65,7 @@ def main() -> int:
 
     import nnlab
 
-    client = MlflowClient("sqlite:///mlruns/mlflow.db")
-    experiment = client.get_experiment_by_name("mnist")
-    run = client.search_runs([experiment.experiment_id], "tags.`nnlab.model` = 'gan'",
-                             order_by=["attributes.start_time DESC"], max_results=1)[0]
+    run = latest_search_run("mnist", "gan")
     metrics, tags = run.data.metrics, run.data.tags
     print(f"python -m nnlab.search {' '.join(arguments)}: {seconds / 60:.1f} min (output in {folder / 'search.log'})")
     print(f"judge {tags.get('nnlab.judge')}; champion trial {tags.get('nnlab.champion_trial')}, "
@@ -77,7 +74,7 @@ def main() -> int:
     print(f"fid_mnist: champion on the test images {metrics['test_fid_mnist']:.2f}; untrained generator "
           f"{metrics['fid_mnist_untrained']:.2f}; real training images {metrics['fid_mnist_real']:.2f}; "
           f"champion / untrained = {ratio:.3f}")
-    grid = client.download_artifacts(run.info.run_id, "plots/champion_samples.png", str(folder))
+    grid = MlflowClient("sqlite:///mlruns/mlflow.db").download_artifacts(run.info.run_id, "plots/champion_samples.png", str(folder))
     shutil.copyfile(grid, folder / "champion_samples.png")
     print(f"champion's sample grid: {folder / 'champion_samples.png'} (artifact plots/champion_samples.png of run "
           f"{run.info.run_id})")

@@ -34,3 +34,14 @@ def run_search_command(arguments: list[str], folder: Path | None, prefix: str, m
     os.chdir(folder)
     sys.path.insert(0, str(REPOSITORY))
     return folder, seconds
+
+
+def latest_search_run(experiment: str, model: str):
+    """The latest search run of `model` in `experiment`, from the run folder's store (MLflow's
+    Run: its metrics and tags as nnlab logged them)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient("sqlite:///mlruns/mlflow.db")
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id], f"tags.`nnlab.model` = '{model}'",
+                              order_by=["attributes.start_time DESC"], max_results=1)[0]

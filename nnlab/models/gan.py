@@ -21,9 +21,10 @@ LEAKY_SLOPE = 0.2  # the DCGAN paper's, and the keras.io example's
 
 
 def build_generator(hp, spec) -> keras.Model:
-    """Latent vector -> image: a dense seed at a quarter of the image's size, two transposed
-    convolutions that double it, each optionally followed by a plain convolution, then one
-    convolution to the image's channels."""
+    """Latent vector -> image: a dense seed at a quarter of the image's size, optionally a plain
+    convolution on it, then two transposed convolutions that double it, the second straight to
+    the image's channels (the TensorFlow DCGAN tutorial's shape: no wide layer at full size,
+    where a CPU spends most of a step)."""
     height, width, channels = spec.input_shape
     if height % 4 or width % 4:
         raise ValueError(f"the generator doubles a quarter-size seed twice: {height}x{width} is not a multiple of 4")
@@ -43,11 +44,10 @@ def build_generator(hp, spec) -> keras.Model:
     inputs = keras.Input((latent_dim,), name="latent")
     x = block(inputs, keras.layers.Dense(height // 4 * width // 4 * filters * 2, use_bias=not batch_norm))
     x = keras.layers.Reshape((height // 4, width // 4, filters * 2))(x)
-    for block_filters in (filters * 2, filters):
-        x = block(x, keras.layers.Conv2DTranspose(block_filters, 4, strides=2, padding="same", use_bias=not batch_norm))
-        for _ in range(extra):
-            x = block(x, keras.layers.Conv2D(block_filters, 3, padding="same", use_bias=not batch_norm))
-    x = keras.layers.Conv2D(channels, 3, padding="same", activation="sigmoid", name="unit_range")(x)
+    for _ in range(extra):
+        x = block(x, keras.layers.Conv2D(filters * 2, 3, padding="same", use_bias=not batch_norm))
+    x = block(x, keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=not batch_norm))
+    x = keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="sigmoid", name="unit_range")(x)
     if spec.pixel_max != 1:
         x = keras.layers.Rescaling(spec.pixel_max, name="pixels")(x)
     return keras.Model(inputs, x, name="generator")
