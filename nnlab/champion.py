@@ -105,7 +105,7 @@ def _trained_on(config, tuner, trial, hypermodel, dataset, echo, callbacks, trac
     if not config.final_epochs:
         # Saved with an unbuilt optimizer, the model would load with a warning that Keras
         # skipped the saved optimizer's variables (it builds its own from the compile config).
-        model.optimizer.build(model.trainable_variables)
+        hypermodel.built_before_tracing(model, dataset.validation)
         return model
     if tracker is not None:
         callbacks = [*callbacks, keras.callbacks.LambdaCallback(

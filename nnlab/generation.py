@@ -20,6 +20,7 @@ from __future__ import annotations
 from functools import partial
 
 import keras
+import keras_tuner
 import numpy as np
 
 from nnlab.config import ConfigError
@@ -34,8 +35,11 @@ JUDGES = ("mnist-cnn", "mnist-judge-cnn")  # looked for in this order; the secon
 JUDGE_EPOCHS = 3
 
 
-def fixed_latent(count: int, latent_dim: int) -> np.ndarray:
-    return np.random.default_rng(LATENT_SEED).normal(size=(count, latent_dim)).astype("float32")
+def generated(generator) -> tuple[np.ndarray, np.ndarray]:
+    """(the fixed latent vectors, the generator's images for them): what every score is of."""
+    latent_dim = int(generator.inputs[0].shape[-1])
+    latent = np.random.default_rng(LATENT_SEED).normal(size=(SAMPLES, latent_dim)).astype("float32")
+    return latent, generator.predict(latent, batch_size=256, verbose=0)
 
 
 class Quality(keras.callbacks.Callback):
@@ -56,7 +60,7 @@ class Quality(keras.callbacks.Callback):
             logs[self.objective] = float("nan")
             self.model.stop_training = True
             return
-        samples = self.model.generator.predict(fixed_latent(SAMPLES, self.model.latent_dim), batch_size=256, verbose=0)
+        samples = generated(self.model.generator)[1]
         for name, value in self.judge.scores(self.real_features, samples).items():
             logs[f"val_{name}"] = value
         self.samples = samples[:GRID]
@@ -79,14 +83,13 @@ class GANHyperModel(SearchHyperModel):
         self.judge, tags = find_judge(dataset, self.tracking_uri, tuning_root, echo)
         if self.judge.input_shape != tuple(self.spec.input_shape):
             raise ConfigError(f"fid_mnist judges images of {self.judge.input_shape} as {tags['nnlab.judge']} "
-                                  f"reads them; {dataset.name}'s are {tuple(self.spec.input_shape)}")
+                              f"reads them; {dataset.name}'s are {tuple(self.spec.input_shape)}")
         real = dataset.validation[0]
         self.real_features = self.judge.look(real)[0]
         floor = self.judge.scores(self.real_features, dataset.train[0][: len(real)])["fid_mnist"]
         keras.utils.set_random_seed(0)
-        untrained = self.builder(keras_tuner_defaults(), self.spec).generator
-        ceiling = self.judge.scores(self.real_features, untrained.predict(
-            fixed_latent(SAMPLES, untrained.inputs[0].shape[-1]), verbose=0))["fid_mnist"]
+        untrained = self.builder(keras_tuner.HyperParameters(), self.spec).generator
+        ceiling = self.judge.scores(self.real_features, generated(untrained)[1])["fid_mnist"]
         echo(f"fid_mnist against the {len(real)} validation images: real training images {floor:.2f}, "
              f"an untrained generator {ceiling:.2f} (judged by {tags['nnlab.judge']})")
         return tags, {"fid_mnist_real": floor, "fid_mnist_untrained": ceiling}
@@ -110,15 +113,13 @@ class GANHyperModel(SearchHyperModel):
         model.discriminator_optimizer.build(model.discriminator.trainable_variables)
 
     def validation_score(self, model, validation) -> float:
-        samples = model.generator.predict(fixed_latent(SAMPLES, model.latent_dim), batch_size=256, verbose=0)
-        return self.judge.scores(self.real_features, samples)["fid_mnist"]
+        return self.judge.scores(self.real_features, generated(model.generator)[1])["fid_mnist"]
 
     def further_callbacks(self) -> list:
         return []  # ReduceLROnPlateau would cut the rate of an optimizer neither network uses
 
     def test(self, model, test) -> tuple[dict, np.ndarray, np.ndarray]:
-        latent = fixed_latent(SAMPLES, model.latent_dim)
-        samples = model.generator.predict(latent, batch_size=256, verbose=0)
+        latent, samples = generated(model.generator)
         scores = self.judge.scores(self.judge.look(test[0])[0], samples)
         return {f"test_{name}": value for name, value in scores.items()}, latent, samples
 
@@ -134,15 +135,25 @@ class GANHyperModel(SearchHyperModel):
                                                       f"epoch {epoch}: the fixed latent vectors")}
 
 
-def keras_tuner_defaults():
-    import keras_tuner
-
-    return keras_tuner.HyperParameters()
-
-
 def find_judge(dataset, tracking_uri: str | None, tuning_root, echo) -> tuple[Judge, dict]:
     """The classifier fid_mnist is measured with, and the tag that names it: the first of JUDGES
     registered with a champion, else a small CNN trained on `dataset` now and registered."""
+    found = _registered_judge(tracking_uri)
+    if found is None:
+        from nnlab.config import ExperimentConfig
+        from nnlab.search import run_search
+
+        config = ExperimentConfig(name="mnist-judge", dataset="mnist", model="cnn", tuner="random", max_trials=1,
+                                  epochs=JUDGE_EPOCHS, final_epochs=0, tracking_uri=tracking_uri)
+        result = run_search(config, dataset, tuning_root=tuning_root, echo=lambda _line: None)
+        echo(f"No mnist-cnn champion to judge generated digits by: trained the default CNN for {JUDGE_EPOCHS} "
+             f"epochs (test accuracy {result.test_metrics['test_accuracy']:.4f}), registered as "
+             f"{result.registered_name} version {result.champion_version}")
+        found = _registered_judge(tracking_uri)
+    return found
+
+
+def _registered_judge(tracking_uri: str | None) -> tuple[Judge, dict] | None:
     from nnlab.tracking import TrackingError, load_registered_model, registered_version
 
     for name in JUDGES:
@@ -151,14 +162,4 @@ def find_judge(dataset, tracking_uri: str | None, tuning_root, echo) -> tuple[Ju
         except TrackingError:
             continue
         return Judge(load_registered_model(version.uri, tracking_uri)), {"nnlab.judge": f"{name}/{version.version}"}
-    from nnlab.config import ExperimentConfig
-    from nnlab.search import run_search
-
-    config = ExperimentConfig(name="mnist-judge", dataset="mnist", model="cnn", tuner="random", max_trials=1,
-                              epochs=JUDGE_EPOCHS, final_epochs=0, tracking_uri=tracking_uri)
-    result = run_search(config, dataset, tuning_root=tuning_root, echo=lambda _line: None)
-    echo(f"No mnist-cnn champion to judge generated digits by: trained the default CNN for {JUDGE_EPOCHS} epochs "
-         f"(test accuracy {result.test_metrics['test_accuracy']:.4f}), registered as {result.registered_name} "
-         f"version {result.champion_version}")
-    version = registered_version(result.registered_name, tracking_uri)
-    return Judge(load_registered_model(version.uri, tracking_uri)), {"nnlab.judge": f"{result.registered_name}/{version.version}"}
+    return None

@@ -223,28 +223,25 @@ def first_layer_weights(model, title: str) -> Figure:
 
 
 def sample_grid(images: np.ndarray, pixel_max: float, title: str, columns: int = 8) -> Figure:
-    """Generated images side by side, `columns` to a row, drawn as the data's images are (white
-    on black, 0 to `pixel_max`), in one mosaic with grey gaps between them."""
-    images = np.asarray(images, dtype=float)
-    if images.shape[-1] == 1:
-        images = images[..., 0]
-    count, height, width = images.shape[:3]
+    """Generated grey images side by side, `columns` to a row, drawn as the data's images are
+    (white on black, 0 to `pixel_max`), in one mosaic with grey gaps between them."""
+    images = np.asarray(images, dtype=float).reshape(len(images), *np.shape(images)[1:3])
+    count, height, width = images.shape
     columns = min(columns, count)
     rows = math.ceil(count / columns)
     gap = max(1, height // 14)
-    mosaic = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, *images.shape[3:]), 0.5 * pixel_max)
+    mosaic = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), 0.5 * pixel_max)
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         mosaic[row * (height + gap): row * (height + gap) + height, column * (width + gap): column * (width + gap) + width] = image
-    if mosaic.ndim == 3:  # colour: imshow reads floats in [0, 1]
-        mosaic = np.clip(mosaic / pixel_max, 0, 1)
     tile_inches = 0.55
-    figure = Figure(figsize=(columns * tile_inches + 0.2, rows * tile_inches + 0.5))
-    axes = figure.add_axes((0.1 / figure.get_size_inches()[0], 0.1 / figure.get_size_inches()[1],
-                            columns * tile_inches / figure.get_size_inches()[0], rows * tile_inches / figure.get_size_inches()[1]))
+    width_inches, height_inches = columns * tile_inches + 0.2, rows * tile_inches + 0.5
+    figure = Figure(figsize=(width_inches, height_inches))
+    axes = figure.add_axes((0.1 / width_inches, 0.1 / height_inches, columns * tile_inches / width_inches,
+                            rows * tile_inches / height_inches))
     axes.imshow(mosaic, cmap="gray", vmin=0, vmax=pixel_max, interpolation="nearest")
     axes.axis("off")
-    figure.suptitle(title, fontsize=9, y=1 - 0.08 / figure.get_size_inches()[1], va="top")
+    figure.suptitle(title, fontsize=9, y=1 - 0.08 / height_inches, va="top")
     return figure
 
 
