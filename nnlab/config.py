@@ -17,7 +17,8 @@ from pathlib import Path
 from nnlab import space
 from nnlab.budget import parse_duration
 from nnlab.data import DATASETS, check_option
-from nnlab.models import FAMILY_KINDS, MODEL_NAMES, SOURCE_FAMILIES, families_for
+from nnlab.models import (DEFAULT_BATCH_SIZE, FAMILY_BATCH_SIZES, FAMILY_KINDS, MODEL_NAMES, SOURCE_FAMILIES,
+                          families_for)
 
 TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
 EXPERIMENTS_DIR = Path("experiments")
@@ -46,7 +47,8 @@ class ExperimentConfig:
     # Epochs the champion trains on after the search, from its best checkpoint (0: none).
     final_epochs: int = 15
     seed: int = 1
-    batch_size: int = 128
+    # Examples per training step; None: the family's own (models.FAMILY_BATCH_SIZES, else 128).
+    batch_size: int | None = None
     # Epochs without a better objective (val_accuracy, val_rmse: the task's) before a trial stops early.
     patience: int = 3
     validation_fraction: float = 0.1
@@ -85,6 +87,8 @@ class ExperimentConfig:
             # an option whose default is None is absent unless given.
             defaults = {key: value for key, value in source.options.items() if value is not None}
             object.__setattr__(self, "data", {**defaults, **self.data})
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", FAMILY_BATCH_SIZES.get(self.model, DEFAULT_BATCH_SIZE))
 
     @property
     def tuning_name(self) -> str:

@@ -68,8 +68,9 @@ class Quality(keras.callbacks.Callback):
 
 class GANHyperModel(SearchHyperModel):
     """build(hp): the GAN with two Adam optimizers (their learning rates and beta_1 searched).
-    fit(hp, model, images, labels, validation_data=...): the GAN trains on the images alone,
-    scored after each epoch by Quality; early stopping and the tuner read val_fid_mnist."""
+    fit(hp, model, images, labels, validation_data=...): the GAN trains on the images (and the
+    labels, where the generator has a class code), scored after each epoch by Quality; early
+    stopping and the tuner read val_fid_mnist."""
 
     def __init__(self, builder, spec, batch_size: int, patience: int, tracking_uri: str | None = None, **options):
         super().__init__(builder, spec, batch_size, patience, **options)
@@ -106,7 +107,8 @@ class GANHyperModel(SearchHyperModel):
 
     def fit(self, hp, model, *args, callbacks=None, validation_data=None, **kwargs):
         self.quality = Quality(self.judge, self.real_features, self.task.objective)
-        return super().fit(hp, model, args[0], callbacks=[self.quality, *(callbacks or [])], **kwargs)
+        # The images and their labels (a class code learns from them; a plain GAN reads the images alone).
+        return super().fit(hp, model, *args, callbacks=[self.quality, *(callbacks or [])], **kwargs)
 
     def built_before_tracing(self, model, args) -> None:
         model.generator_optimizer.build(model.generator.trainable_variables)

@@ -20,6 +20,14 @@ def test_builtin_default_for_a_known_data_set(workdir):
     assert (config.name, config.dataset, config.model, config.tuner) == ("mnist", "mnist", "cnn", "hyperband")
     assert config.tuning_name == "mnist-cnn"
     assert config.origin == "built-in default"
+    assert config.batch_size == 128
+
+
+def test_batch_size_defaults_per_family_and_a_set_one_wins(workdir):
+    assert load_config("mnist", {"model": "gan"}).batch_size == 32  # a GAN learns per step
+    assert load_config("mnist", {"model": "gan", "batch_size": 64}).batch_size == 64
+    write(workdir / "experiments" / "gan.toml", 'dataset = "mnist"\nmodel = "gan"\nbatch_size = 16\n')
+    assert load_config("gan").batch_size == 16
 
 
 def test_experiment_file_by_name_and_by_path_with_overrides(workdir):

@@ -21,19 +21,41 @@ def test_builders_make_images_in_the_data_units_and_one_logit(spec):
     hp = keras_tuner.HyperParameters()
     generator, discriminator = build_generator(hp, spec), build_discriminator(hp, spec)
     assert generator.input_shape == (None, hp.get("latent_dim")) and generator.output_shape == (None, *spec.input_shape)
-    assert discriminator.input_shape == (None, *spec.input_shape) and discriminator.output_shape == (None, 1)
+    # Real or generated, and (the class code) which class.
+    assert discriminator.input_shape == (None, *spec.input_shape)
+    assert discriminator.output_shape == [(None, 1), (None, spec.num_classes)]
     images = generator.predict(np.random.default_rng(0).normal(size=(16, hp.get("latent_dim"))), verbose=0)
     # In the data's units: an untrained sigmoid sits near half of them (the digits' 8 of 16).
     assert images.min() >= 0 and images.max() <= spec.pixel_max and images.max() > 0.25 * spec.pixel_max
     # The searched widths and depths take effect.
     hp.values.update(latent_dim=32, generator_filters=32, generator_extra_convolutions=1, generator_batch_norm=False,
-                     discriminator_blocks=3)
+                     discriminator_blocks=3, class_code=False)
     wider = build_generator(hp, spec)
     assert wider.input_shape == (None, 32) and not [layer for layer in wider.layers
                                                     if isinstance(layer, keras.layers.BatchNormalization)]
     convolutions = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
     assert len([layer for layer in wider.layers if isinstance(layer, convolutions)]) == 3  # 1 extra, 2 transposed
-    assert len([layer for layer in build_discriminator(hp, spec).layers if isinstance(layer, keras.layers.Conv2D)]) == 3
+    plain = build_discriminator(hp, spec)
+    assert len([layer for layer in plain.layers if isinstance(layer, keras.layers.Conv2D)]) == 3
+    assert plain.output_shape == (None, 1)  # no class code: real or generated alone
+
+
+def test_the_class_code_is_the_largest_of_the_first_coordinates():
+    from nnlab.models.gan import CODE_SCALE, build_generator
+
+    hp = keras_tuner.HyperParameters()
+    generator = build_generator(hp, MNIST)
+    coded = keras.Model(generator.inputs, generator.get_layer("coded_latent").output)
+    latent = np.random.default_rng(0).normal(size=(200, hp.get("latent_dim"))).astype("float32")
+    latent[0, :10] = [0, 0, 0, 0, 0, 0, 0, 5, 0, 0]  # a user who wants a 7
+    values = coded.predict(latent, verbose=0)
+    expected = np.eye(10)[latent[:, :10].argmax(axis=1)] * CODE_SCALE
+    top_two = np.sort(latent[:, :10], axis=1)[:, -2:]
+    clear = top_two[:, 1] - top_two[:, 0] > 2e-3  # a near tie mixes the two classes' codes
+    assert clear.mean() > 0.95
+    np.testing.assert_allclose(values[clear, :10], expected[clear], atol=1e-3)
+    assert values[0, :10].argmax() == 7
+    np.testing.assert_array_equal(values[:, 10:], latent[:, 10:])  # the noise passes unchanged
 
 
 def test_a_size_the_generator_cannot_reach_is_refused():
@@ -51,7 +73,8 @@ def test_one_train_step_changes_both_networks(small_mnist):
     gan.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
     before = {name: [weights.copy() for weights in network.get_weights()]
               for name, network in (("generator", gan.generator), ("discriminator", gan.discriminator))}
-    history = gan.fit(small_mnist.train[0][:32], batch_size=32, epochs=1, verbose=0)  # one batch: one train_step
+    images, labels = small_mnist.train[0][:32], small_mnist.train[1][:32]
+    history = gan.fit(images, labels, batch_size=32, epochs=1, verbose=0)  # one batch: one train_step
     assert set(history.history) == {"discriminator_loss", "generator_loss"}
     assert all(np.isfinite(values[0]) for values in history.history.values())
     for name, network in (("generator", gan.generator), ("discriminator", gan.discriminator)):

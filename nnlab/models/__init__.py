@@ -32,6 +32,11 @@ FAMILY_KINDS = {
     "transfer": ("image",),  # a source's body reads images; nnlab.finetune names the source
 }
 
+# Examples per training step where a family's differs from DEFAULT_BATCH_SIZE: a GAN learns
+# per step, not per epoch, and on 5,000 images 128 gives it too few steps (nnlab/models/gan.py).
+DEFAULT_BATCH_SIZE = 128
+FAMILY_BATCH_SIZES = {"gan": 32}
+
 # name -> (module, builder function) where the two differ from (name, "build").
 _BUILDERS = {"rnn": ("recurrent", "build_rnn"), "lstm": ("recurrent", "build_lstm"), "gru": ("recurrent", "build_gru")}
 
