@@ -20,14 +20,17 @@ def test_builtin_default_for_a_known_data_set(workdir):
     assert (config.name, config.dataset, config.model, config.tuner) == ("mnist", "mnist", "cnn", "hyperband")
     assert config.tuning_name == "mnist-cnn"
     assert config.origin == "built-in default"
-    assert config.batch_size == 128
 
 
-def test_batch_size_defaults_per_family_and_a_set_one_wins(workdir):
-    assert load_config("mnist", {"model": "gan"}).batch_size == 32  # a GAN learns per step
+def test_training_defaults_per_family_and_a_set_one_wins(workdir):
+    gan = load_config("mnist", {"model": "gan"})
+    assert (gan.batch_size, gan.final_epochs, gan.patience) == (32, 40, 8)  # a GAN learns per step
+    cnn = load_config("mnist")
+    assert (cnn.batch_size, cnn.final_epochs, cnn.patience) == (128, 15, 3)
     assert load_config("mnist", {"model": "gan", "batch_size": 64}).batch_size == 64
-    write(workdir / "experiments" / "gan.toml", 'dataset = "mnist"\nmodel = "gan"\nbatch_size = 16\n')
-    assert load_config("gan").batch_size == 16
+    write(workdir / "experiments" / "gan.toml", 'dataset = "mnist"\nmodel = "gan"\nbatch_size = 16\nfinal_epochs = 0\n')
+    from_file = load_config("gan")
+    assert (from_file.batch_size, from_file.final_epochs, from_file.patience) == (16, 0, 8)
 
 
 def test_experiment_file_by_name_and_by_path_with_overrides(workdir):
