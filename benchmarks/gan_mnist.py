@@ -16,8 +16,10 @@ champion's sample grid is left at <folder>/champion_samples.png.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,14 +64,22 @@ def main() -> int:
     parser.add_argument("--classifier-data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist",
                         help="folder with the official t10k MNIST files the independent classifier trains on "
                         "(default: ../shared/data/mnist beside the repository)")
+    parser.add_argument("--judge-only", action="store_true",
+                        help="judge the search already in --keep's folder instead of running one")
     parser.add_argument("search_flags", nargs="*", help="flags for nnlab.search after mnist --model gan, after -- "
                         "(default: --max-trials 3 --epochs 10)")
     args = parser.parse_args()
     flags = args.search_flags or ["--max-trials", "3", "--epochs", "10"]
     arguments = ["mnist", "--model", "gan", *flags]
-    folder, seconds = run_search_command(arguments, args.keep, "nnlab-bench-gan-")
-    if seconds is None:
-        return 1
+    if args.judge_only:
+        if args.keep is None or not (args.keep / "mlruns").is_dir():
+            parser.error("--judge-only needs --keep DIR, a folder this script ran the search in")
+        folder, seconds = args.keep.resolve(), None
+        os.chdir(folder)
+    else:
+        folder, seconds = run_search_command(arguments, args.keep, "nnlab-bench-gan-")
+        if seconds is None:
+            return 1
     import numpy as np
     from mlflow import MlflowClient
 
@@ -77,15 +87,18 @@ def main() -> int:
 
     run = latest_search_run("mnist", "gan")
     metrics, tags = run.data.metrics, run.data.tags
-    print(f"python -m nnlab.search {' '.join(arguments)}: {seconds / 60:.1f} min (output in {folder / 'search.log'})")
+    if seconds is not None:
+        print(f"python -m nnlab.search {' '.join(arguments)}: {seconds / 60:.1f} min (output in {folder / 'search.log'})")
     print(f"judge {tags.get('nnlab.judge')}; champion trial {tags.get('nnlab.champion_trial')}, "
           f"version {tags.get('nnlab.champion_version')}")
     ratio = metrics["test_fid_mnist"] / metrics["fid_mnist_untrained"]
     print(f"fid_mnist: champion on the test images {metrics['test_fid_mnist']:.2f}; untrained generator "
           f"{metrics['fid_mnist_untrained']:.2f}; real training images {metrics['fid_mnist_real']:.2f}; "
           f"champion / untrained = {ratio:.3f}")
-    grid = MlflowClient("sqlite:///mlruns/mlflow.db").download_artifacts(run.info.run_id, "plots/champion_samples.png", str(folder))
-    shutil.copyfile(grid, folder / "champion_samples.png")
+    with tempfile.TemporaryDirectory() as downloads:
+        grid = MlflowClient("sqlite:///mlruns/mlflow.db").download_artifacts(run.info.run_id, "plots/champion_samples.png",
+                                                                             downloads)
+        shutil.copyfile(grid, folder / "champion_samples.png")
     print(f"champion's sample grid: {folder / 'champion_samples.png'} (artifact plots/champion_samples.png of run "
           f"{run.info.run_id})")
 

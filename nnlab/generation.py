@@ -11,7 +11,8 @@ scored by, and how a search trains, tests and registers one.
 - A loss that is not finite stops the fit, and the trial fails as any other would.
 - The search's run gets the floor and ceiling to read every value against: real validation
   images against real training images, and an untrained generator.
-- The champion is tested on the test images, and what is registered is its generator:
+- Every score is of the GAN's average generator (nnlab/models/gan.py), and so is what is
+  registered. The champion is tested on the test images, and its average generator registered:
   `nnlab.load_model("mnist-gan")` takes latent vectors and returns images in the data's units.
 """
 
@@ -60,7 +61,7 @@ class Quality(keras.callbacks.Callback):
             logs[self.objective] = float("nan")
             self.model.stop_training = True
             return
-        samples = generated(self.model.generator)[1]
+        samples = generated(self.model.average_generator)[1]
         for name, value in self.judge.scores(self.real_features, samples).items():
             logs[f"val_{name}"] = value
         self.samples = samples[:GRID]
@@ -115,18 +116,18 @@ class GANHyperModel(SearchHyperModel):
         model.discriminator_optimizer.build(model.discriminator.trainable_variables)
 
     def validation_score(self, model, validation) -> float:
-        return self.judge.scores(self.real_features, generated(model.generator)[1])["fid_mnist"]
+        return self.judge.scores(self.real_features, generated(model.average_generator)[1])["fid_mnist"]
 
     def further_callbacks(self) -> list:
         return []  # ReduceLROnPlateau would cut the rate of an optimizer neither network uses
 
     def test(self, model, test) -> tuple[dict, np.ndarray, np.ndarray]:
-        latent, samples = generated(model.generator)
+        latent, samples = generated(model.average_generator)
         scores = self.judge.scores(self.judge.look(test[0])[0], samples)
         return {f"test_{name}": value for name, value in scores.items()}, latent, samples
 
     def exported(self, model):
-        return model.generator
+        return model.average_generator
 
     def epoch_figures(self, epoch: int) -> dict:
         from nnlab import plots

@@ -71,15 +71,20 @@ def test_one_train_step_changes_both_networks(small_mnist):
     keras.utils.set_random_seed(0)
     gan = build(keras_tuner.HyperParameters(), small_mnist.spec)
     gan.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
-    before = {name: [weights.copy() for weights in network.get_weights()]
-              for name, network in (("generator", gan.generator), ("discriminator", gan.discriminator))}
+    networks = (("generator", gan.generator), ("discriminator", gan.discriminator), ("average", gan.average_generator))
+    before = {name: [weights.copy() for weights in network.get_weights()] for name, network in networks}
     images, labels = small_mnist.train[0][:32], small_mnist.train[1][:32]
     history = gan.fit(images, labels, batch_size=32, epochs=1, verbose=0)  # one batch: one train_step
     assert set(history.history) == {"discriminator_loss", "generator_loss"}
     assert all(np.isfinite(values[0]) for values in history.history.values())
-    for name, network in (("generator", gan.generator), ("discriminator", gan.discriminator)):
+    for name, network in networks:
         changed = [not np.array_equal(old, new) for old, new in zip(before[name], network.get_weights())]
         assert any(changed), name
+    # The average moved towards the generator's new weights, not onto them.
+    for start, average, trained in zip(before["average"], gan.average_generator.get_weights(), gan.generator.get_weights()):
+        assert np.abs(average - trained).sum() <= np.abs(start - trained).sum()
+    assert not all(np.array_equal(average, trained)
+                   for average, trained in zip(gan.average_generator.get_weights(), gan.generator.get_weights()))
     # Calling the GAN generates.
     assert gan(np.zeros((3, gan.latent_dim), "float32")).shape == (3, 28, 28, 1)
 

@@ -30,6 +30,10 @@ LEAKY_SLOPE = 0.2  # the DCGAN paper's, and the keras.io example's
 # at 64 on 2 cores, 80 s at 128 with a third discriminator block: 128 is left out, as a
 # champion trained on for 40 epochs at that pace takes most of an hour.
 WIDTHS = [16, 32, 64]
+# The generator a GAN is judged and registered by is the running average of its weights
+# (Yazici et al. 2019; ProGAN, StyleGAN and BigGAN sample from one): the trained generator
+# itself jumps about with every step of the game. Half-life 140 steps, a little over an epoch.
+AVERAGE_MOMENTUM = 0.995
 CODE_SHARPNESS = 1e4  # softmax of the code coordinates times this: one-hot but for ties within 1e-3
 CODE_SCALE = 3.0  # the one-hot's size beside the unit-variance noise coordinates
 
@@ -117,14 +121,17 @@ class GAN(keras.Model):
     batch, one generated batch as large as the real one, and from the discriminator's verdicts
     on both one step for each network (the TensorFlow DCGAN tutorial's update). With a class
     code (`classes`), the labels teach the discriminator the classes and the generator is also
-    scored on whether its image shows the class its latent vector names. Calling it generates:
-    latent -> images."""
+    scored on whether its image shows the class its latent vector names. After each step
+    `average_generator` moves towards the generator's new weights: it is what draws the images
+    the GAN is judged and registered by. Calling the GAN generates with it: latent -> images."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, label_smoothing: float = 0.0,
                  seed: int | None = None, **kwargs):
         super().__init__(name=kwargs.pop("name", "gan"), **kwargs)
         self.generator = generator
         self.discriminator = discriminator
+        self.average_generator = keras.models.clone_model(generator)
+        self.average_generator.set_weights(generator.get_weights())
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.classes = int(discriminator.outputs[1].shape[-1]) if len(discriminator.outputs) > 1 else 0
         self.label_smoothing = float(label_smoothing)
@@ -146,7 +153,7 @@ class GAN(keras.Model):
         return [self.discriminator_loss, self.generator_loss]
 
     def call(self, latent, training=False):
-        return self.generator(latent, training=training)
+        return self.average_generator(latent, training=training)
 
     def latent(self, count):
         return keras.random.normal((count, self.latent_dim), seed=self.seed_generator)
@@ -181,6 +188,12 @@ class GAN(keras.Model):
                 (generator_tape, generator_loss, self.generator, self.generator_optimizer)):
             weights = network.trainable_weights
             optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        # The average's momentum warms up (as TensorFlow's ExponentialMovingAverage with
+        # num_updates): early on it would hold mostly the untrained weights.
+        steps = tf.cast(self.generator_optimizer.iterations, "float32")
+        momentum = tf.minimum(AVERAGE_MOMENTUM, (1.0 + steps) / (10.0 + steps))
+        for average, weight in zip(self.average_generator.weights, self.generator.weights):
+            average.assign(momentum * average + (1.0 - momentum) * weight)
         self.discriminator_loss.update_state(discriminator_loss)
         self.generator_loss.update_state(generator_loss)
         return {metric.name: metric.result() for metric in self.metrics}
