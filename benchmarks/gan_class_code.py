@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from gan_mnist import independent_classifier
+from gan_mnist import CLASSIFIER_DATA, independent_classifier
 
 SAMPLES = 1000
 SEED = 1
@@ -27,8 +27,7 @@ SEED = 1
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--classifier-data", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
+    parser.add_argument("--classifier-data", type=Path, default=CLASSIFIER_DATA)
     parser.add_argument("--out", type=Path, default=Path("gan-class-code"))
     args = parser.parse_args()
     import keras

@@ -26,6 +26,8 @@ from pathlib import Path
 from search_command import latest_search_run, run_search_command
 
 SAMPLES = 1000
+# The official MNIST files beside the repository (DESIGN.md: ../shared/data/mnist).
+CLASSIFIER_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def independent_classifier(data_dir: Path, seed: int = 7):
@@ -61,7 +63,7 @@ def independent_classifier(data_dir: Path, seed: int = 7):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="run in this folder instead of a temporary one")
-    parser.add_argument("--classifier-data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist",
+    parser.add_argument("--classifier-data", type=Path, default=CLASSIFIER_DATA,
                         help="folder with the official t10k MNIST files the independent classifier trains on "
                         "(default: ../shared/data/mnist beside the repository)")
     parser.add_argument("--judge-only", action="store_true",
