@@ -7,11 +7,15 @@ GAN) hands it a trained tuner; tracking.py does the MLflow side.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import partial
 
 from nnlab import plots
 from nnlab.provenance import package_version
+
+CLASS_NAMES_TAG = "nnlab.class_names"  # a JSON list: the registered model's output i is class_names[i]
+
 
 @dataclass(frozen=True)
 class Champion:
@@ -29,6 +33,7 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
     import numpy as np
 
     from nnlab.hypermodel import PREDICT_BATCH_SIZE, scores
+    from nnlab.tabular import keras_inputs
 
     task = hypermodel.task
     best_trial = best_trials[0]
@@ -45,9 +50,10 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
         trials = [best_trial] + [trial for trial, _ in others]
         ids = ", ".join(trial.trial_id for trial in trials)
         validation_inputs, validation_targets = dataset.validation
-        validation = [member.predict(validation_inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0) for member in members]
+        validation = [member.predict(keras_inputs(validation_inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
+                      for member in members]
         # The average model's output is this mean: its last layer computes it.
-        averaged = np.mean([predictions] + [member.predict(inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        averaged = np.mean([predictions] + [member.predict(keras_inputs(inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
                                            for member in members[1:]], axis=0)
         single_loss = task.loss_of(validation_targets, validation[0])
         ensemble_loss = task.loss_of(validation_targets, np.mean(validation, axis=0))
@@ -66,7 +72,8 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
     label = ",".join(trial.trial_id for trial in registered)
     test_metrics |= compared
     # Beside them, and logged with them, the forecasts that are no model: has it learnt anything?
-    test_metrics |= baseline_metrics(task, targets, test_metrics, dataset.baselines)
+    test_metrics |= baseline_metrics(task, targets, test_metrics, {**trivial_baselines(task, dataset),
+                                                                   **dataset.baselines})
     record = tracker.log_champion(
         hypermodel.exported(model),
         config.tuning_name,
@@ -81,11 +88,13 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
         # per class).
         version_tags=_joined([hypermodel.lineage(trial.hyperparameters) for trial in registered])
         | {f"nnlab.data.{key}": ",".join(map(str, value)) if isinstance(value, list) else value
-           for key, value in config.data.items()},
+           for key, value in config.data.items()}
+        # What its outputs 0..K-1 are called, where not their numbers: nnlab.predict prints them.
+        | ({CLASS_NAMES_TAG: json.dumps(list(dataset.spec.class_names))} if dataset.spec.class_names else {}),
     )
     title = f"champion ({'trial' if len(registered) == 1 else 'average of trials'} {label.replace(',', ', ')})"
     figures = {f"champion_{kind}": partial(FIGURES[kind], model, dataset, predictions, title)
-               for kind in task.champion_figures}
+               for kind in task.champion_figures if dataset.spec.kind in FIGURE_DATA_KINDS.get(kind, (dataset.spec.kind,))}
     if further_logs:
         epochs, logs = zip(*further_logs)
         figures["champion_learning_curves"] = partial(
@@ -134,8 +143,12 @@ def average_model(members: list, trial_ids: list[str], task):
         copy.set_weights(member.get_weights())
         copy.name = f"trial_{trial_id}"
         copies.append(copy)
-    first = members[0].inputs[0]
-    inputs = keras.Input(shape=first.shape[1:], dtype=first.dtype, name="inputs")
+    structure = members[0].input  # one tensor, or a table's dict of one per column
+    if isinstance(structure, dict):
+        inputs = {key: keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=tensor.name)
+                  for key, tensor in structure.items()}
+    else:
+        inputs = keras.Input(shape=structure.shape[1:], dtype=structure.dtype, name="inputs")
     outputs = keras.layers.Average(name="average")([copy(inputs) for copy in copies])
     model = keras.Model(inputs, outputs, name="ensemble")
     model.compile(optimizer="adam", loss=task.loss, metrics=task.keras_metrics())
@@ -150,10 +163,27 @@ def _joined(tag_sets: list[dict]) -> dict:
             else ",".join(str(tags.get(key, "")) for tags in tag_sets) for key in keys}
 
 
+def trivial_baselines(task, dataset) -> dict:
+    """What a model that learnt nothing from the inputs predicts on the test split, for any data
+    set: the training split's most frequent class ("majority"), or its mean ("mean")."""
+    import numpy as np
+
+    targets, count = dataset.train[1], len(dataset.test[1])
+    if task.name == "classification":
+        majority = np.zeros((count, dataset.spec.num_classes), dtype=np.float32)
+        majority[:, int(np.bincount(np.ravel(targets), minlength=dataset.spec.num_classes).argmax())] = 1
+        return {"majority": majority}
+    if task.name == "regression":
+        mean = np.mean(np.asarray(targets, dtype=np.float64).reshape(len(targets), -1), axis=0)
+        return {"mean": np.broadcast_to(mean, (count, mean.size)).astype(np.float32)}
+    return {}
+
+
 def baseline_metrics(task, targets, test_metrics: dict, baselines: dict) -> dict:
-    """The data set's forecasts that are no model (the naive ones of a series), scored on the
-    test split like the champion: test_<metric>_<name> each, and the champion's score over the
-    best of them (below 1: the model beats every naive forecast at RMSE)."""
+    """The predictions that are no model (the majority class or the training mean, a series'
+    naive forecasts), scored on the test split like the champion: test_<metric>_<name> each, and
+    the champion's score over the best of them (RMSE below 1, accuracy above 1: the model beats
+    every one of them)."""
     if not baselines:
         return {}
     scores = {name: task.score(targets, predictions) for name, predictions in baselines.items()}
@@ -191,15 +221,23 @@ def _samples(_model, dataset, predictions, title):
     return plots.sample_grid(predictions[:GRID], dataset.spec.pixel_max, f"{title}: generated from fixed latent vectors")
 
 
+def _predicted_against_actual(_model, dataset, predictions, title):
+    return plots.predicted_against_actual(dataset.test[1], predictions, f"{title}: test predictions")
+
+
 def _residuals(_model, dataset, predictions, title):
     return plots.residual_histogram(dataset.test[1], predictions, f"{title}: test residuals")
 
 
+# Figures that draw the data itself, and the kinds of data they can draw (DataSpec.kind); the
+# others draw any: a table has no pixels to show, nor a time axis.
+FIGURE_DATA_KINDS = {"misclassified": ("image",), "first_layer_weights": ("image",), "forecast": ("sequence",)}
 FIGURES = {
     "confusion_matrix": _confusion_matrix,
     "misclassified": _misclassified,
     "first_layer_weights": _first_layer_weights,
     "forecast": _forecast,
+    "predicted_against_actual": _predicted_against_actual,
     "residuals": _residuals,
     "samples": _samples,
 }

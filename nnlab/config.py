@@ -16,13 +16,22 @@ from pathlib import Path
 
 from nnlab import space
 from nnlab.budget import parse_duration
-from nnlab.data import DATASETS, check_option
+from nnlab.data import DATASETS
 from nnlab.models import FAMILY_KINDS, MODEL_NAMES, SOURCE_FAMILIES, families_for
 
 TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
 
-# Training settings whose default depends on the family; an experiment or flag that sets one wins.
-TRAINING_DEFAULTS = {"batch_size": 128, "final_epochs": 15, "patience": 3}
+# Training settings whose default depends on the data and the family; an experiment or flag that
+# sets one wins. The data's kind first, then the family's: the more specific wins.
+# epochs 6 with factor 3 gives Hyperband rounds of 2 and 6 epochs (10 trials): after a single
+# epoch a batch-normalised model's validation score is still noise (0.11 measured for one that
+# reached 0.97 after two), and a round of 1 would discard the best configurations.
+TRAINING_DEFAULTS = {"epochs": 6, "batch_size": 128, "final_epochs": 15, "patience": 3}
+KIND_TRAINING_DEFAULTS = {
+    # A table of a few hundred rows is a few steps an epoch: it takes many epochs of small
+    # batches, each a few milliseconds (BENCHMARKS.md, issue 13).
+    "table": {"epochs": 60, "batch_size": 32, "final_epochs": 60, "patience": 10},
+}
 FAMILY_TRAINING_DEFAULTS = {
     # A GAN learns per step: 32 images a step gives it four times the steps of 128 on 5,000
     # images. Its champion trains on longest (fid_mnist still falls after 30 epochs, measured in
@@ -48,12 +57,10 @@ class ExperimentConfig:
     # Most trials to run; for Hyperband a cap on its schedule (None: the whole schedule).
     max_trials: int | None = 20
     # Most epochs a trial trains (Hyperband's max_epochs); early stopping may end it sooner.
-    # 6 with factor 3 gives Hyperband rounds of 2 and 6 epochs (10 trials): after a single
-    # epoch a batch-normalised model's validation score is still noise (0.11 measured for one
-    # that reached 0.97 after two), and a round of 1 would discard the best configurations.
-    epochs: int = 6
-    # Epochs the champion trains on after the search, from its best checkpoint (0: none);
-    # None: the family's (TRAINING_DEFAULTS, FAMILY_TRAINING_DEFAULTS), as for the next two.
+    # None: the data's and the family's (TRAINING_DEFAULTS and the two after it), as for
+    # final_epochs, batch_size and patience.
+    epochs: int | None = None
+    # Epochs the champion trains on after the search, from its best checkpoint (0: none).
     final_epochs: int | None = None
     seed: int = 1
     # Examples per training step.
@@ -96,7 +103,9 @@ class ExperimentConfig:
             # an option whose default is None is absent unless given.
             defaults = {key: value for key, value in source.options.items() if value is not None}
             object.__setattr__(self, "data", {**defaults, **self.data})
-        for key, value in {**TRAINING_DEFAULTS, **FAMILY_TRAINING_DEFAULTS.get(self.model, {})}.items():
+        kind = source.kind if source is not None else None
+        for key, value in {**TRAINING_DEFAULTS, **KIND_TRAINING_DEFAULTS.get(kind, {}),
+                           **FAMILY_TRAINING_DEFAULTS.get(self.model, {})}.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
 
@@ -195,7 +204,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"{where}: model {config.model} needs a source model (python -m nnlab.finetune SOURCE TARGET)"
                           if config.source is None else
                           f"{where}: source = {config.source!r} is for a fine-tune (model transfer), not model {config.model}")
-    _check_data_options(config.data, config.dataset, source.options, where)
+    _check_data_options(config.data, config.dataset, source, where)
     choice("tuner", TUNER_NAMES)
     for key in ("epochs", "batch_size", "patience", "max_trials", "keep_checkpoints", "max_consecutive_failed_trials"):
         value = getattr(config, key)
@@ -219,16 +228,22 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     return config
 
 
-def _check_data_options(options: dict, dataset: str, known: dict, where: str) -> None:
+def _check_data_options(options: dict, dataset: str, source, where: str) -> None:
     """The [data] table: keys the data set takes, each value of the kind it reads
-    (nnlab.data.check_option)."""
+    (DataSource.problem), and those it needs."""
+    known = source.options
     for key, value in options.items():
         if key not in known:
             takes = f"known: {', '.join(known)}" if known else "it takes none"
             raise ConfigError(f"{where}: data.{key}: unknown option of data set {dataset}; {takes}")
-        problem = check_option(key, value)
+        problem = source.problem(key, value)
         if problem:
             raise ConfigError(f"{where}: data.{key} = {value!r} {problem}")
+    missing = [key for key in source.required if key not in options]
+    if missing:
+        example = "\n".join(f"{key} = ..." for key in missing)
+        raise ConfigError(f"{where}: data set {dataset} needs {' and '.join(f'data.{key}' for key in missing)} "
+                          f"in an experiment file's [data] table ([data] {example.replace(chr(10), ', ')})")
 
 
 def _read_toml(path: Path) -> dict:
@@ -243,7 +258,8 @@ def _read_toml(path: Path) -> dict:
 
 def known_experiments() -> list[str]:
     files = sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.toml")) if EXPERIMENTS_DIR.is_dir() else []
-    return sorted(set(files) | set(DATASETS))
+    # A data set that needs options (a CSV's file, an image folder) is named in a file, not alone.
+    return sorted(set(files) | {name for name, source in DATASETS.items() if not source.required})
 
 
 def load_config(experiment: str, overrides: dict | None = None) -> ExperimentConfig:
@@ -268,6 +284,11 @@ def load_config(experiment: str, overrides: dict | None = None) -> ExperimentCon
     values = _normalise(values, str(path))
     overrides = _normalise(overrides, "command line")
     values.setdefault("name", path.stem)
+    if "dataset" not in values:  # `[data] csv = "demand.csv"` names the csv data set
+        named = [name for name, source in DATASETS.items()
+                 if source.path_key is not None and source.path_key in values.get("data", {})]
+        if len(named) == 1:
+            values["dataset"] = named[0]
     origin = str(path) if not overrides else f"{path} (with command-line overrides)"
     return validate(ExperimentConfig(**{**values, **overrides, "origin": origin}))
 

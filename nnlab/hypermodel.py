@@ -8,6 +8,7 @@ import keras
 import keras_tuner
 
 from nnlab.space import Narrowed
+from nnlab.tabular import keras_inputs
 from nnlab.task import get_task
 
 # Batches of a test pass. Measured on 2 cores, 10,000 MNIST images: the default CNN 3.0 s in
@@ -32,7 +33,7 @@ def built_before_tracing(model, inputs, targets) -> None:
     step, and TensorFlow traces a function that created variables a second time: 0.5-0.7 s per
     fit of the default CNN or DFN on 2 cores, a tenth of a small trial."""
     model.optimizer.build(model.trainable_variables)  # does nothing once built
-    examples, labels = inputs[:2], targets[:2]
+    examples, labels = keras_inputs(inputs[:2]), targets[:2]
     model.compute_metrics(examples, labels, model(examples, training=False), sample_weight=None)
     model.reset_metrics()
 
@@ -119,7 +120,8 @@ class SearchHyperModel(keras_tuner.HyperModel):
     def validation_score(self, model, validation) -> float:
         """The objective of `model` on the validation split, outside fit()."""
         # evaluate() names the metric "accuracy"; fit() reports it on validation as "val_accuracy".
-        return model.evaluate(*validation, verbose=0, return_dict=True)[self.task.metric]
+        inputs, targets = validation
+        return model.evaluate(keras_inputs(inputs), targets, verbose=0, return_dict=True)[self.task.metric]
 
     def further_callbacks(self) -> list:
         """Callbacks of the champion's further training: a lower learning rate once the
@@ -131,7 +133,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         """(test_<metric> scores, the inputs, the model's outputs for them) of one pass over the
         test split, in large batches: the outputs also feed the signature and the figures."""
         inputs, targets = test
-        predictions = model.predict(inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        predictions = model.predict(keras_inputs(inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
         return {f"test_{name}": value for name, value in scores(model, targets, predictions).items()}, inputs, predictions
 
     def exported(self, model) -> keras.Model:
@@ -158,6 +160,12 @@ class SearchHyperModel(keras_tuner.HyperModel):
         if self.timer is not None:
             callbacks.append(self.timer)
         self.built_before_tracing(model, args)
+        # A table's rows (a DataFrame) go in as the model's inputs, one per column.
+        if args:
+            args = (keras_inputs(args[0]), *args[1:])
+        if kwargs.get("validation_data") is not None:
+            inputs, *rest = kwargs["validation_data"]
+            kwargs["validation_data"] = (keras_inputs(inputs), *rest)
         return model.fit(*args, batch_size=self.batch_size, callbacks=callbacks, **kwargs)
 
     def fit_further(self, hp, model, train, validation, initial_epoch: int, epochs: int, callbacks=()) -> dict:

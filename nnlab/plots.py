@@ -337,6 +337,22 @@ def forecast_against_actual(times: np.ndarray | None, actual: np.ndarray, foreca
     return figure
 
 
+def predicted_against_actual(actual: np.ndarray, predicted: np.ndarray, title: str) -> Figure:
+    """Each test example's prediction against its true value: on the diagonal when right."""
+    actual, predicted = np.ravel(actual), np.ravel(predicted)
+    figure = Figure(figsize=(5.6, 5.2))
+    _margins(figure, left=0.8, right=0.2, bottom=0.6, top=0.45)
+    axes = figure.subplots()
+    axes.scatter(actual, predicted, s=12, alpha=0.6, color="tab:red")
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    axes.plot([low, high], [low, high], color="black", linewidth=0.8, label="prediction = actual")
+    axes.set(xlabel="actual", ylabel="predicted")
+    axes.set_title(title, y=TITLE_Y)
+    axes.legend(loc="upper left", fontsize=8)
+    axes.grid(alpha=0.3)
+    return figure
+
+
 def residual_histogram(actual: np.ndarray, forecast: np.ndarray, title: str) -> Figure:
     """How the model's errors on the test split are spread: centred on 0 when unbiased."""
     residuals = np.ravel(forecast) - np.ravel(actual)

@@ -104,7 +104,7 @@ def run_search(
     directory = Path(tuning_root) / config.tuning_name
     with search_lock(directory):
         state = open_state(config, dataset.source, directory, fresh)
-        tracker = SearchTracker(config.name, config.tracking_uri)  # touches the store only when opened
+        tracker = SearchTracker(config.name, config.tracking_uri, dataset)  # touches the store only when opened
         trials_run = 0
 
         def report(trial):

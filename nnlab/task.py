@@ -106,7 +106,7 @@ CLASSIFICATION = Task("classification", metric="accuracy", direction="max", loss
 # loss is nothing else, but a weight penalty (the linear family's L2) adds to the loss and not to
 # it, and it is in the data's units.
 REGRESSION = Task("regression", metric="rmse", direction="min", loss="mean_squared_error",
-                  champion_figures=("forecast", "residuals"))
+                  champion_figures=("forecast", "predicted_against_actual", "residuals"))
 # A generator has no accuracy: its images are scored by how far they lie from held-out real ones
 # in an MNIST classifier's feature space (nnlab/quality.py), lower is better. Its loss is its
 # hypermodel's own (a GAN's two), and its figures are grids of what it draws.

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -102,16 +103,50 @@ class ChampionRecord:
     previous_test_score: float | None  # the alias holder's test_<task metric>
 
 
+# The MLflow input contexts of a data set's splits, in the order of Dataset's fields.
+DATA_CONTEXTS = ("training", "validation", "test")
+
+
+def data_inputs(dataset) -> dict:
+    """The data set's splits as MLflow datasets (name, digest, source, schema), by context: a
+    table's rows with their target column, arrays of images or windows with their targets."""
+    import warnings
+
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    located = dataset.uri is not None and Path(dataset.uri).exists()
+    inputs = {}
+    for context, (features, targets) in zip(DATA_CONTEXTS, (dataset.train, dataset.validation, dataset.test)):
+        name = f"{dataset.name}-{context}"
+        # A file or folder is a local source; a package's data (sklearn, keras.datasets) is named
+        # in a code source's tags. MLflow warns that a path resolves "in multiple ways" (to the
+        # same class listed twice): it is one.
+        source = Path(dataset.uri).resolve().as_uri() if located else CodeDatasetSource(
+            {"nnlab.data_uri": dataset.uri or dataset.name, "nnlab.data_source": dataset.source[:500]})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            if isinstance(features, pd.DataFrame):
+                rows = features.assign(**{dataset.target: np.asarray(targets).reshape(len(features), -1)[:, 0]})
+                inputs[context] = mlflow.data.from_pandas(rows, source=source, targets=dataset.target, name=name)
+            else:
+                inputs[context] = mlflow.data.from_numpy(np.asarray(features), source=source,
+                                                         targets=np.asarray(targets), name=name)
+    return inputs
+
+
 class SearchTracker:
     """One search's MLflow runs: the parent, the trial being run, the champion."""
 
-    def __init__(self, experiment_name: str, tracking_uri: str | None = None):
+    def __init__(self, experiment_name: str, tracking_uri: str | None = None, dataset=None):
         # Nothing touches the store before open_search: a search refused early leaves no trace.
         self.experiment_name = experiment_name
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.client: MlflowClient | None = None
         self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
+        # The splits as MLflow dataset inputs: the search's run logs all three, each trial's run
+        # what it trained and validated on.
+        self.data_inputs = data_inputs(dataset) if dataset is not None else {}
 
     def _ensure_experiment(self, name: str) -> str:
         experiment = self.client.get_experiment_by_name(name)
@@ -164,8 +199,21 @@ class SearchTracker:
                 experiment_id=self.experiment_id, run_name=run_name, tags={**tags, SEARCH_ID_TAG: search_id}
             )
             mlflow.log_params(params)
+            self._log_inputs(DATA_CONTEXTS)
         self.parent_run_id = run.info.run_id
         return bool(existing)
+
+    def _log_inputs(self, contexts) -> None:
+        """The splits of `contexts` as dataset inputs of the active run."""
+        import warnings
+
+        for context in contexts:
+            if context in self.data_inputs:
+                # MLflow infers the schema here and hints that an integer column (a class label)
+                # cannot hold a missing value: nnlab's never does.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    mlflow.log_input(self.data_inputs[context], context=context)
 
     def close_search(self, status: str = "FINISHED", tags: dict | None = None) -> None:
         if self.parent_run_id is not None and tags:
@@ -200,6 +248,7 @@ class SearchTracker:
             self.client.set_tag(old.info.run_id, "nnlab.rerun_as", run.info.run_id)
             self.client.set_terminated(old.info.run_id, "KILLED")
         mlflow.log_params(params)
+        self._log_inputs(DATA_CONTEXTS[:2])
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         """Metrics of the active run: the trial being run, else the search's parent run."""
@@ -264,13 +313,16 @@ class SearchTracker:
         # mlflow.keras.log_model(input_example=...) writes the example before it creates its
         # folder (mlflow issue 16183): save into a folder that exists, then log and register it.
         with tempfile.TemporaryDirectory() as folder:
-            mlflow.keras.save_model(
-                model,
-                folder,
-                signature=signature,
-                input_example=example_inputs[:2],
-                pip_requirements=pip_requirements,
-            )
+            if isinstance(example_inputs, pd.DataFrame):
+                _save_table_model(model, folder, signature, example_inputs[:2], pip_requirements)
+            else:
+                mlflow.keras.save_model(
+                    model,
+                    folder,
+                    signature=signature,
+                    input_example=example_inputs[:2],
+                    pip_requirements=pip_requirements,
+                )
             mlflow.log_artifacts(folder, CHAMPION_ARTIFACT)
         registered = mlflow.register_model(f"runs:/{self.parent_run_id}/{CHAMPION_ARTIFACT}", registered_name)
         version = str(registered.version)
@@ -300,6 +352,41 @@ class SearchTracker:
 
 
 # ------------------------------------------------------------ reading the store back
+
+
+def _save_table_model(model, folder: str, signature, example, pip_requirements: list[str]) -> None:
+    """A model over a table's columns, saved as the Keras flavor (nnlab.load_model and
+    mlflow.keras.load_model read it) whose python_function flavor (what `mlflow models serve`
+    runs) is nnlab/tabular.py, shipped in the model's code/: the stock Keras one hands a DataFrame
+    to the model as one array, which a model with one input per column cannot take. The
+    signature is the table's columns, so that a served model takes `dataframe_split` rows."""
+    import logging
+
+    import mlflow.keras
+    from mlflow.models import Model, ModelSignature
+    from mlflow.models.utils import _save_example
+    from mlflow.types.schema import ColSpec, Schema
+
+    from nnlab import tabular
+
+    # The Keras flavor accepts only a signature of tensors; it is set below. Said, not missing.
+    keras_logger = logging.getLogger("mlflow.keras.save")
+    level = keras_logger.level
+    keras_logger.setLevel(logging.ERROR)
+    try:
+        mlflow.keras.save_model(model, folder, pip_requirements=pip_requirements)
+    finally:
+        keras_logger.setLevel(level)
+    code = Path(folder) / "code"
+    code.mkdir()
+    shutil.copyfile(tabular.__file__, code / "nnlab_tabular.py")
+    description = Model.load(Path(folder) / "MLmodel")
+    # Every column may be missing in a request, as in the CSV: the model fills it (FillMissing).
+    columns = [ColSpec(column.type, column.name, required=False) for column in signature.inputs.inputs]
+    description.signature = ModelSignature(inputs=Schema(columns), outputs=signature.outputs)
+    _save_example(description, example, folder)
+    description.flavors["python_function"].update(loader_module="nnlab_tabular", code="code")
+    description.save(Path(folder) / "MLmodel")
 
 
 def trial_leaderboard(tracking_uri: str, experiment_id: str, parent_run_id: str, task) -> pd.DataFrame:
@@ -392,6 +479,7 @@ class RegisteredVersion:
     version: str
     run_id: str | None
     uri: str  # models:/<name>/<version>: this version, whatever the alias does later
+    tags: dict = field(default_factory=dict)  # the version's tags (its test score, lineage, class names)
 
 
 def registered_version(reference: str, tracking_uri: str | None = None) -> RegisteredVersion:
@@ -418,17 +506,22 @@ def registered_version(reference: str, tracking_uri: str | None = None) -> Regis
     except MlflowException:
         which = f"alias {alias!r}" if alias else f"version {version!r}"
         raise TrackingError(f"registered model {name!r} has no {which} in {uri}") from None
-    return RegisteredVersion(name, str(found.version), found.run_id, f"models:/{name}/{found.version}")
+    return RegisteredVersion(name, str(found.version), found.run_id, f"models:/{name}/{found.version}",
+                             dict(found.tags or {}))
 
 
 def load_registered_model(reference: str, tracking_uri: str | None = None):
-    """A registered Keras model, loaded in Keras' safe mode (no pickled code runs)."""
+    """A registered Keras model, loaded in Keras' safe mode (no pickled code runs). A table's
+    model predicts from a DataFrame or a dict of columns (nnlab.tabular.reads_rows)."""
     import mlflow.keras
+
+    from nnlab.tabular import reads_rows  # and registers the layer a table model holds, FillMissing
 
     configure(tracking_uri)
     uri = model_uri(reference)
     try:
-        return mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
+        model = mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
+        return reads_rows(model) if isinstance(model.input, dict) else model
     except MlflowException as error:
         raise TrackingError(f"cannot load {uri} from {resolve_tracking_uri(tracking_uri)}: {error.message}") from None
     except ValueError as error:

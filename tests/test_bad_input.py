@@ -13,8 +13,8 @@ from nnlab.search import main
 
 
 TOML_MISTAKES = [
-    ("nope", None, "unknown experiment 'nope'; known: co2, digits, mnist"),
-    ("bad.toml", 'dataset = "cifar"\n', "unknown dataset 'cifar'; known: co2, digits, mnist"),
+    ("nope", None, "unknown experiment 'nope'; known: breast_cancer, cifar10, co2, diabetes, digits, fashion_mnist, mnist, wine"),
+    ("bad.toml", 'dataset = "cifar"\n', "unknown dataset 'cifar'; known: breast_cancer, cifar10, co2, csv, diabetes, digits, fashion_mnist, images, mnist, wine"),
     ("bad.toml", 'model = "vae"\n', "unknown model 'vae'; known: cnn, dfn, gan, gru, linear, lstm, rnn"),
     ("bad.toml", 'dataset = "digits"\nmodel = "gan"\n', "model gan is scored by fid_mnist, which judges MNIST digits: "
      "dataset mnist, not digits"),

@@ -55,7 +55,7 @@ def test_name_defaults_to_the_file_stem(workdir):
         ("max_trials = true\n", "max_trials = True must be an integer"),
         ('model = "transformer"\n', "unknown model 'transformer'; known: cnn, dfn, gan, gru, linear, lstm, rnn"),
         ('tuner = "annealing"\n', "unknown tuner 'annealing'; known: bayesian, grid, hyperband, random"),
-        ('dataset = "cifar"\n', "unknown dataset 'cifar'; known: co2, digits, mnist"),
+        ('dataset = "cifar"\n', "unknown dataset 'cifar'; known: breast_cancer, cifar10, co2, csv, diabetes, digits, fashion_mnist, images, mnist, wine"),
         ('name = "../escape"\n', "no path separators"),
         ("epochs = 0\n", "epochs = 0 must be at least 1"),
         ("validation_fraction = 1.5\n", "between 0 and 1"),
@@ -71,7 +71,7 @@ def test_config_mistakes_name_file_key_and_value(workdir, text, message):
 
 def test_unknown_experiment_lists_the_known_ones(workdir):
     write(workdir / "experiments" / "mine.toml", "")
-    with pytest.raises(ConfigError, match="unknown experiment 'nope'; known: co2, digits, mine, mnist"):
+    with pytest.raises(ConfigError, match="unknown experiment 'nope'; known: breast_cancer, cifar10, co2, diabetes, digits, fashion_mnist, mine, mnist, wine"):
         load_config("nope")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("missing/file.toml")

@@ -87,5 +87,5 @@ def test_bad_data_directories(tmp_path, mnist_subset, kind):
 def test_missing_directory_and_unknown_name(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_mnist(tmp_path / "nope", download=offline)
-    with pytest.raises(DataError, match="unknown data set 'cifar'; known: co2, digits, mnist"):
+    with pytest.raises(DataError, match="unknown data set 'cifar'; known: breast_cancer, cifar10, co2, csv, diabetes, digits, fashion_mnist, images, mnist, wine"):
         load_dataset("cifar")

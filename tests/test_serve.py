@@ -27,17 +27,14 @@ def answers(url: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize(("store", "registered", "outputs"), [("searched_store", "mnist-cnn", 10),
-                                                             ("co2_search", "co2-lstm", 1)])
-def test_served_champion_predicts_like_the_model(request, store, registered, outputs, tmp_path, free_port):
-    searched_store = request.getfixturevalue(store)
+def served_answer(registered: str, tracking_uri: str, port: int, log: Path, body: dict):
+    """The predictions `mlflow models serve` answers for the JSON `body`, serving the champion of
+    `registered` from the store on 127.0.0.1:`port` (its output in `log`), stopped afterwards."""
     scripts = Path(sys.executable).parent
     mlflow_command = [str(scripts / "mlflow")] if (scripts / "mlflow").exists() else [sys.executable, "-m", "mlflow"]
-    port = free_port
     # mlflow models serve starts uvicorn by name: the environment's scripts go first on PATH.
-    environment = dict(os.environ, MLFLOW_TRACKING_URI=searched_store.tracking_uri,
+    environment = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri,
                        PATH=os.pathsep.join([str(scripts), os.environ.get("PATH", "")]))
-    log = tmp_path / "serve.log"
     with log.open("w") as output:
         server = subprocess.Popen(
             [*mlflow_command, "models", "serve", "-m", f"models:/{registered}@champion", "--env-manager", "local",
@@ -50,18 +47,22 @@ def test_served_champion_predicts_like_the_model(request, store, registered, out
             assert server.poll() is None, f"mlflow models serve exited with {server.returncode}:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"no answer within 180 s:\n{log.read_text()[-3000:]}"
             time.sleep(0.5)
-
-        images = searched_store.dataset.test[0][:20]
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=json.dumps({"inputs": images.tolist()}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
-            served = np.asarray(json.load(response)["predictions"])
+            return json.load(response)["predictions"]
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(("store", "registered", "outputs"), [("searched_store", "mnist-cnn", 10),
+                                                             ("co2_search", "co2-lstm", 1)])
+def test_served_champion_predicts_like_the_model(request, store, registered, outputs, tmp_path, free_port):
+    searched_store = request.getfixturevalue(store)
+    images = searched_store.dataset.test[0][:20]
+    served = np.asarray(served_answer(registered, searched_store.tracking_uri, free_port, tmp_path / "serve.log",
+                                      {"inputs": images.tolist()}))
 
     assert served.shape == (20, outputs)
     model = nnlab.load_model(registered, searched_store.tracking_uri)

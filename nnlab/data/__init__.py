@@ -11,6 +11,14 @@ validation_fraction=)` loads one.
 - digits (nnlab/data/digits.py): scikit-learn's 1,797 UCI 8x8 digits, pixels 0-16, kept raw.
 - co2 (nnlab/data/series.py): the weekly Mauna Loa CO2 series shipped with statsmodels, as
   forecasting windows split 70/15/15 in time order.
+- fashion_mnist, cifar10 (nnlab/data/downloads.py): the Keras downloads (Fashion-MNIST 60,000 +
+  10,000 grey 28x28, CIFAR-10 50,000 + 10,000 colour 32x32), or their files in `data_dir`;
+  offline and not cached, a one-line DataError says how to get them (no fallback).
+- csv (nnlab/data/tables.py): a user's CSV file, `[data] csv = "demand.csv"` and `target`;
+  wine, breast_cancer, diabetes: the real tables that ship in scikit-learn. Their inputs are the
+  raw rows (a DataFrame): each spec's TableAdapter puts the preprocessing inside the model.
+- images (nnlab/data/folders.py): the user's own image folder, `[data] images = "path/"`, one
+  subfolder per class, read by Keras; pixels kept raw (0-255).
 
 Any classification data set also takes `classes` (a subset of its classes, relabelled 0..K-1)
 and `labels_per_class` (K labelled training examples per class, balanced and seeded; validation
@@ -44,6 +52,17 @@ class DataSpec:
     # An image's largest raw value: the model scales its input to [0, 1] inside itself (the
     # digits' 0-16), so that it takes the data as the user holds it. MNIST arrives in [0, 1].
     pixel_max: float = 1.0
+    # The names of the classes 0..K-1 where they are not their own numbers (a CSV's text target,
+    # an image folder's class folders): tagged on the registered model, printed by nnlab.predict.
+    class_names: tuple[str, ...] | None = None
+    # The data set's own input adapter: an object whose `inputs()` returns (Keras inputs, the
+    # encoded tensor a builder reads), where the data is not one array (a table's columns,
+    # nnlab/data/tables.py). None: models/layers.py's model_input reads the array as it is.
+    adapter: object | None = None
+    # A regression target's (mean, standard deviation) over the training split, where the data
+    # set states it: the output layer predicts in those units and the model maps them back, so
+    # a table's target of a few hundred is learnt as quickly as one near 0.
+    target_scale: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,10 @@ class Dataset:
     baselines: dict = field(default_factory=dict)
     # The date (datetime64[D]) of each test target: the forecast-against-actual plot's x axis.
     test_times: np.ndarray | None = None
+    # What each split is, for MLflow's dataset inputs: the file or the package it was read from.
+    uri: str | None = None
+    # A table's target column: the inputs are a DataFrame of its feature columns, the targets its values.
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,11 +92,21 @@ class DataSource:
 
     # Called with data_dir=, seed=, validation_fraction= and the `options`; each loader takes all three.
     load: Callable[..., Dataset]
-    kind: str  # "image" or "sequence", as its spec will say: which families can take it
+    kind: str  # "image", "sequence" or "table", as its spec will say: which families can take it
     default_model: str  # the family `python -m nnlab.search NAME` searches without --model
     # The keys of an experiment's [data] table -> their defaults; None: absent unless given.
-    # Each is checked by check_option before any data is read.
+    # Each is checked by `check` before any data is read.
     options: dict
+    # (key, value) -> why the value cannot be taken, or None; the built-in options' check_option.
+    check: Callable[[str, object], str | None] | None = None
+    # Options an experiment must give (a CSV's file and target): the data set is the user's own.
+    required: tuple[str, ...] = ()
+    # The [data] key that names this data set in an experiment file without a `dataset` key:
+    # `[data] csv = "demand.csv"` is the csv data set.
+    path_key: str | None = None
+
+    def problem(self, key: str, value) -> str | None:
+        return (self.check or check_option)(key, value)
 
 
 # The submodules import the types above from this package, so they are imported after them.
@@ -90,7 +123,10 @@ from nnlab.data.idx import (  # noqa: E402
 from nnlab.data.mnist import _default_mnist, _download_mnist, _scaled, _shipped_mnist_subset, _split, load_mnist  # noqa: E402
 from nnlab.data.digits import load_digits  # noqa: E402
 from nnlab.data.series import load_co2  # noqa: E402
+from nnlab.data import tables  # noqa: E402
+from nnlab.data.downloads import load_cifar10, load_fashion_mnist  # noqa: E402
 from nnlab.data.subsets import CLASSIFICATION_OPTIONS, check_option, select  # noqa: E402
+from nnlab.data.folders import check_images_option, load_images  # noqa: E402
 
 DATASETS: dict[str, DataSource] = {
     # Handwritten digits, 28x28 grey images in 10 classes.
@@ -99,6 +135,23 @@ DATASETS: dict[str, DataSource] = {
     "digits": DataSource(load_digits, kind="image", default_model="cnn", options=dict(CLASSIFICATION_OPTIONS)),
     # Weekly Mauna Loa CO2 in ppm: forecast `horizon` weeks past a `window` of weeks.
     "co2": DataSource(load_co2, kind="sequence", default_model="lstm", options={"window": 52, "horizon": 1}),
+    # A user's CSV table: `[data] csv = PATH`, `target = COLUMN` (nnlab/data/tables.py).
+    "csv": DataSource(tables.load_csv, kind="table", default_model="dfn", options=dict(tables.CSV_OPTIONS),
+                      check=tables.check_option, required=("csv", "target"), path_key="csv"),
+    # scikit-learn's real tables: 3 cultivars of wine, malignant or benign tumours, and a
+    # regression (diabetes progression a year on).
+    **{name: DataSource(getattr(tables, f"load_{name}"), kind="table", default_model="dfn",
+                        options=dict(tables.BUILT_IN_OPTIONS), check=tables.check_option)
+       for name in tables.SKLEARN_TABLES},
+    # Zalando's clothing images, 28x28 grey in 10 classes: MNIST's format, a harder task. Downloaded.
+    "fashion_mnist": DataSource(load_fashion_mnist, kind="image", default_model="cnn",
+                                options=dict(CLASSIFICATION_OPTIONS)),
+    # Small colour photographs, 32x32x3 in 10 classes (airplane ... truck). Downloaded.
+    "cifar10": DataSource(load_cifar10, kind="image", default_model="cnn", options=dict(CLASSIFICATION_OPTIONS)),
+    # The user's own image folder, one subfolder per class: `[data] images = "path/"`.
+    "images": DataSource(load_images, kind="image", default_model="cnn",
+                         options={"images": None, "image_size": None, "test_fraction": 0.2, **CLASSIFICATION_OPTIONS},
+                         check=check_images_option, required=("images",), path_key="images"),
 }
 
 

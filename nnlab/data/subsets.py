@@ -55,7 +55,8 @@ def select(dataset: Dataset, classes: list[int] | None = None, labels_per_class:
         for name, (inputs, labels) in splits.items():
             kept = lookup[labels] >= 0
             splits[name] = (inputs[kept], lookup[labels[kept]])
-        spec = replace(spec, num_classes=len(classes))
+        names = tuple(spec.class_names[number] for number in classes) if spec.class_names else None
+        spec = replace(spec, num_classes=len(classes), class_names=names)
         source += f"; classes {', '.join(map(str, classes))} only, as labels 0-{len(classes) - 1}"
     if labels_per_class is not None:
         inputs, labels = splits["train"]

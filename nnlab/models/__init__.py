@@ -20,22 +20,18 @@ SOURCE_FAMILIES = ("transfer",)
 TRANSFER_STRATEGIES = ("fine-tune", "feature-extraction", "full", "scratch")
 
 # Which kinds of input (DataSpec.kind) each family can take: a CNN needs an image's two spatial
-# axes; the others read an image as a flat vector (dfn, linear) or as a sequence of rows.
+# axes; the others read an image as a flat vector (dfn, linear) or as a sequence of rows. A
+# table's encoded columns have no order a convolution or a recurrence could read: dfn and linear.
 FAMILY_KINDS = {
     "cnn": ("image",),
-    "dfn": ("image", "sequence"),
-    "linear": ("image", "sequence"),
+    "dfn": ("image", "sequence", "table"),
+    "linear": ("image", "sequence", "table"),
     "rnn": ("image", "sequence"),
     "lstm": ("image", "sequence"),
     "gru": ("image", "sequence"),
     "gan": ("image",),  # a DCGAN draws images (nnlab/models/gan.py; judged by fid_mnist)
     "transfer": ("image",),  # a source's body reads images; nnlab.finetune names the source
 }
-
-# Examples per training step where a family's differs from DEFAULT_BATCH_SIZE: a GAN learns
-# per step, not per epoch, and on 5,000 images 128 gives it too few steps (nnlab/models/gan.py).
-DEFAULT_BATCH_SIZE = 128
-FAMILY_BATCH_SIZES = {"gan": 32}
 
 # name -> (module, builder function) where the two differ from (name, "build").
 _BUILDERS = {"rnn": ("recurrent", "build_rnn"), "lstm": ("recurrent", "build_lstm"), "gru": ("recurrent", "build_gru")}

@@ -45,11 +45,13 @@ def activate(x, knobs: dict):
 
 def model_input(spec):
     """(inputs, x): the model's input, taking the data as the user holds it, and what the body
-    reads. Images arrive in [0, 1] or are scaled there by their spec's `pixel_max`. A series spec with a `scale` is read relative to each window's own last value, in
+    reads. A data set with its own input adapter (a table: one input per column) builds both. Images arrive in [0, 1] or are scaled there by their spec's `pixel_max`. A series spec with a `scale` is read relative to each window's own last value, in
     units of `scale` (learnt from the training part): a network fed raw levels of a trending
     series cannot extrapolate past the levels it trained on (DESIGN.md: test RMSE 1.46 ppm on
     raw CO2 levels, 0.39 relative to the last value). Stock layers only: safe-mode loading and
     `mlflow models serve` need no nnlab code."""
+    if spec.adapter is not None:  # the data set's own (a table's columns, each encoded)
+        return spec.adapter.inputs()
     inputs = keras.Input(spec.input_shape, name="image" if spec.kind == "image" else "window")
     x = inputs
     if spec.kind == "image" and spec.pixel_max != 1:  # raw pixels (the digits' 0-16) to [0, 1]
@@ -73,6 +75,10 @@ def output_head(x, knobs: dict, spec, inputs, **dense_options):
         x = keras.layers.Dropout(knobs["dropout"])(x)
     if spec.task == "classification":
         return keras.layers.Dense(spec.num_classes, activation="softmax", name="probabilities", **dense_options)(x)
+    if spec.target_scale is not None:  # predicted in the target's standard units, mapped back to its own
+        mean, deviation = spec.target_scale
+        x = keras.layers.Dense(1, name="standardised", **dense_options)(x)
+        return keras.layers.Rescaling(deviation, offset=mean, name="prediction")(x)
     if spec.scale is None:
         return keras.layers.Dense(1, name="forecast", **dense_options)(x)
     change = keras.layers.Rescaling(spec.scale, name="unscaled")(keras.layers.Dense(1, name="scaled_change", **dense_options)(x))

@@ -1,0 +1,321 @@
+"""Tables: a user's CSV file, and the real tables that ship offline in scikit-learn.
+
+    [data]
+    csv = "data/demand.csv"      # read with pandas
+    target = "demand"            # the column to predict
+    # task = "regression"        # inferred from the target when absent, and said
+    # features = ["price", ...]  # default: every other column
+    # test_fraction = 0.2
+
+`wine` (178 rows, 3 classes), `breast_cancer` (569 rows, 2 classes) and `diabetes` (442 rows,
+regression) are the same kind of data set, read from scikit-learn instead of a file.
+
+The inputs stay the raw rows (a pandas DataFrame of the feature columns): the data set's own
+input adapter (`TableAdapter`) puts the preprocessing inside the model, learnt from the training
+split only: numbers normalised, a missing number filled with the training mean and flagged,
+text one-hot encoded over the training split's categories (an unknown or missing one has its own
+slot). A registered table model therefore takes the CSV's own columns, as a DataFrame or a dict.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from numbers import Real
+from pathlib import Path
+
+import numpy as np
+
+from nnlab.data import DataError, DataSpec, Dataset
+
+TASKS = ("classification", "regression")
+# A numeric target of at most this many distinct whole numbers is a class label (0/1, a rating
+# of 1-5), more is a quantity to regress: a user with a count to regress says task = "regression".
+MOST_CLASSES_INFERRED = 20
+# A text column's most frequent categories each get a slot; rarer ones share the unknown slot:
+# a column of free text or identifiers would otherwise add a slot per row.
+MOST_CATEGORIES = 50
+TEST_FRACTION = 0.2
+CSV_OPTIONS = {"csv": None, "target": None, "task": None, "features": None, "test_fraction": TEST_FRACTION}
+BUILT_IN_OPTIONS = {"test_fraction": TEST_FRACTION}
+
+
+def check_option(key: str, value) -> str | None:
+    """Why a table's [data] value cannot be taken, or None (the config asks before any reading)."""
+    if key in ("csv", "target"):
+        return None if isinstance(value, str) and value.strip() else "must be a non-empty string"
+    if key == "task":
+        return None if value in TASKS else f"must be one of {', '.join(TASKS)}"
+    if key == "features":
+        if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+            return "must be a non-empty list of column names"
+        return None if len(set(value)) == len(value) else "names a column twice"
+    if key == "test_fraction":
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < 1:
+            return "must be a number between 0 and 1"
+        return None
+    return "is not an option of a table"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One feature column as the model reads it, learnt from the training split."""
+
+    name: str
+    kind: str  # "number" or "text"
+    mean: float = 0.0  # a number's, over its present training values
+    variance: float = 1.0
+    missing: int = 0  # missing training values: a number that had any gets a was-missing input
+    categories: tuple[str, ...] = ()  # a text column's, most frequent first
+
+
+@dataclass(frozen=True)
+class TableAdapter:
+    """The input adapter of a table: one Keras input per column (named by it), encoded by stock
+    preprocessing layers and nnlab.tabular.FillMissing into the one vector a builder reads."""
+
+    columns: tuple[Column, ...]
+
+    def inputs(self):
+        import keras
+
+        from nnlab.tabular import FillMissing, input_name
+
+        inputs, numbers, parts = {}, [], []
+        for column in self.columns:
+            # Keyed and named alike, as Keras matches a dict of inputs (nnlab.tabular.keras_inputs).
+            name = input_name(column.name)
+            dtype = "float32" if column.kind == "number" else "string"
+            inputs[name] = keras.Input((1,), name=name, dtype=dtype)
+            if column.kind == "number":
+                numbers.append(column)
+            else:  # slot 0: an unknown or missing category; then the training split's
+                parts.append(keras.layers.StringLookup(vocabulary=list(column.categories), num_oov_indices=1,
+                                                       output_mode="one_hot", name=f"{name}_categories")(inputs[name]))
+        if numbers:
+            values = [inputs[input_name(column.name)] for column in numbers]
+            x = keras.layers.Concatenate(name="numbers")(values) if len(values) > 1 else values[0]
+            x = keras.layers.Normalization(mean=[column.mean for column in numbers],
+                                           variance=[column.variance for column in numbers], name="normalised")(x)
+            parts.insert(0, FillMissing([column.missing > 0 for column in numbers], name="missing_filled")(x))
+        x = keras.layers.Concatenate(name="encoded")(parts) if len(parts) > 1 else parts[0]
+        return inputs, x
+
+
+def _is_text(values) -> bool:
+    import pandas as pd
+
+    return not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values))
+
+
+def infer_task(values) -> tuple[str, str]:
+    """(task, why) of a target column: text, booleans or at most MOST_CLASSES_INFERRED distinct
+    whole numbers are classes; other numbers are a quantity."""
+    import pandas as pd
+
+    distinct = values.nunique()
+    if pd.api.types.is_bool_dtype(values):
+        return "classification", "booleans"
+    if _is_text(values):
+        return "classification", f"text, {distinct} distinct values"
+    whole = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
+    if whole and distinct <= MOST_CLASSES_INFERRED:
+        return "classification", f"{distinct} distinct whole numbers"
+    return "regression", f"numbers, {distinct} distinct values"
+
+
+def table_dataset(name: str, frame, target: str, source: str, uri: str | None, seed: int = 0,
+                  validation_fraction: float = 0.1, test_fraction: float = TEST_FRACTION,
+                  task: str | None = None, features: list[str] | None = None, label: str | None = None) -> Dataset:
+    """The table `frame` as a data set: rows with a target, split (stratified by class for
+    classification) into training, validation and test parts, the adapter learnt from training."""
+    import pandas as pd
+
+    where = f"{label or name}: "  # what messages name: the CSV as the user wrote it, else the table
+    if target not in frame.columns:
+        raise DataError(f"{where}no column {target!r} to predict; columns: {_listed(frame.columns)}")
+    if features is None:
+        features = [column for column in frame.columns if column != target]
+    unknown = [column for column in features if column not in frame.columns]
+    if unknown:
+        raise DataError(f"{where}data.features names {_listed(unknown)}, not columns of the file; columns: {_listed(frame.columns)}")
+    if target in features:
+        raise DataError(f"{where}data.features includes the target {target!r}")
+    if not features:
+        raise DataError(f"{where}no feature columns beside the target {target!r}")
+    from nnlab.tabular import input_name
+
+    clashes = [column for column in features if input_name(column) != column and input_name(column) in features]
+    if clashes:
+        raise DataError(f"{where}column {clashes[0]!r} becomes the model's input {input_name(clashes[0])!r} (Keras "
+                        "takes no '/' in a name), which another column already is; rename one")
+    empty = [column for column in features if frame[column].isna().all()]
+    if empty:
+        raise DataError(f"{where}feature column {_listed(empty)} is entirely empty; leave it out with data.features")
+
+    notices = []
+    labelled = frame[frame[target].notna()]
+    if len(labelled) < len(frame):
+        notices.append(f"{len(frame) - len(labelled)} rows without a {target!r} value left out")
+    values = labelled[target]
+    if values.nunique() < 2:
+        only = values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0]
+        raise DataError(f"{where}target {target!r} has 1 distinct value ({only!r}); there is nothing to predict")
+    inferred, why = infer_task(values)
+    if task is None:
+        task = inferred
+        notices.append(f"task {task}: target {target!r} holds {why} (set data.task to change it)")
+    elif task == "regression" and _is_text(values):
+        raise DataError(f"{where}data.task = 'regression', but target {target!r} holds text")
+
+    inputs = labelled[features].reset_index(drop=True)
+    for column in features:  # every number a float (a whole-number column may gain a NaN), text as str
+        if _is_text(inputs[column]):
+            inputs[column] = inputs[column].map(lambda value: "" if pd.isna(value) else str(value)).astype(object)
+        else:
+            inputs[column] = inputs[column].astype(np.float64)
+    class_names = None
+    if task == "classification":
+        classes = sorted(values.unique(), key=lambda value: (str(type(value)), value))
+        class_names = tuple(str(value) for value in classes)
+        targets = values.map({value: index for index, value in enumerate(classes)}).to_numpy(dtype=np.int64)
+    else:
+        targets = values.to_numpy(dtype=np.float32).reshape(-1, 1)
+
+    train, validation, test = _split(len(inputs), targets if task == "classification" else None, seed,
+                                     validation_fraction, test_fraction, where)
+    columns = tuple(_learnt(inputs.iloc[train][column], column) for column in features)
+    missing = {column.name: int(inputs[column.name].isna().sum() if column.kind == "number"
+                                else (inputs[column.name] == "").sum()) for column in columns}
+    missing = {column: count for column, count in missing.items() if count}
+    if missing:
+        counts = ", ".join(f"{column} {count}" for column, count in missing.items())
+        notices.append(f"missing values ({counts} of {len(inputs)} rows): a missing number is filled with the "
+                       "training mean inside the model and flagged in a was-missing input; missing text is an "
+                       "unknown category")
+    capped = [column.name for column in columns if column.kind == "text"
+              and inputs[column.name].iloc[train].nunique() > MOST_CATEGORIES]
+    if capped:
+        notices.append(f"text column {_listed(capped)}: the {MOST_CATEGORIES} most frequent categories each get "
+                       "an input, the rest share the unknown one")
+    spec_target = None
+    if task == "regression":
+        train_targets = targets[train]
+        spec_target = (float(train_targets.mean()), float(train_targets.std() or 1.0))
+    parts = [(inputs.iloc[index].reset_index(drop=True), targets[index]) for index in (train, validation, test)]
+    text = sum(column.kind == "text" for column in columns)
+    return Dataset(
+        name=name,
+        train=parts[0],
+        validation=parts[1],
+        test=parts[2],
+        spec=DataSpec(input_shape=(len(columns),), num_classes=len(class_names) if class_names else 0, task=task,
+                      kind="table", class_names=class_names, adapter=TableAdapter(columns), target_scale=spec_target),
+        source=(f"{source}: {len(inputs)} rows, {len(columns)} features ({len(columns) - text} numeric, {text} text), "
+                f"target {target!r}; {test_fraction:.0%} test, then {validation_fraction:.0%} validation, "
+                f"{'stratified, ' if task == 'classification' else ''}seed {seed}"),
+        notices=tuple(notices),
+        uri=uri,
+        target=target,
+    )
+
+
+def _listed(names) -> str:
+    return ", ".join(repr(str(name)) for name in names)
+
+
+def _learnt(values, name: str) -> Column:
+    """A column's preprocessing from its training values."""
+    if values.dtype == object:
+        counts = values[values != ""].value_counts()
+        categories = tuple(str(category) for category in counts.index[:MOST_CATEGORIES])
+        return Column(name, "text", categories=categories, missing=int((values == "").sum()))
+    present = values.dropna().to_numpy(dtype=np.float64)
+    mean = float(present.mean()) if len(present) else 0.0
+    variance = float(present.var()) if len(present) else 1.0
+    return Column(name, "number", mean=mean, variance=variance, missing=int(values.isna().sum()))
+
+
+def _split(count: int, labels, seed: int, validation_fraction: float, test_fraction: float, where: str):
+    """Row indices of the training, validation and test parts: shuffled by `seed`, and stratified
+    by class where `labels` are given, so that a small table's parts hold every class."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(count)
+    try:
+        rest, test = train_test_split(rows, test_size=test_fraction, random_state=seed, stratify=labels)
+        train, validation = train_test_split(rest, test_size=validation_fraction, random_state=seed,
+                                             stratify=None if labels is None else labels[rest])
+    except ValueError as error:  # a class with a single row cannot be in every part
+        if labels is None:
+            raise DataError(f"{where}{count} rows cannot be split {test_fraction:.0%} test, "
+                            f"{validation_fraction:.0%} validation ({error})") from None
+        smallest = int(np.bincount(labels).min())
+        raise DataError(f"{where}the smallest class has {smallest} row{'s' if smallest != 1 else ''}: too few to "
+                        "have one in each of training, validation and test") from None
+    return np.sort(train), np.sort(validation), np.sort(test)
+
+
+def read_csv(path: str | Path):
+    """The CSV as pandas reads it; a file that is missing or does not parse is a DataError."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"CSV file {path} does not exist")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        reason = " ".join(str(error).split())
+        raise DataError(f"{path}: not a CSV table pandas can read ({reason[:200]})") from None
+    if frame.empty:
+        raise DataError(f"{path}: no rows")
+    return frame
+
+
+def load_csv(data_dir=None, seed: int = 0, validation_fraction: float = 0.1, csv: str | None = None,
+             target: str | None = None, task: str | None = None, features: list[str] | None = None,
+             test_fraction: float = TEST_FRACTION) -> Dataset:
+    """A user's CSV file (`[data] csv`), predicting its column `target`."""
+    if data_dir is not None:
+        raise DataError("a CSV data set reads [data] csv = PATH, not --data-dir")
+    if csv is None or target is None:
+        raise DataError("a CSV data set needs [data] csv = PATH and target = COLUMN")
+    path = Path(csv)
+    frame = read_csv(path)
+    return table_dataset(path.stem, frame, target, f"CSV {path}", str(path.resolve()), seed, validation_fraction,
+                         test_fraction, task, features, label=str(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _sklearn_frame(name: str):
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, f"load_{name}")(as_frame=True)
+    frame = bunch.frame.copy()
+    if name in ("wine", "breast_cancer"):  # class numbers -> the names the data set gives them
+        frame["target"] = frame["target"].map(dict(enumerate(bunch.target_names)))
+    return frame
+
+
+SKLEARN_TABLES = {
+    "wine": "sklearn.datasets.load_wine (UCI wine recognition: 178 wines, 13 measurements, 3 cultivars)",
+    "breast_cancer": "sklearn.datasets.load_breast_cancer (UCI diagnostic breast cancer: 569 tumours, 30 features, "
+                     "malignant or benign)",
+    "diabetes": "sklearn.datasets.load_diabetes (442 patients, 10 baseline measurements, scaled as shipped; "
+                "disease progression a year later)",
+}
+
+
+def _built_in(name: str, data_dir=None, seed: int = 0, validation_fraction: float = 0.1,
+              test_fraction: float = TEST_FRACTION) -> Dataset:
+    if data_dir is not None:
+        raise DataError(f"the {name} table ships with scikit-learn and reads no --data-dir")
+    return table_dataset(name, _sklearn_frame(name), "target", SKLEARN_TABLES[name], f"sklearn.datasets.load_{name}",
+                         seed, validation_fraction, test_fraction,
+                         task="regression" if name == "diabetes" else "classification")
+
+
+load_wine = functools.partial(_built_in, "wine")
+load_breast_cancer = functools.partial(_built_in, "breast_cancer")
+load_diabetes = functools.partial(_built_in, "diabetes")

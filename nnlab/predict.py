@@ -1,0 +1,148 @@
+"""`python -m nnlab.predict MODEL FILE...`: a registered model's predictions, one line per input.
+
+MODEL is a registered name as `nnlab.load_model` takes it ("mnist-cnn", its champion;
+"mnist-cnn@ALIAS", "mnist-cnn/3"). A model over images reads image files (any format Pillow
+opens), resized to its input and made grey or colour as it takes them; a model over a table
+reads CSV files, one prediction per row (columns the model does not take, the target say, are
+left aside). A classifier prints the most probable class, by name where the registered version
+names them (`nnlab.class_names`), with its probability; a regression prints the value.
+
+A file the model cannot take is one line on stderr naming it; the others are still predicted,
+and the exit code is 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from nnlab import cli
+
+PROG = "nnlab.predict"
+BATCH_SIZE = 256
+
+
+class InputError(ValueError):
+    """A file the model cannot take: the message names it and says why."""
+
+
+def parse_args(argv=None):
+    parser = cli.Parser(short_name=PROG, prog="python -m nnlab.predict",
+                        description="Predict with a registered model: image files, or CSV files of rows.")
+    parser.add_argument("model", help="a registered model: mnist-cnn (its champion), mnist-cnn@ALIAS, mnist-cnn/VERSION")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="image files, or CSV files of rows (without the target)")
+    parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
+    return parser.parse_args(argv)
+
+
+def image_batch(paths: list[Path], model):
+    """(the images the model can take, the paths they came from, [(path, why not)] for the rest):
+    each resized to the model's input and scaled to its range. A model that rescales raw pixels
+    inside itself (a `to_unit_range` layer, 1 / pixel_max) takes pixel_max for white; one without
+    takes MNIST's 0-1."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    _, height, width, channels = model.input.shape
+    try:
+        pixel_max = 1 / float(model.get_layer("to_unit_range").scale)
+    except ValueError:
+        pixel_max = 1.0
+    images, kept, refused = [], [], []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+                pixels = np.asarray(image, dtype=np.float32).reshape(height, width, channels)
+        except (OSError, UnidentifiedImageError) as error:
+            reason = "not an image Pillow can open" if isinstance(error, UnidentifiedImageError) else (
+                error.strerror or str(error))
+            refused.append((path, reason))
+            continue
+        images.append(pixels / 255.0 * pixel_max)
+        kept.append(path)
+    return (np.stack(images) if images else None), kept, refused
+
+
+def table_rows(path: Path, columns: list[str]):
+    """The rows of a CSV, the model's columns only, and how many."""
+    import pandas as pd
+
+    from nnlab.tabular import input_name
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError("does not exist") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as error:
+        raise InputError(f"not a CSV table pandas can read ({' '.join(str(error).split())[:160]})") from None
+    by_input = {input_name(column): column for column in frame.columns}
+    missing = [column for column in columns if column not in by_input]
+    if missing:
+        raise InputError(f"lacks the model's column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
+    if frame.empty:
+        raise InputError("holds no rows")
+    return frame[[by_input[column] for column in columns]], len(frame)
+
+
+def describe(outputs, class_names: list[str] | None) -> list[str]:
+    """One text per prediction: "7 (0.98)", or the value."""
+    import numpy as np
+
+    outputs = np.asarray(outputs)
+    if outputs.ndim == 2 and outputs.shape[1] > 1:  # class probabilities
+        names = class_names or [str(number) for number in range(outputs.shape[1])]
+        return [f"{names[int(row.argmax())]} ({float(row.max()):.4f})" for row in outputs]
+    return [f"{float(value):.6g}" for value in outputs.reshape(len(outputs), -1)[:, 0]]
+
+
+def predict(model, class_names, files: list[Path], echo=print, complain=None) -> int:
+    """Print each input's prediction; returns how many files the model could not take."""
+    complain = complain or (lambda line: print(line, file=sys.stderr))
+    refused = 0
+    if isinstance(model.input, dict):  # a table: one input per column
+        columns = list(model.input)
+        for path in files:
+            try:
+                inputs, count = table_rows(path, columns)
+            except InputError as error:
+                complain(f"{PROG}: {path}: {error}")
+                refused += 1
+                continue
+            texts = describe(model.predict(inputs, batch_size=BATCH_SIZE, verbose=0), class_names)
+            for row, text in enumerate(texts, start=1):
+                echo(f"{path} row {row}: {text}")
+        return refused
+    if len(model.input.shape) != 4:
+        raise InputError(f"the model takes inputs of shape {tuple(model.input.shape[1:])} (a series' windows), "
+                         "not image files or CSV rows")
+    images, kept, not_taken = image_batch(files, model)
+    for path, reason in not_taken:
+        complain(f"{PROG}: {path}: {reason}")
+    if images is not None:
+        for path, text in zip(kept, describe(model.predict(images, batch_size=BATCH_SIZE, verbose=0), class_names)):
+            echo(f"{path}: {text}")
+    return len(not_taken)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from nnlab.champion import CLASS_NAMES_TAG
+    from nnlab.tracking import TrackingError, load_registered_model, registered_version
+
+    try:
+        version = registered_version(args.model, args.tracking_uri)
+        model = load_registered_model(version.uri, args.tracking_uri)
+        names = json.loads(version.tags[CLASS_NAMES_TAG]) if CLASS_NAMES_TAG in version.tags else None
+        refused = predict(model, names, [Path(file) for file in args.files])
+    except (TrackingError, InputError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    return 2 if refused else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

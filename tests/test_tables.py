@@ -1,0 +1,178 @@
+"""Tables: a user's CSV through pandas and scikit-learn's real tables. The preprocessing lives in
+the model, learnt from the training split; the champion takes raw rows (a DataFrame, a dict of
+columns, or `dataframe_split` JSON over HTTP from `mlflow models serve`); every search logs its
+baseline and its data as MLflow dataset inputs; bad tables are one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nnlab
+from nnlab.data import DataError, load_dataset
+from nnlab.data.tables import infer_task, table_dataset
+from nnlab.search import main
+from test_bad_input import assert_refused
+from test_serve import served_answer
+
+
+def diabetes_csv(path: Path) -> Path:
+    """scikit-learn's diabetes table as a user would export it: raw units, `sex` as text, the
+    target named `progression`, and a few values missing (3 bmi, 2 sex)."""
+    import sklearn.datasets
+
+    frame = sklearn.datasets.load_diabetes(as_frame=True, scaled=False).frame.rename(columns={"target": "progression"})
+    frame["sex"] = frame["sex"].map({1.0: "female", 2.0: "male"})
+    frame.loc[[4, 40, 400], "bmi"] = np.nan
+    frame.loc[[7, 70], "sex"] = None
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_the_task_is_inferred_from_the_target():
+    assert infer_task(pd.Series(["red", "blue", "red"]))[0] == "classification"
+    assert infer_task(pd.Series([True, False, True]))[0] == "classification"
+    assert infer_task(pd.Series([1, 2, 3, 2, 1]))[0] == "classification"
+    assert infer_task(pd.Series(np.arange(100)))[0] == "regression"  # a count of many values is a quantity
+    assert infer_task(pd.Series([0.5, 1.5, 2.25]))[0] == "regression"
+
+
+def test_preprocessing_is_learnt_from_the_training_split_and_takes_raw_rows(tmp_path):
+    frame = pd.read_csv(diabetes_csv(tmp_path / "diabetes.csv"))
+    dataset = table_dataset("diabetes", frame, "progression", "test table", None, seed=4)
+    assert dataset.spec.task == "regression" and dataset.spec.kind == "table"
+    assert any("task regression" in notice for notice in dataset.notices)
+    assert any("missing values (sex 2, bmi 3 of 442 rows)" in notice for notice in dataset.notices)
+    columns = {column.name: column for column in dataset.spec.adapter.columns}
+    assert columns["sex"].kind == "text" and set(columns["sex"].categories) == {"female", "male"}
+    train = dataset.train[0]
+    assert columns["age"].mean == pytest.approx(train["age"].mean())  # the training split's, not the table's
+    assert columns["age"].mean != pytest.approx(frame["age"].mean())
+    assert dataset.spec.target_scale[0] == pytest.approx(float(dataset.train[1].mean()), rel=1e-5)
+
+    import keras_tuner
+
+    from nnlab.models import get_builder
+    from nnlab.tabular import keras_inputs
+
+    model = get_builder("dfn")(keras_tuner.HyperParameters(), dataset.spec)
+    rows = dataset.test[0][:3].copy()
+    rows.loc[0, "bmi"], rows.loc[1, "sex"] = np.nan, "unknown"  # missing, and a category never seen
+    predictions = model.predict(keras_inputs(rows), verbose=0)
+    assert predictions.shape == (3, 1) and np.isfinite(predictions).all()
+
+
+def test_built_in_tables():
+    wine = load_dataset("wine", {"test_fraction": 0.2}, seed=1, validation_fraction=0.1)
+    assert wine.spec.num_classes == 3 and wine.spec.class_names == ("class_0", "class_1", "class_2")
+    assert len(wine.train[0]) + len(wine.validation[0]) + len(wine.test[0]) == 178
+    # Stratified: every part holds every class.
+    assert all(set(np.unique(part[1])) == {0, 1, 2} for part in (wine.train, wine.validation, wine.test))
+    cancer = load_dataset("breast_cancer", {}, seed=1, validation_fraction=0.1)
+    assert cancer.spec.class_names == ("benign", "malignant") and cancer.spec.input_shape == (30,)
+    diabetes = load_dataset("diabetes", {}, seed=1, validation_fraction=0.1)
+    assert diabetes.spec.task == "regression" and diabetes.train[1].shape[1] == 1
+
+
+CSV_EXPERIMENT = """
+name = "progression"
+tuner = "random"
+max_trials = 2
+epochs = 3
+final_epochs = 1
+[data]
+csv = "diabetes.csv"
+target = "progression"
+"""
+
+
+def test_a_csv_searches_registers_and_serves_raw_rows(workdir, capsys, free_port):
+    diabetes_csv(workdir / "diabetes.csv")
+    (workdir / "progression.toml").write_text(CSV_EXPERIMENT)
+    assert main(["progression.toml"]) == 0
+    out = capsys.readouterr().out
+    assert "task regression: target 'progression' holds numbers" in out
+    assert "missing values (sex 2, bmi 3 of 442 rows)" in out
+    assert "test_rmse_mean" in out  # the training mean's RMSE beside the champion's
+    tracking_uri = "sqlite:///mlruns/mlflow.db"
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("progression")
+    parent = client.search_runs([experiment.experiment_id], "tags.`nnlab.search_id` != ''")[0]
+    assert {"test_rmse", "test_rmse_mean", "test_rmse_over_best_baseline"} <= set(parent.data.metrics)
+    inputs = {item.dataset.name: item for item in parent.inputs.dataset_inputs}
+    assert set(inputs) == {"diabetes-training", "diabetes-validation", "diabetes-test"}
+    training = inputs["diabetes-training"].dataset
+    assert training.source_type == "local" and "diabetes.csv" in training.source
+    assert "progression" in training.schema and "sex" in training.schema
+    trial = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")[0]
+    assert {item.dataset.name for item in trial.inputs.dataset_inputs} == {"diabetes-training", "diabetes-validation"}
+
+    # Raw rows as the CSV holds them, a missing value and all; the target left out.
+    rows = pd.read_csv(workdir / "diabetes.csv").drop(columns="progression").iloc[[4, 7, 10, 11]].reset_index(drop=True)
+    model = nnlab.load_model("progression-dfn", tracking_uri)
+    expected = model.predict(rows, verbose=0)
+    assert expected.shape == (4, 1) and np.isfinite(expected).all()
+    columns = {name: list(values) for name, values in rows.items()}
+    np.testing.assert_allclose(model.predict(columns, verbose=0), expected, rtol=1e-5)
+    np.testing.assert_allclose(model.predict(rows.assign(progression=1.0), verbose=0), expected, rtol=1e-5)
+
+    split = json.loads(rows.to_json(orient="split", index=False))  # NaN -> null, as a client sends it
+    served = np.asarray(served_answer("progression-dfn", tracking_uri, free_port, workdir / "serve.log",
+                                      {"dataframe_split": split}), dtype=float)
+    np.testing.assert_allclose(served.reshape(-1, 1), expected, rtol=1e-4)
+
+    # The same rows through nnlab.predict: one value a row, the target column (when there) left aside.
+    from nnlab.predict import main as predict
+
+    rows.assign(progression=0.0).to_csv(workdir / "rows.csv", index=False)
+    assert predict(["progression-dfn", "rows.csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [f"rows.csv row {row}" for row in range(1, 5)]
+    np.testing.assert_allclose([float(line.split(": ")[1]) for line in lines], expected.ravel(), rtol=1e-4)
+
+
+def test_every_search_logs_its_baseline_and_its_data(searched_store):
+    """MNIST as for a CSV: the majority class's accuracy and the three splits as dataset inputs."""
+    import mlflow
+
+    client = mlflow.MlflowClient(searched_store.tracking_uri)
+    parent = client.get_run(searched_store.result.parent_run_id)
+    assert 0.05 < parent.data.metrics["test_accuracy_majority"] < 0.2  # one digit of ten
+    contexts = {item.dataset.name: [tag.value for tag in item.tags] for item in parent.inputs.dataset_inputs}
+    assert contexts == {"mnist-training": ["training"], "mnist-validation": ["validation"], "mnist-test": ["test"]}
+
+
+TABLE_MISTAKES = [
+    ('[data]\ncsv = "missing.csv"\ntarget = "y"\n', "CSV file missing.csv does not exist"),
+    ('[data]\ncsv = "broken.csv"\ntarget = "y"\n', "broken.csv: not a CSV table pandas can read (Error tokenizing data"),
+    ('[data]\ncsv = "table.csv"\ntarget = "price"\n', "no column 'price' to predict; columns: 'x', 'empty', 'y', 'same'"),
+    ('[data]\ncsv = "table.csv"\ntarget = "same"\nfeatures = ["x"]\n', "target 'same' has 1 distinct value (7); there is nothing to predict"),
+    ('[data]\ncsv = "table.csv"\ntarget = "y"\n', "feature column 'empty' is entirely empty; leave it out with data.features"),
+    ('[data]\ncsv = "table.csv"\ntarget = "y"\nfeatures = ["x", "z"]\n', "data.features names 'z', not columns of the file"),
+    ('[data]\ncsv = "table.csv"\ntarget = "y"\nseperator = ";"\n', "data.seperator: unknown option of data set csv; known: csv, target"),
+    ('[data]\ncsv = "table.csv"\n', "data set csv needs data.target in an experiment file's [data] table"),
+    ('model = "cnn"\n[data]\ncsv = "table.csv"\ntarget = "y"\n', "model cnn cannot take csv's table data; families that can: dfn, linear"),
+    ('[data]\ncsv = "table.csv"\ntarget = "y"\ntask = "ranking"\n', "data.task = 'ranking' must be one of classification, regression"),
+    ('dataset = "wine"\n[data]\nimages = "x/"\n', "data.images: unknown option of data set wine; known: test_fraction"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), TABLE_MISTAKES)
+def test_table_mistakes(workdir, capsys, text, message):
+    (workdir / "table.csv").write_text("x,empty,y,same\n" + "".join(f"{i},,{i % 3},7\n" for i in range(30)))
+    (workdir / "broken.csv").write_text("a,b\n1,2\n3,4,5\n")
+    (workdir / "bad.toml").write_text(text)
+    assert_refused(capsys, main(["bad.toml"]), workdir, message)
+
+
+def test_a_class_too_small_to_split_is_refused():
+    frame = pd.DataFrame({"x": np.arange(20.0), "y": ["a"] * 19 + ["b"]})
+    with pytest.raises(DataError, match="the smallest class has 1 row: too few"):
+        table_dataset("tiny", frame, "y", "test", None)
