@@ -42,10 +42,14 @@ def sklearn_score(dataset) -> tuple[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("tables", nargs="*", default=list(TABLES), choices=TABLES)
+    # No `choices`: argparse checks a nargs="*" default list against them as one value.
+    parser.add_argument("tables", nargs="*", default=list(TABLES), help=f"any of {', '.join(TABLES)} (default: all)")
     parser.add_argument("--keep", type=Path, help="run in folders under this one instead of temporary ones")
     parser.add_argument("--model", choices=("dfn", "linear"), help="model family (default: the table's, dfn)")
     args = parser.parse_args()
+    unknown = [table for table in args.tables if table not in TABLES]
+    if unknown:
+        parser.error(f"unknown table {', '.join(unknown)}; known: {', '.join(TABLES)}")
     start = Path.cwd()
     rows = []
     for table in args.tables:
