@@ -64,12 +64,16 @@ def main() -> int:
         import nnlab
         from nnlab.config import load_config
         from nnlab.data import load_dataset
+        from mlflow import MlflowClient
+
         from nnlab.tabular import keras_inputs
-        from search_command import latest_search_run
 
         config = load_config(table, {"model": args.model})
         dataset = load_dataset(table, config.data, seed=config.seed, validation_fraction=config.validation_fraction)
-        champion = nnlab.load_model(config.tuning_name, "sqlite:///mlruns/mlflow.db")
+        # Each table's own store, named absolutely: MLflow keeps a store open per URI, and a
+        # relative one would name the first table's folder again.
+        store = f"sqlite:///{folder.resolve()}/mlruns/mlflow.db"
+        champion = nnlab.load_model(config.tuning_name, store)
         predictions = champion.predict(keras_inputs(dataset.test[0]), verbose=0)
         targets = dataset.test[1]
         if dataset.spec.task == "classification":
@@ -79,7 +83,10 @@ def main() -> int:
             metric = "RMSE"
             ours = float(np.sqrt(np.mean((predictions.ravel() - targets.ravel()) ** 2)))
             trivial = float(np.sqrt(np.mean((dataset.train[1].mean() - targets.ravel()) ** 2)))
-        logged = latest_search_run(config.name, config.model).data.metrics
+        client = MlflowClient(store)
+        search = client.search_runs([client.get_experiment_by_name(config.name).experiment_id],
+                                    f"tags.`nnlab.model` = '{config.model}'", order_by=["attributes.start_time DESC"])[0]
+        logged = search.data.metrics
         assert abs(logged[f"test_{'accuracy' if metric == 'accuracy' else 'rmse'}"] - ours) < 1e-4, "store disagrees"
         baseline, theirs = sklearn_score(dataset)
         rows.append(f"| {table} | {config.model} | {len(dataset.train[0])}/{len(dataset.validation[0])}/{len(dataset.test[0])} "
