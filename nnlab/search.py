@@ -266,7 +266,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "register the best model.",
     )
     parser.add_argument("experiment", help="a name (experiments/NAME.toml, else the built-in default "
-                        "for that data set: mnist, co2, digits) or a path to a TOML file")
+                        "for that data set: mnist, co2, digits, wine, breast_cancer, diabetes, fashion_mnist, cifar10) or a path to a "
+                        "TOML file (a CSV or an image folder is named in one)")
     # The transfer family starts from a source model: python -m nnlab.finetune names it.
     parser.add_argument("--model", choices=[name for name in MODEL_NAMES if name not in SOURCE_FAMILIES], help="model family (default: the data set's own, "
                         "mnist: cnn, co2: lstm)")

@@ -157,9 +157,9 @@ DATASETS: dict[str, DataSource] = {
 
 def load_dataset(name: str, options: dict | None = None, **common) -> Dataset:
     """The data set `name`, its loader given `common` (data_dir, seed, validation_fraction, the
-    same for every data set; validation_fraction is MNIST's, co2 splits by fixed fractions) and
-    the experiment's [data] `options` (window, horizon for co2; classes and labels_per_class,
-    which any classification data set takes, applied here to what its loader gives)."""
+    same for every data set; co2 splits by fixed fractions) and the experiment's [data]
+    `options` (window, horizon for co2; csv, target, ... for a CSV; classes and labels_per_class,
+    which the image data sets take, applied here to what its loader gives)."""
     if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
     options = {key: value for key, value in (options or {}).items() if value is not None}
