@@ -157,7 +157,14 @@ class SearchTracker:
         folder = _sqlite_folder(self.tracking_uri)
         # Artifacts beside the sqlite file (mlruns/<experiment>/), not in MLflow's ./mlartifacts.
         location = (folder / name).resolve().as_uri() if folder is not None else None
-        return self.client.create_experiment(name, artifact_location=location)
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException as error:
+            # Another search of the same experiment (another family, say) created it since the
+            # lookup above: theirs is ours.
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return self.client.get_experiment_by_name(name).experiment_id
 
     # ------------------------------------------------------------ the parent run
 
