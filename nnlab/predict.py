@@ -14,7 +14,6 @@ and the exit code is 2.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -129,12 +128,13 @@ def predict(model, class_names, files: list[Path], echo=print, complain=None) ->
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from nnlab.accelerators import start_tensorflow
     from nnlab.champion import CLASS_NAMES_TAG
     from nnlab.tracking import TrackingError, load_registered_model, registered_version
 
     try:
         version = registered_version(args.model, args.tracking_uri)
+        start_tensorflow(echo=lambda line: print(f"{PROG}: {line}", file=sys.stderr))
         model = load_registered_model(version.uri, args.tracking_uri)
         names = json.loads(version.tags[CLASS_NAMES_TAG]) if CLASS_NAMES_TAG in version.tags else None
         refused = predict(model, names, [Path(file) for file in args.files])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import os
 import shlex
 import signal
 import sys
@@ -345,8 +344,11 @@ def main(argv=None) -> int:
 
 
 def load_data(prog: str, config: ExperimentConfig) -> Dataset:
-    """The experiment's data, its notices and its size said to the user."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ chatter
+    """The experiment's data, its notices and its size said to the user; TensorFlow started
+    first, quietly, and the GPUs it found named (nnlab/accelerators.py)."""
+    from nnlab.accelerators import start_tensorflow
+
+    start_tensorflow(echo=lambda line: print(f"{prog}: {line}"))
     dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                            validation_fraction=config.validation_fraction)
     for notice in dataset.notices:

@@ -27,6 +27,10 @@ def test_two_searches_started_together_in_an_empty_folder_both_finish(workdir, t
     for family, process in searches.items():
         assert process.returncode == 0 and "Traceback" not in outputs[family], outputs[family][-3000:]
         assert f"Registered mnist-{family} version 1" in outputs[family]
+        # No TensorFlow, absl or CUDA start-up chatter (stderr included).
+        chatter = [line for line in outputs[family].splitlines()
+                   if any(word in line for word in ("absl", "cuda", "cpu_feature_guard", "rebuild TensorFlow"))]
+        assert not chatter, chatter
 
     client = MlflowClient("sqlite:///mlruns/mlflow.db")
     experiments = [found for found in client.search_experiments() if found.name == "mnist"]
@@ -58,3 +62,14 @@ def test_an_experiment_created_meanwhile_by_another_search_is_taken(tracking_uri
     second = SearchTracker("mnist", tracking_uri)
     second._connect()
     assert missed == ["mnist"] and second.experiment_id == first.experiment_id
+
+
+def test_tensorflow_starts_without_a_word_on_a_machine_without_a_gpu():
+    """In a fresh process: no start-up lines on stdout or stderr, no GPU named, none found."""
+    code = ("from nnlab.accelerators import start_tensorflow\n"
+            "print(start_tensorflow(echo=print))\n"
+            "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))\n")
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n0\n" and done.stderr == ""
