@@ -45,10 +45,7 @@ def image_batch(paths: list[Path], model):
     from PIL import Image, UnidentifiedImageError
 
     _, height, width, channels = model.input.shape
-    try:
-        pixel_max = 1 / float(model.get_layer("to_unit_range").scale)
-    except ValueError:
-        pixel_max = 1.0
+    pixel_max = pixel_max_of(model)
     images, kept, refused = [], [], []
     for path in paths:
         try:
@@ -63,6 +60,19 @@ def image_batch(paths: list[Path], model):
         images.append(pixels / 255.0 * pixel_max)
         kept.append(path)
     return (np.stack(images) if images else None), kept, refused
+
+
+def pixel_max_of(model) -> float:
+    """The raw pixel value the model takes for white: 1 / the scale of its `to_unit_range` layer,
+    looked for in the models inside it too (an average champion's members); none: 1."""
+    for layer in model.layers:
+        if layer.name == "to_unit_range":
+            return 1 / float(layer.scale)
+        if hasattr(layer, "layers"):  # a model within
+            inner = pixel_max_of(layer)
+            if inner != 1.0:
+                return inner
+    return 1.0
 
 
 def table_rows(path: Path, columns: list[str]):

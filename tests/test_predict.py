@@ -45,3 +45,22 @@ def test_an_unknown_model_is_one_line(searched_store, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("nnlab.predict: error: no registered model 'mnist-vae'")
 
+
+
+def test_the_pixel_range_is_found_inside_an_average_champion():
+    """An image folder's model takes 0-255 (its to_unit_range layer); the average of two such
+    models holds that layer inside its members, and takes the same."""
+    import keras_tuner
+
+    from nnlab.champion import average_model
+    from nnlab.data import DataSpec
+    from nnlab.models import get_builder
+    from nnlab.predict import pixel_max_of
+    from nnlab.task import get_task
+
+    spec = DataSpec(input_shape=(8, 8, 1), num_classes=3, pixel_max=255.0)
+    members = [get_builder("linear")(keras_tuner.HyperParameters(), spec) for _ in range(2)]
+    assert pixel_max_of(members[0]) == 255.0
+    assert pixel_max_of(average_model(members, ["00", "01"], get_task("classification"))) == 255.0
+    assert pixel_max_of(get_builder("linear")(keras_tuner.HyperParameters(), DataSpec(input_shape=(8, 8, 1),
+                                                                                     num_classes=3))) == 1.0
