@@ -241,9 +241,9 @@ def _check_data_options(options: dict, dataset: str, source, where: str) -> None
             raise ConfigError(f"{where}: data.{key} = {value!r} {problem}")
     missing = [key for key in source.required if key not in options]
     if missing:
-        example = "\n".join(f"{key} = ..." for key in missing)
+        example = ", ".join(f"{key} = ..." for key in missing)
         raise ConfigError(f"{where}: data set {dataset} needs {' and '.join(f'data.{key}' for key in missing)} "
-                          f"in an experiment file's [data] table ([data] {example.replace(chr(10), ', ')})")
+                          f"in an experiment file's [data] table ([data] {example})")
 
 
 def _read_toml(path: Path) -> dict:

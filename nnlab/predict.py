@@ -65,8 +65,10 @@ def image_batch(paths: list[Path], model):
 def pixel_max_of(model) -> float:
     """The raw pixel value the model takes for white: 1 / the scale of its `to_unit_range` layer,
     looked for in the models inside it too (an average champion's members); none: 1."""
+    from nnlab.models.layers import UNIT_RANGE_LAYER
+
     for layer in model.layers:
-        if layer.name == "to_unit_range":
+        if layer.name == UNIT_RANGE_LAYER:
             return 1 / float(layer.scale)
         if hasattr(layer, "layers"):  # a model within
             inner = pixel_max_of(layer)

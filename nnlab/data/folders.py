@@ -15,14 +15,14 @@ so that a registered model predicts on images read straight from files.
 from __future__ import annotations
 
 import os
-from numbers import Integral, Real
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
 
 from nnlab.data import DataError, DataSpec, Dataset
 from nnlab.data.mnist import _split
-from nnlab.data.subsets import check_option
+from nnlab.data.subsets import _whole, check_option
 
 PIXEL_MAX = 255.0  # 8-bit images: Keras decodes every format to 0-255
 # The extensions Keras reads (keras.utils.image_dataset_from_directory skips all others) and the
@@ -32,10 +32,6 @@ KERAS_FORMATS = {"BMP", "DIB", "GIF", "JPEG", "MPO", "PNG"}
 GREY_MODES = {"L", "1"}  # PIL's one-channel modes; any other becomes RGB
 READ_BATCH = 256  # images per batch as Keras reads them: a batch of one is slow, all at once large
 SHOWN_CLASSES = 12  # class names the source line lists before "..."
-
-
-def _whole(value) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def check_images_option(key: str, value) -> str | None:

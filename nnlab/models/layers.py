@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 
 ACTIVATIONS = ["relu", "tanh", "sigmoid"]
+# The layer that scales raw pixels to [0, 1] (1 / pixel_max): nnlab.predict reads the range from it.
+UNIT_RANGE_LAYER = "to_unit_range"
 
 
 def shared_knobs(hp) -> dict:
@@ -55,7 +57,7 @@ def model_input(spec):
     inputs = keras.Input(spec.input_shape, name="image" if spec.kind == "image" else "window")
     x = inputs
     if spec.kind == "image" and spec.pixel_max != 1:  # raw pixels (the digits' 0-16) to [0, 1]
-        x = keras.layers.Rescaling(1 / spec.pixel_max, name="to_unit_range")(x)
+        x = keras.layers.Rescaling(1 / spec.pixel_max, name=UNIT_RANGE_LAYER)(x)
     if spec.scale is not None:
         x = keras.layers.Subtract(name="relative_to_last")([inputs, _last_step(inputs, spec, "last_step")])
         x = keras.layers.Rescaling(1 / spec.scale, name="scaled")(x)
