@@ -1,8 +1,12 @@
 """Resident memory of a long search, trial after trial: nnlab's search command against a plain
 in-process KerasTuner loop over the same model and data.
 
-    python benchmarks/search_memory.py                 # 30 trials each, ~6 min on 2 cores
+    python benchmarks/search_memory.py                 # 30 trials each, ~8 min on 2 cores
     python benchmarks/search_memory.py --trials 10 --only nnlab
+
+nnlab runs twice: as the command runs by default (its trials in one worker process, replaced by
+a fresh one every 10 trials: --worker-trials) and with its worker never replaced
+(--worker-trials 0), which shows what the replacement is for.
 
 Each runs in a process of its own, in a temporary folder (its own tuning/ and mlruns/), and
 prints a line as each trial ends. The benchmark reads the resident memory (VmRSS, /proc) of that
@@ -122,13 +126,14 @@ def main() -> int:
     parser.add_argument("--only", choices=("nnlab", "keras-tuner"))
     args = parser.parse_args()
     rows = []
-    for name in ("nnlab", "keras-tuner"):
-        if args.only and args.only != name:
+    variants = {"nnlab": [], "nnlab --worker-trials 0": ["--worker-trials", "0"], "keras-tuner": None}
+    for name, options in variants.items():
+        if args.only and args.only != name.split()[0]:
             continue
-        folder = Path(tempfile.mkdtemp(prefix=f"nnlab-memory-{name}-"))
-        if name == "nnlab":
+        folder = Path(tempfile.mkdtemp(prefix=f"nnlab-memory-{name.split()[0]}-"))
+        if options is not None:
             (folder / "memory.toml").write_text(EXPERIMENT.format(trials=args.trials))
-            command, marker = [sys.executable, "-m", "nnlab.search", "memory.toml"], r"trial \d+/"
+            command, marker = [sys.executable, "-m", "nnlab.search", "memory.toml", *options], r"trial \d+/"
         else:
             command, marker = [sys.executable, "-c", PLAIN_LOOP, str(args.trials)], r"trial \d+ done"
         memory, seconds = measure(command, folder, marker)

@@ -11,6 +11,10 @@ while loading still reaches the user, raised after stderr is back.
 On a machine with GPUs it turns memory growth on (TensorFlow otherwise takes all of each GPU's
 memory for the first model, and a second process on the same GPU finds none) and says which it
 found; on one without, it says nothing.
+
+`Acceleration` carries an experiment's training settings for accelerators (issue 14, "GPUs"):
+mixed precision for the whole process (`activate`), and what every hypermodel passes to
+`model.compile` (`compile_options`): XLA and steps per execution.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from dataclasses import dataclass
 
 
 @contextlib.contextmanager
@@ -58,3 +63,48 @@ def start_tensorflow(echo=None) -> list[str]:
         echo(f"GPU: {len(names)} found, memory growth on: "
              + ", ".join(f"{index}: {name}" for index, name in enumerate(names)))
     return names
+
+
+# Keras' policy for float16 computation with float32 variables. Under it Keras 3 wraps a compiled
+# model's optimizer in a LossScaleOptimizer itself (Model.compile's auto_scale_loss, on by
+# default), and its own train_step scales the loss: nothing else for nnlab to do.
+MIXED_POLICY = "mixed_float16"
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """How models train on an accelerator: the experiment's mixed_precision, jit_compile and
+    steps_per_execution. The defaults train exactly as nnlab did before these settings."""
+
+    # float16 computation with float32 variables, for the whole process (`activate`).
+    mixed_precision: bool = False
+    # True: XLA for every train, test and predict step. False leaves Keras' own "auto", as nnlab
+    # always did: off on a machine without a GPU, on where there is one and every layer of the
+    # model supports XLA. Keras turns a True off, with a warning, for a model with a layer that
+    # does not (RandomTranslation, the CNN's augmentation; a cuDNN LSTM or GRU on a GPU).
+    jit_compile: bool = False
+    # Batches each call into the compiled train (test, predict) function runs: fewer Python round
+    # trips per epoch. Callbacks' batch hooks (the trial timeout's clock) then run once per call.
+    steps_per_execution: int = 1
+
+    def __post_init__(self):
+        count = self.steps_per_execution
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"steps_per_execution = {count!r} must be a whole number, at least 1")
+
+    @classmethod
+    def from_config(cls, config) -> Acceleration:
+        """The settings of an ExperimentConfig (validated by nnlab.config)."""
+        return cls(mixed_precision=config.mixed_precision, jit_compile=config.jit_compile,
+                   steps_per_execution=config.steps_per_execution)
+
+    def activate(self) -> None:
+        """Keras' global dtype policy for every model built from now on in this process:
+        mixed_float16 with mixed precision, else float32 (the default, set back)."""
+        import keras
+
+        keras.mixed_precision.set_global_policy(MIXED_POLICY if self.mixed_precision else "float32")
+
+    def compile_options(self) -> dict:
+        """Keyword arguments for `model.compile`: "auto" (Keras' default) unless XLA is asked for."""
+        return {"jit_compile": True if self.jit_compile else "auto", "steps_per_execution": self.steps_per_execution}

@@ -75,6 +75,12 @@ class ExperimentConfig:
     time_budget: float | None = None
     # Seconds one trial may train; it then stops and is scored on the epochs it finished.
     trial_timeout: float | None = None
+    # Training on an accelerator (nnlab.accelerators.Acceleration): float16 computation with
+    # float32 variables for the whole search; XLA for every model (false: Keras' "auto", on for a
+    # GPU); batches per call into the compiled train function.
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    steps_per_execution: int = 1
     # Trial checkpoints kept in tuning/: the best few; the champion is restored from one (an
     # average champion from `ensemble`, which keeps as many as it takes in).
     keep_checkpoints: int = 3
@@ -137,6 +143,9 @@ FILE_KEYS: dict[str, tuple[type, ...]] = {
     "space": (dict,),
     "time_budget": (int, float, str),
     "trial_timeout": (int, float, str),
+    "mixed_precision": (bool,),
+    "jit_compile": (bool,),
+    "steps_per_execution": (int,),
     "keep_checkpoints": (int,),
     "ensemble": (int,),
     "max_consecutive_failed_trials": (int,),
@@ -148,7 +157,7 @@ FILE_KEYS: dict[str, tuple[type, ...]] = {
 
 
 def _type_names(types: tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", dict: "a table"}
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table"}
     return " or ".join(names[kind] for kind in types)
 
 
@@ -157,8 +166,8 @@ def _check_types(values: dict, where: str) -> None:
         if key not in FILE_KEYS:
             raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(FILE_KEYS)}")
         expected = FILE_KEYS[key]
-        # bool is an int in Python; a TOML `true` is never a count.
-        if isinstance(value, bool) or not isinstance(value, expected):
+        # bool is an int in Python; a TOML `true` is never a count, and only true or false is a switch.
+        if isinstance(value, bool) != (bool in expected) or not isinstance(value, expected):
             raise ConfigError(f"{where}: {key} = {value!r} must be {_type_names(expected)}")
 
 
@@ -206,7 +215,8 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
                           f"{where}: source = {config.source!r} is for a fine-tune (model transfer), not model {config.model}")
     _check_data_options(config.data, config.dataset, source, where)
     choice("tuner", TUNER_NAMES)
-    for key in ("epochs", "batch_size", "patience", "max_trials", "keep_checkpoints", "max_consecutive_failed_trials"):
+    for key in ("epochs", "batch_size", "patience", "max_trials", "keep_checkpoints", "max_consecutive_failed_trials",
+                "steps_per_execution"):
         value = getattr(config, key)
         if value is not None and value < 1:
             raise ConfigError(f"{where}: {key} = {value} must be at least 1")
@@ -218,6 +228,12 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     if config.model == "gan" and config.ensemble > 1:
         raise ConfigError(f"{where}: ensemble = {config.ensemble}: an average of generators' images is no "
                           "generator's; the GAN family registers its best trial alone")
+    if config.model == "gan" and config.mixed_precision:
+        # Keras scales the loss against float16 underflow in its own train_step only (the
+        # LossScaleOptimizer it wraps around a compiled optimizer); the GAN's train_step steps
+        # its two optimizers itself, unscaled. Refused rather than trained with vanishing gradients.
+        raise ConfigError(f"{where}: mixed_precision = true: model gan trains in float32 (its own train_step scales "
+                          "no loss against float16 underflow); jit_compile and steps_per_execution apply to it")
     for key in ("final_epochs", "ensemble"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{where}: {key} = {getattr(config, key)} must be 0 or more")

@@ -102,8 +102,12 @@ class GANHyperModel(SearchHyperModel):
         generator_rate = hp.Float("generator_learning_rate", 5e-5, 1e-3, sampling="log", default=2e-4)
         discriminator_rate = hp.Float("discriminator_learning_rate", 5e-5, 1e-3, sampling="log", default=2e-4)
         beta_1 = hp.Choice("beta_1", [0.5, 0.9], default=0.5)
+        # XLA and steps per execution wrap the GAN's own train_step as they wrap Keras' (fit's
+        # train function compiles and loops whatever train_step is): both apply. Mixed precision
+        # does not: Keras scales the loss only in its own train_step, and nnlab.config refuses it
+        # for model gan.
         model.compile(keras.optimizers.Adam(generator_rate, beta_1=beta_1),
-                      keras.optimizers.Adam(discriminator_rate, beta_1=beta_1))
+                      keras.optimizers.Adam(discriminator_rate, beta_1=beta_1), **self.accelerate.compile_options())
         return model
 
     def fit(self, hp, model, *args, callbacks=None, validation_data=None, **kwargs):

@@ -7,6 +7,7 @@ import time
 import keras
 import keras_tuner
 
+from nnlab.accelerators import Acceleration
 from nnlab.space import Narrowed
 from nnlab.tabular import keras_inputs
 from nnlab.task import get_task
@@ -63,10 +64,11 @@ class SearchHyperModel(keras_tuner.HyperModel):
     (and the gradient clipping a builder declares); the experiment's `[space]` entries narrow
     what the builder declares.
     fit(hp, model, ...): fixed batch size, early stopping on the task's objective, stop on NaN,
-    stop at the trial timeout."""
+    stop at the trial timeout.
+    Every compile passes the experiment's `accelerate` settings (XLA, steps per execution)."""
 
     def __init__(self, builder, spec, batch_size: int, patience: int, space: dict | None = None,
-                 trial_timeout: float | None = None):
+                 trial_timeout: float | None = None, accelerate: Acceleration | None = None):
         function = getattr(builder, "func", builder)  # a family with a source comes as a partial
         super().__init__(name=getattr(function, "__module__", "model").rsplit(".", 1)[-1])
         self.builder = builder
@@ -76,6 +78,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.patience = patience
         self.space = space or {}
         self.trial_timeout = trial_timeout
+        self.accelerate = accelerate or Acceleration()
         self.timer: StopAt | None = None  # the last trial's, to tell whether it ran out of time
 
     def build(self, hp) -> keras.Model:
@@ -95,9 +98,9 @@ class SearchHyperModel(keras_tuner.HyperModel):
         return self._compiled(model, learning_rate, clipnorm=hp.values.get("clipnorm") or None)
 
     def _compiled(self, model: keras.Model, learning_rate: float, clipnorm: float | None = None) -> keras.Model:
-        """Adam at `learning_rate`, the task's loss and metrics."""
+        """Adam at `learning_rate`, the task's loss and metrics, the experiment's acceleration."""
         model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm), loss=self.task.loss,
-                      metrics=self.task.keras_metrics())
+                      metrics=self.task.keras_metrics(), **self.accelerate.compile_options())
         return model
 
     def _narrowed(self, hp):
@@ -265,14 +268,17 @@ class TransferHyperModel(SearchHyperModel):
                 "nnlab.frozen_layers": self.run_params(hp)["frozen_layers"]}
 
 
-def make_hypermodel(family: str, builder, spec, batch_size: int, patience: int, source=None, tracking_uri=None,
-                    **options) -> SearchHyperModel:
+def make_hypermodel(family: str, builder, spec, batch_size: int, patience: int, source=None, tracking_uri=None, *,
+                    accelerate: Acceleration | None = None, **options) -> SearchHyperModel:
     """The policy for `family`: the transfer family's and the GAN's own, the shared one for every
-    other. `tracking_uri`: the store a family may read (the GAN's judge)."""
+    other. `tracking_uri`: the store a family may read (the GAN's judge). `accelerate`: what every
+    compile passes to Keras (None: Acceleration(), Keras' defaults); its mixed precision is the
+    caller's to activate, before any model is built."""
     if family == "transfer":
-        return TransferHyperModel(builder, spec, batch_size, patience, source, **options)
+        return TransferHyperModel(builder, spec, batch_size, patience, source, accelerate=accelerate, **options)
     if family == "gan":
         from nnlab.generation import GANHyperModel
 
-        return GANHyperModel(builder, spec, batch_size, patience, tracking_uri=tracking_uri, **options)
-    return SearchHyperModel(builder, spec, batch_size, patience, **options)
+        return GANHyperModel(builder, spec, batch_size, patience, tracking_uri=tracking_uri, accelerate=accelerate,
+                             **options)
+    return SearchHyperModel(builder, spec, batch_size, patience, accelerate=accelerate, **options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import io
 import shlex
 import signal
 import sys
@@ -25,6 +26,7 @@ from nnlab.models import MODEL_NAMES, SOURCE_FAMILIES
 from nnlab.provenance import provenance_tags
 from nnlab.source import SourceError
 from nnlab.state import SearchError, open_state, search_lock
+from nnlab.workers import DEFAULT_TRIALS_PER_WORKER
 
 PROG = "nnlab.search"  # how messages to the user begin
 TUNING_ROOT = Path("tuning")
@@ -68,30 +70,29 @@ def run_search(
     echo=print,
     interrupted=None,
     source=None,
+    workers=None,
 ) -> SearchResult:
     """Search `config`'s space, one MLflow run per trial, then log and register the champion.
     `interrupted`, a callable, tells whether the user has asked the search to stop: the trial in
     progress then ends KILLED and KeyboardInterrupt is raised, whatever became of the signal's own.
-    `source`: the loaded nnlab.source.Source of `config.source` (loaded here when not given)."""
+    `source`: the loaded nnlab.source.Source of `config.source` (loaded here when not given).
+    `workers`: a nnlab.workers.WorkerPlan to run the trials in worker processes; None: here."""
     # Imported here so that a config or data mistake is reported without loading TensorFlow.
     import keras
 
     from nnlab.champion import register_champion
-    from nnlab.hypermodel import StopAt, make_hypermodel
-    from nnlab.models import get_builder
-    from nnlab.source import load_source
-    from nnlab.tracking import CHAMPION_TRIAL_TAG, CHAMPION_VERSION_TAG, TASK_TAG, SearchTracker
-    from nnlab.tuner import TooManyFailures, make_tuner, one_line
+    from nnlab.hypermodel import StopAt
+    from nnlab.tracking import (CHAMPION_TRIAL_TAG, CHAMPION_VERSION_TAG, TASK_TAG, SearchTracker, absolute_uri,
+                                ensure_experiment, resolve_tracking_uri, sqlite_file)
+    from nnlab.tuner import make_tuner, one_line
+    from nnlab.workers import OracleServer, Workers, WorkersError, tracking_server
 
     keras.utils.set_random_seed(config.seed)
     if dataset is None:
         dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                                validation_fraction=config.validation_fraction)
-    if config.source is not None and source is None:
-        source = load_source(config.source, config.tracking_uri)
-    builder = get_builder(config.model, source)
-    policy = partial(make_hypermodel, config.model, builder, dataset.spec, config.batch_size, config.patience, source,
-                     config.tracking_uri)
+    source = _source(config, source)
+    policy = _hypermodel_policy(config, dataset, source)
     try:  # before anything is saved or tracked: a wrong [space] entry leaves no trace
         space.check(config.space, policy().build, config.origin)
     except space.SpaceError as error:
@@ -101,9 +102,17 @@ def run_search(
     budget = TimeBudget(config.time_budget, config.final_epochs) if config.time_budget else None
 
     directory = Path(tuning_root) / config.tuning_name
-    with search_lock(directory):
+    store_uri = resolve_tracking_uri(config.tracking_uri)
+    # Closed last, whatever happens: the oracle's server, the tracking server, in that order.
+    with search_lock(directory), contextlib.ExitStack() as servers:
         state = open_state(config, dataset.source, directory, fresh)
-        tracker = SearchTracker(config.name, config.tracking_uri, dataset)  # touches the store only when opened
+        # Where this process and its workers track: the same file wherever each one runs.
+        tracking_uri = absolute_uri(store_uri) if workers is not None else store_uri
+        if workers is not None and workers.needs_tracking_server() and sqlite_file(store_uri) is not None:
+            # Several processes write at once, which SQLite refuses: one server writes for all.
+            ensure_experiment(store_uri, config.name)
+            tracking_uri = servers.enter_context(tracking_server(store_uri, directory / "mlflow-server.log"))
+        tracker = SearchTracker(config.name, tracking_uri, dataset)  # touches the store only when opened
         trials_run = 0
 
         def report(trial):
@@ -112,6 +121,8 @@ def run_search(
             if budget is not None:
                 budget.record_trial(trial.seconds, trial.epoch_seconds)
             of = f"/{trial.planned}" if trial.planned else ""
+            if trial.worker is not None and workers is not None and workers.count != 1:
+                of += f" [{trial.worker}]"
             result = (f"{task.objective} {trial.score:.4f}" if trial.status == "COMPLETED"
                       else f"{trial.status}: {trial.message or 'no reason given'}")
             if trial.timed_out:
@@ -123,10 +134,20 @@ def run_search(
         # that cannot build, or damaged state, stops here, before anything is tracked.
         try:
             tuner = make_tuner(config, hypermodel, tracker, tuning_root, on_trial_done=report, interrupted=interrupted,
-                               stop_reason=budget.stop_reason if budget else None)
+                               stop_reason=budget.stop_reason if budget else None,
+                               failure_reason=tracker.trial_failure if workers is not None else None)
         except Exception as error:
             raise SearchFailed(f"cannot start search {config.tuning_name}: {one_line(error)} (a [space] value the "
                                f"model cannot be built with? damaged state in {directory}? --fresh starts over)") from None
+        oracle_server = None
+        if workers is not None:
+            tuner.oracle.verbose = 0  # KerasTuner's own trial tables: nnlab prints its line per trial
+            tuner.save()
+            try:
+                oracle_server = OracleServer(tuner.oracle, workers.bind)
+            except WorkersError as error:
+                raise SearchFailed(str(error)) from None
+            servers.callback(oracle_server.stop)
         # What the family needs beyond the data (the GAN's judge), before the search's run opens:
         # finding it may itself run a search.
         family_tags, family_metrics = hypermodel.prepare(dataset, tuning_root, echo)
@@ -142,8 +163,13 @@ def run_search(
         tracker.log_metrics(family_metrics)
         if state.replaced_search_id:
             tracker.close_abandoned(state.replaced_search_id)
+        where = ""
+        if oracle_server is not None:
+            tracker.serve_oracle(oracle_server.port)
+            count = f"{workers.count} worker process{'es' if workers.count != 1 else ''}"
+            where = f", {count}, oracle on {oracle_server.host}:{oracle_server.port}"
         echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}, "
-             f"{config.origin}); tuner state in {directory}, MLflow run {tracker.parent_run_id}")
+             f"{config.origin}{where}); tuner state in {directory}, MLflow run {tracker.parent_run_id}")
 
         status, stop_tags = "FAILED", {}
         # Before each model it builds, KerasTuner collects garbage twice, and building a model
@@ -153,14 +179,22 @@ def run_search(
         # garbage is collected as usual.
         gc.freeze()
         try:
-            try:
+            if oracle_server is None:
                 tuner.search(*dataset.train, validation_data=dataset.validation, epochs=config.epochs, verbose=0)
-            except TooManyFailures as error:
+            else:
+                try:
+                    Workers(workers, tuner.oracle, oracle_server, tracking_uri, tracker.kill_trial, echo).run(
+                        interrupted or (lambda: False))
+                except WorkersError as error:
+                    stop_tags = {"nnlab.stopped": str(error)}
+                    raise SearchFailed(f"search {config.tuning_name} stopped: {error}") from None
+            error = tuner.oracle.too_many
+            if error is not None:
                 stop_tags = {"nnlab.stopped": str(error)}
                 raise SearchFailed(
                     f"search {config.tuning_name} stopped: {error}; fix the cause, then rerun with --fresh",
                     [f"trial {number}: {reason}" for number, reason in error.failures],
-                ) from None
+                )
             stopped_because = tuner.oracle.stopped_because
             if stopped_because:
                 stop_tags = {"nnlab.stopped": stopped_because}
@@ -204,7 +238,7 @@ def run_search(
     return SearchResult(
         registered_name=registered_name,
         parent_run_id=tracker.parent_run_id,
-        tracking_uri=tracker.tracking_uri,
+        tracking_uri=store_uri,  # where the runs stay, not the server that stood in front of it
         leaderboard=leaderboard,
         champion_trial=champion_trial,
         champion_version=version,
@@ -218,6 +252,70 @@ def run_search(
         model=config.model,
         task=task.name,
     )
+
+
+def _source(config: ExperimentConfig, source=None):
+    """The transfer family's source model, loaded unless given."""
+    from nnlab.source import load_source
+
+    if config.source is not None and source is None:
+        return load_source(config.source, config.tracking_uri)
+    return source
+
+
+def _hypermodel_policy(config: ExperimentConfig, dataset: Dataset, source):
+    """make_hypermodel for this experiment, waiting for its space and trial timeout; Keras'
+    dtype policy set for the process (mixed precision or not) before any model is built."""
+    from nnlab.accelerators import Acceleration
+    from nnlab.hypermodel import make_hypermodel
+    from nnlab.models import get_builder
+
+    accelerate = Acceleration.from_config(config)
+    accelerate.activate()
+    return partial(make_hypermodel, config.model, get_builder(config.model, source), dataset.spec, config.batch_size,
+                   config.patience, source, config.tracking_uri, accelerate=accelerate)
+
+
+def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_id: str, trials_each: int = 0,
+               tuning_root: Path = TUNING_ROOT, interrupted=None) -> int:
+    """A worker of the search a chief serves at `oracle` (HOST:PORT): KerasTuner's tuner asks
+    the chief for trials and runs them, each a nested run of the chief's search run, until the
+    chief has none left (returns 0) or this worker has run `trials_each` (returns
+    nnlab.workers.WORKER_RETIRED: the chief starts a fresh process in its place)."""
+    import os
+
+    import keras
+
+    from nnlab.state import check_state
+    from nnlab.tracking import SearchTracker
+    from nnlab.tuner import WorkerRetires, make_tuner
+    from nnlab.workers import WORKER_RETIRED, quiet_trial_protos, split_address, wait_while_idle, worker_environment
+
+    keras.utils.set_random_seed(config.seed)
+    directory = Path(tuning_root) / config.tuning_name
+    check_state(config, dataset.source, directory)
+    source = _source(config)
+    hypermodel = _hypermodel_policy(config, dataset, source)(space=config.space, trial_timeout=config.trial_timeout)
+    tracker = SearchTracker(config.name, config.tracking_uri, dataset)
+    _host, port = split_address(oracle)
+    if not tracker.attach(f"search-{config.tuning_name}", port):
+        raise SearchError(f"no running search {config.tuning_name} with its oracle on port {port} in "
+                          f"{tracker.tracking_uri}: start the chief first, and give its workers the chief's tracking URI")
+    hypermodel.prepare(dataset, tuning_root, lambda _line: None)  # found already: the chief prepared it
+    os.environ.update(worker_environment(worker_id, oracle))  # what makes KerasTuner's tuner a worker
+    with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner from ..."
+        tuner = make_tuner(config, hypermodel, tracker, tuning_root, interrupted=interrupted,
+                           retire_after=trials_each or None)
+    wait_while_idle(tuner.oracle)
+    quiet_trial_protos()
+    gc.freeze()  # as in run_search: the long-lived objects are left out of every collection
+    try:
+        tuner.search(*dataset.train, validation_data=dataset.validation, epochs=config.epochs, verbose=0)
+    except WorkerRetires:
+        return WORKER_RETIRED
+    finally:
+        gc.unfreeze()
+    return 0
 
 
 def _log_figures(tracker, figures: dict) -> list[str]:
@@ -279,6 +377,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--time-budget", type=_duration, help="wall-clock limit for this run, e.g. 900, 15m, 1h: "
                         "no trial starts that would not finish in time, and the champion is still registered")
     parser.add_argument("--fresh", action="store_true", help="discard the saved tuner state and start a new search")
+    scale = parser.add_argument_group("worker processes and machines (README: Scaling out)")
+    scale.add_argument("--workers", type=cli.whole_number, default=1,
+                       help="worker processes on this machine that run the trials (default 1; with several and "
+                       "the default SQLite store, a local mlflow server writes for them all)")
+    scale.add_argument("--worker-trials", type=cli.whole_number, default=DEFAULT_TRIALS_PER_WORKER,
+                       help="trials a worker process runs before a fresh one replaces it, so that memory stays "
+                       f"flat (default {DEFAULT_TRIALS_PER_WORKER}; 0: never)")
+    scale.add_argument("--role", choices=("chief", "worker"), default="chief",
+                       help="chief (default): serve the search and start --workers; worker: run trials for the "
+                       "chief at --oracle")
+    scale.add_argument("--oracle", metavar="HOST:PORT", help="chief: where to listen for workers (default "
+                       "127.0.0.1 and a free port); worker: the chief's address")
+    scale.add_argument("--worker-id", help="a worker's name, unique among the chief's workers (default: "
+                       "worker-HOSTNAME); a worker restarted under its name takes its unfinished trial back")
+    scale.add_argument("--gpus", help="GPU numbers handed to the workers in turn, e.g. 0,1 or 0,0 (default: each "
+                       "worker its own where there are several, else all)")
+    scale.add_argument("--mixed-precision", action="store_true", default=None,
+                       help="float16 computation with float32 variables (mixed_precision in the TOML)")
+    scale.add_argument("--jit", action="store_true", default=None, dest="jit_compile",
+                       help="XLA-compile every model (jit_compile; default: Keras' own choice, XLA where a GPU is)")
+    scale.add_argument("--steps-per-execution", type=cli.positive,
+                       help="batches per call into the compiled training step (steps_per_execution; default 1)")
     return parser.parse_args(argv)
 
 
@@ -330,25 +450,96 @@ def _signals_interrupt():
             signal.signal(name, handler)
 
 
+# The options that define what a worker runs: a chief hands its own to the workers it starts.
+WORKER_OPTIONS = ("model", "tuner", "max_trials", "epochs", "seed", "data_dir", "mixed_precision", "jit_compile",
+                  "steps_per_execution")
+FLAG_NAMES = {"jit_compile": "--jit"}  # where the flag is not the setting's own name
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    overrides = {key: getattr(args, key) for key in ("model", "tuner", "max_trials", "epochs", "seed",
-                                                      "data_dir", "tracking_uri", "time_budget")}
+    overrides = {key: getattr(args, key) for key in (*WORKER_OPTIONS, "tracking_uri", "time_budget")}
+    if args.role == "worker":
+        return _worker_main(args, overrides)
+    try:
+        plan = _worker_plan(args)
+    except ValueError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
 
     def search(interrupted) -> SearchResult:
         config = load_config(args.experiment, overrides)
-        return run_search(config, load_data(PROG, config), fresh=args.fresh, interrupted=interrupted)
+        return run_search(config, load_data(PROG, config), fresh=args.fresh, interrupted=interrupted, workers=plan)
 
     return run_command(PROG, "nnlab.search", argv, search, "the trial in progress is marked KILLED and runs again "
                        "on resume, finished trials are kept. Resume with")
 
 
-def load_data(prog: str, config: ExperimentConfig) -> Dataset:
-    """The experiment's data, its notices and its size said to the user; TensorFlow started
-    first, quietly, and the GPUs it found named (nnlab/accelerators.py)."""
+def _worker_plan(args):
+    """The chief's WorkerPlan from the command line; ValueError for a mistake in it."""
+    from nnlab.workers import WorkerPlan, split_address
+
+    if args.worker_id is not None:
+        raise ValueError("--worker-id is for --role worker")
+    if args.workers < 0 or args.worker_trials < 0:
+        raise ValueError("--workers and --worker-trials take a whole number, 0 or more")
+    if args.workers == 0 and args.oracle is None:
+        raise ValueError("--workers 0 leaves the trials to workers on other machines: give --oracle HOST:PORT "
+                         "for them to reach")
+    bind = args.oracle or "127.0.0.1:0"
+    try:
+        split_address(bind)
+    except ValueError as error:
+        raise ValueError(f"--oracle {error}") from None
+    gpus = tuple(part.strip() for part in args.gpus.split(",")) if args.gpus else ()
+    if not all(gpu.isdigit() for gpu in gpus):
+        raise ValueError(f"--gpus {args.gpus!r}: GPU numbers separated by commas, e.g. 0,1")
+    command = [sys.executable, "-m", "nnlab.search", args.experiment]
+    for key in WORKER_OPTIONS:
+        value = getattr(args, key)
+        flag = FLAG_NAMES.get(key, f"--{key.replace('_', '-')}")
+        if value is True:  # a switch
+            command.append(flag)
+        elif value is not None:
+            command += [flag, str(value)]
+    return WorkerPlan(count=args.workers, command=tuple(command), trials_each=args.worker_trials, bind=bind, gpus=gpus)
+
+
+def _worker_main(args, overrides) -> int:
+    import socket
+
+    from nnlab.workers import die_with_chief, split_address
+
+    die_with_chief()
+    if args.oracle is None:
+        print(f"{PROG}: error: --role worker needs --oracle HOST:PORT, the chief's address", file=sys.stderr)
+        return 2
+    try:
+        split_address(args.oracle)
+    except ValueError as error:
+        print(f"{PROG}: error: --oracle {error}", file=sys.stderr)
+        return 2
+    worker_id = args.worker_id or f"worker-{socket.gethostname()}"
+
+    def work(interrupted) -> int:
+        config = load_config(args.experiment, overrides)
+        return run_worker(config, load_data(PROG, config, quiet=True), args.oracle, worker_id, args.worker_trials,
+                          interrupted=interrupted)
+
+    return run_command(PROG, "nnlab.search", None, work, None)
+
+
+def load_data(prog: str, config: ExperimentConfig, quiet: bool = False) -> Dataset:
+    """The experiment's data, its notices and its size said to the user (unless `quiet`: a
+    worker's chief has said them); TensorFlow started first, quietly, and the GPUs it found named
+    (nnlab/accelerators.py)."""
     from nnlab.accelerators import start_tensorflow
 
-    start_tensorflow(echo=lambda line: print(f"{prog}: {line}"))
+    start_tensorflow(echo=None if quiet else lambda line: print(f"{prog}: {line}"))
+    if quiet:  # Keras' own "Downloading data from ..." too
+        with contextlib.redirect_stdout(io.StringIO()):
+            return load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
+                                validation_fraction=config.validation_fraction)
     dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                            validation_fraction=config.validation_fraction)
     for notice in dataset.notices:
@@ -358,10 +549,11 @@ def load_data(prog: str, config: ExperimentConfig) -> Dataset:
     return dataset
 
 
-def run_command(prog: str, module: str, argv, work, stopped: str) -> int:
+def run_command(prog: str, module: str, argv, work, stopped: str | None) -> int:
     """What nnlab's searching commands share around `work(interrupted) -> SearchResult`: every
     user mistake one line and exit code 2, a search that cannot finish exit code 1, Ctrl-C or
-    SIGTERM 128 + the signal with `stopped` and the command to run again, else the results."""
+    SIGTERM 128 + the signal with `stopped` and the command to run again, else the results.
+    A worker's `work` returns its exit code instead, and stops without a word (stopped None)."""
     started = time.monotonic()
     with _signals_interrupt() as received:
         try:
@@ -376,9 +568,12 @@ def run_command(prog: str, module: str, argv, work, stopped: str) -> int:
             return 1
         except KeyboardInterrupt:
             number = received[0] if received else signal.SIGINT
-            again = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
-            print(f"\n{prog}: stopped by {signal.Signals(number).name}; {stopped}: {again}", file=sys.stderr)
+            if stopped is not None:
+                again = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+                print(f"\n{prog}: stopped by {signal.Signals(number).name}; {stopped}: {again}", file=sys.stderr)
             return 128 + number
+    if isinstance(result, int):
+        return result
     _print_results(result)
     print(f"Done in {format_duration(time.monotonic() - started)} ({result.trials_run} trials run now).")
     return 0

@@ -24,7 +24,7 @@ except ImportError:  # not on Windows: no lock there
 STATE_FILE = "nnlab.json"
 # Settings that define a search: resuming with any of them changed would mix two searches.
 SEARCH_DEFINING = ("dataset", "model", "tuner", "epochs", "seed", "batch_size", "patience",
-                   "validation_fraction", "hyperband_factor", "space", "data", "source")
+                   "validation_fraction", "hyperband_factor", "space", "data", "source", "mixed_precision")
 
 
 class SearchError(RuntimeError):
@@ -79,6 +79,24 @@ def open_state(config, data_source: str, directory: Path, fresh: bool) -> Search
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state, indent=2))
     return SearchState(state["search_id"], saved["search_id"] if saved else None)
+
+
+def check_state(config, data_source: str, directory: Path) -> None:
+    """In a worker: the chief's search in `directory` has this worker's settings; SearchError if
+    there is none (not started, or a tuning/ folder the chief does not share) or they differ."""
+    path = directory / STATE_FILE
+    try:
+        saved = json.loads(path.read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SearchError(f"no search in {directory}: start the chief first; workers on other machines need "
+                          "the chief's tuning/ folder (a shared file system)") from None
+    settings = {key: getattr(config, key) for key in SEARCH_DEFINING} | {"data_source": data_source}
+    defaults = _defaults(config)
+    changed = [f"{key} {saved.get(key, defaults.get(key))!r} here {value!r}"
+               for key, value in settings.items() if saved.get(key, defaults.get(key)) != value]
+    if changed:
+        raise SearchError(f"this worker's settings differ from the chief's search in {directory} "
+                          f"({'; '.join(changed)}): start it with the chief's experiment and options")
 
 
 @contextlib.contextmanager

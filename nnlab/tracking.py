@@ -28,6 +28,9 @@ TRIAL_ID_TAG = "nnlab.trial_id"
 CHAMPION_VERSION_TAG = "nnlab.champion_version"
 CHAMPION_TRIAL_TAG = "nnlab.champion_trial"  # its trial id, or an average champion's ids: "08,00,01"
 TASK_TAG = "nnlab.task"  # classification or regression: how the search's results are ranked
+# On the search's run while its trials run in worker processes: the port its oracle serves on,
+# by which a worker finds the run to nest its trials under.
+ORACLE_PORT_TAG = "nnlab.oracle_port"
 
 
 class TrackingError(RuntimeError):
@@ -44,6 +47,13 @@ def sqlite_file(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
+def absolute_uri(uri: str) -> str:
+    """A sqlite:/// store named by its absolute path: a relative one means another file in another
+    folder, and MLflow keeps one store per URI for the life of a process."""
+    database = sqlite_file(uri)
+    return f"sqlite:///{database.resolve()}" if database is not None else uri
+
+
 def _sqlite_folder(uri: str) -> Path | None:
     database = sqlite_file(uri)
     return database.parent if database is not None else None
@@ -52,6 +62,8 @@ def _sqlite_folder(uri: str) -> Path | None:
 def configure(uri: str | None = None) -> str:
     """Point MLflow at the store, creating the folder a sqlite store lives in, and the store."""
     uri = resolve_tracking_uri(uri)
+    # MLflow prints a link to each run it ends when the store is a server; nnlab says its own.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     database = sqlite_file(uri)
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +234,24 @@ class SearchTracker:
                     warnings.simplefilter("ignore", UserWarning)
                     mlflow.log_input(self.data_inputs[context], context=context)
 
+    def serve_oracle(self, port: int) -> None:
+        """Tag the search's run with the port its oracle serves workers on."""
+        self.client.set_tag(self.parent_run_id, ORACLE_PORT_TAG, str(port))
+
+    def attach(self, run_name: str, oracle_port: int) -> bool:
+        """In a worker: nest trials under the running search `run_name` whose oracle serves on
+        `oracle_port`; False when there is none (the chief has not opened it, or has ended)."""
+        self._connect()
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=(f"attributes.status = 'RUNNING' and tags.mlflow.runName = '{run_name}' "
+                           f"and tags.`{ORACLE_PORT_TAG}` = '{oracle_port}'"),
+            order_by=["attributes.start_time DESC"], max_results=1)
+        if not found:
+            return False
+        self.parent_run_id = found[0].info.run_id
+        return True
+
     def close_search(self, status: str = "FINISHED", tags: dict | None = None) -> None:
         if self.parent_run_id is not None and tags:
             for key, value in tags.items():
@@ -243,19 +273,31 @@ class SearchTracker:
             query += f" and tags.`{TRIAL_ID_TAG}` = '{trial_id}'"
         return self.client.search_runs([self.experiment_id], filter_string=query, max_results=10_000)
 
-    def start_trial(self, trial_id: str, params: dict) -> None:
+    def start_trial(self, trial_id: str, params: dict, tags: dict | None = None) -> None:
         """A nested run for the trial. KerasTuner runs a trial again when the process running it
         died; its earlier run, RUNNING or (killed between MLflow and KerasTuner saving) FINISHED,
         becomes KILLED, so that each trial counts once."""
         earlier = [run for run in self._trial_runs(trial_id) if run.info.status in ("RUNNING", "FINISHED")]
-        run = mlflow.start_run(
-            experiment_id=self.experiment_id, nested=True, run_name=f"trial-{trial_id}", tags={TRIAL_ID_TAG: trial_id}
-        )
+        # The parent named: in a worker process the search's run is not this process's active run.
+        run = mlflow.start_run(experiment_id=self.experiment_id, nested=True, parent_run_id=self.parent_run_id,
+                               run_name=f"trial-{trial_id}", tags={**(tags or {}), TRIAL_ID_TAG: trial_id})
         for old in earlier:
             self.client.set_tag(old.info.run_id, "nnlab.rerun_as", run.info.run_id)
             self.client.set_terminated(old.info.run_id, "KILLED")
         mlflow.log_params(params)
         self._log_inputs(DATA_CONTEXTS[:2])
+
+    def kill_trial(self, trial_id: str, reason: str) -> None:
+        """The RUNNING runs of a trial whose worker died end KILLED, `reason` their failure tag."""
+        for run in self._trial_runs(trial_id):
+            if run.info.status == "RUNNING":
+                self.client.set_tag(run.info.run_id, "nnlab.failure", reason[:5000])
+                self.client.set_terminated(run.info.run_id, "KILLED")
+
+    def trial_failure(self, trial_id: str) -> str | None:
+        """Why the trial's latest run failed, as its worker recorded it."""
+        runs = sorted(self._trial_runs(trial_id), key=lambda run: run.info.start_time)
+        return runs[-1].data.tags.get("nnlab.failure") if runs else None
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         """Metrics of the active run: the trial being run, else the search's parent run."""
@@ -359,6 +401,12 @@ class SearchTracker:
 
 
 # ------------------------------------------------------------ reading the store back
+
+
+def ensure_experiment(uri: str, experiment_name: str) -> None:
+    """The store and the experiment made directly, its artifacts where nnlab keeps them (beside
+    a SQLite file), before an `mlflow server` stands in front of the store."""
+    SearchTracker(experiment_name, uri)._connect()
 
 
 def _save_table_model(model, folder: str, signature, example, pip_requirements: list[str]) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import re
+import socket
 import time
 import traceback
 import warnings
@@ -46,6 +47,7 @@ class TrialReport:
     epoch_seconds: float  # one epoch's training and validation, graph tracing left out where it can be
     timed_out: bool = False
     message: str | None = None
+    worker: str | None = None  # the worker process that ran it, when trials run in workers
 
 
 class TooManyFailures(RuntimeError):
@@ -133,18 +135,121 @@ class DefaultsFirst:
 
 
 class StopsOnRequest:
-    """Oracle mixin: `stop_reason`, a callable, may end the search before the algorithm does. Once
-    it gives a reason no trial starts, not even one waiting to be retried."""
+    """Oracle mixin: `stop_reason`, a callable, may end the search before the algorithm does, and
+    so do `max_consecutive_failed_trials` failures in a row (`too_many`). Once either gives a
+    reason no trial starts, not even one waiting to be retried."""
 
     stop_reason = None
     stopped_because: str | None = None
+    too_many: TooManyFailures | None = None
 
     def create_trial(self, tuner_id):
         reason = self.stop_reason() if self.stop_reason is not None else None
+        if self.too_many is not None:
+            reason = str(self.too_many)
         if reason and tuner_id not in self.ongoing_trials:
-            self.stopped_because = reason
+            if self.too_many is None:
+                self.stopped_because = reason
             return keras_tuner.engine.trial.Trial(self.hyperparameters.copy(), status="STOPPED")
         return super().create_trial(tuner_id)
+
+    def _check_consecutive_failures(self):
+        # KerasTuner raises here, inside end_trial, holding the oracle's lock for good and, in a
+        # worker, failing the worker's gRPC call: recorded instead, the search stops at the next
+        # create_trial and reports it.
+        try:
+            super()._check_consecutive_failures()
+        except RuntimeError:
+            limit = self.max_consecutive_failed_trials
+            failed = [self.trials[trial_id] for trial_id in self.end_order[-limit:]]
+            self.too_many = TooManyFailures(limit, [(self.number(ended), last_line(ended.message)) for ended in failed])
+
+    def number(self, trial) -> int:
+        """The trial's 1-based number in start order, as the user is told."""
+        return self.start_order.index(trial.trial_id) + 1
+
+
+# What a tuner tells its oracle about a trial beside the metrics KerasTuner sends: its timing,
+# through KerasTuner's own update_trial, so that it reaches a chief oracle over gRPC too.
+TIMING_METRICS = ("nnlab.trial_seconds", "nnlab.epoch_seconds", "nnlab.timed_out")
+CHECKPOINT_FILE = "checkpoint.weights.h5"
+WORKER_TAG = "nnlab.worker"  # KerasTuner's name for a trial's weights under Keras 3
+
+
+class ReportsTrials:
+    """Oracle mixin: where trials are decided, whether the tuners run in this process or in
+    worker processes, each trial that ends is reported once (`on_trial_done`, a TrialReport),
+    and the checkpoints no later step needs are deleted. A worker's failure message does not
+    travel with KerasTuner's trial; `failure_reason(trial_id)` finds it."""
+
+    on_trial_done = None
+    failure_reason = None
+    keep_checkpoints = 3
+    started = None  # the search's start, time.monotonic()
+
+    def create_trial(self, tuner_id):
+        trial = super().create_trial(tuner_id)
+        if trial.status == "RUNNING":
+            self._trial_started = getattr(self, "_trial_started", {})
+            self._trial_started[trial.trial_id] = time.monotonic()
+        return trial
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        metrics = dict(metrics)
+        timing = {name: metrics.pop(name) for name in TIMING_METRICS if name in metrics}
+        if timing:
+            self._timings = getattr(self, "_timings", {})
+            self._timings[trial_id] = timing
+        return super().update_trial(trial_id, metrics, step) if metrics else self.trials[trial_id]
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        worker = next((tuner_id for tuner_id, ongoing in self.ongoing_trials.items()
+                       if ongoing.trial_id == trial.trial_id), None)
+        if trial.status in ("FAILED", "INVALID") and not trial.message and self.failure_reason is not None:
+            trial.message = self.failure_reason(trial.trial_id)
+        super().end_trial(trial)
+        self._prune_checkpoints()
+        if self.on_trial_done is not None:
+            self.on_trial_done(self._report(self.trials[trial.trial_id], worker))
+
+    def _report(self, ended, worker) -> TrialReport:
+        now = time.monotonic()
+        started = getattr(self, "_trial_started", {}).pop(ended.trial_id, now)
+        timing = getattr(self, "_timings", {}).pop(ended.trial_id, {})
+        best = self.get_best_trials(1)
+        return TrialReport(
+            number=self.number(ended),
+            planned=planned_trials(self),
+            status=ended.status,
+            score=ended.score,
+            best_score=best[0].score if best and best[0].status == "COMPLETED" else None,
+            elapsed_seconds=now - (self.started or now),
+            seconds=timing.get("nnlab.trial_seconds", now - started),
+            epoch_seconds=timing.get("nnlab.epoch_seconds", 0.0),
+            timed_out=bool(timing.get("nnlab.timed_out", 0.0)),
+            message=last_line(ended.message),
+            worker=worker,
+        )
+
+    def _prune_checkpoints(self) -> None:
+        keep = protected_trials(self, self.keep_checkpoints)
+        for trial_id in self.trials:
+            checkpoint = os.path.join(self._project_dir, f"trial_{trial_id}", CHECKPOINT_FILE)
+            if trial_id not in keep and os.path.exists(checkpoint):
+                os.remove(checkpoint)
+
+    @keras_tuner.synchronized
+    def requeue(self, tuner_id: str) -> str | None:
+        """The trial a worker that died was running goes back to the queue, for any worker to
+        run again (KerasTuner itself does this when it reloads a search); its id, or None."""
+        trial = self.ongoing_trials.pop(tuner_id, None)
+        if trial is None:
+            return None
+        self._retry_queue.append(trial.trial_id)
+        self.save()
+        return trial.trial_id
 
 
 def protected_trials(oracle, keep: int) -> set[str]:
@@ -157,21 +262,25 @@ def protected_trials(oracle, keep: int) -> set[str]:
     return best | running | brackets
 
 
-class TrackedTrials:
-    """Mixin for a KerasTuner tuner: one nested MLflow run per trial, one report per finished trial,
-    each trial seeded from the search's seed and its number, checkpoints pruned as trials end."""
+class WorkerRetires(Exception):
+    """A worker process has run its share of trials and ends, to be replaced by a fresh one."""
 
-    def __init__(self, oracle, hypermodel, tracker, seed: int = 1, keep_checkpoints: int = 3,
-                 on_trial_done=None, interrupted=None, **kwargs):
+
+class TrackedTrials:
+    """Mixin for a KerasTuner tuner: one nested MLflow run per trial, each trial seeded from the
+    search's seed and its number, its timing told to the oracle (ReportsTrials reports it).
+    `retire_after`: in a worker process, the trials it runs before it ends (WorkerRetires)."""
+
+    def __init__(self, oracle, hypermodel, tracker, seed: int = 1, interrupted=None,
+                 retire_after: int | None = None, **kwargs):
         self.tracker = tracker
         # A callable: has the user asked the search to stop (Ctrl-C, SIGTERM)? The signal's
         # KeyboardInterrupt can land inside TensorFlow, which may turn it into another error or
         # swallow it; this tells the truth either way.
         self.interrupted = interrupted or (lambda: False)
         self.seed = seed
-        self.keep_checkpoints = keep_checkpoints
-        self.on_trial_done = on_trial_done
-        self._started = time.monotonic()
+        self.retire_after = retire_after
+        self.trials_ended = 0
         self._param_count: int | None = None
         self._last_trial = (0.0, 0.0, False)  # seconds, seconds per epoch, timed out
         self._epoch_ends: list[float] = []
@@ -207,8 +316,10 @@ class TrackedTrials:
         self._last_trial = (0.0, 0.0, False)
         # Its own seed: a trial trains the same whether the search ran straight or was resumed.
         keras.utils.set_random_seed(self.seed + int(trial.trial_id))
+        # Which worker process ran it, where trials run in workers (KerasTuner's tuner id).
+        ran_by = {WORKER_TAG: f"{self.tuner_id}, process {os.getpid()} on {socket.gethostname()}"} if self._is_worker() else {}
         self.tracker.start_trial(trial.trial_id, trial_params(trial.hyperparameters)
-                                 | self.hypermodel.run_params(trial.hyperparameters))
+                                 | self.hypermodel.run_params(trial.hyperparameters), tags=ran_by)
         started = time.monotonic()
         self._epoch_ends = [started]
         self._epoch_logs = []
@@ -228,10 +339,16 @@ class TrackedTrials:
                 # The epochs a failed trial did run show how it failed.
                 self.tracker.end_trial("FAILED", reason=one_line(error), details=traceback.format_exc(),
                                        tags=self._log_learning_curves(trial))
+                self._tell_timing(trial)
             raise
         metrics.update(param_count=self._param_count, train_seconds=self._last_trial[0])
         self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out, tags=self._log_learning_curves(trial))
+        self._tell_timing(trial)
         return histories
+
+    def _tell_timing(self, trial) -> None:
+        seconds, epoch_seconds, timed_out = self._last_trial
+        self.oracle.update_trial(trial.trial_id, dict(zip(TIMING_METRICS, (seconds, epoch_seconds, float(timed_out)))))
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
         self._epoch_ends.append(time.monotonic())
@@ -261,55 +378,20 @@ class TrackedTrials:
         return ends[-1] - ends[0] if len(ends) == 2 else 0.0
 
     def on_trial_end(self, trial):
-        too_many = None
-        try:
-            super().on_trial_end(trial)
-        except RuntimeError as error:  # KerasTuner's own limit, worded for its developers
-            if "consecutive failures" not in str(error):
-                raise
-            limit = self.oracle.max_consecutive_failed_trials
-            failed = [self.oracle.get_trial(trial_id) for trial_id in self.oracle.end_order[-limit:]]
-            too_many = TooManyFailures(limit, [(self._number(ended), last_line(ended.message)) for ended in failed])
-        self._prune_checkpoints()
-        if self.on_trial_done is not None:
-            ended = self.oracle.get_trial(trial.trial_id)
-            best = self.oracle.get_best_trials(1)
-            seconds, epoch_seconds, timed_out = self._last_trial
-            self.on_trial_done(
-                TrialReport(
-                    number=self._number(ended),
-                    planned=planned_trials(self.oracle),
-                    status=ended.status,
-                    score=ended.score,
-                    best_score=best[0].score if best and best[0].status == "COMPLETED" else None,
-                    elapsed_seconds=time.monotonic() - self._started,
-                    seconds=seconds,
-                    epoch_seconds=epoch_seconds,
-                    timed_out=timed_out,
-                    message=last_line(ended.message),
-                )
-            )
-        if too_many is not None:
-            raise too_many
+        super().on_trial_end(trial)  # the oracle, here or the chief's, records and reports it
+        self.trials_ended += 1
         if self.interrupted():  # a signal TensorFlow swallowed: stop now, the trial just ended is saved
             raise KeyboardInterrupt
-
-    def _number(self, trial) -> int:
-        return self.oracle.start_order.index(trial.trial_id) + 1
-
-    def _prune_checkpoints(self) -> None:
-        keep = protected_trials(self.oracle, self.keep_checkpoints)
-        for trial_id in self.oracle.trials:
-            checkpoint = self._get_checkpoint_fname(trial_id)
-            if trial_id not in keep and os.path.exists(checkpoint):
-                os.remove(checkpoint)
+        if self.retire_after and self.trials_ended >= self.retire_after:
+            raise WorkerRetires
 
 
 def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_trial_done=None, stop_reason=None,
-               interrupted=None):
+               interrupted=None, retire_after: int | None = None, failure_reason=None):
     """The configured KerasTuner algorithm with tracking, resuming from `directory` unless fresh;
     `stop_reason` (a callable) may end the search early, `interrupted` (a callable) says the user
-    stopped it."""
+    stopped it, `on_trial_done` hears of every trial that ends. In a worker process (KerasTuner's
+    KERASTUNER_* variables set) the oracle is the chief's, over gRPC, and those three act there."""
     # KerasTuner prints every failed trial's traceback while its DEBUG flag is on (the default);
     # nnlab reports one line and keeps the traceback in the trial's run (failure.txt).
     keras_tuner.src.config.DEBUG = False
@@ -319,19 +401,23 @@ def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_t
                           max_consecutive_failed_trials=config.max_consecutive_failed_trials)
     if config.tuner == "hyperband":
         oracle_options.update(max_epochs=config.epochs, factor=config.hyperband_factor)
-    oracle = type(f"DefaultsFirst{oracle_class.__name__}", (DefaultsFirst, StopsOnRequest, oracle_class), {})(**oracle_options)
+    mixins = (DefaultsFirst, StopsOnRequest, ReportsTrials, oracle_class)
+    oracle = type(f"DefaultsFirst{oracle_class.__name__}", mixins, {})(**oracle_options)
     # KerasTuner's Hyperband takes no trial budget; its oracle honours one all the same.
     oracle.max_trials = config.max_trials
     oracle.stop_reason = stop_reason
+    oracle.on_trial_done = on_trial_done
+    oracle.failure_reason = failure_reason
+    oracle.keep_checkpoints = max(config.keep_checkpoints, config.ensemble)  # an average champion's members too
+    oracle.started = time.monotonic()
     tracked = type(f"Tracked{tuner_class.__name__}", (TrackedTrials, tuner_class), {})
     return tracked(
         oracle,
         hypermodel,
         tracker=tracker,
         seed=config.seed,
-        keep_checkpoints=max(config.keep_checkpoints, config.ensemble),  # an average champion's members too
-        on_trial_done=on_trial_done,
         interrupted=interrupted,
+        retire_after=retire_after,
         directory=str(directory),
         project_name=config.tuning_name,
         overwrite=fresh,

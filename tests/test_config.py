@@ -60,6 +60,12 @@ def test_name_defaults_to_the_file_stem(workdir):
         ("epochs = 0\n", "epochs = 0 must be at least 1"),
         ("validation_fraction = 1.5\n", "between 0 and 1"),
         ("final_epochs = -1\n", "final_epochs = -1 must be 0 or more"),
+        ("steps_per_execution = 0\n", "steps_per_execution = 0 must be at least 1"),
+        ("steps_per_execution = 2.5\n", "steps_per_execution = 2.5 must be an integer"),
+        ("steps_per_execution = true\n", "steps_per_execution = True must be an integer"),
+        ('mixed_precision = "yes"\n', "mixed_precision = 'yes' must be true or false"),
+        ("jit_compile = 1\n", "jit_compile = 1 must be true or false"),
+        ('model = "gan"\nmixed_precision = true\n', "mixed_precision = true: model gan trains in float32"),
     ],
 )
 def test_config_mistakes_name_file_key_and_value(workdir, text, message):
@@ -67,6 +73,24 @@ def test_config_mistakes_name_file_key_and_value(workdir, text, message):
     with pytest.raises(ConfigError, match=message) as caught:
         load_config("bad")
     assert str(path.relative_to(workdir)) in str(caught.value)
+
+
+def test_accelerator_settings_from_a_file(workdir):
+    from nnlab.accelerators import Acceleration
+    from nnlab.config import as_params
+
+    default = load_config("mnist")
+    assert (default.mixed_precision, default.jit_compile, default.steps_per_execution) == (False, False, 1)
+    write(workdir / "experiments" / "gpu.toml",
+          'dataset = "mnist"\nmixed_precision = true\njit_compile = true\nsteps_per_execution = 16\n')
+    config = load_config("gpu")
+    assert (config.mixed_precision, config.jit_compile, config.steps_per_execution) == (True, True, 16)
+    assert Acceleration.from_config(config) == Acceleration(mixed_precision=True, jit_compile=True, steps_per_execution=16)
+    assert {key: as_params(config)[key] for key in ("mixed_precision", "jit_compile", "steps_per_execution")} == {
+        "mixed_precision": True, "jit_compile": True, "steps_per_execution": 16}
+    # The GAN's own train_step takes XLA and steps per execution, not mixed precision.
+    write(workdir / "experiments" / "gan-xla.toml", 'model = "gan"\njit_compile = true\nsteps_per_execution = 4\n')
+    assert load_config("gan-xla").steps_per_execution == 4
 
 
 def test_unknown_experiment_lists_the_known_ones(workdir):

@@ -3,6 +3,7 @@ the same command again: a real subprocess, real signals, a real MLflow store."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from mlflow import MlflowClient
 from nnlab.config import ExperimentConfig
 from nnlab.search import run_search
 from test_search import runs_of
+from test_workers import processes_in, wait_until_gone
 
 EXPERIMENT = 'name = "mnist"\nmodel = "dfn"\ntuner = "random"\nmax_trials = 4\nepochs = 10\npatience = 10\nfinal_epochs = 0\n'
 TRIALS = ["0", "1", "2", "3"]
@@ -47,15 +49,21 @@ def interrupt(command, workdir, tracking_uri, signal_number, finished: int):
     """Run the search, send `signal_number` while a trial runs after `finished` trial runs have
     finished, and return the trial it stopped, the exit code and stderr."""
     with open(workdir / "out", "w") as out, open(workdir / "err", "w") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err)
+        # A group of its own, as a terminal gives a command: Ctrl-C reaches the chief and its workers.
+        process = subprocess.Popen(command, stdout=out, stderr=err, start_new_session=True)
         try:
             wait_for(lambda: running_trial(tracking_uri, finished), 180, f"a trial after {finished} was running", process)
             interrupted = running_trial(tracking_uri, finished)
             time.sleep(1.0)  # well inside the trial: ten epochs follow its graph tracing
-            process.send_signal(signal_number)
+            if signal_number == signal.SIGINT:
+                os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal
+            else:
+                process.send_signal(signal_number)  # kill PID: the chief alone
             process.wait(timeout=120)
         finally:
             process.kill()
+    if signal_number != signal.SIGKILL:
+        wait_until_gone(workdir, 30)  # every process the command started has stopped
     stderr = (workdir / "err").read_text()
     assert "Traceback" not in stderr
     return interrupted, process.returncode, stderr
@@ -79,7 +87,11 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(workdir, 
         statuses = {child.data.tags["nnlab.trial_id"]: child.info.status for child in children}
         if signal_number == signal.SIGKILL:
             assert returncode == -signal.SIGKILL
-            assert statuses[trial] == "RUNNING"  # nothing could tell the store
+            # The chief could tell nothing; its worker, told of its death (PR_SET_PDEATHSIG), stops.
+            wait_until_gone(workdir, 90)
+            parents, children = runs_of(tracking_uri)
+            statuses = {child.data.tags["nnlab.trial_id"]: child.info.status for child in children}
+            assert statuses[trial] == "KILLED" and parents[0].info.status == "RUNNING"
         else:
             name = signal.Signals(signal_number).name
             assert returncode == 128 + signal_number
@@ -112,7 +124,8 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(workdir, 
         assert sorted(child.info.status for child in runs_per_trial[trial]) == ["FINISHED", "KILLED"]
     (killed,) = [child for child in runs_per_trial[interrupted[1]] if child.info.status == "KILLED"]
     tags = MlflowClient(tracking_uri).get_run(killed.info.run_id).data.tags
-    assert tags["nnlab.failure"] == "its process ended without closing the run (killed)"
+    assert tags["nnlab.failure"] == "stopped by Ctrl-C or SIGTERM; the trial runs again on resume"
+    assert processes_in(workdir) == []  # no worker, no server left behind
 
 
 # A signal's KeyboardInterrupt can land inside TensorFlow, which may turn it into another error

@@ -187,13 +187,17 @@ def test_cli_end_to_end(workdir, idx_dir, tracking_uri):
     (workdir / "experiments").mkdir()
     (workdir / "experiments" / "mnist.toml").write_text('tuner = "grid"\nfinal_epochs = 1\nbatch_size = 64\n')
     command = [sys.executable, "-m", "nnlab.search", "mnist", "--tuner", "random", "--max-trials", "2",
-               "--epochs", "1", "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri]
+               "--epochs", "1", "--worker-trials", "1", "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trial 2/2" in done.stdout and "Leaderboard" in done.stdout and "mlflow ui --backend-store-uri" in done.stdout
     assert "Registered mnist-cnn version 1" in done.stdout
     parents, children = runs_of(tracking_uri)
     assert (len(parents), len(children)) == (1, 2)
+    # The trials ran in a worker process (the default, --workers 1), replaced after each trial
+    # (--worker-trials 1), so that a long search's memory stays flat.
+    ran_by = [child.data.tags["nnlab.worker"] for child in children]
+    assert all(worker.startswith("worker1, process ") for worker in ran_by) and len(set(ran_by)) == 2
     assert (workdir / "tuning" / "mnist-cnn" / "nnlab.json").is_file()
     # The file set final_epochs and batch_size; the flag overrode its tuner.
     params = parents[0].data.params

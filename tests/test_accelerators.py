@@ -1,0 +1,122 @@
+"""Training settings for accelerators (issue 14, "GPUs"): mixed precision, XLA and steps per
+execution, from an experiment's settings to every hypermodel's compiled model, with real Keras."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from nnlab.accelerators import Acceleration
+from nnlab.config import ExperimentConfig
+from nnlab.data import DataSpec
+from nnlab.hypermodel import make_hypermodel
+from nnlab.models import get_builder
+
+SPEC = DataSpec(input_shape=(28, 28, 1), num_classes=10)
+
+
+@pytest.fixture
+def float32_afterwards():
+    """Whatever a test does to Keras' global dtype policy, the next test finds float32."""
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def tiny_images(count=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((count, 28, 28, 1), "float32"), rng.integers(0, 10, count)
+
+
+def dfn(accelerate=None, **keywords):
+    """The default DFN as a search builds it, through make_hypermodel."""
+    hypermodel = make_hypermodel("dfn", get_builder("dfn"), SPEC, 16, 3, accelerate=accelerate, **keywords)
+    return hypermodel.build(keras_tuner.HyperParameters())
+
+
+def test_defaults_from_config_and_refused_values():
+    assert Acceleration() == Acceleration(mixed_precision=False, jit_compile=False, steps_per_execution=1)
+    config = ExperimentConfig(name="gpu", model="dfn", mixed_precision=True, jit_compile=True, steps_per_execution=8)
+    assert Acceleration.from_config(config) == Acceleration(True, True, 8)
+    assert Acceleration.from_config(ExperimentConfig(name="cpu")) == Acceleration()
+    for wrong in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="steps_per_execution"):
+            Acceleration(steps_per_execution=wrong)
+    # False is Keras' own default, "auto": the compile call nnlab made before these settings.
+    assert Acceleration().compile_options() == {"jit_compile": "auto", "steps_per_execution": 1}
+    assert Acceleration(jit_compile=True, steps_per_execution=3).compile_options() == {"jit_compile": True,
+                                                                                      "steps_per_execution": 3}
+
+
+def test_importing_it_loads_no_tensorflow():
+    script = ("import sys, nnlab.accelerators as a; a.Acceleration(True, True, 2).compile_options(); "
+              "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_xla_and_steps_per_execution_reach_the_compiled_model():
+    keras.utils.set_random_seed(0)
+    model = dfn(Acceleration(jit_compile=True, steps_per_execution=4))
+    assert model.jit_compile is True and model.steps_per_execution == 4
+    assert model._compile_config.config["jit_compile"] is True  # saved with the model, as Keras keeps it
+    inputs, labels = tiny_images()
+    history = model.fit(inputs, labels, batch_size=16, epochs=1, verbose=0)  # 4 batches: one execution
+    assert np.isfinite(history.history["loss"]).all() and int(model.optimizer.iterations) == 4
+
+
+def test_the_default_compiles_as_before():
+    """Without acceleration, or with the default one, a model compiles as Keras compiles it with
+    no such arguments (nnlab's call before these settings): "auto" resolved for this machine."""
+    reference = get_builder("dfn")(keras_tuner.HyperParameters(), SPEC)
+    reference.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    def compiled(model):
+        return model.jit_compile, model.steps_per_execution, model._compile_config.config["jit_compile"]
+
+    assert compiled(dfn()) == compiled(dfn(Acceleration())) == compiled(reference)
+    assert compiled(reference)[1] == 1
+
+
+@pytest.mark.parametrize("family", ["gan", "transfer"])
+def test_every_family_compiles_with_it(family):
+    """The GAN compiles its two optimizers itself: XLA and steps per execution wrap its own
+    train_step as they wrap Keras' one. The transfer family recompiles for fine-tuning through
+    the same call as its first compile."""
+    accelerate = Acceleration(jit_compile=True, steps_per_execution=4)
+    if family == "gan":
+        from nnlab.models.gan import build
+
+        model = make_hypermodel("gan", build, SPEC, 32, 8, accelerate=accelerate).build(keras_tuner.HyperParameters())
+    else:
+        hypermodel = make_hypermodel("transfer", get_builder("dfn"), SPEC, 16, 3, None, accelerate=accelerate)
+        assert hypermodel.accelerate is accelerate
+        model = hypermodel._compiled(get_builder("dfn")(keras_tuner.HyperParameters(), SPEC), 1e-3)
+    assert model.jit_compile is True and model.steps_per_execution == 4
+
+
+def test_mixed_precision_float16_compute_float32_variables(float32_afterwards):
+    Acceleration(mixed_precision=True).activate()
+    dense = keras.layers.Dense(4)
+    dense.build((None, 3))
+    assert (dense.compute_dtype, dense.variable_dtype, dense.kernel.dtype) == ("float16", "float32", "float32")
+    assert dense(np.ones((2, 3), "float32")).dtype == "float16"
+
+    keras.utils.set_random_seed(0)
+    model = dfn(Acceleration(mixed_precision=True))
+    # Keras 3 wraps the compiled optimizer itself under mixed_float16 (auto_scale_loss).
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(model.optimizer.inner_optimizer, keras.optimizers.Adam)
+    inputs, labels = tiny_images(16)
+    history = model.fit(inputs, labels, batch_size=16, epochs=1, verbose=0)  # one step
+    assert np.isfinite(history.history["loss"]).all()
+    assert all(weight.dtype == "float32" for weight in model.trainable_weights)
+
+    Acceleration().activate()  # back to float32
+    assert keras.layers.Dense(4).compute_dtype == "float32"
+    assert not isinstance(dfn().optimizer, keras.optimizers.LossScaleOptimizer)

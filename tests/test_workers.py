@@ -1,0 +1,168 @@
+"""Trials in worker processes (KerasTuner's chief and workers over gRPC, a local mlflow server in
+front of the SQLite store): real processes, real signals, a real store."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from test_search import runs_of
+
+EXPERIMENT = 'name = "mnist"\nmodel = "dfn"\ntuner = "random"\nmax_trials = 4\nfinal_epochs = 0\n'
+
+
+def processes_in(folder: Path) -> list[str]:
+    """The command lines of the processes, other than this one, working in `folder` or naming
+    it: a search's chief, its workers and its mlflow server all do."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if command and (Path(cwd) == Path(folder) or str(folder) in command):
+            found.append(command)
+    return found
+
+
+def wait_until_gone(folder: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while processes_in(folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_in(folder) == [], "processes left behind"
+
+
+def worker_processes(folder: Path) -> dict[str, int]:
+    """worker id -> pid of the search's worker processes now running."""
+    workers = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if Path(cwd) == Path(folder) and "--role" in arguments and "--worker-id" in arguments:
+            workers[arguments[arguments.index("--worker-id") + 1]] = int(entry.name)
+    return workers
+
+
+def test_two_workers_share_the_trials_under_one_search_run(workdir, idx_dir, tracking_uri):
+    (workdir / "workers.toml").write_text(EXPERIMENT + "epochs = 1\n")
+    done = subprocess.run([sys.executable, "-m", "nnlab.search", "workers.toml", "--workers", "2",
+                           "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "View run" not in done.stdout
+    assert "2 worker processes, oracle on 127.0.0.1:" in done.stdout
+    progress = [line for line in done.stdout.splitlines() if re.match(r"trial \d", line)]
+    assert len(progress) == 4 and all(" [worker1]  " in line or " [worker2]  " in line for line in progress)
+    parents, children = runs_of(tracking_uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(child.data.tags["nnlab.trial_id"] for child in children) == ["0", "1", "2", "3"]
+    assert {child.info.status for child in children} == {"FINISHED"}
+    assert {child.data.tags["mlflow.parentRunId"] for child in children} == {parents[0].info.run_id}
+    ran_by = {child.data.tags["nnlab.worker"].split(",")[0] for child in children}
+    assert ran_by <= {"worker1", "worker2"}
+    version = MlflowClient(tracking_uri).get_model_version_by_alias("mnist-dfn", "champion")
+    assert version.run_id == parents[0].info.run_id
+    # The trial runs went through the local mlflow server, which is gone with the workers.
+    assert (workdir / "tuning" / "mnist-dfn" / "mlflow-server.log").is_file()
+    wait_until_gone(workdir, 10)
+
+
+def test_a_worker_killed_mid_trial_leaves_its_trial_to_run_again(workdir, idx_dir, tracking_uri):
+    (workdir / "killed.toml").write_text(EXPERIMENT + "epochs = 10\npatience = 10\n")
+    with open(workdir / "out", "w") as out, open(workdir / "err", "w") as err:
+        chief = subprocess.Popen([sys.executable, "-u", "-m", "nnlab.search", "killed.toml", "--workers", "2",
+                                  "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri], stdout=out, stderr=err)
+        try:
+            deadline = time.monotonic() + 240
+            while True:  # both workers inside a trial
+                assert chief.poll() is None and time.monotonic() < deadline, (workdir / "err").read_text()[-3000:]
+                try:
+                    _, children = runs_of(tracking_uri)
+                except Exception:  # the store may not be there yet
+                    children = []
+                running = [child for child in children if child.info.status == "RUNNING"]
+                if len(running) == 2:
+                    break
+                time.sleep(0.2)
+            victim = [child for child in running if child.data.tags["nnlab.worker"].startswith("worker1,")]
+            (killed_trial,) = [child.data.tags["nnlab.trial_id"] for child in victim]
+            os.kill(worker_processes(workdir)["worker1"], signal.SIGKILL)
+            assert chief.wait(timeout=400) == 0, (workdir / "err").read_text()[-3000:]
+        finally:
+            chief.kill()
+    stdout, stderr = (workdir / "out").read_text(), (workdir / "err").read_text()
+    assert "Traceback" not in stderr
+    number = int(killed_trial) + 1
+    assert f"worker1 ended (killed by SIGKILL) during trial {number}; the trial runs again; starting a new one" in stdout
+    parents, children = runs_of(tracking_uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # One finished run per trial; the killed trial's first run KILLED, saying why.
+    finished = sorted(child.data.tags["nnlab.trial_id"] for child in children if child.info.status == "FINISHED")
+    assert finished == ["0", "1", "2", "3"]
+    (killed,) = [child for child in children if child.info.status == "KILLED"]
+    assert killed.data.tags["nnlab.trial_id"] == killed_trial
+    assert killed.data.tags["nnlab.failure"] == "worker1 ended (killed by SIGKILL) during the trial; the trial runs again"
+    assert len(children) == 5
+    assert MlflowClient(tracking_uri).get_model_version_by_alias("mnist-dfn", "champion").run_id == parents[0].info.run_id
+    wait_until_gone(workdir, 10)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--workers", "0"], "nnlab.search: error: --workers 0 leaves the trials to workers on other machines: give "
+                         "--oracle HOST:PORT for them to reach"),
+    (["--oracle", "nowhere"], "nnlab.search: error: --oracle 'nowhere' is not HOST:PORT (for example 127.0.0.1:50051)"),
+    (["--gpus", "first"], "nnlab.search: error: --gpus 'first': GPU numbers separated by commas, e.g. 0,1"),
+    (["--role", "worker"], "nnlab.search: error: --role worker needs --oracle HOST:PORT, the chief's address"),
+])
+def test_a_mistaken_scale_out_option_is_one_line(workdir, arguments, message):
+    done = subprocess.run([sys.executable, "-m", "nnlab.search", "mnist", *arguments], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and done.stderr.strip() == message and done.stdout == ""
+    assert not (workdir / "mlruns").exists() and not (workdir / "tuning").exists()
+
+
+def test_a_worker_without_its_chief_says_so(workdir, idx_dir, tracking_uri):
+    done = subprocess.run([sys.executable, "-m", "nnlab.search", "mnist", "--role", "worker", "--oracle", "127.0.0.1:9",
+                           "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip() == ("nnlab.search: error: no search in tuning/mnist-cnn: start the chief first; workers on "
+                                   "other machines need the chief's tuning/ folder (a shared file system)")
+
+
+def test_the_chief_hands_its_options_and_gpus_to_its_workers():
+    from nnlab.search import _worker_plan, parse_args
+    from nnlab.workers import Workers, worker_environment
+
+    plan = _worker_plan(parse_args(["mnist", "--model", "dfn", "--workers", "3", "--gpus", "0,1", "--jit",
+                                    "--mixed-precision", "--steps-per-execution", "4", "--worker-trials", "5"]))
+    assert plan.command[1:] == ("-m", "nnlab.search", "mnist", "--model", "dfn", "--mixed-precision", "--jit",
+                                "--steps-per-execution", "4")
+    assert (plan.count, plan.trials_each, plan.bind, plan.gpus) == (3, 5, "127.0.0.1:0", ("0", "1"))
+    # Each worker its GPU in turn: --gpus 0,0 would put two on one.
+    workers = Workers(plan, oracle=None, server=None, tracking_uri="", kill_trial_runs=None)
+    assert [(slot.name, slot.gpu) for slot in workers.slots] == [("worker1", "0"), ("worker2", "1"), ("worker3", "0")]
+    assert worker_environment("worker2", "10.0.0.5:50051", "1") == {
+        "KERASTUNER_TUNER_ID": "worker2", "KERASTUNER_ORACLE_IP": "10.0.0.5", "KERASTUNER_ORACLE_PORT": "50051",
+        "CUDA_VISIBLE_DEVICES": "1"}
+    # Without --gpus on a machine without one, the workers see what the chief sees.
+    alone = Workers(_worker_plan(parse_args(["mnist", "--workers", "2"])), oracle=None, server=None, tracking_uri="",
+                    kill_trial_runs=None)
+    assert [slot.gpu for slot in alone.slots] == [None, None]
+    assert "CUDA_VISIBLE_DEVICES" not in worker_environment("worker1", "127.0.0.1:1")
