@@ -187,10 +187,14 @@ class ReportsTrials:
     keep_checkpoints = 3
     started = None  # the search's start, time.monotonic()
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._trial_started: dict[str, float] = {}  # trial id -> when it was handed out
+        self._timings: dict[str, dict] = {}  # trial id -> the TIMING_METRICS its tuner told
+
     def create_trial(self, tuner_id):
         trial = super().create_trial(tuner_id)
         if trial.status == "RUNNING":
-            self._trial_started = getattr(self, "_trial_started", {})
             self._trial_started[trial.trial_id] = time.monotonic()
         return trial
 
@@ -199,7 +203,6 @@ class ReportsTrials:
         metrics = dict(metrics)
         timing = {name: metrics.pop(name) for name in TIMING_METRICS if name in metrics}
         if timing:
-            self._timings = getattr(self, "_timings", {})
             self._timings[trial_id] = timing
         return super().update_trial(trial_id, metrics, step) if metrics else self.trials[trial_id]
 
@@ -216,8 +219,8 @@ class ReportsTrials:
 
     def _report(self, ended, worker) -> TrialReport:
         now = time.monotonic()
-        started = getattr(self, "_trial_started", {}).pop(ended.trial_id, now)
-        timing = getattr(self, "_timings", {}).pop(ended.trial_id, {})
+        started = self._trial_started.pop(ended.trial_id, now)
+        timing = self._timings.pop(ended.trial_id, {})
         best = self.get_best_trials(1)
         return TrialReport(
             number=self.number(ended),

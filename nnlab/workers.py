@@ -263,9 +263,9 @@ class Workers:
         slot.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=environment)
 
     def run(self, interrupted) -> None:
-        for slot in self.slots:
-            self._start(slot)
         try:
+            for slot in self.slots:
+                self._start(slot)
             while not self._finished():
                 if interrupted():
                     raise KeyboardInterrupt
