@@ -103,6 +103,9 @@ def run_search(
 
     directory = Path(tuning_root) / config.tuning_name
     store_uri = resolve_tracking_uri(config.tracking_uri)
+    if workers is not None and workers.count == 0 and not store_uri.startswith(("http://", "https://")):
+        raise ConfigError(f"--workers 0 leaves the trials to workers on other machines, which need an MLflow server "
+                          f"they all reach: give --tracking-uri http://HOST:PORT, not {store_uri} (README: Scaling out)")
     # Closed last, whatever happens: the oracle's server, the tracking server, in that order.
     with search_lock(directory), contextlib.ExitStack() as servers:
         state = open_state(config, dataset.source, directory, fresh)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +42,12 @@ def wait_until_gone(folder: Path, timeout: float) -> None:
     while processes_in(folder) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_in(folder) == [], "processes left behind"
+
+
+def free_port_now() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def worker_processes(folder: Path) -> dict[str, int]:
@@ -166,3 +173,53 @@ def test_the_chief_hands_its_options_and_gpus_to_its_workers():
                     kill_trial_runs=None)
     assert [slot.gpu for slot in alone.slots] == [None, None]
     assert "CUDA_VISIBLE_DEVICES" not in worker_environment("worker1", "127.0.0.1:1")
+
+
+def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir, free_port):
+    """The README's several-machine recipe on loopback: an mlflow server of the user's, a chief
+    serving the oracle at an address it is told, running no worker itself, and a worker started
+    on its own with the chief's address and the server's URI."""
+    store = f"sqlite:///{workdir}/server/mlflow.db"
+    (workdir / "server").mkdir()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+                               "--artifacts-destination", str(workdir / "server" / "artifacts"), "--host", "127.0.0.1",
+                               "--port", str(free_port), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    tracking = f"http://127.0.0.1:{free_port}"
+    oracle = f"127.0.0.1:{free_port_now()}"
+    (workdir / "apart.toml").write_text(EXPERIMENT.replace("max_trials = 4", "max_trials = 2") + "epochs = 1\n")
+    common = ["apart.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking]
+    try:
+        chief = subprocess.Popen([sys.executable, "-m", "nnlab.search", *common, "--role", "chief", "--workers", "0",
+                                  "--oracle", oracle], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not (workdir / "tuning" / "mnist-dfn" / "nnlab.json").is_file():  # the chief has opened the search
+            assert chief.poll() is None and time.monotonic() < deadline, chief.communicate()[1][-3000:]
+            time.sleep(0.2)
+        time.sleep(3)
+        worker = subprocess.run([sys.executable, "-m", "nnlab.search", *common, "--role", "worker", "--oracle", oracle],
+                                capture_output=True, text=True, timeout=300)
+        assert worker.returncode == 0 and worker.stdout == "", worker.stderr[-3000:]
+        stdout, stderr = chief.communicate(timeout=300)
+        assert chief.returncode == 0, stderr[-3000:]
+        assert f"0 worker processes, oracle on {oracle}" in stdout and "Registered mnist-dfn version 1" in stdout
+        parents, children = runs_of(tracking)
+        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+        assert sorted((child.data.tags["nnlab.trial_id"], child.info.status) for child in children) == [
+            ("0", "FINISHED"), ("1", "FINISHED")]
+        assert all(child.data.tags["nnlab.worker"].startswith("worker-") for child in children)  # worker-HOSTNAME
+    finally:
+        chief.kill()
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+
+
+def test_no_worker_here_needs_a_server_every_machine_reaches(workdir, idx_dir, tracking_uri):
+    done = subprocess.run([sys.executable, "-m", "nnlab.search", "mnist", "--workers", "0", "--oracle", "127.0.0.1:0",
+                           "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "nnlab.search: error: --workers 0 leaves the trials to workers on other machines, which need an MLflow server "
+        f"they all reach: give --tracking-uri http://HOST:PORT, not {tracking_uri} (README: Scaling out)")
+    assert not (workdir / "tuning").exists()
