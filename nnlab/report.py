@@ -1,4 +1,5 @@
-"""`python -m nnlab.report EXPERIMENT`: a search's leaderboard of trials, read back from MLflow.
+"""`python -m nnlab.report EXPERIMENT`: a search's leaderboard of trials, read back from MLflow;
+`--champions`: the experiment's registered families side by side, one champion each.
 
 The latest search of the experiment (of `--model` when given, or of the model an experiment file
 names), best trial first: its status, best objective, best epoch, parameter count, training time
@@ -59,6 +60,9 @@ def _parser() -> cli.Parser:
     parser.add_argument("experiment", help="an experiment name (the MLflow experiment, e.g. mnist) or its TOML file")
     parser.add_argument("--model", choices=MODEL_NAMES, help="the search of this model family (default: the "
                         "experiment file's model, else the latest search whatever its model)")
+    parser.add_argument("--champions", action="store_true", help="one row per registered family of the "
+                        "experiment (cnn, dfn, lstm, ...): its champion's version, test metrics, parameter count and "
+                        "search wall time, best first")
     parser.add_argument("--top", type=cli.positive, help="only the best K trials")
     parser.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or markdown")
     parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
@@ -91,6 +95,8 @@ def main(argv=None) -> int:
     except ConfigError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    if args.champions:
+        return _champions(name, tracking_uri, args.format)
     if not searches:
         which = f" of model {model}" if model else ""
         print(f"{PROG}: error: experiment {name} holds no search{which} in {resolve_tracking_uri(tracking_uri)}",
@@ -115,6 +121,21 @@ def main(argv=None) -> int:
         print(f"{PROG}: the search has no trial runs yet", file=sys.stderr)
         return 0
     print(render(table, args.format))
+    return 0
+
+
+def _champions(name: str, tracking_uri: str | None, output_format: str) -> int:
+    from nnlab.tracking import champions_table, resolve_tracking_uri
+
+    table = champions_table(name, tracking_uri)
+    if table.empty:
+        print(f"{PROG}: error: experiment {name} has no registered champion in {resolve_tracking_uri(tracking_uri)}; "
+              f"a search registers one (python -m nnlab.search {name})", file=sys.stderr)
+        return 2
+    if output_format == "table":
+        print(f"{name}: {len(table)} registered famil{'ies' if len(table) != 1 else 'y'}, each its champion "
+              "(alias champion), best first")
+    print(render(table, output_format))
     return 0
 
 

@@ -60,6 +60,7 @@ class SearchResult:
     experiment: str = ""  # the MLflow experiment, and the model family searched
     model: str = ""
     task: str = "classification"  # how the scores are ranked (nnlab.task)
+    experiment_id: str = ""
 
 
 def run_search(
@@ -254,6 +255,7 @@ def run_search(
         experiment=config.name,
         model=config.model,
         task=task.name,
+        experiment_id=tracker.experiment_id,
     )
 
 
@@ -407,7 +409,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def _print_results(result: SearchResult, echo=print) -> None:
     from nnlab.report import render
-    from nnlab.tracking import DEFAULT_TRACKING_URI
+    from nnlab.tracking import DEFAULT_TRACKING_URI, runs_page
 
     echo(f"\nLeaderboard (best first, {min(15, len(result.leaderboard))} of {len(result.leaderboard)} trials):")
     echo(render(result.leaderboard.head(15), "table"))
@@ -428,7 +430,8 @@ def _print_results(result: SearchResult, echo=print) -> None:
              f"on version {holder}{held}, which tested better.")
     store = result.tracking_uri
     env = "" if store == DEFAULT_TRACKING_URI else f"MLFLOW_TRACKING_URI={store} "
-    echo(f"Browse: {env}python -m nnlab.ui   (or: mlflow ui --backend-store-uri {store}; then open http://127.0.0.1:5000)")
+    page = runs_page("http://127.0.0.1:5000", result.experiment_id or "0")
+    echo(f"Browse: {env}python -m nnlab.ui   (or: mlflow ui --backend-store-uri {store}); then open {page}")
     echo(f"Report: {env}python -m nnlab.report {result.experiment} --model {result.model}")
     echo(f"Load:   {env}python -c \"import nnlab; print(nnlab.load_model('{result.registered_name}').summary())\"")
 
@@ -441,8 +444,11 @@ def _signals_interrupt():
 
     def interrupt(number, _frame):
         received.append(number)
+        # A handler that does nothing, not SIG_IGN: a signal already on its way (a worker gets
+        # the terminal's Ctrl-C and its chief's SIGTERM together) would otherwise meet SIG_IGN
+        # and Python report "Signal 15 ignored due to race condition" with a traceback.
         for name in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(name, signal.SIG_IGN)
+            signal.signal(name, lambda *_ignored: None)
         raise KeyboardInterrupt
 
     previous = {name: signal.signal(name, interrupt) for name in (signal.SIGINT, signal.SIGTERM)}

@@ -28,6 +28,8 @@ TRIAL_ID_TAG = "nnlab.trial_id"
 CHAMPION_VERSION_TAG = "nnlab.champion_version"
 CHAMPION_TRIAL_TAG = "nnlab.champion_trial"  # its trial id, or an average champion's ids: "08,00,01"
 TASK_TAG = "nnlab.task"  # classification or regression: how the search's results are ranked
+# MLflow 3's kind of experiment: training models, not GenAI, so that its UI shows runs.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 # On the search's run while its trials run in worker processes: the port its oracle serves on,
 # by which a worker finds the run to nest its trials under.
 ORACLE_PORT_TAG = "nnlab.oracle_port"
@@ -165,12 +167,15 @@ class SearchTracker:
         if experiment is not None:
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(experiment.experiment_id)
+            if EXPERIMENT_KIND_TAG not in experiment.tags:  # one nnlab made before it set the kind
+                self.client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
             return experiment.experiment_id
         folder = _sqlite_folder(self.tracking_uri)
         # Artifacts beside the sqlite file (mlruns/<experiment>/), not in MLflow's ./mlartifacts.
         location = (folder / name).resolve().as_uri() if folder is not None else None
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(name, artifact_location=location,
+                                                 tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
         except MlflowException as error:
             # Another search of the same experiment (another family, say) created it since the
             # lookup above: theirs is ours.
@@ -403,6 +408,20 @@ class SearchTracker:
 # ------------------------------------------------------------ reading the store back
 
 
+def runs_page(address: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment. MLflow 3.17's UI opens an experiment on its
+    GenAI overview (traces, tokens), empty for nnlab; this address opens the runs directly."""
+    return f"{address}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def experiments_with_runs(tracking_uri: str) -> list[tuple[str, str]]:
+    """(name, id) of the store's experiments that hold runs, in the order they were made."""
+    client = MlflowClient(tracking_uri)
+    experiments = sorted(client.search_experiments(), key=lambda experiment: int(experiment.experiment_id))
+    return [(experiment.name, experiment.experiment_id) for experiment in experiments
+            if client.search_runs([experiment.experiment_id], max_results=1)]
+
+
 def ensure_experiment(uri: str, experiment_name: str) -> None:
     """The store and the experiment made directly, its artifacts where nnlab keeps them (beside
     a SQLite file), before an `mlflow server` stands in front of the store."""
@@ -515,6 +534,51 @@ def find_searches(experiment_name: str, tracking_uri: str | None = None, model: 
     runs = client.search_runs([experiment.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
     return [SearchRun(run.info.run_id, experiment.experiment_id, run.data.tags.get("nnlab.model"),
                       run.info.status, run.info.start_time, run.data.tags.get(TASK_TAG)) for run in runs]
+
+
+def champions_table(experiment_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
+    """One row per registered model of the experiment (`<experiment>-<family>`, a fine-tune's
+    `<experiment>-from-...`): its champion's version and family, the task's test score and the
+    other test metrics, its parameter count (an average champion's members together) and its
+    search's wall time; best first within each task. Empty when none is registered."""
+    from nnlab.task import get_task
+
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(uri)
+    rows = []
+    for registered in client.search_registered_models(filter_string=f"name LIKE '{experiment_name}-%'"):
+        try:
+            version = client.get_model_version_by_alias(registered.name, CHAMPION_ALIAS)
+        except MlflowException:  # registered, but no version holds the alias
+            continue
+        search = client.get_run(version.run_id)
+        task = get_task(search.data.tags.get(TASK_TAG) or "classification")
+        trials = (search.data.tags.get(CHAMPION_TRIAL_TAG) or "").split(",")
+        trial_runs = [run for run in client.search_runs(
+            [search.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{search.info.run_id}'",
+            max_results=10_000) if run.info.status == "FINISHED" and run.data.tags.get(TRIAL_ID_TAG) in trials]
+        counts = [run.data.metrics.get("param_count") for run in trial_runs]
+        end = search.info.end_time or search.info.start_time
+        rows.append({
+            "model": registered.name,
+            "family": search.data.tags.get("nnlab.model"),
+            "version": int(version.version),
+            "task": task.name,
+            "score": task.test_key,
+            "test": search.data.metrics.get(task.test_key),
+            **{key: value for key, value in sorted(search.data.metrics.items())
+               if key.startswith("test_") and key != task.test_key and "_over_" not in key},
+            "param_count": int(sum(counts)) if counts and None not in counts else None,
+            "search_minutes": round((end - search.info.start_time) / 60_000, 1),
+            "_better": -search.data.metrics.get(task.test_key, float("nan")) if task.higher_is_better
+            else search.data.metrics.get(task.test_key, float("nan")),
+        })
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    first_seen = {task: index for index, task in enumerate(dict.fromkeys(table["task"]))}
+    table = table.assign(_task=table["task"].map(first_seen)).sort_values(["_task", "_better"], na_position="last")
+    return table.drop(columns=["_task", "_better"]).reset_index(drop=True)
 
 
 def model_uri(reference: str) -> str:

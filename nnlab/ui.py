@@ -2,7 +2,8 @@
 
 The same as `mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1`, with
 the store nnlab's commands use (`--tracking-uri`, else $MLFLOW_TRACKING_URI, else mlruns/), a
-check that the store and the port are there to use, and the address printed once it answers.
+check that the store and the port are there to use, and the address printed once it answers,
+with a link to each experiment's runs table (MLflow 3's UI opens on its GenAI view otherwise).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from nnlab import cli
-from nnlab.tracking import resolve_tracking_uri, sqlite_file
+from nnlab.tracking import experiments_with_runs, resolve_tracking_uri, runs_page, sqlite_file
 
 PROG = "nnlab.ui"
 HOST = "127.0.0.1"  # loopback: the UI has no login, and runs can hold data
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
                 return 1
             time.sleep(0.5)
         print(f"MLflow UI: {address}   (store {tracking_uri}; Ctrl-C stops it)", flush=True)
+        for name, experiment_id in experiments_with_runs(tracking_uri):
+            print(f"  {name}: {runs_page(address, experiment_id)}", flush=True)
         return 0 if server.wait() == 0 else 1
     except KeyboardInterrupt:
         return 0

@@ -195,15 +195,20 @@ def test_mlflow_ui_shows_a_trial_runs_learning_curves(chromium, searched_store, 
     assert address == f"http://127.0.0.1:{ui.port}"
     wait = WebDriverWait(browser, STEP_SECONDS)
 
+    # nnlab.ui prints each experiment's runs table: MLflow opens on its GenAI view otherwise.
+    experiment_id = client.get_experiment_by_name("mnist").experiment_id
+    runs_link = f"{address}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    WebDriverWait(ui.output, 30).until(lambda lines: f"  mnist: {runs_link}\n" in lines,
+                                       message=f"nnlab.ui printed no link to mnist's runs:\n{ui.printed()}")
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
     screenshot = tmp_path / "mlflow-ui-trial-artifacts.png"
-    browser.get(address)
+    browser.get(runs_link)
     try:
-        # MLflow opens in its GenAI view, whose experiment pages have no runs table.
-        click(browser, "//*[@role='button'][normalize-space()='Model training']", "the 'Model training' switch")
-        click(browser, "//a[normalize-space()='Experiments']", "the Experiments link")
-        wait.until(expected_conditions.url_matches(r"#/experiments$"), message="the experiments list did not open")
-        click(browser, "//a[normalize-space()='mnist']", "the experiment 'mnist'")
-        wait.until(expected_conditions.url_matches(r"#/experiments/\d+/runs"), message="the runs table did not open")
+        # The link opens the runs table, the search's run in it.
+        wait.until(expected_conditions.visibility_of_element_located(
+            (By.XPATH, f"//div[@role='gridcell']//a[normalize-space()='{parent_run_name}']")),
+            message=f"the link {runs_link} shows no run '{parent_run_name}'")
         # Trial runs are nested under the search's run: expand that row with its button.
         click(browser, f"//div[@role='gridcell'][.//a[normalize-space()='{parent_run_name}']]//button",
               f"the expand button of the run '{parent_run_name}'")

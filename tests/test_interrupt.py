@@ -65,7 +65,7 @@ def interrupt(command, workdir, tracking_uri, signal_number, finished: int):
     if signal_number != signal.SIGKILL:
         wait_until_gone(workdir, 30)  # every process the command started has stopped
     stderr = (workdir / "err").read_text()
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr
     return interrupted, process.returncode, stderr
 
 

@@ -121,3 +121,39 @@ def test_ui_mistakes_are_one_line(capsys, tmp_path, searched_store):
     assert capsys.readouterr().err == f"nnlab.ui: error: port {port} on 127.0.0.1 is in use; choose another with --port\n"
     assert exit_code(ui.main, ["--port", "70000"]) == 2
     assert "argument --port: '70000' is not a TCP port (1 to 65535)" in capsys.readouterr().err
+
+
+def test_champions_lists_each_registered_family_best_first(workdir, capsys, small_mnist, tracking_uri):
+    from mlflow import MlflowClient
+
+    from nnlab.config import ExperimentConfig
+    from nnlab.search import run_search
+
+    results = {}
+    for model in ("linear", "dfn"):
+        config = ExperimentConfig(name="families", model=model, tuner="random", max_trials=1, epochs=1, final_epochs=0,
+                                  tracking_uri=tracking_uri)
+        results[model] = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lambda _line: None)
+    code, out, err = run_report(capsys, "families", "--champions", "--tracking-uri", tracking_uri, "--format", "csv")
+    assert code == 0, err
+    table = pd.read_csv(io.StringIO(out))
+    scores = {model: result.test_metrics["test_accuracy"] for model, result in results.items()}
+    assert list(table["family"]) == sorted(scores, key=scores.get, reverse=True)  # best first
+    assert list(table["test"]) == pytest.approx(sorted(scores.values(), reverse=True))
+    assert set(table["model"]) == {"families-linear", "families-dfn"} and set(table["version"]) == {1}
+    assert set(table["score"]) == {"test_accuracy"}
+    client = MlflowClient(tracking_uri)
+    for row in table.itertuples():
+        (trial,) = [run for run in client.search_runs([client.get_experiment_by_name("families").experiment_id],
+                                                      f"tags.mlflow.parentRunId = '{results[row.family].parent_run_id}'")]
+        assert row.param_count == trial.data.metrics["param_count"]  # the champion's own size
+        search = client.get_run(results[row.family].parent_run_id)
+        assert row.search_minutes == round((search.info.end_time - search.info.start_time) / 60_000, 1)
+    code, _out, err = run_report(capsys, "families", "--champions", "--tracking-uri", tracking_uri)
+    assert code == 0 and err == ""
+    # No champion registered yet: one line, exit code 2.
+    client.create_experiment("empty")
+    client.create_run(client.get_experiment_by_name("empty").experiment_id, tags={"nnlab.search_id": "x"})
+    code, _out, err = run_report(capsys, "empty", "--champions", "--tracking-uri", tracking_uri)
+    assert code == 2 and err == (f"nnlab.report: error: experiment empty has no registered champion in {tracking_uri}; "
+                                 "a search registers one (python -m nnlab.search empty)\n")

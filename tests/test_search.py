@@ -213,11 +213,11 @@ def test_results_say_which_version_keeps_the_alias():
         registered_name="mnist-cnn", parent_run_id="0", tracking_uri="sqlite:///mlruns/mlflow.db",
         leaderboard=pd.DataFrame({"trial": ["0"], "best_val_accuracy": [0.98]}), champion_trial="0",
         champion_version="2", test_metrics={"test_accuracy": 0.97}, promoted=False, alias_holder=("1", 0.985),
-        newly_registered=True, trials_run=1, experiment="mnist", model="cnn",
+        newly_registered=True, trials_run=1, experiment="mnist", model="cnn", experiment_id="4",
     )
     lines = []
     _print_results(result, echo=lines.append)
     assert "Registered mnist-cnn version 2; alias champion stays on version 1 (test_accuracy 0.9850), which tested better." in lines
-    assert any(line.startswith("Browse: python -m nnlab.ui   (or: mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db;")
-               for line in lines)
+    assert ("Browse: python -m nnlab.ui   (or: mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db); then open "
+            "http://127.0.0.1:5000/#/experiments/4/runs?workflowType=machine_learning") in lines
     assert "Report: python -m nnlab.report mnist --model cnn" in lines
