@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from functools import partial
 
 import keras
 import keras_tuner
@@ -15,6 +17,61 @@ from nnlab.task import get_task
 # Batches of a test pass. Measured on 2 cores, 10,000 MNIST images: the default CNN 3.0 s in
 # batches of 32 (Keras' default), 1.6 s of 256, 2.6 s of 1024; the default DFN 1.0, 0.35 and 0.23 s.
 PREDICT_BATCH_SIZE = 256
+
+# The training knobs the compile and fit policy owns (issue 15), each fixed at nnlab's choice
+# before they were offered (Adam, a constant rate, the experiment's batch size) unless an
+# experiment's `[space]` opens it: `[space] optimizer = ["adam", "sgd"]`. One searched
+# `learning_rate` serves every optimizer and schedule: an experiment that opens SGD may want to
+# open that range upwards too (`[space] learning_rate = [1e-3, 1e-1]`).
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "sgd": partial(keras.optimizers.SGD, momentum=0.9, nesterov=True),
+    "rmsprop": keras.optimizers.RMSprop,
+}
+# Each schedule starts at the searched learning rate and decays over the steps of the epochs a
+# fit trains (fit sets its decay steps: the training rows, the batch size and the epochs are known
+# there, not when the model compiles): cosine down to 0, inverse time down to a tenth
+# (rate / (1 + 9 * step / steps)). Stock Keras schedules: a saved model loads without nnlab.
+SCHEDULES = {
+    "constant": None,
+    "inverse_time": partial(keras.optimizers.schedules.InverseTimeDecay, decay_rate=9.0),
+    "cosine": keras.optimizers.schedules.CosineDecay,
+}
+# A schedule's decay steps from compile until its first fit sets them (a model compiled and
+# never trained, a champion restored with no further epochs, keeps these in its saved config).
+UNFITTED_DECAY_STEPS = 1000
+
+
+def make_optimizer(name: str, learning_rate: float, schedule: str = "constant", clipnorm: float | None = None):
+    """The named optimizer at `learning_rate`, constant or scheduled, clipping gradients by norm
+    where `clipnorm` says. A name it does not know is a ValueError naming the known ones (an
+    experiment's `[space]` check turns it into the user's message)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer {name!r} is not one of {', '.join(OPTIMIZERS)}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"learning_rate_schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
+    if SCHEDULES[schedule] is not None:
+        learning_rate = SCHEDULES[schedule](learning_rate, UNFITTED_DECAY_STEPS)
+    return OPTIMIZERS[name](learning_rate, clipnorm=clipnorm)
+
+
+def learning_rate_schedule(model):
+    """The schedule of `model`'s optimizer, or None where its rate is constant (or where it has no
+    single optimizer: a GAN's two are its own)."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # under mixed precision: the wrapped one
+    rate = getattr(optimizer, "_learning_rate", None)  # Keras keeps the schedule itself there
+    return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
+
+
+def _rows(inputs) -> int | None:
+    """How many examples `inputs` holds (an array, a table's DataFrame or dict of columns)."""
+    if isinstance(inputs, dict):
+        inputs = next(iter(inputs.values()), None)
+    try:
+        return len(inputs)
+    except TypeError:
+        return None
 
 
 def scores(model, labels, predictions) -> dict:
@@ -61,10 +118,11 @@ class StopAt(keras.callbacks.Callback):
 
 class SearchHyperModel(keras_tuner.HyperModel):
     """build(hp): the family's builder, compiled for the data's task with a searched learning rate
-    (and the gradient clipping a builder declares); the experiment's `[space]` entries narrow
+    (and the gradient clipping a builder declares), the optimizer and learning-rate schedule
+    (Adam, constant, unless `[space]` opens them); the experiment's `[space]` entries narrow
     what the builder declares.
-    fit(hp, model, ...): fixed batch size, early stopping on the task's objective, stop on NaN,
-    stop at the trial timeout.
+    fit(hp, model, ...): the experiment's batch size (unless `[space]` opens it), early stopping
+    on the task's objective, stop on NaN, stop at the trial timeout.
     Every compile passes the experiment's `accelerate` settings (XLA, steps per execution)."""
 
     def __init__(self, builder, spec, batch_size: int, patience: int, space: dict | None = None,
@@ -82,7 +140,19 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.timer: StopAt | None = None  # the last trial's, to tell whether it ran out of time
 
     def build(self, hp) -> keras.Model:
-        return self.compile(hp, self.architecture(hp))
+        model = self.compile(hp, self.architecture(hp))
+        self.batch_size_of(hp)  # declared with the model: the oracle and the [space] check see it
+        return model
+
+    def batch_size_of(self, hp) -> int:
+        """The batch size a model built with `hp` trains in. Two tables, one name: the
+        experiment's top-level `batch_size` (self.batch_size) is the default, the only value
+        where `[space]` does not name it; `[space] batch_size = [32, 64, 128]` (a choice; two
+        numbers would be a range) opens it, and for the search the `[space]` entry wins."""
+        size = self._narrowed(hp).Fixed("batch_size", self.batch_size)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"batch_size {size!r} is not a whole number of at least 1")
+        return size
 
     def architecture(self, hp) -> keras.Model:
         """The builder's model, uncompiled: a checkpoint's weights load into it without building
@@ -93,13 +163,21 @@ class SearchHyperModel(keras_tuner.HyperModel):
         hp = self._narrowed(hp)
         # Below 3e-4, Adam cannot get far in the few epochs a search gives a trial.
         learning_rate = hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
+        # Fixed at Adam and a constant rate, as before they were offered, unless `[space]` opens
+        # them: `[space] optimizer = ["adam", "sgd", "rmsprop"]`, `learning_rate_schedule =
+        # ["constant", "cosine"]`.
+        optimizer = hp.Fixed("optimizer", "adam")
+        schedule = hp.Fixed("learning_rate_schedule", "constant")
         # A builder that declares `clipnorm` (the recurrent family: exploding gradients through
         # time) gets it here, where the optimizer is made; 0 means no clipping.
-        return self._compiled(model, learning_rate, clipnorm=hp.values.get("clipnorm") or None)
+        return self._compiled(model, learning_rate, clipnorm=hp.values.get("clipnorm") or None, optimizer=optimizer,
+                              schedule=schedule)
 
-    def _compiled(self, model: keras.Model, learning_rate: float, clipnorm: float | None = None) -> keras.Model:
-        """Adam at `learning_rate`, the task's loss and metrics, the experiment's acceleration."""
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm), loss=self.task.loss,
+    def _compiled(self, model: keras.Model, learning_rate: float, clipnorm: float | None = None,
+                  optimizer: str = "adam", schedule: str = "constant") -> keras.Model:
+        """The optimizer (Adam by default) at `learning_rate`, constant or scheduled, the task's
+        loss and metrics, the experiment's acceleration."""
+        model.compile(optimizer=make_optimizer(optimizer, learning_rate, schedule, clipnorm), loss=self.task.loss,
                       metrics=self.task.keras_metrics(), **self.accelerate.compile_options())
         return model
 
@@ -163,13 +241,33 @@ class SearchHyperModel(keras_tuner.HyperModel):
         if self.timer is not None:
             callbacks.append(self.timer)
         self.built_before_tracing(model, args)
+        batch_size = self.batch_size_of(hp)
+        self._decay_over_this_fit(model, args, batch_size, kwargs)
         # A table's rows (a DataFrame) go in as the model's inputs, one per column.
         if args:
             args = (keras_inputs(args[0]), *args[1:])
         if kwargs.get("validation_data") is not None:
             inputs, *rest = kwargs["validation_data"]
             kwargs["validation_data"] = (keras_inputs(inputs), *rest)
-        return model.fit(*args, batch_size=self.batch_size, callbacks=callbacks, **kwargs)
+        return model.fit(*args, batch_size=batch_size, callbacks=callbacks, **kwargs)
+
+    @staticmethod
+    def _decay_over_this_fit(model, args, batch_size: int, fit_options: dict) -> None:
+        """A scheduled learning rate decays over the steps of the epochs this fit trains: the
+        trial's epochs (a Hyperband round's, from its initial epoch), or the champion's further
+        epochs. Set on a fresh optimizer only, before its first step traces the schedule into
+        the train function; one that has trained keeps the schedule it trained with."""
+        schedule = learning_rate_schedule(model)
+        if schedule is None or int(keras.ops.convert_to_numpy(model.optimizer.iterations)):
+            return
+        steps_per_epoch = fit_options.get("steps_per_epoch")
+        if steps_per_epoch is None:
+            rows = _rows(args[0]) if args else None
+            if not rows:
+                return  # not known here: the steps set when it compiled stand
+            steps_per_epoch = math.ceil(rows / batch_size)
+        epochs = fit_options.get("epochs", 1) - fit_options.get("initial_epoch", 0)
+        schedule.decay_steps = max(1, steps_per_epoch * epochs)
 
     def fit_further(self, hp, model, train, validation, initial_epoch: int, epochs: int, callbacks=()) -> dict:
         """Train a restored model on for up to `epochs` more epochs, as KerasTuner advises for the
@@ -178,6 +276,14 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.built_before_tracing(model, validation)
         start = self.validation_score(model, validation)
         weights = model.get_weights()
+        further_callbacks = self.further_callbacks()
+        if learning_rate_schedule(model) is not None:
+            # A scheduled rate is the schedule's to lower: Keras refuses ReduceLROnPlateau's new
+            # rate for it (TypeError). The restored model's fresh optimizer starts the schedule
+            # again at the trial's learning rate and decays it over these further epochs
+            # (fit: `_decay_over_this_fit`); the weights are kept only if they do better.
+            further_callbacks = [callback for callback in further_callbacks
+                                 if not isinstance(callback, keras.callbacks.ReduceLROnPlateau)]
         history = self.fit(
             hp,
             model,
@@ -185,7 +291,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
             validation_data=validation,
             initial_epoch=initial_epoch,
             epochs=initial_epoch + epochs,
-            callbacks=[*callbacks, *self.further_callbacks()],
+            callbacks=[*callbacks, *further_callbacks],
             restore_best_weights=True,
             timed=False,  # the trial timeout is for trials; the search's budget bounds this
             verbose=0,

@@ -94,8 +94,9 @@ def check(overrides: dict, build, where: str) -> None:
 
 def _check_fixed(parameter, value, entry: str, build) -> None:
     """A builder's fixed value opened up: values of the same kind (strings for a string, numbers
-    or a [min, max] range for a number, true/false for a Boolean), each of which the builder
-    accepts (it raises ValueError for one it cannot build, an unknown cell say)."""
+    for a number: two a [min, max] range, three or more a choice, as `Narrowed.Fixed` reads
+    them; true/false for a Boolean), each of which the builder accepts (it raises ValueError
+    for one it cannot build, an unknown cell say)."""
     import keras
     import keras_tuner
 
@@ -104,8 +105,6 @@ def _check_fixed(parameter, value, entry: str, build) -> None:
     if _is_number(fixed):
         if not all(_is_number(item) for item in values):
             raise SpaceError(f"{entry}: {name} takes numbers")
-        if isinstance(value, list) and len(value) != 2:
-            raise SpaceError(f"{entry}: a range is [min, max]")
     elif isinstance(fixed, (bool, str)) and not all(isinstance(item, type(fixed)) for item in values):
         raise SpaceError(f"{entry}: {name} takes {'true or false' if isinstance(fixed, bool) else 'text'} like {fixed!r}")
     for item in values:

@@ -66,7 +66,7 @@ def test_check_knows_every_layer_the_builder_can_build(small_mnist):
     build = hypermodel(small_mnist.spec, {}, model="cnn").build
     space.check({"filters_2": [32, 48]}, build, "here")  # only built with three blocks: still known
     with pytest.raises(space.SpaceError, match=r"here: space.filters_3: the model declares no such hyperparameter; "
-                                               r"known: activation, augment_shift, batch_norm, conv_blocks"):
+                                               r"known: activation, augment_shift, batch_norm, batch_size, conv_blocks"):
         space.check({"filters_3": [32, 48]}, build, "here")
     with pytest.raises(space.SpaceError, match="batch_norm takes true or false"):
         space.check({"batch_norm": "yes"}, build, "here")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from nnlab.models.layers import activate, layer_scopes, model_input, output_head, shared_knobs
+from nnlab.models.layers import activate, kernel_options, layer_scopes, model_input, output_head, shared_knobs
 
 
 def build(hp, spec) -> keras.Model:
@@ -19,6 +19,6 @@ def build(hp, spec) -> keras.Model:
             continue
         if index and knobs["dropout"] > 0:
             x = keras.layers.Dropout(knobs["dropout"])(x)
-        x = keras.layers.Dense(units, use_bias=not knobs["batch_norm"])(x)
+        x = keras.layers.Dense(units, use_bias=not knobs["batch_norm"], **kernel_options(knobs))(x)
         x = activate(x, knobs)
-    return keras.Model(inputs, output_head(x, knobs, spec, inputs), name="dfn")
+    return keras.Model(inputs, output_head(x, knobs, spec, inputs, **kernel_options(knobs)), name="dfn")

@@ -1,5 +1,5 @@
 """Pieces the builders share: the model's input and output as the data decides them, and the
-searched activation / normalisation / dropout knobs.
+searched activation / normalisation / dropout knobs (and the L2 weight decay an experiment may open).
 
 `model_input` and `output_head` keep builders data-agnostic: the data's spec says what the raw
 input is (an image, a window of a series), how the data set adapts it inside the model, and what
@@ -21,7 +21,26 @@ def shared_knobs(hp) -> dict:
         "activation": hp.Choice("activation", ACTIVATIONS),
         "batch_norm": hp.Boolean("batch_norm", default=True),
         "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.3),
+        "weight_decay": weight_decay(hp),
     }
+
+
+def weight_decay(hp) -> float:
+    """L2 weight decay: `weight_decay * sum(w ** 2)` of every Dense and Conv kernel joins the
+    loss. Fixed at 0 (no penalty, as before it was offered: dropout and batch norm regularise
+    the default models) unless `[space]` opens it: `weight_decay = [0.0, 1e-4, 1e-3]` a choice,
+    two numbers a range."""
+    value = hp.Fixed("weight_decay", 0.0)
+    if value < 0:
+        raise ValueError(f"weight_decay {value!r} is below 0")
+    return value
+
+
+def kernel_options(knobs: dict) -> dict:
+    """What a Dense or Conv layer takes for the knobs' weight decay: an L2 penalty on its kernel
+    where it is above 0, nothing otherwise (the layer as it was)."""
+    decay = knobs.get("weight_decay", 0)
+    return {"kernel_regularizer": keras.regularizers.L2(decay)} if decay else {}
 
 
 def layer_scopes(hp, name: str, min_value: int, max_value: int, default: int | None = None) -> tuple[int, list[list[int]]]:
