@@ -237,7 +237,15 @@ class SearchTracker:
                 # cannot hold a missing value: nnlab's never does.
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
-                    mlflow.log_input(self.data_inputs[context], context=context)
+                    try:
+                        mlflow.log_input(self.data_inputs[context], context=context)
+                    except MlflowException as error:
+                        # Two searches of one experiment started together log the same split:
+                        # MLflow looks the dataset up, then inserts it, and the slower insert
+                        # breaks the table's unique key. It exists now: linking it again works.
+                        if "IntegrityError" not in str(error) and "unique constraint" not in str(error).lower():
+                            raise
+                        mlflow.log_input(self.data_inputs[context], context=context)
 
     def serve_oracle(self, port: int) -> None:
         """Tag the search's run with the port its oracle serves workers on."""
