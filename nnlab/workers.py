@@ -279,7 +279,7 @@ class Workers:
     def _finished(self) -> bool:
         # Local workers all told to stop, and no trial of a worker elsewhere still running.
         local_done = all(slot.done for slot in self.slots)
-        return local_done and (self.slots or self.server.stop_sent) and not self.oracle.ongoing_trials
+        return local_done and bool(self.slots or self.server.stop_sent) and not self.oracle.ongoing_trials
 
     def _ended(self, slot: _Slot) -> None:
         code = slot.process.returncode
