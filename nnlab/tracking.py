@@ -553,6 +553,7 @@ def champions_table(experiment_name: str, tracking_uri: str | None = None) -> pd
 
     uri = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(experiment_name)
     rows = []
     for registered in client.search_registered_models(filter_string=f"name LIKE '{experiment_name}-%'"):
         try:
@@ -560,6 +561,8 @@ def champions_table(experiment_name: str, tracking_uri: str | None = None) -> pd
         except MlflowException:  # registered, but no version holds the alias
             continue
         search = client.get_run(version.run_id)
+        if experiment is None or search.info.experiment_id != experiment.experiment_id:
+            continue  # another experiment's whose name begins alike: mnist-smoke-cnn is not mnist's
         task = get_task(search.data.tags.get(TASK_TAG) or "classification")
         trials = (search.data.tags.get(CHAMPION_TRIAL_TAG) or "").split(",")
         trial_runs = [run for run in client.search_runs(
