@@ -20,6 +20,7 @@ mixed precision for the whole process (`activate`), and what every hypermodel pa
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -49,6 +50,11 @@ def start_tensorflow(echo=None) -> list[str]:
     with _stderr_silenced():
         import tensorflow as tf
 
+        if first:
+            # TensorFlow's Python warnings are about tf.functions a user of nnlab does not write:
+            # "N out of the last M calls to ... triggered tf.function retracing", from Keras'
+            # predict on the champion's splits of different sizes.
+            tf.get_logger().setLevel(logging.ERROR)
         gpus = tf.config.list_physical_devices("GPU")  # initialises CUDA: its errors on a CPU machine
         names = []
         for gpu in gpus:

@@ -26,7 +26,10 @@ TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
 # epochs 6 with factor 3 gives Hyperband rounds of 2 and 6 epochs (10 trials): after a single
 # epoch a batch-normalised model's validation score is still noise (0.11 measured for one that
 # reached 0.97 after two), and a round of 1 would discard the best configurations.
-TRAINING_DEFAULTS = {"epochs": 6, "batch_size": 128, "final_epochs": 15, "patience": 3}
+# ensemble 3: the average of the best three trials, registered unless the best alone is surely
+# better on validation (champion.SINGLE_SURE); final_epochs 20: the champion trains on while its validation loss falls
+# (hypermodel.fit_further). Both measured in BENCHMARKS.md, issue 15.
+TRAINING_DEFAULTS = {"epochs": 6, "batch_size": 128, "final_epochs": 20, "patience": 3, "ensemble": 3}
 KIND_TRAINING_DEFAULTS = {
     # A table of a few hundred rows is a few steps an epoch: it takes many epochs of small
     # batches, each a few milliseconds (BENCHMARKS.md, issue 13).
@@ -36,7 +39,8 @@ FAMILY_TRAINING_DEFAULTS = {
     # A GAN learns per step: 32 images a step gives it four times the steps of 128 on 5,000
     # images. Its champion trains on longest (fid_mnist still falls after 30 epochs, measured in
     # BENCHMARKS.md), and the score of a few hundred samples is noisy from epoch to epoch.
-    "gan": {"batch_size": 32, "final_epochs": 40, "patience": 8},
+    # An average of generators' images is no generator's: the best trial alone.
+    "gan": {"batch_size": 32, "final_epochs": 40, "patience": 8, "ensemble": 0},
 }
 EXPERIMENTS_DIR = Path("experiments")
 # Names become MLflow names and folders under tuning/ and mlruns/: no separators, no "..".
@@ -84,9 +88,10 @@ class ExperimentConfig:
     # Trial checkpoints kept in tuning/: the best few; the champion is restored from one (an
     # average champion from `ensemble`, which keeps as many as it takes in).
     keep_checkpoints: int = 3
-    # The best K trials averaged into one model, registered when it validates better than the
-    # best trial alone (its loss on the validation split); 0 or 1: the best trial alone.
-    ensemble: int = 0
+    # The best K trials of different hyperparameters averaged into one model, registered unless
+    # the best trial alone is surely better on the validation split (champion.SINGLE_SURE); 0 or
+    # 1: the best trial alone. None: 3 (the GAN: 0).
+    ensemble: int | None = None
     # Failed trials in a row after which the search stops (a broken space, not bad luck).
     max_consecutive_failed_trials: int = 3
     data_dir: str | None = None

@@ -3,8 +3,8 @@
 A fine-tune is a search of the transfer family (nnlab/models/transfer.py) over the target's
 data: `--strategy` fixes its strategy and the search is one trial; `--search` lets KerasTuner
 choose the strategy, the depth to unfreeze and the two learning rates, and registers its best
-trial or, when it validates better, the average of its best three (`--ensemble`, the shared
-champion step's). The search machinery does the rest unchanged: a parent run in the target's MLflow experiment tagged with the source's
+trial or the average of its best three, unless the best alone is surely better on validation
+(`--ensemble`, the shared champion step's). The search machinery does the rest unchanged: a parent run in the target's MLflow experiment tagged with the source's
 lineage, a nested run per trial, the figures, and the result registered as a new version of
 `<target>-from-<source>` (`digits-from-mnist-cnn`), whose `champion` alias moves only to a
 version that tests better. The source is read, never changed.
@@ -27,8 +27,8 @@ EPOCHS = 60
 BATCH_SIZE = 32
 PATIENCE = 6
 SEARCH_TRIALS = 10
-# --search registers the average of its best 3 trials when that validates better than the best
-# alone. With 10 labels per class the validation split is 144 digits, and which trial tops it is
+# --search registers the average of its best 3 trials unless the best alone is surely better on
+# validation. With 10 labels per class the validation split is 144 digits, and which trial tops it is
 # partly luck: mnist-cnn -> digits, seed 1, the best trial tested 0.922, the average of the best
 # three 0.942 (BENCHMARKS.md, issue 11). A fine-tune's trials are not trained on, so the
 # average costs only its test pass.
@@ -54,7 +54,7 @@ def parse_args(argv=None):
                         "unfreeze and both learning rates (random search)")
     parser.add_argument("--max-trials", type=cli.positive, help=f"trials of --search (default {SEARCH_TRIALS})")
     parser.add_argument("--ensemble", type=cli.whole_number, help="--search: average the best K trials into one "
-                        f"model, registered when it validates better than the best alone (default {SEARCH_ENSEMBLE}; "
+                        f"model, registered unless the best alone is surely better on validation (default {SEARCH_ENSEMBLE}; "
                         "0: the best alone)")
     parser.add_argument("--unfreeze", type=cli.positive, help="fine-tune: how many of the source's layers with "
                         "weights to unfreeze, from the top (default: all)")

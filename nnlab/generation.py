@@ -122,6 +122,9 @@ class GANHyperModel(SearchHyperModel):
     def validation_score(self, model, validation) -> float:
         return self.judge.scores(self.real_features, generated(model.average_generator)[1])["fid_mnist"]
 
+    def further_patience(self) -> int:
+        return self.patience  # a GAN's own (8) is already the champion's (config.FAMILY_TRAINING_DEFAULTS)
+
     def further_callbacks(self) -> list:
         return []  # ReduceLROnPlateau would cut the rate of an optimizer neither network uses
 

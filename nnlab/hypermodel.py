@@ -8,6 +8,7 @@ from functools import partial
 
 import keras
 import keras_tuner
+import numpy as np
 
 from nnlab.accelerators import Acceleration
 from nnlab.space import Narrowed
@@ -198,17 +199,27 @@ class SearchHyperModel(keras_tuner.HyperModel):
     def built_before_tracing(self, model, args) -> None:
         built_before_tracing(model, *args[:2])
 
+    def validation_scores(self, model, validation) -> dict:
+        """{val_<name>: value} of `model` on the validation split outside fit(), named as fit()
+        reports them (evaluate() says "accuracy", fit() "val_accuracy")."""
+        inputs, targets = validation
+        logs = model.evaluate(keras_inputs(inputs), targets, verbose=0, return_dict=True)
+        return {f"val_{name}": value for name, value in logs.items()}
+
     def validation_score(self, model, validation) -> float:
         """The objective of `model` on the validation split, outside fit()."""
-        # evaluate() names the metric "accuracy"; fit() reports it on validation as "val_accuracy".
-        inputs, targets = validation
-        return model.evaluate(keras_inputs(inputs), targets, verbose=0, return_dict=True)[self.task.metric]
+        return self.validation_scores(model, validation)[self.task.objective]
+
+    def further_patience(self) -> int:
+        """Epochs the champion's further training waits for a better monitored value: twice a
+        trial's, since it has the epochs to spare and the learning rate is cut on the way."""
+        return 2 * self.patience
 
     def further_callbacks(self) -> list:
-        """Callbacks of the champion's further training: a lower learning rate once the
-        objective stalls, the usual last stretch of training."""
-        return [keras.callbacks.ReduceLROnPlateau(monitor=self.task.objective, mode=self.task.direction, factor=0.3,
-                                                  patience=1)]
+        """Callbacks of the champion's further training: half the learning rate once the
+        monitored metric has stalled for two epochs, the usual last stretch of training."""
+        monitored, mode = self.task.further_monitor
+        return [keras.callbacks.ReduceLROnPlateau(monitor=monitored, mode=mode, factor=0.5, patience=2)]
 
     def test(self, model, test) -> tuple[dict, object, object]:
         """(test_<metric> scores, the inputs, the model's outputs for them) of one pass over the
@@ -229,11 +240,14 @@ class SearchHyperModel(keras_tuner.HyperModel):
         """Tags for the registered version of a model trained with `hp`: where it came from."""
         return {}
 
-    def fit(self, hp, model, *args, callbacks=None, restore_best_weights=False, timed=True, deadline=None, **kwargs):
+    def fit(self, hp, model, *args, callbacks=None, restore_best_weights=False, timed=True, deadline=None,
+            monitor: tuple[str, str] | None = None, patience: int | None = None, **kwargs):
+        # Early stopping on `monitor` (metric, mode) after `patience` epochs: the objective and
+        # the trials' patience unless the champion's further training says otherwise.
+        monitored, mode = monitor or (self.task.objective, self.task.direction)
         callbacks = list(callbacks or []) + [
-            keras.callbacks.EarlyStopping(
-                monitor=self.task.objective, mode=self.task.direction, patience=self.patience, restore_best_weights=restore_best_weights
-            ),
+            keras.callbacks.EarlyStopping(monitor=monitored, mode=mode, patience=patience or self.patience,
+                                          restore_best_weights=restore_best_weights),
             keras.callbacks.TerminateOnNaN(),
         ]
         # `deadline` (time.monotonic): a trial's later phase ends when its first one would have.
@@ -271,10 +285,17 @@ class SearchHyperModel(keras_tuner.HyperModel):
 
     def fit_further(self, hp, model, train, validation, initial_epoch: int, epochs: int, callbacks=()) -> dict:
         """Train a restored model on for up to `epochs` more epochs, as KerasTuner advises for the
-        best model of a search; its new weights are kept only if they beat its starting objective."""
+        best model of a search, watching the task's `further_monitor` (`further_patience`); its
+        best epoch's weights are kept only if they beat its start on that metric. Returns the
+        objective at the start and at that epoch."""
         task = self.task
+        monitored, mode = task.further_monitor
         self.built_before_tracing(model, validation)
-        start = self.validation_score(model, validation)
+        if monitored == task.objective:
+            start = start_monitored = self.validation_score(model, validation)
+        else:
+            scores = self.validation_scores(model, validation)
+            start, start_monitored = scores[task.objective], scores[monitored]
         weights = model.get_weights()
         further_callbacks = self.further_callbacks()
         if learning_rate_schedule(model) is not None:
@@ -293,14 +314,21 @@ class SearchHyperModel(keras_tuner.HyperModel):
             epochs=initial_epoch + epochs,
             callbacks=[*callbacks, *further_callbacks],
             restore_best_weights=True,
+            monitor=(monitored, mode),
+            patience=self.further_patience(),
             timed=False,  # the trial timeout is for trials; the search's budget bounds this
             verbose=0,
         )
-        values = history.history.get(task.objective, [])
-        best = task.best(values) if values else start
-        if not task.better(best, start):
+        values = np.asarray(history.history.get(monitored, []), dtype=float)
+        best_index = None
+        if np.isfinite(values).any():
+            candidate = int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
+            better = values[candidate] < start_monitored if mode == "min" else values[candidate] > start_monitored
+            if better or not np.isfinite(start_monitored):
+                best_index = candidate
+        if best_index is None:
             model.set_weights(weights)
-            best = start
+        best = start if best_index is None else float(history.history[task.objective][best_index])
         return {f"start_{task.objective}": start, task.best_key: best, "further_epochs": len(history.epoch)}
 
 

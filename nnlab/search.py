@@ -82,7 +82,6 @@ def run_search(
     import keras
 
     from nnlab.champion import register_champion
-    from nnlab.hypermodel import StopAt
     from nnlab.tracking import (CHAMPION_TRIAL_TAG, CHAMPION_VERSION_TAG, TASK_TAG, SearchTracker, absolute_uri,
                                 ensure_experiment, resolve_tracking_uri, sqlite_file)
     from nnlab.tuner import make_tuner, one_line
@@ -100,7 +99,8 @@ def run_search(
         raise ConfigError(str(error)) from None
     hypermodel = policy(space=config.space, trial_timeout=config.trial_timeout)
     task = hypermodel.task
-    budget = TimeBudget(config.time_budget, config.final_epochs) if config.time_budget else None
+    # The champion step's worst case: each member of an average trained on for final_epochs.
+    budget = TimeBudget(config.time_budget, config.final_epochs * max(1, config.ensemble)) if config.time_budget else None
 
     directory = Path(tuning_root) / config.tuning_name
     store_uri = resolve_tracking_uri(config.tracking_uri)
@@ -203,9 +203,8 @@ def run_search(
             if stopped_because:
                 stop_tags = {"nnlab.stopped": stopped_because}
                 echo(f"No further trials: {stopped_because}.")
-            # The best, and the next best an average champion may take in (config.ensemble).
-            best_trials = [trial for trial in tuner.oracle.get_best_trials(max(1, config.ensemble))
-                           if trial.status == "COMPLETED"]
+            # The best, and the next best of other hyperparameters an average champion may take in (config.ensemble).
+            best_trials = tuner.oracle.best_distinct_trials(max(1, config.ensemble))
             if not best_trials:
                 raise SearchFailed(f"no trial of {config.tuning_name} finished; nothing to register "
                                    "(the FAILED trial runs' nnlab.failure tags say why)")
@@ -217,8 +216,8 @@ def run_search(
             registered = tracker.search_tag(CHAMPION_VERSION_TAG)
             newly_registered = registered is None or trials_run > 0
             if newly_registered:
-                deadline = [StopAt(deadline=budget.deadline())] if budget else []
-                champion = register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, echo, deadline)
+                champion = register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, echo,
+                                             budget.deadline() if budget else None)
                 champion_trial = champion.label
                 plot_errors += _log_figures(tracker, champion.figures)
                 record, test_metrics = champion.record, champion.test_metrics
@@ -381,6 +380,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
     parser.add_argument("--time-budget", type=_duration, help="wall-clock limit for this run, e.g. 900, 15m, 1h: "
                         "no trial starts that would not finish in time, and the champion is still registered")
+    parser.add_argument("--ensemble", type=cli.whole_number, help="average the best K trials of different "
+                        "hyperparameters into one model, registered unless the best alone is surely better on validation "
+                        "(default 3, the GAN 0; 0: the best alone)")
     parser.add_argument("--fresh", action="store_true", help="discard the saved tuner state and start a new search")
     scale = parser.add_argument_group("worker processes and machines (README: Scaling out)")
     scale.add_argument("--workers", type=cli.whole_number, default=1,
@@ -467,7 +469,7 @@ FLAG_NAMES = {"jit_compile": "--jit"}  # where the flag is not the setting's own
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    overrides = {key: getattr(args, key) for key in (*WORKER_OPTIONS, "tracking_uri", "time_budget")}
+    overrides = {key: getattr(args, key) for key in (*WORKER_OPTIONS, "tracking_uri", "time_budget", "ensemble")}
     if args.role == "worker":
         return _worker_main(args, overrides)
     try:

@@ -43,6 +43,16 @@ class Task:
     def higher_is_better(self) -> bool:
         return self.direction == "max"
 
+    @property
+    def further_monitor(self) -> tuple[str, str]:
+        """(metric, "min" or "max") the champion's further training watches to cut its learning
+        rate, stop and keep its best weights: for classification the validation loss, since
+        accuracy on a few hundred images moves in steps of 0.002 and stalls for epochs while the
+        loss still falls (BENCHMARKS.md, issue 15); otherwise the objective."""
+        if self.name == "classification":
+            return "val_loss", "min"
+        return self.objective, self.direction
+
     def keras_metrics(self) -> list:
         """The compiled metrics; built per model (Keras metrics hold state)."""
         import keras
@@ -91,13 +101,17 @@ class Task:
         """The task's loss of `predictions`, without any model's weight penalty: the
         cross-entropy of class probabilities (clipped as Keras clips them), or the mean squared
         error. Unlike accuracy, it tells apart models that get the same few images right."""
+        return float(np.mean(self.example_losses(targets, predictions)))
+
+    def example_losses(self, targets: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+        """Each example's loss (`loss_of` is their mean)."""
         targets = np.asarray(targets)
         predictions = np.asarray(predictions, dtype=float)
         if self.name == "classification":
             chosen = predictions.reshape(len(targets), -1)[np.arange(len(targets)), targets.reshape(-1)]
-            return float(-np.mean(np.log(np.clip(chosen, 1e-7, 1.0))))
+            return -np.log(np.clip(chosen, 1e-7, 1.0))
         errors = predictions.reshape(len(targets), -1) - targets.reshape(len(targets), -1)
-        return float(np.mean(errors**2))
+        return np.mean(errors**2, axis=1)
 
 
 CLASSIFICATION = Task("classification", metric="accuracy", direction="max", loss="sparse_categorical_crossentropy",

@@ -8,6 +8,7 @@ of `<experiment>-<model>`, the alias `champion` moving to it only when it beats 
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -33,6 +34,7 @@ EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_dev
 # On the search's run while its trials run in worker processes: the port its oracle serves on,
 # by which a worker finds the run to nest its trials under.
 ORACLE_PORT_TAG = "nnlab.oracle_port"
+TIE_BREAK_METRIC = "best_epoch_val_loss"  # a trial run's val_loss at its best epoch: it ranks val_accuracy ties
 
 
 class TrackingError(RuntimeError):
@@ -506,9 +508,11 @@ def trial_leaderboard(tracking_uri: str, experiment_id: str, parent_run_id: str,
             pass
     table = pd.concat([table, params[sorted(params.columns)]], axis=1)
     order = pd.to_numeric(table["trial"], errors="coerce")
-    table = table.assign(_order=order).sort_values([best, "_order"], ascending=[not task.higher_is_better, True],
-                                                                 na_position="last")
-    return table.drop(columns="_order").reset_index(drop=True)
+    # Ties rank by the validation loss at the best epoch, as the oracle ranks them (tuner.RanksTrials).
+    tie_break = [run.data.metrics.get(TIE_BREAK_METRIC, math.inf) for run in runs]
+    table = table.assign(_tie=tie_break, _order=order).sort_values(
+        [best, "_tie", "_order"], ascending=[not task.higher_is_better, True, True], na_position="last")
+    return table.drop(columns=["_tie", "_order"]).reset_index(drop=True)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import keras_tuner
 import numpy as np
 
 from nnlab import plots
+from nnlab.tracking import TIE_BREAK_METRIC
 
 # name -> (KerasTuner tuner class, its oracle class)
 ALGORITHMS = {
@@ -80,7 +81,10 @@ def summarise(histories, task) -> dict:
             raise keras_tuner.errors.FailedTrialError(f"{name} became {losses[first_bad]} at epoch {history.epoch[first_bad] + 1}")
     values = history.history[task.objective]
     best = task.best_index(values)
-    return {task.best_key: float(values[best]), "best_epoch": history.epoch[best] + 1}
+    summary = {task.best_key: float(values[best]), "best_epoch": history.epoch[best] + 1}
+    if "val_loss" in history.history and task.objective != "val_loss":  # what ranks ties (RanksTrials)
+        summary[TIE_BREAK_METRIC] = float(history.history["val_loss"][best])
+    return summary
 
 
 def planned_trials(oracle) -> int | None:
@@ -132,6 +136,47 @@ class DefaultsFirst:
             if values.is_active(parameter):  # conditional ones only where their condition holds
                 values.values[parameter.name] = parameter.default
         return values.values
+
+
+class RanksTrials:
+    """Oracle mixin: trials whose objective ties are ranked by the validation loss at the epoch
+    the objective was best (on 400-500 validation images accuracy moves in steps of 0.002 and
+    ties are common; the loss tells which is surer). `best_distinct_trials` is what an average
+    champion takes in: the best trials of different hyperparameters, since a Hyperband round
+    continues an earlier round's model and would put one model in twice at two ages."""
+
+    def get_best_trials(self, num_trials=1):
+        completed = [trial for trial in self.trials.values() if trial.status == "COMPLETED"]
+        sign = -1 if self.objective.direction == "max" else 1
+        completed.sort(key=lambda trial: (sign * trial.score, tie_breaking_loss(trial)))  # stable: ties of both keep trial order
+        if len(completed) < num_trials:
+            completed += [trial for trial in self.trials.values() if trial.status != "COMPLETED"]
+        return completed[:num_trials]
+
+    def best_distinct_trials(self, count: int) -> list:
+        chosen, seen = [], set()
+        for trial in self.get_best_trials(len(self.trials)):
+            if trial.status != "COMPLETED" or len(chosen) == count:
+                break
+            values = configuration(trial.hyperparameters)
+            if values not in seen:
+                seen.add(values)
+                chosen.append(trial)
+        return chosen
+
+
+def configuration(hyperparameters) -> tuple:
+    """A trial's hyperparameter values without Hyperband's bookkeeping (tuner/epochs, tuner/round...)."""
+    return tuple(sorted((name, value) for name, value in hyperparameters.values.items() if not name.startswith("tuner/")))
+
+
+def tie_breaking_loss(trial) -> float:
+    """val_loss at the trial's best step; infinity where it has none (a GAN's trials)."""
+    if "val_loss" not in trial.metrics.metrics:
+        return math.inf
+    history = trial.metrics.get_history("val_loss")
+    at_best = [observation.mean() for observation in history if observation.step == trial.best_step]
+    return float(at_best[0]) if at_best else math.inf
 
 
 class StopsOnRequest:
@@ -259,6 +304,7 @@ def protected_trials(oracle, keep: int) -> set[str]:
     """Trials whose checkpoints must stay: the best `keep`, those running, and for Hyperband
     every trial of a bracket still in progress (its next round continues from them)."""
     best = {trial.trial_id for trial in oracle.get_best_trials(keep) if trial.status == "COMPLETED"}
+    best |= {trial.trial_id for trial in oracle.best_distinct_trials(keep)}  # an average champion's members
     running = {trial.trial_id for trial in oracle.ongoing_trials.values()}
     brackets = {info["id"] for bracket in getattr(oracle, "_brackets", [])
                 for round_trials in bracket["rounds"] for info in round_trials}
@@ -404,7 +450,7 @@ def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_t
                           max_consecutive_failed_trials=config.max_consecutive_failed_trials)
     if config.tuner == "hyperband":
         oracle_options.update(max_epochs=config.epochs, factor=config.hyperband_factor)
-    mixins = (DefaultsFirst, StopsOnRequest, ReportsTrials, oracle_class)
+    mixins = (DefaultsFirst, RanksTrials, StopsOnRequest, ReportsTrials, oracle_class)
     oracle = type(f"DefaultsFirst{oracle_class.__name__}", mixins, {})(**oracle_options)
     # KerasTuner's Hyperband takes no trial budget; its oracle honours one all the same.
     oracle.max_trials = config.max_trials

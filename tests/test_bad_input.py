@@ -99,6 +99,6 @@ def test_a_process_gets_no_traceback_either(workdir, idx_dir):
     # TensorFlow's own start-up lines (absl, CUDA probing) may precede it; nnlab says one line.
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("nnlab.search:")]
     assert line.startswith("nnlab.search: error: bad.toml (with command-line overrides): space.units_9: the model "
-                           "declares no such hyperparameter; known: activation, augment_shift, batch_norm, batch_size, conv_blocks, "
+                           "declares no such hyperparameter; known: activation, augment_shift, batch_norm, batch_size, conv_blocks, convs_per_block, "
                            "dense_units, dropout, filters_0, filters_1, filters_2, learning_rate")
     assert not (workdir / "mlruns").exists()

@@ -24,9 +24,11 @@ def test_builtin_default_for_a_known_data_set(workdir):
 
 def test_training_defaults_per_family_and_a_set_one_wins(workdir):
     gan = load_config("mnist", {"model": "gan"})
-    assert (gan.batch_size, gan.final_epochs, gan.patience) == (32, 40, 8)  # a GAN learns per step
+    # A GAN learns per step; an average of generators' images is no generator's.
+    assert (gan.batch_size, gan.final_epochs, gan.patience, gan.ensemble) == (32, 40, 8, 0)
     cnn = load_config("mnist")
-    assert (cnn.batch_size, cnn.final_epochs, cnn.patience) == (128, 15, 3)
+    assert (cnn.batch_size, cnn.final_epochs, cnn.patience, cnn.ensemble) == (128, 20, 3, 3)
+    assert load_config("mnist", {"ensemble": 0}).ensemble == 0
     assert load_config("mnist", {"model": "gan", "batch_size": 64}).batch_size == 64
     write(workdir / "experiments" / "gan.toml", 'dataset = "mnist"\nmodel = "gan"\nbatch_size = 16\nfinal_epochs = 0\n')
     from_file = load_config("gan")

@@ -124,7 +124,7 @@ def test_average_pooling_opened_up():
     assert len(layers_of(model, keras.layers.AveragePooling2D)) == 2 and not layers_of(model, keras.layers.MaxPooling2D)
 
 
-@pytest.mark.parametrize("family, kernels", [("dfn", 3), ("cnn", 4)])  # hidden layers and the classifier
+@pytest.mark.parametrize("family, kernels", [("dfn", 3), ("cnn", 6)])  # hidden layers (two convolutions a CNN block) and the classifier
 def test_weight_decay_puts_an_l2_penalty_on_every_kernel(family, kernels):
     _hp, model = built(family, {"weight_decay": 1e-3})
     layers = layers_of(model, keras.layers.Dense, keras.layers.Conv2D)

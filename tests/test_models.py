@@ -49,7 +49,8 @@ def test_layer_counts_start_at_two(name, count, layer):
     assert searched.min_value == 2
     space.values[count] = 2
     built = layers_of(get_builder(name)(space, SPEC), layer)
-    assert len(built) == 2 + (layer is keras.layers.Dense)  # the DFN's softmax output is Dense too
+    # The DFN's softmax output is Dense too; each CNN block holds two convolutions by default.
+    assert len(built) == (2 + 1 if layer is keras.layers.Dense else 2 * 2)
 
 
 def test_cnn_blocks_filters_augmentation_and_batch_norm():
@@ -60,8 +61,12 @@ def test_cnn_blocks_filters_augmentation_and_batch_norm():
     hp.Fixed("batch_norm", True)
     model = get_builder("cnn")(hp, SPEC)
     convolutions = layers_of(model, keras.layers.Conv2D)
-    assert len(convolutions) == 3 and convolutions[2].filters == 48
+    assert len(convolutions) == 3 * 2 and [layer.filters for layer in convolutions[4:]] == [48, 48]
     assert len(layers_of(model, keras.layers.MaxPooling2D)) == 3
+    one = keras_tuner.HyperParameters()
+    one.Fixed("conv_blocks", 3)
+    one.Fixed("convs_per_block", 1)  # one convolution a block, as before issue 15
+    assert len(layers_of(get_builder("cnn")(one, SPEC), keras.layers.Conv2D)) == 3
     assert layers_of(model, keras.layers.BatchNormalization)
     (shift,) = layers_of(model, keras.layers.RandomTranslation)
     assert shift.get_config()["height_factor"] == 0.15
@@ -233,3 +238,30 @@ def test_an_average_model_is_the_mean_of_its_members_and_loads_cleanly(tmp_path)
         loaded = keras.saving.load_model(path, safe_mode=True)
     assert not [str(warning.message) for warning in caught if "optimizer" in str(warning.message)]
     np.testing.assert_allclose(loaded.predict(inputs, verbose=0), np.mean(outputs, axis=0), atol=1e-6)
+
+
+def test_the_best_trial_alone_is_registered_only_where_validation_is_sure_of_it():
+    """The average is the default; the best trial alone wins only where its lower validation
+    loss holds on SINGLE_SURE of the bootstrap resamples, not on a few images' luck."""
+    from nnlab.champion import SINGLE_SURE, single_better_share
+    from nnlab.task import CLASSIFICATION, REGRESSION
+
+    generator = np.random.default_rng(0)
+    targets = generator.integers(0, 10, 400)
+
+    def probabilities(right):  # `right` on the true class, the rest spread over the other nine
+        spread = np.repeat(((1 - right) / 9)[:, None], 10, axis=1)
+        spread[np.arange(len(targets)), targets] = right
+        return spread
+
+    single, averaged = probabilities(np.full(400, 0.95)), probabilities(np.full(400, 0.6))
+    assert single_better_share(CLASSIFICATION, targets, single, averaged) == 1.0
+    assert single_better_share(CLASSIFICATION, targets, averaged, single) == 0.0
+    # Lower on average by a hair that a few images decide: not sure enough.
+    noisy = probabilities(np.clip(0.9 + generator.normal(0, 0.08, 400), 0.01, 0.99))
+    hair = probabilities(np.clip(0.9 + generator.normal(0, 0.08, 400), 0.01, 0.99))
+    share = single_better_share(CLASSIFICATION, targets, noisy, hair)
+    assert 0.05 < share < SINGLE_SURE
+    assert CLASSIFICATION.loss_of(targets, noisy) == pytest.approx(CLASSIFICATION.example_losses(targets, noisy).mean())
+    values = generator.normal(size=(50, 1))
+    assert single_better_share(REGRESSION, values, values + 0.01, values + 1.0) == 1.0

