@@ -38,6 +38,15 @@ class SearchState:
     replaced_search_id: str | None = None
 
 
+def _settings(config, data_source: str) -> dict:
+    """What defines a search, as nnlab.json keeps it: the settings, where the data came from and
+    the version of the family's builder."""
+    from nnlab.models import ARCHITECTURES
+
+    return ({key: getattr(config, key) for key in SEARCH_DEFINING}
+            | {"data_source": data_source, "architecture": ARCHITECTURES.get(config.model)})
+
+
 def _defaults(config) -> dict:
     return {field.name: field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
             for field in dataclasses.fields(config)}
@@ -47,7 +56,7 @@ def open_state(config, data_source: str, directory: Path, fresh: bool) -> Search
     """The search id for `directory`: the saved one when the settings match, a new one when there
     is none, when `fresh`, or when the saved search never started a trial (a new one deletes
     KerasTuner's state there; tracked runs stay in MLflow)."""
-    settings = {key: getattr(config, key) for key in SEARCH_DEFINING} | {"data_source": data_source}
+    settings = _settings(config, data_source)
     path = directory / STATE_FILE
     saved = None
     if path.is_file():
@@ -90,7 +99,7 @@ def check_state(config, data_source: str, directory: Path) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         raise SearchError(f"no search in {directory}: start the chief first; workers on other machines need "
                           "the chief's tuning/ folder (a shared file system)") from None
-    settings = {key: getattr(config, key) for key in SEARCH_DEFINING} | {"data_source": data_source}
+    settings = _settings(config, data_source)
     defaults = _defaults(config)
     changed = [f"{key} {saved.get(key, defaults.get(key))!r} here {value!r}"
                for key, value in settings.items() if saved.get(key, defaults.get(key)) != value]

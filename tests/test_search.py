@@ -117,6 +117,34 @@ def test_rerun_resumes_without_duplicates_and_fresh_starts_over(workdir, config,
     assert fresh.parent_run_id != again.parent_run_id
 
 
+def test_a_search_saved_by_an_earlier_cnn_builder_is_not_resumed(tmp_path):
+    """A CNN search saved before convolutions came two a block (its nnlab.json has no
+    architecture) holds checkpoints the new layers cannot load: refused, --fresh named."""
+    import json
+
+    from nnlab.state import STATE_FILE, open_state
+
+    config = ExperimentConfig(name="mnist")
+    directory = tmp_path / "mnist-cnn"
+    (directory / "trial_00").mkdir(parents=True)
+    (directory / "trial_00" / "trial.json").write_text("{}")
+    state = open_state(config, "shipped", directory, fresh=False)  # a new search: the current builder
+    saved = json.loads((directory / STATE_FILE).read_text())
+    assert saved["settings"]["architecture"] == 2
+    (directory / "trial_00").mkdir()
+    (directory / "trial_00" / "trial.json").write_text("{}")
+    assert open_state(config, "shipped", directory, fresh=False).search_id == state.search_id
+    del saved["settings"]["architecture"]  # as nnlab.json was written before issue 15
+    (directory / STATE_FILE).write_text(json.dumps(saved))
+    with pytest.raises(SearchError, match=r"architecture None -> 2.*--fresh"):
+        open_state(config, "shipped", directory, fresh=False)
+    # The other families' builders did not change: their saved searches resume as before.
+    dfn = ExperimentConfig(name="mnist", model="dfn")
+    saved["settings"]["model"] = "dfn"
+    (directory / STATE_FILE).write_text(json.dumps(saved))
+    assert open_state(dfn, "shipped", directory, fresh=False).search_id == state.search_id
+
+
 def test_changed_settings_do_not_mix_into_a_saved_search(searched_store):
     # Refused before anything is created: the shared search is only read.
     changed = replace(searched_store.config, seed=8)

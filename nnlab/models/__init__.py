@@ -16,6 +16,10 @@ from typing import Callable
 MODEL_NAMES = ("cnn", "dfn", "linear", "rnn", "lstm", "gru", "gan", "transfer")
 # Families that start from a trained model (nnlab.source.Source), handed to their builder as `source`.
 SOURCE_FAMILIES = ("transfer",)
+# Where a family's builder came to build something else from the same hyperparameters, its
+# version here: a search saved by the earlier builder is not resumed (its checkpoints would not
+# load into the new layers). cnn 2: two convolutions a block by default (issue 15).
+ARCHITECTURES = {"cnn": 2}
 # What the transfer family does with its source (nnlab/models/transfer.py says each one).
 TRANSFER_STRATEGIES = ("fine-tune", "feature-extraction", "full", "scratch")
 
