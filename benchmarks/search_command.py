@@ -36,12 +36,19 @@ def run_search_command(arguments: list[str], folder: Path | None, prefix: str, m
     return folder, seconds
 
 
+def local_store() -> str:
+    """The tracking URI of the run folder this process is in (after run_search_command)."""
+    return f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+
+
 def latest_search_run(experiment: str, model: str):
     """The latest search run of `model` in `experiment`, from the run folder's store (MLflow's
     Run: its metrics and tags as nnlab logged them)."""
     from mlflow import MlflowClient
 
-    client = MlflowClient("sqlite:///mlruns/mlflow.db")
+    # Named absolutely: MLflow keeps one store per URI for the life of a process, so a relative
+    # URI would read the first run folder's store again after a chdir into the next.
+    client = MlflowClient(local_store())
     found = client.get_experiment_by_name(experiment)
     return client.search_runs([found.experiment_id], f"tags.`nnlab.model` = '{model}'",
                               order_by=["attributes.start_time DESC"], max_results=1)[0]

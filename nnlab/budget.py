@@ -45,13 +45,19 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{whole_seconds:02d}s" if minutes else f"{whole_seconds}s"
 
 
+CHAMPION_SHARE = 0.5
+
+
 @dataclass
 class TimeBudget:
     """Wall-clock seconds for one run of the search command, trials and champion together.
 
     The next trial may start only if the longest trial so far, plus the champion's further
-    epochs at the slowest epoch rate seen, still fit in what is left. The first trial always
-    starts: until one has run there is nothing to estimate from.
+    epochs at the slowest epoch rate seen, still fit in what is left. The champion's reserve is
+    at most CHAMPION_SHARE of the budget: a full reserve (20 epochs for each of three members of
+    an average) outgrew a short budget, and a 5-minute CNN search stopped after its first trial,
+    leaving half the budget unused. The members share whatever is left at the end. The first
+    trial always starts: until one has run there is nothing to estimate from.
     """
 
     seconds: float
@@ -77,7 +83,7 @@ class TimeBudget:
         return self.started + self.seconds
 
     def needed_for_next(self) -> float:
-        return self.longest_trial + self.champion_epochs * self.slowest_epoch
+        return self.longest_trial + min(self.champion_epochs * self.slowest_epoch, CHAMPION_SHARE * self.seconds)
 
     def stop_reason(self) -> str | None:
         """Why no further trial should start, or None while one still fits."""

@@ -94,14 +94,15 @@ def test_no_store_is_one_line(workdir, capsys, tmp_path):
 
 
 def test_the_command_answers_quickly(workdir, searched_store):
-    # It loads MLflow and pandas, never TensorFlow (which alone takes longer than this bound).
+    # It loads MLflow and pandas, never TensorFlow: the probe below is the check. The time bound
+    # only catches a report gone slow; 3-6 s here, 12 s once in CI on a busy machine's cold cache.
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "nnlab.report", "mnist", "--tracking-uri", searched_store.tracking_uri],
                           capture_output=True, text=True, timeout=60)
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("mnist-cnn: search run") and len(done.stdout.splitlines()) == 2 + 3
-    assert seconds < 10
+    assert seconds < 20
     probe = subprocess.run([sys.executable, "-c", "import sys, nnlab.report, nnlab.tracking; "
                             "print('tensorflow' in sys.modules, 'keras' in sys.modules)"],
                            capture_output=True, text=True, timeout=60)
