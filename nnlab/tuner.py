@@ -189,7 +189,9 @@ class StopsOnRequest:
     too_many: TooManyFailures | None = None
 
     def create_trial(self, tuner_id):
-        reason = self.stop_reason() if self.stop_reason is not None else None
+        # Once every planned trial has started the algorithm ends the search itself: a time budget
+        # that would not fit another trial must not be named as the reason.
+        reason = self.stop_reason() if self.stop_reason is not None and not self.schedule_done() else None
         if self.too_many is not None:
             reason = str(self.too_many)
         if reason and tuner_id not in self.ongoing_trials:
@@ -208,6 +210,11 @@ class StopsOnRequest:
             limit = self.max_consecutive_failed_trials
             failed = [self.trials[trial_id] for trial_id in self.end_order[-limit:]]
             self.too_many = TooManyFailures(limit, [(self.number(ended), last_line(ended.message)) for ended in failed])
+
+    def schedule_done(self) -> bool:
+        """Every trial the algorithm planned (max_trials, Hyperband's brackets) has been created."""
+        planned = planned_trials(self)
+        return planned is not None and len(self.trials) >= planned
 
     def number(self, trial) -> int:
         """The trial's 1-based number in start order, as the user is told."""

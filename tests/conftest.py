@@ -112,8 +112,9 @@ def small_mnist():
 @pytest.fixture(scope="session")
 def searched_store(tmp_path_factory, small_mnist):
     """One small real CNN search, run once for the tests that read its results back (plots,
-    report, UI, serving, reproducibility): 3 random trials of 2 epochs, a champion registered as
-    mnist-cnn. Tests must only read it."""
+    report, UI, serving, reproducibility): 3 random trials of 2 epochs, the best one registered as
+    mnist-cnn (ensemble 0: the average champion has tests of its own in test_search and
+    test_transfer). Tests must only read it."""
     from types import SimpleNamespace
 
     from nnlab.config import ExperimentConfig
@@ -122,7 +123,7 @@ def searched_store(tmp_path_factory, small_mnist):
     root = tmp_path_factory.mktemp("searched")
     tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
     config = ExperimentConfig(name="mnist", tuner="random", max_trials=3, epochs=2, final_epochs=1, seed=5,
-                              batch_size=64, tracking_uri=tracking_uri)
+                              batch_size=64, ensemble=0, tracking_uri=tracking_uri)
     result = run_search(config, small_mnist, tuning_root=root / "tuning", echo=lambda _line: None)
     return SimpleNamespace(root=root, tracking_uri=tracking_uri, config=config, result=result, dataset=small_mnist)
 

@@ -97,6 +97,15 @@ def test_time_budget_stops_starting_trials_and_still_registers_a_champion(workdi
     assert parents[0].data.metrics["further_epochs"] == 1
 
 
+def test_a_search_whose_trials_all_ran_is_not_said_to_be_stopped_by_its_budget(workdir, config, small_mnist):
+    # One trial planned, a budget too short for a second: the search ended because it was done.
+    config = replace(config, max_trials=1, time_budget=1.0, final_epochs=0)
+    lines = []
+    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lines.append)
+    assert result.trials_run == 1 and result.stopped_because is None
+    assert not any(line.startswith("No further trials") for line in lines)
+
+
 def test_time_budget_keeps_room_for_the_next_trial_and_the_champion():
     now = [0.0]
     budget = TimeBudget(600, champion_epochs=10, clock=lambda: now[0])

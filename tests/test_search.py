@@ -221,7 +221,7 @@ def test_alias_moves_only_to_a_better_champion(workdir, tracking_uri, small_mnis
 
 def test_cli_end_to_end(workdir, idx_dir, tracking_uri):
     (workdir / "experiments").mkdir()
-    (workdir / "experiments" / "mnist.toml").write_text('tuner = "grid"\nfinal_epochs = 1\nbatch_size = 64\n')
+    (workdir / "experiments" / "mnist.toml").write_text('tuner = "grid"\nfinal_epochs = 1\nbatch_size = 64\nensemble = 0\n')
     command = [sys.executable, "-m", "nnlab.search", "mnist", "--tuner", "random", "--max-trials", "2",
                "--epochs", "1", "--worker-trials", "1", "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -235,9 +235,10 @@ def test_cli_end_to_end(workdir, idx_dir, tracking_uri):
     ran_by = [child.data.tags["nnlab.worker"] for child in children]
     assert all(worker.startswith("worker1, process ") for worker in ran_by) and len(set(ran_by)) == 2
     assert (workdir / "tuning" / "mnist-cnn" / "nnlab.json").is_file()
-    # The file set final_epochs and batch_size; the flag overrode its tuner.
+    # The file set final_epochs, batch_size and ensemble; the flag overrode its tuner.
     params = parents[0].data.params
     assert (params["tuner"], params["final_epochs"], params["batch_size"], params["max_trials"]) == ("random", "1", "64", "2")
+    assert params["ensemble"] == "0"
 
 
 def test_results_say_which_version_keeps_the_alias():
