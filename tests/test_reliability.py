@@ -117,7 +117,7 @@ def test_time_budget_keeps_room_for_the_next_trial_and_the_champion():
     budget.record_trial(60, epoch_seconds=30)  # the slowest rate counts
     assert budget.needed_for_next() == 100 + 10 * 30
     assert budget.stop_reason() == "time budget 10m00s: 4m40s left, the next trial and the champion need about 6m40s"
-    # The champion's reserve is at most half the budget: 60 epochs at 30 s would be 30 minutes.
+    # The champion's reserve is at most half the budget: 60 epochs at 10 s would be all 10 minutes.
     now[0] = 0
     budget = TimeBudget(600, champion_epochs=60, clock=lambda: now[0])
     budget.record_trial(30, epoch_seconds=10)
