@@ -42,12 +42,12 @@ def search_row(family: str, tuner: str, budget: str, data_dir: Path, keep: Path 
 
     flags = ["mnist", "--model", family, "--tuner", tuner, "--time-budget", budget, "--fresh",
              "--data-dir", str(data_dir)]
-    if tuner != "hyperband":
-        flags += ["--max-trials", "1000"]  # the budget ends it
     what = f"nnlab {family}, {tuner}"
     if epochs:
-        flags += ["--epochs", str(epochs), "--max-trials", "1000"]
+        flags += ["--epochs", str(epochs)]
         what += f" --epochs {epochs}"
+    if tuner != "hyperband" or epochs:
+        flags += ["--max-trials", "1000"]  # the budget or Hyperband's schedule ends it, not the default 20
     here = Path.cwd()
     name = f"{family}-{tuner}" + (f"-{epochs}" if epochs else "")
     folder, seconds = run_search_command(flags, keep / name if keep else None, f"nnlab-budget-{family}-")

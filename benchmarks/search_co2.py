@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from search_command import run_search_command
+from search_command import local_store, run_search_command
 
 
 def main() -> int:
@@ -42,7 +42,7 @@ def main() -> int:
 
     config = load_config(experiment, {"model": args.model})
     window, horizon = config.data["window"], config.data["horizon"]
-    mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
+    mlflow.set_tracking_uri(local_store())
     runs = mlflow.search_runs(experiment_names=[config.name], output_format="list")
     trials = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
     champion = mlflow.keras.load_model(f"models:/{config.tuning_name}@champion")

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from search_command import run_search_command
+from search_command import local_store, run_search_command
 
 
 def main() -> int:
@@ -38,7 +38,7 @@ def main() -> int:
 
     from nnlab.data import load_mnist
 
-    mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
+    mlflow.set_tracking_uri(local_store())
     runs = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
     parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
     trials = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
