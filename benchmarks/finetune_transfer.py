@@ -11,7 +11,11 @@ In a folder of its own (its own tuning/ and mlruns/):
 3. every strategy on the same labels, seeds 1-3: mnist-cnn -> digits at 10 and 50 labels per
    class, and mnist-0-4-cnn -> MNIST digits 5-9 (experiments/mnist-5-9.toml) at 10; each run
    as the command configures it, in this process, its test accuracy read from what it logged;
-4. `python -m nnlab.finetune mnist-cnn digits --labels-per-class 10 --search`, timed, its
+4. what a fine-tune takes of an average champion (the default search's mnist-cnn is one): its best
+   member's body (`--source-members best`) against all members' side by side (`all`, the
+   default), fine-tune, feature extraction and scratch, 10 labels per class, seeds 1-3
+   (alone: `--members-only`);
+5. `python -m nnlab.finetune mnist-cnn digits --labels-per-class 10 --search`, timed, its
    champion against the best strategy's mean; then the same search for the other seeds, each
    with what it registered and both candidates' test accuracy (the best trial, the average).
 Prints markdown tables: mean test accuracy over the seeds (each seed's after it) and seconds.
@@ -45,9 +49,9 @@ def champion_exists(name: str) -> bool:
         return False
 
 
-def one_finetune(source: str, target: str, strategy: str, labels: int, seed: int) -> tuple[float, float]:
+def one_finetune(source: str, target: str, strategy: str, labels: int, seed: int, extra=()) -> tuple[float, float]:
     """(its SearchResult, seconds) of one fine-tune, configured as the command does: a fixed
-    strategy, or "search" for --search."""
+    strategy, or "search" for --search; `extra`: more of the command's flags."""
     from nnlab.data import load_dataset
     from nnlab.finetune import finetune_config, parse_args
     from nnlab.search import run_search
@@ -55,7 +59,7 @@ def one_finetune(source: str, target: str, strategy: str, labels: int, seed: int
     started = time.monotonic()
     how = ["--search"] if strategy == "search" else ["--strategy", strategy]
     config = finetune_config(parse_args([source, target, *how, "--labels-per-class", str(labels),
-                                         "--seed", str(seed)]))
+                                         "--seed", str(seed), *extra]))
     dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                            validation_fraction=config.validation_fraction)
     result = run_search(config, dataset, fresh=True, echo=lambda _line: None)
@@ -78,10 +82,27 @@ def table(source: str, target: str, labels: int, seeds: list[int]) -> dict:
     return means
 
 
+def members_table(labels: int, seeds: list[int]) -> None:
+    """mnist-cnn, an average champion, -> digits: its best member's body against all members'."""
+    print(f"\nmnist-cnn (an average) -> digits, {labels} labels per class, seeds {', '.join(map(str, seeds))}\n")
+    print("| strategy | source members | mean test accuracy | each seed | seconds per run |")
+    print("| --- | --- | ---: | --- | ---: |")
+    for strategy, members in [(strategy, members) for strategy in ("fine-tune", "feature-extraction", "scratch")
+                              for members in ("best", "all")]:
+        runs = [one_finetune("mnist-cnn", "digits", strategy, labels, seed, ("--source-members", members))
+                for seed in seeds]
+        accuracies = [result.test_metrics["test_accuracy"] for result, _ in runs]
+        print(f"| {strategy} | {members} | {statistics.mean(accuracies):.4f} | "
+              f"{' '.join(f'{value:.3f}' for value in accuracies)} | "
+              f"{statistics.mean(seconds for _, seconds in runs):.0f} |", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="run in this folder instead of a temporary one (reused if there)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--members-only", action="store_true", help="the default search, the README's fine-tune "
+                        "and the table of what is taken of an average champion, nothing else")
     args = parser.parse_args()
     split_source = str(REPOSITORY / "experiments" / "mnist-0-4.toml")
     split_target = str(REPOSITORY / "experiments" / "mnist-5-9.toml")
@@ -90,7 +111,8 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     os.chdir(folder)  # the store read back and the in-process fine-tunes' tuning/ are the folder's
     sys.path.insert(0, str(REPOSITORY))
-    for experiment, name in (("mnist", "mnist-cnn"), (split_source, "mnist-0-4-cnn")):
+    sources = (("mnist", "mnist-cnn"),) if args.members_only else (("mnist", "mnist-cnn"), (split_source, "mnist-0-4-cnn"))
+    for experiment, name in sources:
         if champion_exists(name):
             print(f"source {name}: already in {folder}")
             continue
@@ -106,6 +128,9 @@ def main() -> int:
     print(f"python -m nnlab.finetune mnist-cnn digits --labels-per-class 10: {seconds / 60:.1f} min "
           f"(output in {folder / 'finetune.log'})", flush=True)
 
+    members_table(10, args.seeds)
+    if args.members_only:
+        return 0
     digits_10 = table("mnist-cnn", "digits", 10, args.seeds)
     table("mnist-cnn", "digits", 50, args.seeds)
     table("mnist-0-4-cnn", split_target, 10, args.seeds)

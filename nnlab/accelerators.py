@@ -41,9 +41,13 @@ def _stderr_silenced():
         os.close(saved)
 
 
+_gpus_said = False
+
+
 def start_tensorflow(echo=None) -> list[str]:
     """Load TensorFlow quietly, turn memory growth on for each GPU, and return their names; when
-    there are any, `echo` gets one line naming them. Once per process: later calls only return."""
+    there are any, `echo` gets one line naming them, once per process. Loaded once: later calls
+    only return."""
     # INFO and WARNING lines of TensorFlow's C++ logging, once it is set up; a user's own wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     first = "tensorflow" not in sys.modules
@@ -65,10 +69,25 @@ def start_tensorflow(echo=None) -> list[str]:
                     pass
             details = tf.config.experimental.get_device_details(gpu)
             names.append(details.get("device_name", gpu.name))
-    if names and first and echo is not None:
+    global _gpus_said
+    if names and echo is not None and not _gpus_said:  # once, to the first caller that says it
+        _gpus_said = True
         echo(f"GPU: {len(names)} found, memory growth on: "
              + ", ".join(f"{index}: {name}" for index, name in enumerate(names)))
     return names
+
+
+def missing_gpus(requested) -> str | None:
+    """Why GPU numbers asked for (--gpus) name no GPU TensorFlow finds here, or None. A worker
+    handed a number that names none would train on the CPU without a word."""
+    found = start_tensorflow()
+    missing = sorted({int(number) for number in requested if int(number) >= len(found)})
+    if not missing:
+        return None
+    if not found:
+        return "TensorFlow finds no GPU on this machine; leave --gpus out to train on the CPU"
+    names = ", ".join(str(number) for number in missing)
+    return f"no GPU {names} here: TensorFlow finds {len(found)}, numbered 0 to {len(found) - 1}"
 
 
 # Keras' policy for float16 computation with float32 variables. Under it Keras 3 wraps a compiled

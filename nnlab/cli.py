@@ -8,6 +8,18 @@ import argparse
 # Help texts the commands share, word for word.
 TRACKING_URI_HELP = "MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)"
 DATA_DIR_HELP = "folder with MNIST IDX files (gzip or not) or mnist.npz"
+# Settings whose flag is not `--` and the setting's name with '-' for '_'.
+FLAG_NAMES = {"jit_compile": "--jit"}
+
+
+def flag_name(setting: str) -> str:
+    """The command-line flag that sets an experiment setting: `ensemble` -> `--ensemble`."""
+    return FLAG_NAMES.get(setting, f"--{setting.replace('_', '-')}")
+
+
+def as_typed(setting: str, value) -> str:
+    """A setting as the user typed it on the command line: `--ensemble -1`, a switch alone."""
+    return flag_name(setting) if value is True else f"{flag_name(setting)} {value}"
 
 
 class Parser(argparse.ArgumentParser):

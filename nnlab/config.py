@@ -3,19 +3,23 @@
 An experiment is named on the command line. A path to a `.toml` file is read as it is; a bare
 name is `experiments/NAME.toml` when that file exists, else the built-in default for the data
 set of that name. Command-line flags override the file. Every mistake is a ConfigError whose
-message names the file, the key and the value.
+message names the file, the key and the value, or the flag as the user typed it. The file's own
+relative paths (data_dir, a CSV, an image folder) are read from the file's folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from nnlab import space
 from nnlab.budget import parse_duration
+from nnlab.cli import as_typed, flag_name
 from nnlab.data import DATASETS
 from nnlab.models import FAMILY_KINDS, MODEL_NAMES, SOURCE_FAMILIES, families_for
 
@@ -103,6 +107,8 @@ class ExperimentConfig:
     tracking_uri: str | None = None
     # Where the settings came from, for messages and the parent run's tags.
     origin: str = "built-in default"
+    # The settings the command line set: a message about one names its flag, as the user typed it.
+    flags: tuple[str, ...] = ()
 
     def __post_init__(self):
         # The data set's defaults, where it is one nnlab knows (validate refuses the others).
@@ -166,43 +172,57 @@ def _type_names(types: tuple[type, ...]) -> str:
     return " or ".join(names[kind] for kind in types)
 
 
-def _check_types(values: dict, where: str) -> None:
+def _check_types(values: dict, where: str | None) -> None:
+    """Each key known and of its type; `where` None: the values came from flags."""
     for key, value in values.items():
         if key not in FILE_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(FILE_KEYS)}")
+            raise ConfigError(f"{where or 'command line'}: unknown key {key!r}; known keys: {', '.join(FILE_KEYS)}")
         expected = FILE_KEYS[key]
         # bool is an int in Python; a TOML `true` is never a count, and only true or false is a switch.
         if isinstance(value, bool) != (bool in expected) or not isinstance(value, expected):
-            raise ConfigError(f"{where}: {key} = {value!r} must be {_type_names(expected)}")
+            named = f"{where}: {key} = {value!r}" if where else f"{flag_name(key)} {value!r}"
+            raise ConfigError(f"{named} must be {_type_names(expected)}")
 
 
 DURATION_KEYS = ("time_budget", "trial_timeout")
 
 
-def _normalise(values: dict, where: str) -> dict:
-    """Durations to seconds and the [space] table checked, as the dataclass holds them."""
+def _normalise(values: dict, where: str | None) -> dict:
+    """Durations to seconds and the [space] table checked, as the dataclass holds them; `where`
+    None: the values came from flags."""
     values = dict(values)
     for key in DURATION_KEYS:
         if values.get(key) is not None:
             try:
                 values[key] = parse_duration(values[key])
             except ValueError as error:
-                raise ConfigError(f"{where}: {key} = {error}") from None
+                raise ConfigError(f"{where}: {key} = {error}" if where else f"{flag_name(key)} {error}") from None
     if "space" in values:
         try:
-            values["space"] = space.parse(values["space"], where)
+            values["space"] = space.parse(values["space"], where or "command line")
         except space.SpaceError as error:
             raise ConfigError(str(error)) from None
     return values
 
 
+def _named(config: ExperimentConfig, key: str, joiner: str = " = ") -> str:
+    """A setting in a message: its flag as typed where the command line set it, else the file (or
+    the built-in default), the key and the value."""
+    value = getattr(config, key)
+    if key in config.flags:
+        return as_typed(key, value)
+    return f"{config.origin}: {key}{joiner}{str(value).lower() if isinstance(value, bool) else value}"
+
+
 def validate(config: ExperimentConfig) -> ExperimentConfig:
     where = config.origin
+    named = partial(_named, config)
 
     def choice(key: str, known) -> None:
         value = getattr(config, key)
         if value not in known:
-            raise ConfigError(f"{where}: unknown {key} {value!r}; known: {', '.join(sorted(known))}")
+            unknown = f"{flag_name(key)} {value!r}: unknown {key}" if key in config.flags else f"{where}: unknown {key} {value!r}"
+            raise ConfigError(f"{unknown}; known: {', '.join(sorted(known))}")
 
     if not NAME_PATTERN.match(config.name) or ".." in config.name:
         raise ConfigError(
@@ -212,10 +232,10 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     source = DATASETS[config.dataset]
     choice("model", MODEL_NAMES)
     if source.kind not in FAMILY_KINDS[config.model]:
-        raise ConfigError(f"{where}: model {config.model} cannot take {config.dataset}'s {source.kind} data; "
+        raise ConfigError(f"{named('model', ' ')} cannot take {config.dataset}'s {source.kind} data; "
                           f"families that can: {', '.join(families_for(source.kind))}")
     if (config.model in SOURCE_FAMILIES) != (config.source is not None):
-        raise ConfigError(f"{where}: model {config.model} needs a source model (python -m nnlab.finetune SOURCE TARGET)"
+        raise ConfigError(f"{named('model', ' ')} needs a source model (python -m nnlab.finetune SOURCE TARGET)"
                           if config.source is None else
                           f"{where}: source = {config.source!r} is for a fine-tune (model transfer), not model {config.model}")
     _check_data_options(config.data, config.dataset, source, where)
@@ -224,28 +244,28 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
                 "steps_per_execution"):
         value = getattr(config, key)
         if value is not None and value < 1:
-            raise ConfigError(f"{where}: {key} = {value} must be at least 1")
+            raise ConfigError(f"{named(key)} must be at least 1")
     if config.max_trials is None and config.tuner != "hyperband":
-        raise ConfigError(f"{where}: the {config.tuner} tuner needs max_trials")
+        raise ConfigError(f"{named('tuner', ' ')} needs max_trials")
     if config.model == "gan" and config.dataset != "mnist":
-        raise ConfigError(f"{where}: model gan is scored by fid_mnist, which judges MNIST digits: dataset mnist, "
+        raise ConfigError(f"{named('model', ' ')} is scored by fid_mnist, which judges MNIST digits: dataset mnist, "
                           f"not {config.dataset}")
     if config.model == "gan" and config.ensemble > 1:
-        raise ConfigError(f"{where}: ensemble = {config.ensemble}: an average of generators' images is no "
+        raise ConfigError(f"{named('ensemble')}: an average of generators' images is no "
                           "generator's; the GAN family registers its best trial alone")
     if config.model == "gan" and config.mixed_precision:
         # Keras scales the loss against float16 underflow in its own train_step only (the
         # LossScaleOptimizer it wraps around a compiled optimizer); the GAN's train_step steps
         # its two optimizers itself, unscaled. Refused rather than trained with vanishing gradients.
-        raise ConfigError(f"{where}: mixed_precision = true: model gan trains in float32 (its own train_step scales "
+        raise ConfigError(f"{named('mixed_precision')}: model gan trains in float32 (its own train_step scales "
                           "no loss against float16 underflow); jit_compile and steps_per_execution apply to it")
     for key in ("final_epochs", "ensemble"):
         if getattr(config, key) < 0:
-            raise ConfigError(f"{where}: {key} = {getattr(config, key)} must be 0 or more")
+            raise ConfigError(f"{named(key)} must be 0 or more")
     if config.hyperband_factor < 2:
-        raise ConfigError(f"{where}: hyperband_factor = {config.hyperband_factor} must be at least 2")
+        raise ConfigError(f"{named('hyperband_factor')} must be at least 2")
     if not 0 < config.validation_fraction < 1:
-        raise ConfigError(f"{where}: validation_fraction = {config.validation_fraction} must lie between 0 and 1")
+        raise ConfigError(f"{named('validation_fraction')} must lie between 0 and 1")
     return config
 
 
@@ -284,40 +304,64 @@ def known_experiments() -> list[str]:
 
 
 def load_config(experiment: str, overrides: dict | None = None) -> ExperimentConfig:
-    """The experiment's settings: file or built-in default, then `overrides` (None values ignored)."""
+    """The experiment's settings: file or built-in default, then `overrides`, the command line's
+    flags (None values ignored)."""
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    _check_types(overrides, None)
+    flags = {**_normalise(overrides, None), "flags": tuple(overrides)}
     path = Path(experiment)
     if experiment.endswith(".toml") or path.parent != Path("."):
+        if path.is_dir():
+            raise ConfigError(f"experiment file {path} is a folder, not a TOML file")
         if not path.is_file():
             raise ConfigError(f"experiment file {path} does not exist")
     elif (EXPERIMENTS_DIR / f"{experiment}.toml").is_file():
         path = EXPERIMENTS_DIR / f"{experiment}.toml"
     elif experiment in DATASETS:
-        values = {"name": experiment, "dataset": experiment}
-        _check_types(overrides, "command line")
-        return validate(ExperimentConfig(**{**values, **_normalise(overrides, "command line")}))
+        return validate(ExperimentConfig(**{"name": experiment, "dataset": experiment, **flags}))
     else:
         raise ConfigError(f"unknown experiment {experiment!r}; known: {', '.join(known_experiments())}")
 
     values = _read_toml(path)
     _check_types(values, str(path))
-    _check_types(overrides, "command line")
-    values = _normalise(values, str(path))
-    overrides = _normalise(overrides, "command line")
+    values = _relative_to_file(_normalise(values, str(path)), path)
     values.setdefault("name", path.stem)
     if "dataset" not in values:  # `[data] csv = "demand.csv"` names the csv data set
         named = [name for name, source in DATASETS.items()
                  if source.path_key is not None and source.path_key in values.get("data", {})]
         if len(named) == 1:
             values["dataset"] = named[0]
-    origin = str(path) if not overrides else f"{path} (with command-line overrides)"
-    return validate(ExperimentConfig(**{**values, **overrides, "origin": origin}))
+    return validate(ExperimentConfig(**{**values, **flags, "origin": str(path)}))
+
+
+def _relative_to_file(values: dict, path: Path) -> dict:
+    """The file's own relative paths (data_dir, the [data] table's csv or images) read from the
+    file's folder, as every tool that reads a config file reads them; flags stay relative to the
+    current folder."""
+    folder = path.parent
+    path_keys = {source.path_key for source in DATASETS.values() if source.path_key is not None}
+
+    def resolved(value):
+        if not isinstance(value, str) or not value.strip():
+            return value  # refused by the data set's own check
+        if value.startswith("~"):
+            return os.path.expanduser(value)
+        if os.path.abspath(folder) == os.getcwd() or Path(value).is_absolute():
+            return value  # as the user wrote it, for messages
+        return os.path.join(folder, value)  # os.path keeps a folder's trailing '/' as the user wrote it
+
+    values = dict(values)
+    if "data_dir" in values:
+        values["data_dir"] = resolved(values["data_dir"])
+    if isinstance(values.get("data"), dict):
+        values["data"] = {key: resolved(value) if key in path_keys else value for key, value in values["data"].items()}
+    return values
 
 
 def as_params(config: ExperimentConfig) -> dict:
-    """The settings as MLflow params of the parent run (tracking_uri and origin are not settings)."""
+    """The settings as MLflow params of the parent run (tracking_uri, origin and flags are not settings)."""
     values = dataclasses.asdict(config)
-    for key in ("tracking_uri", "origin"):
+    for key in ("tracking_uri", "origin", "flags"):
         values.pop(key)
     for table in ("space", "data"):
         for name, value in values.pop(table).items():

@@ -17,6 +17,7 @@ import sys
 
 from nnlab import cli
 from nnlab.config import load_config, validate
+from nnlab.models import TRANSFER_SOURCE_MEMBERS as SOURCE_MEMBERS
 from nnlab.models import TRANSFER_STRATEGIES as STRATEGIES
 from nnlab.source import SourceError
 
@@ -64,6 +65,8 @@ def parse_args(argv=None):
                         "or everything's for full and scratch (default by strategy: 1e-2, full 1e-3, scratch 2e-3)")
     parser.add_argument("--fine-tune-learning-rate", type=_rate, help="fine-tune: the rate once layers are "
                         "unfrozen (default 1e-3)")
+    parser.add_argument("--source-members", choices=SOURCE_MEMBERS, help="a source that is an average champion: "
+                        "take all members' bodies side by side (all, the default) or its best member's alone (best)")
     parser.add_argument("--labels-per-class", type=cli.positive, help="train on K labelled examples per class "
                         "(balanced, seeded); validation and test stay whole")
     parser.add_argument("--seed", type=cli.whole_number, help="random seed for the labels drawn, the split and training")
@@ -109,6 +112,8 @@ def finetune_config(args):
         for key in ("unfreeze", "learning_rate", "fine_tune_learning_rate"):
             if getattr(args, key) is not None:
                 space[key] = getattr(args, key)
+    if args.source_members is not None:
+        space["source_members"] = args.source_members
     data = dict(target.data)
     if args.labels_per_class is not None:
         data["labels_per_class"] = args.labels_per_class
@@ -128,7 +133,17 @@ def finetune_config(args):
         time_budget=None,
         trial_timeout=None,
         origin=f"{target.origin}, fine-tuned from {args.source}",
+        # A mistake in one of this command's own flags is named as the flag the user typed.
+        flags=(*target.flags, *(key for key in ("ensemble", "epochs", "max_trials") if getattr(args, key) is not None)),
     ))
+
+
+def taken_line(source: str, trials: list[str], taken: str) -> str:
+    """What a fine-tune takes of an average champion, in one line."""
+    if taken == "all":
+        return (f"{source} is the average of trials {', '.join(trials)}: taking all {len(trials)} members' bodies "
+                f"side by side, their features under one new head (--source-members best: trial {trials[0]}'s alone)")
+    return f"{source} is the average of trials {', '.join(trials)}: taking its best member's body alone, trial {trials[0]}"
 
 
 def main(argv=None) -> int:
@@ -139,7 +154,7 @@ def main(argv=None) -> int:
     def finetune(interrupted):
         config = finetune_config(args)
         dataset = load_data(PROG, config)
-        from nnlab.models.transfer import body_layer_count, cannot_adapt
+        from nnlab.models.transfer import DEFAULT_SOURCE_MEMBERS, body_layer_count, cannot_adapt, member_trials
         from nnlab.search import run_search
         from nnlab.source import load_source
 
@@ -147,12 +162,18 @@ def main(argv=None) -> int:
         problem = cannot_adapt(dataset.spec, source.model)
         if problem:
             raise SourceError(f"cannot fine-tune {config.source} on {args.target}: {problem}")
-        layers = body_layer_count(source.model)
+        trials = member_trials(source.model)
+        if args.source_members is not None and not trials:
+            raise SourceError(f"--source-members applies to an average champion; {config.source} is one model")
+        taken = config.space.get("source_members", DEFAULT_SOURCE_MEMBERS)
+        layers = body_layer_count(source.model, taken)
         if args.unfreeze is not None and args.unfreeze > layers:
             raise SourceError(f"--unfreeze {args.unfreeze}: {config.source}'s body has {layers} layers with weights")
         lineage = ", ".join(f"{key.removeprefix('nnlab.')} {value}" for key, value in source.tags.items())
         print(f"{PROG}: from {lineage}; input {tuple(source.model.inputs[0].shape[1:])}, {layers} body layers "
               "with weights")
+        if trials:
+            print(f"{PROG}: {taken_line(config.source, trials, taken)}")
         # A fixed strategy is one trial with nothing to resume: each run starts afresh.
         return run_search(config, dataset, fresh=args.fresh or not args.search, source=source, interrupted=interrupted)
 

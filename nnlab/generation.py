@@ -27,6 +27,7 @@ import numpy as np
 from nnlab.config import ConfigError
 from nnlab.hypermodel import SearchHyperModel
 from nnlab.quality import Judge
+from nnlab.space import LEARNING_RATE, within
 from nnlab.task import GENERATION
 
 SAMPLES = 500  # images generated and scored per epoch and at the test
@@ -99,8 +100,10 @@ class GANHyperModel(SearchHyperModel):
     def compile(self, hp, model):
         hp = self._narrowed(hp)
         # The DCGAN paper's Adam: 2e-4 and beta_1 0.5 for both networks.
-        generator_rate = hp.Float("generator_learning_rate", 5e-5, 1e-3, sampling="log", default=2e-4)
-        discriminator_rate = hp.Float("discriminator_learning_rate", 5e-5, 1e-3, sampling="log", default=2e-4)
+        generator_rate = within(hp, LEARNING_RATE).Float("generator_learning_rate", 5e-5, 1e-3, sampling="log",
+                                                         default=2e-4)
+        discriminator_rate = within(hp, LEARNING_RATE).Float("discriminator_learning_rate", 5e-5, 1e-3,
+                                                             sampling="log", default=2e-4)
         beta_1 = hp.Choice("beta_1", [0.5, 0.9], default=0.5)
         # XLA and steps per execution wrap the GAN's own train_step as they wrap Keras' (fit's
         # train function compiles and loops whatever train_step is): both apply. Mixed precision

@@ -11,7 +11,7 @@ import keras_tuner
 import numpy as np
 
 from nnlab.accelerators import Acceleration
-from nnlab.space import Narrowed
+from nnlab.space import COUNT, LEARNING_RATE, Narrowed, within
 from nnlab.tabular import keras_inputs
 from nnlab.task import get_task
 
@@ -150,7 +150,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         experiment's top-level `batch_size` (self.batch_size) is the default, the only value
         where `[space]` does not name it; `[space] batch_size = [32, 64, 128]` (a choice; two
         numbers would be a range) opens it, and for the search the `[space]` entry wins."""
-        size = self._narrowed(hp).Fixed("batch_size", self.batch_size)
+        size = within(self._narrowed(hp), COUNT).Fixed("batch_size", self.batch_size)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"batch_size {size!r} is not a whole number of at least 1")
         return size
@@ -163,7 +163,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
     def compile(self, hp, model: keras.Model) -> keras.Model:
         hp = self._narrowed(hp)
         # Below 3e-4, Adam cannot get far in the few epochs a search gives a trial.
-        learning_rate = hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
+        learning_rate = within(hp, LEARNING_RATE).Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
         # Fixed at Adam and a constant rate, as before they were offered, unless `[space]` opens
         # them: `[space] optimizer = ["adam", "sgd", "rmsprop"]`, `learning_rate_schedule =
         # ["constant", "cosine"]`.
@@ -357,12 +357,12 @@ class TransferHyperModel(SearchHyperModel):
     def compile(self, hp, model: keras.Model) -> keras.Model:
         hp = self._narrowed(hp)
         # Declared with the default of the strategy of the first build (a fixed strategy's own).
-        learning_rate = hp.Float("learning_rate", 1e-4, 3e-2, sampling="log",
-                                 default=self.LEARNING_RATES[hp.get("strategy")])
+        learning_rate = within(hp, LEARNING_RATE).Float("learning_rate", 1e-4, 3e-2, sampling="log",
+                                                        default=self.LEARNING_RATES[hp.get("strategy")])
         with hp.conditional_scope("strategy", ["fine-tune"]):
             # A tenth of the head's by default: larger steps would undo what the source learnt
             # (0.819 with 2e-3 then 2e-4, 0.929 with 1e-2 then 1e-3).
-            hp.Float("fine_tune_learning_rate", 1e-5, 3e-3, sampling="log", default=1e-3)
+            within(hp, LEARNING_RATE).Float("fine_tune_learning_rate", 1e-5, 3e-3, sampling="log", default=1e-3)
         return self._compiled(model, learning_rate)
 
     def fit(self, hp, model, *args, callbacks=None, epochs: int = 1, initial_epoch: int = 0, **kwargs):
@@ -391,15 +391,24 @@ class TransferHyperModel(SearchHyperModel):
         return merged
 
     def run_params(self, hp) -> dict:
-        from nnlab.models.transfer import body_layer_count, frozen_layer_count
+        from nnlab.models.transfer import DEFAULT_SOURCE_MEMBERS, body_layer_count, frozen_layer_count
 
-        layers = body_layer_count(self.source.model)
+        taken = hp.values.get("source_members", DEFAULT_SOURCE_MEMBERS)
+        layers = body_layer_count(self.source.model, taken)
         return {"frozen_layers": frozen_layer_count(hp.get("strategy"), hp.values.get("unfreeze"), layers),
                 "body_layers": layers}
 
     def lineage(self, hp) -> dict:
-        return {**self.source.tags, "nnlab.strategy": hp.get("strategy"),
+        from nnlab.models.transfer import DEFAULT_SOURCE_MEMBERS, member_trials
+
+        tags = {**self.source.tags, "nnlab.strategy": hp.get("strategy"),
                 "nnlab.frozen_layers": self.run_params(hp)["frozen_layers"]}
+        trials = member_trials(self.source.model)
+        if trials:  # an average source: which of its members' bodies this model holds
+            taken = hp.values.get("source_members", DEFAULT_SOURCE_MEMBERS)
+            tags |= {"nnlab.source_average": ",".join(trials),
+                     "nnlab.source_taken": ",".join(trials if taken == "all" else trials[:1])}
+        return tags
 
 
 def make_hypermodel(family: str, builder, spec, batch_size: int, patience: int, source=None, tracking_uri=None, *,

@@ -44,10 +44,9 @@ class Judge:
     def __init__(self, classifier):
         import keras
 
-        from nnlab.models.transfer import head_index
+        from nnlab.models.transfer import head_index, members
 
-        if isinstance(classifier.layers[-1], keras.layers.Average):
-            classifier = classifier.layers[1]
+        classifier = members(classifier)[0]
         head = classifier.layers[head_index(classifier)]
         self.input_shape = tuple(classifier.inputs[0].shape[1:])
         self.model = keras.Model(classifier.inputs, [head.input, classifier.outputs[0]], name="judge")

@@ -25,7 +25,7 @@ from nnlab.data import DataError, Dataset, load_dataset
 from nnlab.models import MODEL_NAMES, SOURCE_FAMILIES
 from nnlab.provenance import provenance_tags
 from nnlab.source import SourceError
-from nnlab.state import SearchError, open_state, search_lock
+from nnlab.state import SearchError, open_state, search_lock, set_aside
 from nnlab.workers import DEFAULT_TRIALS_PER_WORKER
 
 PROG = "nnlab.search"  # how messages to the user begin
@@ -104,12 +104,12 @@ def run_search(
 
     directory = Path(tuning_root) / config.tuning_name
     store_uri = resolve_tracking_uri(config.tracking_uri)
-    if workers is not None and workers.count == 0 and not store_uri.startswith(("http://", "https://")):
-        raise ConfigError(f"--workers 0 leaves the trials to workers on other machines, which need an MLflow server "
-                          f"they all reach: give --tracking-uri http://HOST:PORT, not {store_uri} (README: Scaling out)")
-    # Closed last, whatever happens: the oracle's server, the tracking server, in that order.
+    check_before_start(config, workers)
+    # Closed last, whatever happens: the oracle's server, the tracking server, in that order. An
+    # earlier search that this one replaces is put back if this one fails before it has started.
     with search_lock(directory), contextlib.ExitStack() as servers:
-        state = open_state(config, dataset.source, directory, fresh)
+        replaced = servers.enter_context(set_aside(directory))
+        state = open_state(config, dataset.source, directory, fresh, discard=replaced)
         # Where this process and its workers track: the same file wherever each one runs.
         tracking_uri = absolute_uri(store_uri) if workers is not None else store_uri
         if workers is not None and workers.needs_tracking_server() and sqlite_file(store_uri) is not None:
@@ -137,9 +137,10 @@ def run_search(
         # KerasTuner reloads its state and builds the model with the space's first values: a space
         # that cannot build, or damaged state, stops here, before anything is tracked.
         try:
-            tuner = make_tuner(config, hypermodel, tracker, tuning_root, on_trial_done=report, interrupted=interrupted,
-                               stop_reason=budget.stop_reason if budget else None,
-                               failure_reason=tracker.trial_failure if workers is not None else None)
+            with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner from ..."
+                tuner = make_tuner(config, hypermodel, tracker, tuning_root, on_trial_done=report,
+                                   interrupted=interrupted, stop_reason=budget.stop_reason if budget else None,
+                                   failure_reason=tracker.trial_failure if workers is not None else None)
         except Exception as error:
             raise SearchFailed(f"cannot start search {config.tuning_name}: {one_line(error)} (a [space] value the "
                                f"model cannot be built with? damaged state in {directory}? --fresh starts over)") from None
@@ -164,6 +165,7 @@ def run_search(
             TASK_TAG: task.name,
         } | (source.tags if source is not None else {}) | family_tags | provenance_tags()
         resumed = tracker.open_search(state.search_id, f"search-{config.tuning_name}", tags, as_params(config))
+        replaced.started()  # the new search has its run: the one it replaced goes
         tracker.log_metrics(family_metrics)
         if state.replaced_search_id:
             tracker.close_abandoned(state.replaced_search_id)
@@ -192,6 +194,10 @@ def run_search(
                 except WorkersError as error:
                     stop_tags = {"nnlab.stopped": str(error)}
                     raise SearchFailed(f"search {config.tuning_name} stopped: {error}") from None
+            if tuner.oracle.broken:  # nnlab.tuner.KeepsWorking
+                stop_tags = {"nnlab.stopped": tuner.oracle.broken}
+                raise SearchFailed(f"search {config.tuning_name} stopped: the search's oracle failed: "
+                                   f"{tuner.oracle.broken}; its state is in {directory}")
             error = tuner.oracle.too_many
             if error is not None:
                 stop_tags = {"nnlab.stopped": str(error)}
@@ -258,6 +264,53 @@ def run_search(
     )
 
 
+def check_before_start(config: ExperimentConfig, workers=None) -> None:
+    """What can be found wrong before anything is created or started: a ConfigError or SearchError
+    naming the flag (or key) and value. The workers' count against this machine, the oracle's
+    address, and the MLflow store: a server that answers, or a SQLite file that can be written."""
+    from nnlab.tracking import resolve_tracking_uri, store_problem
+    from nnlab.workers import check_address, check_worker_count
+
+    store_uri = resolve_tracking_uri(config.tracking_uri)
+    if workers is not None:
+        if workers.count == 0 and not store_uri.startswith(("http://", "https://")):
+            raise ConfigError(f"--workers 0 leaves the trials to workers on other machines, which need an MLflow "
+                              f"server they all reach: give --tracking-uri http://HOST:PORT, not {store_uri} "
+                              "(README: Scaling out)")
+        try:
+            check_worker_count(workers.count)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        try:
+            check_address(workers.bind, listen=True)
+        except ValueError as error:
+            raise ConfigError(f"--oracle {error}") from None
+        if workers.gpus:
+            from nnlab.accelerators import missing_gpus
+
+            problem = missing_gpus(workers.gpus)  # loads TensorFlow, as the data's loading would
+            if problem:
+                raise ConfigError(f"--gpus {','.join(workers.gpus)}: {problem}")
+    problem = store_problem(store_uri)
+    if problem:
+        advice = ("; start it first, or give --tracking-uri the address of one that runs"
+                  if store_uri.startswith("http") else ", or give --tracking-uri another store")
+        raise SearchError(f"{_store_named(config, store_uri)}: {problem}{advice}")
+
+
+def _store_named(config: ExperimentConfig, store_uri: str) -> str:
+    """The MLflow store as the user named it: its flag, its key, its variable, or the default."""
+    import os
+
+    if "tracking_uri" in getattr(config, "flags", ()):
+        return f"--tracking-uri {store_uri}"
+    if config.tracking_uri:
+        return f"{config.origin}: tracking_uri = {store_uri!r}"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return f"MLFLOW_TRACKING_URI={store_uri}"
+    return f"the MLflow store {store_uri}"
+
+
 def _source(config: ExperimentConfig, source=None):
     """The transfer family's source model, loaded unless given."""
     from nnlab.source import load_source
@@ -298,6 +351,7 @@ def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_i
     keras.utils.set_random_seed(config.seed)
     directory = Path(tuning_root) / config.tuning_name
     check_state(config, dataset.source, directory)
+    check_before_start(config)  # the store answers: MLflow would otherwise retry for minutes
     source = _source(config)
     hypermodel = _hypermodel_policy(config, dataset, source)(space=config.space, trial_timeout=config.trial_timeout)
     tracker = SearchTracker(config.name, config.tracking_uri, dataset)
@@ -464,7 +518,6 @@ def _signals_interrupt():
 # The options that define what a worker runs: a chief hands its own to the workers it starts.
 WORKER_OPTIONS = ("model", "tuner", "max_trials", "epochs", "seed", "data_dir", "mixed_precision", "jit_compile",
                   "steps_per_execution")
-FLAG_NAMES = {"jit_compile": "--jit"}  # where the flag is not the setting's own name
 
 
 def main(argv=None) -> int:
@@ -480,6 +533,7 @@ def main(argv=None) -> int:
 
     def search(interrupted) -> SearchResult:
         config = load_config(args.experiment, overrides)
+        check_before_start(config, plan)  # before TensorFlow and the data load: a mistake is said at once
         return run_search(config, load_data(PROG, config), fresh=args.fresh, interrupted=interrupted, workers=plan)
 
     return run_command(PROG, "nnlab.search", argv, search, "the trial in progress is marked KILLED and runs again "
@@ -492,8 +546,9 @@ def _worker_plan(args):
 
     if args.worker_id is not None:
         raise ValueError("--worker-id is for --role worker")
-    if args.workers < 0 or args.worker_trials < 0:
-        raise ValueError("--workers and --worker-trials take a whole number, 0 or more")
+    for flag, value in (("--workers", args.workers), ("--worker-trials", args.worker_trials)):
+        if value < 0:
+            raise ValueError(f"{flag} {value}: must be 0 or more")
     if args.workers == 0 and args.oracle is None:
         raise ValueError("--workers 0 leaves the trials to workers on other machines: give --oracle HOST:PORT "
                          "for them to reach")
@@ -508,7 +563,7 @@ def _worker_plan(args):
     command = [sys.executable, "-m", "nnlab.search", args.experiment]
     for key in WORKER_OPTIONS:
         value = getattr(args, key)
-        flag = FLAG_NAMES.get(key, f"--{key.replace('_', '-')}")
+        flag = cli.flag_name(key)
         if value is True:  # a switch
             command.append(flag)
         elif value is not None:
@@ -519,14 +574,14 @@ def _worker_plan(args):
 def _worker_main(args, overrides) -> int:
     import socket
 
-    from nnlab.workers import die_with_chief, split_address
+    from nnlab.workers import check_address, die_with_chief
 
     die_with_chief()
     if args.oracle is None:
         print(f"{PROG}: error: --role worker needs --oracle HOST:PORT, the chief's address", file=sys.stderr)
         return 2
     try:
-        split_address(args.oracle)
+        check_address(args.oracle, listen=False)
     except ValueError as error:
         print(f"{PROG}: error: --oracle {error}", file=sys.stderr)
         return 2

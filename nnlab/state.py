@@ -22,6 +22,7 @@ except ImportError:  # not on Windows: no lock there
     fcntl = None
 
 STATE_FILE = "nnlab.json"
+SERVER_LOG = "mlflow-server.log"  # a search's local mlflow server's output (nnlab.workers.tracking_server)
 # Settings that define a search: resuming with any of them changed would mix two searches.
 SEARCH_DEFINING = ("dataset", "model", "tuner", "epochs", "seed", "batch_size", "patience",
                    "validation_fraction", "hyperband_factor", "space", "data", "source", "mixed_precision")
@@ -52,10 +53,10 @@ def _defaults(config) -> dict:
             for field in dataclasses.fields(config)}
 
 
-def open_state(config, data_source: str, directory: Path, fresh: bool) -> SearchState:
+def open_state(config, data_source: str, directory: Path, fresh: bool, discard=shutil.rmtree) -> SearchState:
     """The search id for `directory`: the saved one when the settings match, a new one when there
     is none, when `fresh`, or when the saved search never started a trial (a new one deletes
-    KerasTuner's state there; tracked runs stay in MLflow)."""
+    KerasTuner's state there, or hands the folder to `discard`; tracked runs stay in MLflow)."""
     settings = _settings(config, data_source)
     path = directory / STATE_FILE
     saved = None
@@ -83,7 +84,7 @@ def open_state(config, data_source: str, directory: Path, fresh: bool) -> Search
                 "same settings to resume it, or add --fresh to start a new search (tracked runs are kept)"
             )
     if directory.exists():
-        shutil.rmtree(directory)
+        discard(directory)
     state = {"search_id": uuid.uuid4().hex, "settings": settings}
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state, indent=2))
@@ -106,6 +107,59 @@ def check_state(config, data_source: str, directory: Path) -> None:
     if changed:
         raise SearchError(f"this worker's settings differ from the chief's search in {directory} "
                           f"({'; '.join(changed)}): start it with the chief's experiment and options")
+
+
+class SetAside:
+    """The earlier search a new one replaces (--fresh, other settings) kept until the new one has
+    started (`started`): a new search that fails before then puts it back as it was. Kept beside
+    it as tuning/.<name>.replaced; one a killed process left there is dealt with on the next
+    start: put back if the search that replaced it never ran a trial, else deleted."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.kept = directory.with_name(f".{directory.name}.replaced")
+        self.holding = False
+        if self.kept.is_dir():
+            if directory.exists() and any(directory.glob("trial_*/trial.json")):
+                shutil.rmtree(self.kept)
+            else:
+                self.holding = True
+                self.put_back()
+
+    def __call__(self, directory: Path) -> None:
+        """open_state's `discard`: the folder moved aside, not deleted."""
+        os.replace(directory, self.kept)
+        self.holding = True
+
+    def started(self) -> None:
+        if self.holding:
+            shutil.rmtree(self.kept, ignore_errors=True)
+            self.holding = False
+
+    def put_back(self) -> None:
+        if not self.holding:
+            return
+        if self.directory.exists():
+            log = self.directory / SERVER_LOG  # what the failed start's mlflow server said
+            if log.is_file():
+                with open(self.kept / SERVER_LOG, "ab") as kept_log:
+                    kept_log.write(log.read_bytes())
+            shutil.rmtree(self.directory)
+        os.replace(self.kept, self.directory)
+        self.holding = False
+
+
+@contextlib.contextmanager
+def set_aside(directory: Path):
+    """A SetAside for `directory`: put back if the block fails before its `started` is called,
+    dropped once the block ends after it."""
+    aside = SetAside(directory)
+    try:
+        yield aside
+    except BaseException:
+        aside.put_back()
+        raise
+    aside.started()
 
 
 @contextlib.contextmanager

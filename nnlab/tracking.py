@@ -58,6 +58,64 @@ def absolute_uri(uri: str) -> str:
     return f"sqlite:///{database.resolve()}" if database is not None else uri
 
 
+# How long a tracking server may take to answer the first request before it is taken as absent.
+PROBE_SECONDS = 5
+
+
+def store_problem(uri: str) -> str | None:
+    """Why the store at `uri` cannot take a search, found before anything is created: a server
+    that does not answer within PROBE_SECONDS (MLflow itself would retry for minutes), or a
+    SQLite file or folder that cannot be written. None when it can, as far as can be told."""
+    if uri.startswith(("http://", "https://")):
+        return _server_problem(uri)
+    database = sqlite_file(uri)
+    if database is None:
+        return None
+    if database.is_dir():
+        return f"{database} is a folder, not an SQLite file: name the file in it (mlflow.db)"
+    if database.exists():
+        if not os.access(database, os.R_OK | os.W_OK):
+            return f"{database} is not writable by this user: make it writable"
+        folder = database.parent  # SQLite writes its journal beside the file
+    else:
+        folder = database.parent
+        while not folder.exists() and folder != folder.parent:  # the folder to be made, or the first one that is
+            folder = folder.parent
+        if not folder.is_dir():
+            return f"{folder} is a file where a folder of {database} must be: move it away"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable by this user: make it writable"
+    return None
+
+
+def _server_problem(uri: str) -> str | None:
+    """A tracking server that does not answer within PROBE_SECONDS (one refusing connections is
+    asked again meanwhile: it may be starting), or answers as no MLflow server does."""
+    import ssl
+    import time
+    import urllib.error
+    import urllib.request
+
+    probe = f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search?max_results=1"
+    deadline = time.monotonic() + PROBE_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(probe, timeout=max(0.5, deadline - time.monotonic())):
+                return None
+        except urllib.error.HTTPError as error:  # it answers: credentials and the rest are MLflow's to judge
+            return ("a server answers there, but not as an MLflow tracking server (HTTP 404 for "
+                    "/api/2.0/mlflow/experiments/search)") if error.code == 404 else None
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, ssl.SSLError):  # MLflow has settings of its own for TLS
+                return None
+            if not isinstance(error.reason, ConnectionRefusedError) or time.monotonic() >= deadline:
+                reason = getattr(error.reason, "strerror", None) or error.reason
+                return f"no MLflow server answers there within {PROBE_SECONDS} s ({reason})"
+        except OSError as error:  # a timeout
+            return f"no MLflow server answers there within {PROBE_SECONDS} s ({error or 'timed out'})"
+        time.sleep(0.5)
+
+
 def _sqlite_folder(uri: str) -> Path | None:
     database = sqlite_file(uri)
     return database.parent if database is not None else None
@@ -388,7 +446,7 @@ class SearchTracker:
                     pip_requirements=pip_requirements,
                 )
             mlflow.log_artifacts(folder, CHAMPION_ARTIFACT)
-        registered = mlflow.register_model(f"runs:/{self.parent_run_id}/{CHAMPION_ARTIFACT}", registered_name)
+        registered = _quietly(mlflow.register_model, f"runs:/{self.parent_run_id}/{CHAMPION_ARTIFACT}", registered_name)
         version = str(registered.version)
         test_score = float(test_metrics[task.test_key])
         tags = {**(version_tags or {}), task.test_key: test_score, "trial": trial_id, "run_id": self.parent_run_id}
@@ -413,6 +471,19 @@ class SearchTracker:
             return self.client.get_model_version_by_alias(registered_name, CHAMPION_ALIAS)
         except MlflowException:
             return None
+
+
+def _quietly(call, *args):
+    """`call` without MLflow's notices on stderr ("Successfully registered model ...", "Created
+    version ..."): nnlab says what was registered in its own words. Errors still raise."""
+    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+
+    enabled = MLFLOW_LOGGING_STREAM.enabled
+    MLFLOW_LOGGING_STREAM.enabled = False
+    try:
+        return call(*args)
+    finally:
+        MLFLOW_LOGGING_STREAM.enabled = enabled
 
 
 # ------------------------------------------------------------ reading the store back

@@ -9,6 +9,7 @@ is what makes a search resumable; the mixin keeps only the best few trial checkp
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import re
@@ -17,6 +18,7 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import keras_tuner
@@ -177,6 +179,75 @@ def tie_breaking_loss(trial) -> float:
     history = trial.metrics.get_history("val_loss")
     at_best = [observation.mean() for observation in history if observation.step == trial.best_step]
     return float(at_best[0]) if at_best else math.inf
+
+
+class KeepsWorking:
+    """Oracle mixin, outermost: an error inside the oracle (a KerasTuner bug, damaged state) ends
+    the search with a reason instead of freezing it. KerasTuner's @synchronized does not release
+    the oracle's lock when the method it guards raises: in a chief every later call (the next
+    worker's, the chief's own) would wait for it forever, after one worker died of the error.
+    Caught inside the lock, the error is kept in `broken`; no further trial is handed out, and
+    the chief (nnlab.workers) or run_search reports it."""
+
+    broken: str | None = None
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id):
+        if self.broken is None:
+            try:
+                return super().create_trial(tuner_id)
+            except Exception as error:  # noqa: BLE001 - any error: the search cannot go on
+                self._break(error)
+        return keras_tuner.engine.trial.Trial(self.hyperparameters.copy(), status="STOPPED")
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        try:
+            return super().update_trial(trial_id, metrics, step)
+        except Exception as error:  # noqa: BLE001
+            self._break(error)
+            return self.trials.get(trial_id)
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        try:
+            return super().end_trial(trial)
+        except Exception as error:  # noqa: BLE001
+            self._break(error)
+
+    def _break(self, error: Exception) -> None:
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        self.broken = f"{one_line(error)} (in {Path(where.filename).name}, {where.name})"
+
+
+class KeepsGridOrder:
+    """GridSearchOracle mixin: KerasTuner's grid keeps the order of the values it tried and the
+    trials whose next combination it has yet to take in memory only (keras-tuner issue 1055):
+    reloaded, it has neither, and it stops at once or fails on the first trial it sees again
+    (KeyError '4'). Saved with the oracle's state and restored, a resumed grid goes on exactly as
+    it would have; state saved without them is rebuilt from the trials, each one's next
+    combination taken in start order."""
+
+    def get_state(self):
+        state = super().get_state()
+        order, index = [], self._ordered_ids._next_index[None]
+        while index is not None:  # the linked list from its head
+            order.append(self._ordered_ids._memory[index])
+            index = self._ordered_ids._next_index[index]
+        return state | {"nnlab_grid_order": order, "nnlab_grid_populate_next": list(self._populate_next)}
+
+    def set_state(self, state):
+        super().set_state(state)
+        order = state.get("nnlab_grid_order")
+        populate_next = state.get("nnlab_grid_populate_next")
+        if order is None:  # saved before nnlab kept them
+            order = sorted(self.start_order, key=functools.cmp_to_key(
+                lambda a, b: self._compare(self.trials[a].hyperparameters.values, self.trials[b].hyperparameters.values)))
+            populate_next = [trial_id for trial_id in self.start_order if trial_id in self.end_order]
+        self._ordered_ids = type(self._ordered_ids)()
+        for trial_id in order:
+            self._ordered_ids.insert(trial_id)
+        self._populate_next = list(populate_next)
 
 
 class StopsOnRequest:
@@ -451,21 +522,11 @@ def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_t
     # KerasTuner prints every failed trial's traceback while its DEBUG flag is on (the default);
     # nnlab reports one line and keeps the traceback in the trial's run (failure.txt).
     keras_tuner.src.config.DEBUG = False
-    tuner_class, oracle_class = ALGORITHMS[config.tuner]
-    task = hypermodel.task
-    oracle_options = dict(objective=keras_tuner.Objective(task.objective, direction=task.direction), seed=config.seed,
-                          max_consecutive_failed_trials=config.max_consecutive_failed_trials)
-    if config.tuner == "hyperband":
-        oracle_options.update(max_epochs=config.epochs, factor=config.hyperband_factor)
-    mixins = (DefaultsFirst, RanksTrials, StopsOnRequest, ReportsTrials, oracle_class)
-    oracle = type(f"DefaultsFirst{oracle_class.__name__}", mixins, {})(**oracle_options)
-    # KerasTuner's Hyperband takes no trial budget; its oracle honours one all the same.
-    oracle.max_trials = config.max_trials
+    tuner_class, _oracle_class = ALGORITHMS[config.tuner]
+    oracle = make_oracle(config, hypermodel.task)
     oracle.stop_reason = stop_reason
     oracle.on_trial_done = on_trial_done
     oracle.failure_reason = failure_reason
-    oracle.keep_checkpoints = max(config.keep_checkpoints, config.ensemble)  # an average champion's members too
-    oracle.started = time.monotonic()
     tracked = type(f"Tracked{tuner_class.__name__}", (TrackedTrials, tuner_class), {})
     return tracked(
         oracle,
@@ -478,3 +539,20 @@ def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_t
         project_name=config.tuning_name,
         overwrite=fresh,
     )
+
+
+def make_oracle(config, task):
+    """The configured KerasTuner algorithm's oracle with nnlab's mixins, not yet tied to a folder."""
+    _tuner_class, oracle_class = ALGORITHMS[config.tuner]
+    oracle_options = dict(objective=keras_tuner.Objective(task.objective, direction=task.direction), seed=config.seed,
+                          max_consecutive_failed_trials=config.max_consecutive_failed_trials)
+    if config.tuner == "hyperband":
+        oracle_options.update(max_epochs=config.epochs, factor=config.hyperband_factor)
+    grid = (KeepsGridOrder,) if issubclass(oracle_class, keras_tuner.oracles.GridSearchOracle) else ()
+    mixins = (KeepsWorking, DefaultsFirst, RanksTrials, StopsOnRequest, ReportsTrials, *grid, oracle_class)
+    oracle = type(f"DefaultsFirst{oracle_class.__name__}", mixins, {})(**oracle_options)
+    # KerasTuner's Hyperband takes no trial budget; its oracle honours one all the same.
+    oracle.max_trials = config.max_trials
+    oracle.keep_checkpoints = max(config.keep_checkpoints, config.ensemble)  # an average champion's members too
+    oracle.started = time.monotonic()
+    return oracle

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -31,7 +32,14 @@ WORKER_USER_ERROR = 2
 CRASHES_IN_A_ROW = 3
 # How long a stopped worker gets to mark its trial KILLED and save before it is killed.
 STOP_GRACE_SECONDS = 60
+# How long a process the chief started outlives a chief that died without stopping it (kill -9,
+# an abort): enough to mark a trial KILLED in a local store, not to wait on a server that is gone.
+ORPHAN_GRACE_SECONDS = 5
 DEFAULT_TRIALS_PER_WORKER = 10
+# What one TensorFlow worker process takes, about (TensorFlow, the data, a model in training).
+WORKER_MEMORY_BYTES = 1 << 30
+# How long a host name may take to resolve before an --oracle address is refused.
+RESOLVE_SECONDS = 5
 
 
 class WorkersError(RuntimeError):
@@ -62,6 +70,81 @@ def split_address(address: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{address!r} is not HOST:PORT (for example 127.0.0.1:50051)")
     return host, int(port)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux's MemAvailable), else the free pages."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_limit() -> tuple[int, str]:
+    """The most local worker processes this machine takes, and how that was reckoned: one per
+    core (more only share the cores: each TensorFlow process already uses them all) and one per
+    GB of available memory (each holds its own TensorFlow, data and model); never fewer than 1."""
+    cores = usable_cores()
+    memory = available_memory()
+    limit, reckoning = cores, f"{cores} core{'s' if cores != 1 else ''}"
+    if memory is not None:
+        limit = min(limit, memory // WORKER_MEMORY_BYTES)
+        reckoning += f", {memory / 2**30:.1f} GB of memory available at about 1 GB per TensorFlow worker"
+    return max(1, limit), reckoning
+
+
+def check_worker_count(count: int) -> None:
+    """ValueError naming --workers when this machine cannot take `count` local workers."""
+    limit, reckoning = worker_limit()
+    if count > limit:
+        raise ValueError(f"--workers {count}: this machine takes at most {limit} ({reckoning}); "
+                         f"give --workers {limit} or fewer, or start workers on other machines (README: Scaling out)")
+
+
+def check_address(address: str, listen: bool) -> tuple[str, int]:
+    """HOST:PORT split, its host resolved, and (`listen`: the chief's own address) the port bound
+    once and let go: ValueError saying what is wrong, found before anything is started."""
+    host, port = split_address(address)
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::] as gRPC writes it
+    found: list = []
+    lookup = threading.Thread(target=lambda: found.append(_resolve(name, port)), daemon=True)
+    lookup.start()
+    lookup.join(RESOLVE_SECONDS)
+    if not found:
+        raise ValueError(f"{address!r}: host {name!r} did not resolve within {RESOLVE_SECONDS} s")
+    if isinstance(found[0], OSError):
+        raise ValueError(f"{address!r}: host {name!r} does not resolve ({found[0].strerror or found[0]})")
+    if listen:
+        family, _kind, _protocol, _name, socket_address = found[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(socket_address)
+            except OSError as error:
+                raise ValueError(f"{address!r}: cannot listen there ({error.strerror or error}); give an address "
+                                 "of this machine and a free port, or 0.0.0.0:PORT for every interface") from None
+    return host, port
+
+
+def _resolve(host: str, port: int):
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        return error
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -100,7 +183,7 @@ class OracleServer:
         protos.get_service_grpc().add_OracleServicer_to_server(self.servicer, self.server)
         self.port = self.server.add_insecure_port(f"{host}:{port}")
         if not self.port:
-            raise WorkersError(f"cannot listen on {bind} for workers (in use? another address?)")
+            raise WorkersError(f"--oracle {bind}: cannot listen there for workers (in use? another address?)")
         self.host = host
         self.server.start()
 
@@ -122,25 +205,82 @@ CHIEF_PID_VARIABLE = "NNLAB_CHIEF_PID"
 
 def die_with_chief() -> None:
     """In a worker the chief started: SIGTERM when the chief dies, however it dies (Linux's
-    PR_SET_PDEATHSIG). Set by the worker itself: a preexec_fn would run in a fork of the chief,
-    whose gRPC threads make that fork abort."""
+    PR_SET_PDEATHSIG), and ended ORPHAN_GRACE_SECONDS later if the SIGTERM's clean-up has not
+    ended it (it may wait on the chief's mlflow server, gone with the chief). Set by the worker
+    itself: a preexec_fn would run in a fork of the chief, whose gRPC threads make that fork abort."""
     chief = os.environ.get(CHIEF_PID_VARIABLE)
     if chief is None:
         return
+    if not _parent_death_signal(signal.SIGTERM):  # not Linux: the chief's own clean-up has to do
+        return
+    threading.Thread(target=_end_when_orphaned, args=(int(chief),), daemon=True).start()
+    if os.getppid() != int(chief):  # the chief died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _parent_death_signal(number: int) -> bool:
+    """Ask Linux for `number` when this process's parent dies; False where it cannot."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the chief's own clean-up has to do
-        return
-    if os.getppid() != int(chief):  # the chief died before the line above
-        os.kill(os.getpid(), signal.SIGTERM)
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, number) == 0  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _end_when_orphaned(chief: int) -> None:
+    while os.getppid() == chief:
+        time.sleep(0.5)
+    time.sleep(ORPHAN_GRACE_SECONDS)
+    os._exit(128 + signal.SIGTERM)
+
+
+def supervise(command: list[str]) -> int:
+    """The process the chief starts its mlflow server through (`python -c`, see tracking_server):
+    it leads the server's process group (`mlflow server` starts uvicorn, which serves), runs
+    `command` in it, and on SIGTERM or SIGINT, or when the chief dies however it dies
+    (PR_SET_PDEATHSIG), stops the whole group: SIGTERM, SIGKILL what is left after
+    ORPHAN_GRACE_SECONDS. Returns the server's exit code when it ends by itself."""
+    chief = int(os.environ[CHIEF_PID_VARIABLE])
+
+    def stop(_number, _frame):
+        raise _Stop
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, stop)
+    try:
+        _parent_death_signal(signal.SIGTERM)
+        # The server's own children (uvicorn) become this process's when the server ends, so
+        # that it can wait for them too (PR_SET_CHILD_SUBREAPER).
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(36, 1)
+        if os.getppid() != chief:  # the chief died before the line above
+            raise _Stop
+        return subprocess.Popen(command).wait()
+    except _Stop:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, signal.SIG_IGN)
+        os.killpg(0, signal.SIGTERM)
+        deadline = time.monotonic() + ORPHAN_GRACE_SECONDS
+        with contextlib.suppress(ChildProcessError):  # none left: all of them have ended
+            while time.monotonic() < deadline:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    time.sleep(0.1)
+        os.killpg(0, signal.SIGKILL)  # what is left, and this process last
+        return 1
+
+
+class _Stop(Exception):
+    """supervise's signal to stop the server's group."""
 
 
 @contextlib.contextmanager
 def tracking_server(store_uri: str, log_file: Path):
     """A local `mlflow server` on loopback over the SQLite store `store_uri`, for as long as the
-    block runs; yields its http URI. Its processes are a group of their own, stopped together."""
+    block runs; yields its http URI. Its processes are a group of their own, stopped together, and
+    stop by themselves if the chief dies (`supervise`)."""
     from nnlab.tracking import sqlite_file
 
     database = sqlite_file(store_uri).resolve()
@@ -150,9 +290,14 @@ def tracking_server(store_uri: str, log_file: Path):
                "--default-artifact-root", database.parent.as_uri(), "--no-serve-artifacts",
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     # MLflow's job runner (a queue and seven consumers) serves its GenAI features, not nnlab.
-    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", CHIEF_PID_VARIABLE: str(os.getpid())}
+    # Through `supervise`, in a process group of its own: a Ctrl-C at the terminal does not reach
+    # it (the chief stops it after its workers, which may still be writing), and nothing of it
+    # outlives the chief, even one killed with kill -9.
+    supervised = [sys.executable, "-c", "import sys; from nnlab.workers import supervise; "
+                  "sys.exit(supervise(sys.argv[1:]))", *command]
     with open(log_file, "ab") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environment,
+        process = subprocess.Popen(supervised, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environment,
                                    start_new_session=True)
     try:
         uri = f"http://127.0.0.1:{port}"
@@ -269,6 +414,8 @@ class Workers:
             while not self._finished():
                 if interrupted():
                     raise KeyboardInterrupt
+                if getattr(self.oracle, "broken", None):  # nnlab.tuner.KeepsWorking: no trial is handed out
+                    raise WorkersError(f"the search's oracle failed: {self.oracle.broken}")
                 for slot in self.slots:
                     if not slot.done and slot.process.poll() is not None:
                         self._ended(slot)

@@ -67,6 +67,17 @@ def mnist_subset():
     return _shipped_mnist_subset()
 
 
+def with_nan_inputs(dataset):
+    """`dataset` with a NaN in every training image: any model's loss turns NaN in its first epoch
+    (a learning rate large enough to do it is refused by the search space's bounds)."""
+    from dataclasses import replace
+
+    images, labels = dataset.train
+    poisoned = np.array(images, dtype=np.float32)
+    poisoned[:, 0, 0] = np.nan
+    return replace(dataset, train=(poisoned, labels))
+
+
 @pytest.fixture
 def idx_dir(tmp_path, mnist_subset):
     """A folder in the official layout: train pair uncompressed, t10k pair gzip-compressed."""
@@ -112,9 +123,10 @@ def small_mnist():
 @pytest.fixture(scope="session")
 def searched_store(tmp_path_factory, small_mnist):
     """One small real CNN search, run once for the tests that read its results back (plots,
-    report, UI, serving, reproducibility): 3 random trials of 2 epochs, the best one registered as
-    mnist-cnn (ensemble 0: the average champion has tests of its own in test_search and
-    test_transfer). Tests must only read it."""
+    report, UI, serving, reproducibility, transfer): 3 random trials of 2 epochs, registered as
+    mnist-cnn. Smaller than the default search only in size: like the default, its champion is
+    the average of its best three trials (the README's fine-tune after the default search broke
+    on an average while the tests fed it a single model). Tests must only read it."""
     from types import SimpleNamespace
 
     from nnlab.config import ExperimentConfig
@@ -122,9 +134,15 @@ def searched_store(tmp_path_factory, small_mnist):
 
     root = tmp_path_factory.mktemp("searched")
     tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    # In 2 epochs on 600 images random draws differ so widely (0.14 to 0.8 validation accuracy:
+    # sigmoid, batch statistics not yet settled, large steps) that the best alone is always surely
+    # better; with those knobs fixed they are close, as the default search's best trials are.
     config = ExperimentConfig(name="mnist", tuner="random", max_trials=3, epochs=2, final_epochs=1, seed=5,
-                              batch_size=64, ensemble=0, tracking_uri=tracking_uri)
+                              batch_size=64, tracking_uri=tracking_uri,
+                              space={"activation": "relu", "learning_rate": 3e-3, "batch_norm": False})
+    assert config.ensemble == 3  # the default's
     result = run_search(config, small_mnist, tuning_root=root / "tuning", echo=lambda _line: None)
+    assert len(result.champion_trial.split(",")) == 3, f"the shared champion is no average: {result.champion_trial}"
     return SimpleNamespace(root=root, tracking_uri=tracking_uri, config=config, result=result, dataset=small_mnist)
 
 

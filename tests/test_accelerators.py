@@ -120,3 +120,17 @@ def test_mixed_precision_float16_compute_float32_variables(float32_afterwards):
     Acceleration().activate()  # back to float32
     assert keras.layers.Dense(4).compute_dtype == "float32"
     assert not isinstance(dfn().optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_gpu_numbers_are_checked_against_the_gpus_found():
+    """--gpus names GPUs by number: one TensorFlow does not find is refused rather than left to a
+    worker that would train on the CPU without a word (issue 26). Checked against this machine."""
+    from nnlab.accelerators import missing_gpus, start_tensorflow
+
+    found = len(start_tensorflow())
+    assert missing_gpus([str(number) for number in range(found)]) is None
+    problem = missing_gpus([str(found), "0"])
+    if found == 0:
+        assert problem == "TensorFlow finds no GPU on this machine; leave --gpus out to train on the CPU"
+    else:
+        assert problem == f"no GPU {found} here: TensorFlow finds {found}, numbered 0 to {found - 1}"

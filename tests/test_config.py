@@ -138,3 +138,41 @@ def test_shipped_experiment_files_are_valid(monkeypatch):
     assert names
     for name in names:
         assert load_config(name).origin == f"experiments/{name}.toml"
+
+
+def test_a_files_own_paths_are_read_from_its_folder_and_flags_from_here(workdir):
+    write(workdir / "exp" / "demand.toml", 'data_dir = "idx/"\n[data]\ncsv = "demand.csv"\ntarget = "y"\n')
+    config = load_config("exp/demand.toml")
+    assert (config.data["csv"], config.data_dir) == ("exp/demand.csv", "exp/idx/")
+    assert load_config("exp/demand.toml", {"data_dir": "idx"}).data_dir == "idx"  # a flag: the current folder's
+    write(workdir / "here.toml", f'[data]\ncsv = "{workdir}/demand.csv"\ntarget = "y"\n')
+    assert load_config("here.toml").data["csv"] == f"{workdir}/demand.csv"  # absolute: as written
+    write(workdir / "here.toml", '[data]\ncsv = "demand.csv"\ntarget = "y"\n')
+    assert load_config(str(workdir / "here.toml")).data["csv"] == "demand.csv"  # the file's folder is this one
+
+
+@pytest.mark.parametrize(("text", "overrides", "message"), [
+    (None, {"ensemble": -1}, "--ensemble -1 must be 0 or more"),
+    (None, {"model": "cnn", "ensemble": None}, "--model cnn cannot take wine's table data; families that can: dfn, linear"),
+    ('model = "gan"\n', {"ensemble": 2}, "--ensemble 2: an average of generators' images is no generator's"),
+    ('model = "gan"\n', {"mixed_precision": True}, "--mixed-precision: model gan trains in float32"),
+    ('model = "gan"\n', {"jit_compile": True, "mixed_precision": True}, "--mixed-precision: model gan"),
+    ("epochs = 0\n", {"seed": 3}, "bad.toml: epochs = 0 must be at least 1"),  # the flag is not the mistake
+    (None, {"epochs": "3"}, "--epochs '3' must be an integer"),
+    (None, {"time_budget": "soon"}, "--time-budget 'soon' is not a duration"),
+])
+def test_a_mistake_from_a_flag_names_the_flag_as_typed(workdir, text, overrides, message):
+    experiment = "wine" if "model" in overrides else "mnist"
+    if text is not None:
+        experiment = str(write(workdir / "bad.toml", text).relative_to(workdir))
+    with pytest.raises(ConfigError) as caught:
+        load_config(experiment, overrides)
+    assert str(caught.value).startswith(message)
+
+
+def test_the_flags_given_are_kept_but_not_logged(workdir):
+    from nnlab.config import as_params
+
+    config = load_config("mnist", {"seed": 4, "jit_compile": True, "epochs": None})
+    assert config.flags == ("seed", "jit_compile") and config.origin == "built-in default"
+    assert "flags" not in as_params(config) and as_params(config)["seed"] == 4

@@ -76,7 +76,8 @@ def test_an_experiment_file_names_the_data_set_by_its_images_key(tmp_path):
     experiment = tmp_path / "shapes.toml"
     experiment.write_text('[data]\nimages = "data/shapes/"\nimage_size = [64, 64]\n')
     config = load_config(str(experiment))
-    assert (config.dataset, config.data["images"], config.model) == ("images", "data/shapes/", "cnn")
+    # Read from the experiment file's folder, wherever the command runs.
+    assert (config.dataset, config.data["images"], config.model) == ("images", f"{tmp_path}/data/shapes/", "cnn")
     assert DATASETS["images"].default_model == "cnn"
 
 

@@ -163,8 +163,9 @@ def test_the_space_check_knows_the_knobs_and_refuses_what_they_cannot_be():
         (dfn, {"learning_rate_schedule": ["constant", "step"]},
          "learning_rate_schedule 'step' is not one of constant, inverse_time, cosine"),
         (cnn, {"pooling": "min"}, "pooling 'min' is not one of max, average"),
-        (dfn, {"weight_decay": -1e-4}, "weight_decay -0.0001 is below 0"),
-        (dfn, {"batch_size": 0}, "batch_size 0 is not a whole number of at least 1"),
+        (dfn, {"weight_decay": -1e-4}, "here: space.weight_decay = -0.0001: weight_decay must be at least 0"),
+        (dfn, {"batch_size": 0}, "here: space.batch_size = 0: batch_size must be at least 1"),
+        (dfn, {"batch_size": 32.5}, "batch_size 32.5 is not a whole number of at least 1"),
         (dfn, {"batch_size": "big"}, "batch_size takes numbers"),
     ]
     for build, overrides, message in refused:

@@ -18,6 +18,7 @@ from nnlab.budget import TimeBudget, parse_duration
 from nnlab.config import ExperimentConfig
 from nnlab.search import SearchFailed, parse_args, run_search
 from nnlab.tracking import TrackingError
+from conftest import with_nan_inputs
 from test_search import runs_of
 
 
@@ -32,18 +33,16 @@ def config(tracking_uri):
 
 
 def test_nan_loss_fails_the_trial_at_once_and_the_search_stops_after_the_limit(workdir, config, small_mnist, tracking_uri):
-    # An absurd learning rate, fixed through the experiment's [space]: the loss goes NaN in the first epoch.
-    config = replace(config, max_trials=5, epochs=3, max_consecutive_failed_trials=2,
-                     space={"learning_rate": 1e30, "activation": "relu", "batch_norm": True})
+    # A NaN in the training images: the loss goes NaN in the first epoch, whatever the trial draws.
+    config = replace(config, max_trials=5, epochs=3, max_consecutive_failed_trials=2)
     with pytest.raises(SearchFailed, match=r"stopped: 2 trials failed in a row \(max_consecutive_failed_trials = 2\)") as failed:
-        run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=quiet)
+        run_search(config, with_nan_inputs(small_mnist), tuning_root=workdir / "tuning", echo=quiet)
     assert failed.value.details == ["trial 1: FailedTrialError: loss became nan at epoch 1",
                                     "trial 2: FailedTrialError: loss became nan at epoch 1"]
     parents, children = runs_of(tracking_uri)
     assert [child.info.status for child in children] == ["FAILED", "FAILED"]
     client = MlflowClient(tracking_uri)
     for child in children:
-        assert child.data.params["learning_rate"] == "1e+30"
         assert child.data.tags["nnlab.failure"] == "FailedTrialError: loss became nan at epoch 1"
         assert "Traceback" in mlflow.artifacts.load_text(f"runs:/{child.info.run_id}/failure.txt")
         # TerminateOnNaN stopped it in its first epoch of three.
@@ -259,6 +258,25 @@ def test_a_space_the_model_cannot_be_built_with_stops_before_anything_is_tracked
     # Corrected, the same search starts without --fresh: the refused one never started a trial.
     result = run_search(replace(config, space={"dense_units": 64}), small_mnist, tuning_root=workdir / "tuning", echo=quiet)
     assert result.trials_run == 1
+
+
+def test_a_fresh_search_that_cannot_start_leaves_the_earlier_one_as_it_was(workdir, small_mnist, tracking_uri):
+    """--fresh replaces an earlier search only once the new one has started: here its space
+    cannot be built (see above), and the earlier search's state is back, byte for byte."""
+    from nnlab.state import open_state
+
+    config = ExperimentConfig(name="mnist", model="dfn", tuner="random", max_trials=1, epochs=1, final_epochs=0,
+                              tracking_uri=tracking_uri)
+    directory = workdir / "tuning" / "mnist-dfn"
+    open_state(config, small_mnist.source, directory, fresh=False)
+    (directory / "trial_00").mkdir()
+    (directory / "trial_00" / "trial.json").write_text('{"trial_id": "00", "status": "COMPLETED"}')
+    before = {path.relative_to(directory): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+    with pytest.raises(SearchFailed, match=r"cannot start search mnist-dfn: ResourceExhaustedError"):
+        run_search(replace(config, space={"units_0": 10**11}), small_mnist, tuning_root=workdir / "tuning",
+                   fresh=True, echo=quiet)
+    assert {path.relative_to(directory): path.read_bytes() for path in directory.rglob("*") if path.is_file()} == before
+    assert sorted(path.name for path in (workdir / "tuning").iterdir()) == ["mnist-dfn", "mnist-dfn.lock"]
 
 
 def test_damaged_search_state_is_reported_and_fresh_starts_over(workdir, config):

@@ -106,3 +106,33 @@ def test_recurrent_cell_opened_up_and_checked():
         space.check({"cell": 3}, build, "here")
     with pytest.raises(space.SpaceError, match="recurrent_dropout takes numbers"):
         space.check({"recurrent_dropout": "some"}, build, "here")
+
+
+def test_limits_bound_what_the_space_may_ask_not_what_is_searched(small_mnist):
+    build = hypermodel(small_mnist.spec, {}).build
+    # Wider than the default ranges, within the legal limits: taken.
+    space.check({"hidden_layers": [1, 4], "learning_rate": [1e-4, 1.0], "dropout": [0.0, 0.9], "units_3": [16, 2048],
+                 "weight_decay": [0.0, 0.1], "batch_size": [8, 512]}, build, "here")
+    parameters, limits = space.declared(build)
+    # The searched ranges stay the builder's (a saved search still matches it); the limits are apart.
+    assert (parameters["learning_rate"].min_value, parameters["learning_rate"].max_value) == (3e-4, 1e-2)
+    assert (parameters["hidden_layers"].min_value, parameters["hidden_layers"].max_value) == (2, 4)
+    assert {name: str(limits[name]) for name in ("learning_rate", "dropout", "hidden_layers", "units_0", "weight_decay")} == {
+        "learning_rate": "in (0, 1]", "dropout": "in [0, 1)", "hidden_layers": "in [1, 4]", "units_0": "at least 1",
+        "weight_decay": "at least 0"}
+    with pytest.raises(space.SpaceError, match=r"^here: space.units_3 = \[0, 64\]: units_3 must be at least 1$"):
+        space.check({"units_3": [0, 64]}, build, "here")
+
+
+@pytest.mark.parametrize("model", ["dfn", "cnn", "lstm", "gan"])
+def test_every_number_a_builder_declares_has_limits(small_mnist, model):
+    # A new knob declares its limits where it declares itself (space.within), or the check cannot bound it.
+    if model == "gan":  # the builder alone: its policy's learning rates are nnlab/generation.py's
+        def build(hp):
+            return get_builder("gan")(hp, small_mnist.spec)
+    else:
+        build = hypermodel(small_mnist.spec, {}, model=model).build
+    parameters, limits = space.declared(build)
+    numbers = {name for name, parameter in parameters.items() if type(parameter).__name__ in ("Int", "Float")
+               or (type(parameter).__name__ == "Fixed" and space._is_number(parameter.value))}
+    assert numbers and numbers <= set(limits), numbers - set(limits)

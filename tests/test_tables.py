@@ -178,3 +178,15 @@ def test_a_class_too_small_to_split_is_refused():
     frame = pd.DataFrame({"x": np.arange(20.0), "y": ["a"] * 19 + ["b"]})
     with pytest.raises(DataError, match="the smallest class has 1 row: too few"):
         table_dataset("tiny", frame, "y", "test", None)
+
+
+def test_a_csv_beside_its_experiment_file_is_read_from_any_folder(workdir):
+    folder = workdir / "project"
+    folder.mkdir()
+    (folder / "demand.csv").write_text("price,demand\n" + "".join(f"{index},{index % 2}\n" for index in range(40)))
+    (folder / "demand.toml").write_text('[data]\ncsv = "demand.csv"\ntarget = "demand"\n')
+    from nnlab.config import load_config
+
+    config = load_config("project/demand.toml")
+    dataset = load_dataset(config.dataset, config.data)
+    assert config.data["csv"] == "project/demand.csv" and dataset.name == "demand" and dataset.spec.num_classes == 2

@@ -56,7 +56,7 @@ def finetuned(source_store):
                            dataset=dataset, **vars(source_store))
 
 
-def _layers_trainable_counts(strategy, source, spec, unfreeze=None):
+def _layers_trainable_counts(strategy, source, spec, unfreeze=None, source_members=None):
     """Build the strategy's model and train it on a few digits; the trainable weight count at
     the start of each phase and the model."""
     import keras
@@ -71,6 +71,8 @@ def _layers_trainable_counts(strategy, source, spec, unfreeze=None):
     hp.Fixed("strategy", strategy)
     if unfreeze is not None:
         hp.Fixed("unfreeze", unfreeze)
+    if source_members is not None:
+        hp.Fixed("source_members", source_members)
     model = hypermodel.build(hp)
     counts = []
     phases = keras.callbacks.LambdaCallback(on_train_begin=lambda _logs: counts.append(len(model.trainable_weights)))
@@ -88,13 +90,14 @@ def mnist_source(searched_store):
 
 @pytest.mark.parametrize("strategy", ["feature-extraction", "fine-tune", "fine-tune/1", "full", "scratch"])
 def test_each_strategy_trains_the_layers_it_says(strategy, mnist_source):
-    from nnlab.models.transfer import BASE_NAME, weighted_layers
+    from nnlab.models.transfer import BASE_NAME, members, weighted_layers
 
     source = mnist_source
     original = [weights.copy() for weights in source.model.get_weights()]
     spec = load_dataset("digits", seed=0).spec
     strategy, _, unfreeze = strategy.partition("/")
-    counts, model, params = _layers_trainable_counts(strategy, source, spec, int(unfreeze) if unfreeze else None)
+    counts, model, params = _layers_trainable_counts(strategy, source, spec, int(unfreeze) if unfreeze else None,
+                                                     source_members="best")
 
     body = weighted_layers(model.get_layer(BASE_NAME))
     head = 2  # the new classifier's kernel and bias
@@ -111,13 +114,105 @@ def test_each_strategy_trains_the_layers_it_says(strategy, mnist_source):
     for now, then in zip(source.model.get_weights(), original):
         np.testing.assert_array_equal(now, then)
     # Frozen layers kept the source's weights through training; scratch started elsewhere.
-    source_body = [layer for layer in source.model.layers if layer.weights][:len(body)]
+    best_member = members(source.model)[0]  # the shared champion is an average: its best member's body
+    source_body = [layer for layer in best_member.layers if layer.weights][:len(body)]
     for layer, source_layer in zip(body, source_body):
         same = all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), source_layer.get_weights()))
         if not layer.trainable:
             assert same, layer.name
         if strategy == "scratch":
             assert not same, layer.name
+
+
+@pytest.mark.parametrize("strategy", ["feature-extraction", "fine-tune/1", "full"])
+def test_an_average_source_lends_all_its_members_side_by_side(strategy, mnist_source):
+    """source_members = "all": each member's body under one head, `unfreeze` counted in each."""
+    from nnlab.models.transfer import BASE_NAME, bodies, body_layer_count, member_trials, members, weighted_layers
+
+    source = mnist_source
+    assert len(member_trials(source.model)) == 3
+    spec = load_dataset("digits", seed=0).spec
+    strategy, _, unfreeze = strategy.partition("/")
+    counts, model, params = _layers_trainable_counts(strategy, source, spec, int(unfreeze) if unfreeze else None,
+                                                     source_members="all")
+    parts = bodies(model.get_layer(BASE_NAME))
+    assert len(parts) == 3
+    layers = [weighted_layers(part) for part in parts]
+    # Each body is its member's, below its head, with its member's weights.
+    for part, member in zip(layers, members(source.model)):
+        below_head = [layer for layer in member.layers if layer.weights][:-1]
+        assert len(part) == len(below_head)
+        for layer, source_layer in zip(part, below_head):
+            assert all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), source_layer.get_weights())) \
+                or layer.trainable
+    trainable_in = lambda group: sum(len(layer.trainable_weights) for layer in group)  # noqa: E731
+    head = 2
+    top = int(unfreeze) if unfreeze else None
+    expected = {"feature-extraction": [head],
+                "fine-tune": [head, head + sum(trainable_in(part[len(part) - top:]) for part in layers if top)],
+                "full": [head + sum(trainable_in(part) for part in layers)]}[strategy]
+    assert counts == expected
+    assert params["body_layers"] == body_layer_count(source.model, "all") == min(map(len, layers))
+    # The concatenated features: every member's input to its own head, side by side.
+    assert model.get_layer(BASE_NAME).output.shape[-1] == sum(
+        member.layers[-1].input.shape[-1] for member in members(source.model))
+
+
+def test_the_default_takes_all_of_an_average_sources_members(mnist_source):
+    import keras_tuner
+
+    from nnlab.hypermodel import make_hypermodel
+    from nnlab.models import get_builder
+    from nnlab.models.transfer import BASE_NAME, bodies, member_trials, members
+
+    spec = load_dataset("digits", seed=0).spec
+    hypermodel = make_hypermodel("transfer", get_builder("transfer", mnist_source), spec, 16, 10, mnist_source)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert hp.get("source_members") == "all" and len(bodies(model.get_layer(BASE_NAME))) == 3
+    trials = member_trials(mnist_source.model)
+    assert hypermodel.lineage(hp)["nnlab.source_taken"] == ",".join(trials)
+    # The best alone, on request: one body, the best member's.
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("source_members", "best")
+    model = hypermodel.build(hp)
+    (body,) = bodies(model.get_layer(BASE_NAME))
+    best = members(mnist_source.model)[0]
+    assert body.output.shape[-1] == best.layers[-1].input.shape[-1]
+    lineage = hypermodel.lineage(hp)
+    assert lineage["nnlab.source_average"] == ",".join(trials) and lineage["nnlab.source_taken"] == trials[0]
+
+
+def test_the_readme_flow_search_then_finetune(searched_store, source_store, tmp_path, monkeypatch, capsys):
+    """The README's second command after its first: `python -m nnlab.finetune mnist-cnn digits
+    --labels-per-class 10` on the default search's kind of champion, an average (2 epochs here),
+    says in one line what it took of it and registers a model that loads and predicts."""
+    import nnlab
+    from nnlab import finetune
+    from nnlab.models.transfer import member_trials
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlruns"
+    store.mkdir()
+    shutil.copyfile(source_store.root / "mlruns" / "mlflow.db", store / "mlflow.db")
+    tracking_uri = f"sqlite:///{store}/mlflow.db"
+    source = nnlab.load_model("mnist-cnn", tracking_uri)
+    trials = member_trials(source)
+    assert len(trials) == 3  # what the default search registers
+    code = finetune.main(["mnist-cnn", "digits", "--labels-per-class", "10", "--epochs", "2", "--tracking-uri", tracking_uri])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert (f"nnlab.finetune: mnist-cnn is the average of trials {', '.join(trials)}: taking all 3 members' bodies "
+            "side by side") in captured.out
+    model = nnlab.load_model("digits-from-mnist-cnn", tracking_uri)
+    from sklearn.datasets import load_digits
+
+    probabilities = model.predict(load_digits().images[:20, :, :, np.newaxis], verbose=0)
+    assert probabilities.shape == (20, 10)
+    from mlflow import MlflowClient
+
+    version = MlflowClient(tracking_uri).get_model_version_by_alias("digits-from-mnist-cnn", "champion")
+    assert version.tags["nnlab.source_average"] == ",".join(trials) and version.tags["nnlab.source_taken"] == ",".join(trials)
 
 
 def test_finetuned_model_is_tracked_registered_and_takes_raw_digits(finetuned):
@@ -241,7 +336,9 @@ def _store_contents(tracking_uri):
     (["mnist-cnn", "digits", "--unfreeze", "40"], "--unfreeze 40: mnist-cnn's body has"),
     (["mnist-cnn", "digits", "--search", "--learning-rate", "0.01"], "--search chooses the learning rates"),
     (["mnist-cnn", "digits", "--ensemble", "2"], "--ensemble applies to --search"),
-    (["mnist-cnn", "digits", "--search", "--ensemble", "-1"], "ensemble = -1 must be 0 or more"),
+    (["mnist-cnn", "digits", "--search", "--ensemble", "-1"], "--ensemble -1 must be 0 or more"),
+    (["mnist-cnn", "digits", "--source-members", "most"], "argument --source-members: invalid choice: 'most'"),
+    (["mnist-cnn", "digits", "--source-members", "all", "--unfreeze", "40"], "--unfreeze 40: mnist-cnn's body has"),
 ])
 def test_bad_input_is_one_line_and_creates_nothing(argv, message, source_store, tmp_path, monkeypatch, capsys):
     from nnlab import finetune
@@ -341,7 +438,9 @@ def test_figures_read_the_source_body_and_raw_pixels(mnist_source):
     digits = load_dataset("digits", seed=0)
     model = get_builder("transfer", mnist_source)(keras_tuner.HyperParameters(), digits.spec)
     layer = plots.first_weight_layer(model)
-    assert isinstance(layer, keras.layers.Conv2D) and layer in model.get_layer("source_base").layers
+    # The first member's body, side by side with the others inside the base.
+    first_body = model.get_layer("source_base").layers[1]
+    assert isinstance(layer, keras.layers.Conv2D) and layer in first_body.layers
     figure = plots.first_layer_weights(model, "champion")
     assert "kernels 3x3" in figure.get_suptitle()
     probabilities = np.eye(10)[(digits.test[1] + 1) % 10]  # every image wrong

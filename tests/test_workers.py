@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,14 @@ def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                               env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     tracking = f"http://127.0.0.1:{free_port}"
+    deadline = time.monotonic() + 120
+    while True:  # the server answers before the chief starts: a chief refuses a store that does not
+        try:
+            with urllib.request.urlopen(f"{tracking}/health", timeout=2):
+                break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "the mlflow server did not start"
+            time.sleep(0.3)
     oracle = f"127.0.0.1:{free_port_now()}"
     (workdir / "apart.toml").write_text(EXPERIMENT.replace("max_trials = 4", "max_trials = 2") + "epochs = 1\n")
     common = ["apart.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking]

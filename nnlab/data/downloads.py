@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from nnlab.data import DataError, DataSpec, Dataset
-from nnlab.data.idx import _checked_pair, _read_idx_pair
+from nnlab.data.idx import _checked_pair, _read_idx_pair, data_folder
 from nnlab.data.mnist import _scaled, _split
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -63,13 +63,6 @@ def _downloaded(name: str, download: Callable, remedy: str):
         ) from None
 
 
-def _directory(data_dir) -> Path:
-    directory = Path(data_dir)
-    if not directory.is_dir():
-        raise DataError(f"data directory {directory} does not exist")
-    return directory
-
-
 def _dataset(name: str, train, test, seed: int, validation_fraction: float, scale: Callable, spec: DataSpec,
              source: str, uri: str) -> Dataset:
     """Validation split off the shuffled training set; the official test set kept as it is."""
@@ -90,7 +83,7 @@ def load_fashion_mnist(
     .gz or not); otherwise `download` (None: Keras's, `_download_fashion_mnist`) fetches them.
     """
     if data_dir is not None:
-        directory = _directory(data_dir)
+        directory = data_folder(data_dir)
         train, test = _read_idx_pair(directory, "train"), _read_idx_pair(directory, "t10k")
         missing = [prefix for prefix, pair in (("train", train), ("t10k", test)) if pair is None]
         if missing:
@@ -171,7 +164,7 @@ def load_cifar10(
     `download` (None: Keras's, `_download_cifar10`) fetches the data set.
     """
     if data_dir is not None:
-        train, test, folder = _read_cifar10(_directory(data_dir))
+        train, test, folder = _read_cifar10(data_folder(data_dir))
         source, uri = f"{folder} (CIFAR-10 python batches)", str(folder)
     else:
         train, test = _downloaded("cifar10", download or _download_cifar10,

@@ -16,6 +16,17 @@ IDX_LABELS_MAGIC = 0x00000801
 MNIST_CLASSES = 10  # here, not in mnist.py: _checked_pair checks the labels against it
 
 
+def data_folder(data_dir) -> Path:
+    """`data_dir` as the folder it must be; a DataError says what it is instead."""
+    directory = Path(data_dir)
+    if directory.is_dir():
+        return directory
+    if directory.exists():
+        raise DataError(f"data directory {directory} is a file, not a folder: --data-dir (data_dir) names the folder "
+                        "that holds the data set's files")
+    raise DataError(f"data directory {directory} does not exist")
+
+
 def read_idx(path: Path, expected_magic: int) -> np.ndarray:
     """Read one IDX file (gzip-compressed or not) into a uint8 array of its declared shape."""
     try:

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from nnlab.data import DataError, DataSpec, Dataset
-from nnlab.data.idx import MNIST_CLASSES, _read_idx_pair, _read_npz
+from nnlab.data.idx import MNIST_CLASSES, _read_idx_pair, _read_npz, data_folder
 
 
 def _download_mnist():
@@ -79,9 +79,7 @@ def load_mnist(
     sources = []
     notices: tuple[str, ...] = ()
     if data_dir is not None:
-        directory = Path(data_dir)
-        if not directory.is_dir():
-            raise DataError(f"data directory {directory} does not exist")
+        directory = data_folder(data_dir)
         if (directory / "mnist.npz").is_file():
             train, test = _read_npz(directory / "mnist.npz")
             sources.append(f"{directory / 'mnist.npz'}")

@@ -158,6 +158,8 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
     if len(labelled) < len(frame):
         notices.append(f"{len(frame) - len(labelled)} rows without a {target!r} value left out")
     values = labelled[target]
+    if values.empty:
+        raise DataError(f"{where}target column {target!r} is empty in every row; there is nothing to learn from")
     if values.nunique() < 2:
         only = values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0]
         raise DataError(f"{where}target {target!r} has 1 distinct value ({only!r}); there is nothing to predict")
@@ -261,6 +263,8 @@ def read_csv(path: str | Path):
     import pandas as pd
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"CSV file {path} is a folder, not a file: data.csv names the CSV file itself")
     if not path.is_file():
         raise DataError(f"CSV file {path} does not exist")
     try:

@@ -22,6 +22,8 @@ SOURCE_FAMILIES = ("transfer",)
 ARCHITECTURES = {"cnn": 2}
 # What the transfer family does with its source (nnlab/models/transfer.py says each one).
 TRANSFER_STRATEGIES = ("fine-tune", "feature-extraction", "full", "scratch")
+# What the transfer family takes of an average champion: its best member's body, or all side by side.
+TRANSFER_SOURCE_MEMBERS = ("best", "all")
 
 # Which kinds of input (DataSpec.kind) each family can take: a CNN needs an image's two spatial
 # axes; the others read an image as a flat vector (dfn, linear) or as a sequence of rows. A

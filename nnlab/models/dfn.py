@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from nnlab.models.layers import activate, kernel_options, layer_scopes, model_input, output_head, shared_knobs
+from nnlab.space import COUNT, within
 
 
 def build(hp, spec) -> keras.Model:
@@ -14,7 +15,7 @@ def build(hp, spec) -> keras.Model:
     count, scopes = layer_scopes(hp, "hidden_layers", 2, 4)
     for index, scope in enumerate(scopes):
         with hp.conditional_scope("hidden_layers", scope):
-            units = hp.Int(f"units_{index}", 64, 512, step=64, default=256)
+            units = within(hp, COUNT).Int(f"units_{index}", 64, 512, step=64, default=256)
         if index >= count:
             continue
         if index and knobs["dropout"] > 0:

@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from nnlab.models.layers import model_input
+from nnlab.space import COUNT, FRACTION, OPTIONAL_COUNT, within
 
 LEAKY_SLOPE = 0.2  # the DCGAN paper's, and the keras.io example's
 # Both networks' first widths. An epoch over 3,600 images at 32 a step took 6 s at 32 and 12 s
@@ -53,7 +54,7 @@ def build_generator(hp, spec) -> keras.Model:
         raise ValueError(f"the generator doubles a quarter-size seed twice: {height}x{width} is not a multiple of 4")
     latent_dim = hp.Choice("latent_dim", [32, 64, 128], default=64)
     filters = hp.Choice("generator_filters", WIDTHS, default=32)
-    extra = hp.Int("generator_extra_convolutions", 0, 1, default=0)
+    extra = within(hp, OPTIONAL_COUNT).Int("generator_extra_convolutions", 0, 1, default=0)
     # Batch normalisation steadies the generator in the DCGAN paper; searched, as small
     # generators also train without it.
     batch_norm = hp.Boolean("generator_batch_norm", default=True)
@@ -94,8 +95,8 @@ def build_discriminator(hp, spec) -> keras.Model:
     class): strided convolutions with LeakyReLU and dropout, no batch normalisation (its batch
     statistics would tell real and generated batches apart by themselves)."""
     filters = hp.Choice("discriminator_filters", WIDTHS, default=32)
-    blocks = hp.Int("discriminator_blocks", 2, 3, default=2)
-    dropout = hp.Float("discriminator_dropout", 0.0, 0.5, step=0.1, default=0.3)
+    blocks = within(hp, COUNT).Int("discriminator_blocks", 2, 3, default=2)
+    dropout = within(hp, FRACTION).Float("discriminator_dropout", 0.0, 0.5, step=0.1, default=0.3)
     inputs, x = model_input(spec)
     for index in range(blocks):
         x = keras.layers.Conv2D(filters * 2**index, 4, strides=2, padding="same")(x)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import keras
 
+from nnlab.space import FRACTION, PENALTY, layer_count, within
+
 ACTIVATIONS = ["relu", "tanh", "sigmoid"]
 # The layer that scales raw pixels to [0, 1] (1 / pixel_max): nnlab.predict reads the range from it.
 UNIT_RANGE_LAYER = "to_unit_range"
@@ -20,7 +22,7 @@ def shared_knobs(hp) -> dict:
     return {
         "activation": hp.Choice("activation", ACTIVATIONS),
         "batch_norm": hp.Boolean("batch_norm", default=True),
-        "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.3),
+        "dropout": within(hp, FRACTION).Float("dropout", 0.0, 0.5, step=0.1, default=0.3),
         "weight_decay": weight_decay(hp),
     }
 
@@ -30,10 +32,7 @@ def weight_decay(hp) -> float:
     loss. Fixed at 0 (no penalty, as before it was offered: dropout and batch norm regularise
     the default models) unless `[space]` opens it: `weight_decay = [0.0, 1e-4, 1e-3]` a choice,
     two numbers a range."""
-    value = hp.Fixed("weight_decay", 0.0)
-    if value < 0:
-        raise ValueError(f"weight_decay {value!r} is below 0")
-    return value
+    return within(hp, PENALTY).Fixed("weight_decay", 0.0)
 
 
 def kernel_options(knobs: dict) -> dict:
@@ -50,8 +49,9 @@ def layer_scopes(hp, name: str, min_value: int, max_value: int, default: int | N
     scopes[index])`, and building only the first `count` layers, makes the whole space visible
     from the first build (KerasTuner, and an experiment's [space] check, see all of it) while
     the layers a trial does not build stay inactive and are not logged as if they mattered.
+    An experiment may search from one layer up to `max_value`, the layers declared.
     """
-    count = hp.Int(name, min_value, max_value, default=default)
+    count = within(hp, layer_count(max_value)).Int(name, min_value, max_value, default=default)
     return count, [list(range(index + 1, max_value + 1)) for index in range(max_value)]
 
 

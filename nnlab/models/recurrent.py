@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 
 from nnlab.models.layers import layer_scopes, model_input, output_head
+from nnlab.space import COUNT, FRACTION, OPTIONAL_COUNT, within
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
@@ -27,7 +28,7 @@ def build(hp, spec, cell: str = "lstm") -> keras.Model:
     # Figures below: 6 epochs on 4,500 MNIST images, tested on the official 10k (2 cores), and the
     # weekly CO2 series (windows of 52, early stopping), test RMSE; one seed each.
     # Dropout after each recurrent layer, default 0.2: BiLSTM-128 0.913 with it, 0.904 without.
-    dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.2)
+    dropout = within(hp, FRACTION).Float("dropout", 0.0, 0.5, step=0.1, default=0.2)
     # One switch for all layers, default on: the reference's best over rows is a bidirectional GRU
     # (0.960, DESIGN.md); on 2 cores it costs little time (an epoch 8 s against 7 s for LSTM-128),
     # though in 6 epochs BiLSTM-128 did not beat LSTM-128 (0.913 against 0.921); on CO2 the
@@ -35,14 +36,14 @@ def build(hp, spec, cell: str = "lstm") -> keras.Model:
     bidirectional = hp.Boolean("bidirectional", default=True)
     # Offered, not searched: a non-zero recurrent_dropout turns off the fused cuDNN kernel on a
     # GPU (several times slower). An experiment may open it: `[space] recurrent_dropout = [0.0, 0.3]`.
-    recurrent_dropout = hp.Fixed("recurrent_dropout", 0.0)
+    recurrent_dropout = within(hp, FRACTION).Fixed("recurrent_dropout", 0.0)
     # One layer by default: two stacked LSTM-128 over rows took 5 times as long as one for 0.938
     # against 0.928 (DESIGN.md); three are offered for long series.
     count, scopes = layer_scopes(hp, "recurrent_layers", 1, 3, default=1)
     for index, scope in enumerate(scopes):
         with hp.conditional_scope("recurrent_layers", scope):
             # 128: the reference's width over MNIST rows (LSTM-128 0.928).
-            units = hp.Int(f"units_{index}", 32, 256, step=32, default=128)
+            units = within(hp, COUNT).Int(f"units_{index}", 32, 256, step=32, default=128)
         if index >= count:
             continue
         if index and dropout > 0:
@@ -51,7 +52,7 @@ def build(hp, spec, cell: str = "lstm") -> keras.Model:
                             name=f"{cell}_{index}")
         x = keras.layers.Bidirectional(layer, name=f"bidirectional_{index}")(x) if bidirectional else layer(x)
     # 0 (none) by default: the last state already feeds a linear output in every reference run.
-    dense_units = hp.Int("dense_units", 0, 256, step=64, default=0)
+    dense_units = within(hp, OPTIONAL_COUNT).Int("dense_units", 0, 256, step=64, default=0)
     if dense_units:
         if dropout > 0:
             x = keras.layers.Dropout(dropout)(x)

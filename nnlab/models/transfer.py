@@ -16,16 +16,28 @@ The copied body runs in inference mode under every strategy but scratch (the Ker
 batch normalisation keeps the source's statistics, which a few hundred target images would
 only spoil, and the source's dropout and augmentation stay off. Scratch trains as the source
 itself did, batch statistics, dropout and augmentation on.
+
+An average champion (champion.average_model: members of different hyperparameters, best first,
+under one Average layer) has no single body. `source_members` says what of it is taken: "all"
+(the default), every member's body side by side, their features concatenated under the one new
+head (`unfreeze` then counts in each member's body), or "best", its best member's body alone.
+Measured, the default search's average to the digits at 10 labels per class, 3 seeds
+(BENCHMARKS.md, issue 26): fine-tune 0.955 with all against 0.942 with the best alone, feature
+extraction 0.969 against 0.934: the members learnt different features, and the head uses them all.
 """
 
 from __future__ import annotations
 
 import keras
 
+from nnlab.models import TRANSFER_SOURCE_MEMBERS as SOURCE_MEMBERS
 from nnlab.models import TRANSFER_STRATEGIES as STRATEGIES
 from nnlab.models.layers import model_input, output_head
+from nnlab.space import FRACTION, Bounds, within
 
 BASE_NAME = "source_base"
+MEMBER_BODY_PREFIX = "member_body_"  # an average's bodies side by side inside the base
+DEFAULT_SOURCE_MEMBERS = "all"
 
 
 def head_index(model) -> int:
@@ -33,21 +45,67 @@ def head_index(model) -> int:
     return max(index for index, layer in enumerate(model.layers) if layer.weights)
 
 
-def weighted_layers(base) -> list:
-    """The body's layers that hold weights, input side first: what `unfreeze` counts."""
-    return [layer for layer in base.layers if layer.weights]
+def members(model) -> list:
+    """An average champion's member models, best first, as champion.average_model orders them;
+    any other model is its own one member."""
+    if isinstance(model.layers[-1], keras.layers.Average):
+        return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return [model]
 
 
-def body_layer_count(source_model) -> int:
-    return sum(1 for layer in source_model.layers[: head_index(source_model)] if layer.weights)
+def member_trials(model) -> list[str]:
+    """The trials an average champion's members were ("trial_05" -> "05"); [] for one model."""
+    parts = members(model)
+    return [part.name.removeprefix("trial_") for part in parts] if len(parts) > 1 else []
+
+
+def taken_members(model, taken: str = DEFAULT_SOURCE_MEMBERS) -> list:
+    """The members whose bodies a fine-tune takes: the best alone, or all of them."""
+    parts = members(model)
+    return parts if taken == "all" else parts[:1]
+
+
+def weighted_layers(body) -> list:
+    """A body's layers that hold weights, input side first: what `unfreeze` counts."""
+    return [layer for layer in body.layers if layer.weights]
+
+
+def bodies(base) -> list:
+    """The bodies inside the base: an average's members side by side, else the base itself."""
+    side_by_side = [layer for layer in base.layers if layer.name.startswith(MEMBER_BODY_PREFIX)]
+    return side_by_side or [base]
+
+
+def body_layer_count(source_model, taken: str = DEFAULT_SOURCE_MEMBERS) -> int:
+    """The weighted layers below the head of each taken member (the fewest, where they differ)."""
+    return min(sum(1 for layer in part.layers[: head_index(part)] if layer.weights)
+               for part in taken_members(source_model, taken))
 
 
 def unfreeze_top(base, count: int) -> None:
-    """Make the top `count` weighted layers of the body trainable, the others frozen."""
-    layers = weighted_layers(base)
+    """Make the top `count` weighted layers of each body trainable, the others frozen."""
     base.trainable = True  # a model's flag gates its layers'; each layer then says its own
-    for index, layer in enumerate(layers):
-        layer.trainable = index >= len(layers) - count
+    for body in bodies(base):
+        layers = weighted_layers(body)
+        for index, layer in enumerate(layers):
+            layer.trainable = index >= len(layers) - count
+
+
+def _body(part, strategy: str, name: str) -> keras.Model:
+    """A copy of `part` cut below its head; the source's weights unless from scratch."""
+    copy = keras.models.clone_model(part)  # new layers, new variables: the source stays as it is
+    if strategy != "scratch":
+        copy.set_weights(part.get_weights())
+    return keras.Model(copy.inputs, copy.layers[head_index(copy)].input, name=name)
+
+
+def source_base(parts: list, strategy: str, source_shape: tuple) -> keras.Model:
+    """The body the new head reads: one member's, or several side by side, features concatenated."""
+    if len(parts) == 1:
+        return _body(parts[0], strategy, BASE_NAME)
+    inputs = keras.Input(source_shape, name="source_image")
+    features = [_body(part, strategy, f"{MEMBER_BODY_PREFIX}{index}")(inputs) for index, part in enumerate(parts)]
+    return keras.Model(inputs, keras.layers.Concatenate(name="member_features")(features), name=BASE_NAME)
 
 
 def frozen_layer_count(strategy: str, unfreeze: int | None, layers: int) -> int:
@@ -97,25 +155,30 @@ def build(hp, spec, source) -> keras.Model:
     problem = cannot_adapt(spec, source.model)
     if problem:
         raise ValueError(problem)
-    layers = body_layer_count(source.model)
+    # What of an average champion is taken: declared only where there is a choice.
+    taken = (hp.Fixed("source_members", DEFAULT_SOURCE_MEMBERS) if member_trials(source.model)
+             else DEFAULT_SOURCE_MEMBERS)
+    if taken not in SOURCE_MEMBERS:
+        raise ValueError(f"source_members takes {' or '.join(SOURCE_MEMBERS)}, not {taken!r}")
+    layers = body_layer_count(source.model, taken)
     strategy = hp.Choice("strategy", list(STRATEGIES), default="fine-tune")
     with hp.conditional_scope("strategy", ["fine-tune"]):
         # The whole body by default, as in the Keras recipe, at a tenth of the head's learning rate.
-        hp.Int("unfreeze", 1, layers, default=layers)
+        within(hp, Bounds(1, layers, why="the source's body has that many layers with weights")).Int(
+            "unfreeze", 1, layers, default=layers)
     # The head's dropout, fixed unless an experiment's [space] opens it: with a few labels per
     # class a search has too little validation signal to spend trials on it.
-    knobs = {"dropout": hp.Fixed("dropout", 0.2)}
+    knobs = {"dropout": within(hp, FRACTION).Fixed("dropout", 0.2)}
     source_shape = tuple(source.model.inputs[0].shape[1:])
     # A resized target sits in the source's frame as MNIST's digits sit in theirs: a 20x20 box
     # in 28x28, a seventh of the frame black on each side. Measured, the default MNIST CNN to
     # the 8x8 digits, 10 labels per class, 3 seeds: feature extraction 0.823 when the digit fills
     # the frame, 0.894 in MNIST's box; full 0.914 and 0.925. `[space] margin = 0` fills it.
-    margin = hp.Fixed("margin", round(source_shape[0] / 7)) if spec.input_shape[:2] != source_shape[:2] else 0
+    most = (min(source_shape[:2]) - 1) // 2  # a pixel of the image at least
+    margin = (within(hp, Bounds(0, most, why="the image needs a pixel of the source's frame")).Fixed(
+        "margin", round(source_shape[0] / 7)) if spec.input_shape[:2] != source_shape[:2] else 0)
 
-    copy = keras.models.clone_model(source.model)  # new layers, new variables: the source stays as it is
-    if strategy != "scratch":
-        copy.set_weights(source.model.get_weights())
-    base = keras.Model(copy.inputs, copy.layers[head_index(copy)].input, name=BASE_NAME)
+    base = source_base(taken_members(source.model, taken), strategy, source_shape)
     base.trainable = strategy in ("full", "scratch")
 
     inputs, x = model_input(spec)
