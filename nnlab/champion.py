@@ -251,9 +251,7 @@ def _forecast(_model, dataset, predictions, title):
 
 
 def _samples(_model, dataset, predictions, title):
-    from nnlab.generation import GRID
-
-    return plots.sample_grid(predictions[:GRID], dataset.spec.pixel_max, f"{title}: generated from fixed latent vectors")
+    return plots.sample_grid(predictions[:plots.SAMPLE_GRID], dataset.spec.pixel_max, f"{title}: generated from fixed latent vectors")
 
 
 def _predicted_against_actual(_model, dataset, predictions, title):

@@ -21,7 +21,7 @@ from nnlab import space
 from nnlab.budget import parse_duration
 from nnlab.cli import as_typed, flag_name
 from nnlab.data import DATASETS
-from nnlab.models import FAMILY_KINDS, MODEL_NAMES, SOURCE_FAMILIES, families_for
+from nnlab.models import FAMILIES, families_for
 
 TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
 
@@ -38,13 +38,6 @@ KIND_TRAINING_DEFAULTS = {
     # A table of a few hundred rows is a few steps an epoch: it takes many epochs of small
     # batches, each a few milliseconds (BENCHMARKS.md, issue 13).
     "table": {"epochs": 60, "batch_size": 32, "final_epochs": 60, "patience": 10},
-}
-FAMILY_TRAINING_DEFAULTS = {
-    # A GAN learns per step: 32 images a step gives it four times the steps of 128 on 5,000
-    # images. Its champion trains on longest (fid_mnist still falls after 30 epochs, measured in
-    # BENCHMARKS.md), and the score of a few hundred samples is noisy from epoch to epoch.
-    # An average of generators' images is no generator's: the best trial alone.
-    "gan": {"batch_size": 32, "final_epochs": 40, "patience": 8, "ensemble": 0},
 }
 EXPERIMENTS_DIR = Path("experiments")
 # Names become MLflow names and folders under tuning/ and mlruns/: no separators, no "..".
@@ -121,8 +114,9 @@ class ExperimentConfig:
             defaults = {key: value for key, value in source.options.items() if value is not None}
             object.__setattr__(self, "data", {**defaults, **self.data})
         kind = source.kind if source is not None else None
+        family = FAMILIES.get(self.model)  # its own defaults (models.Family.training_defaults)
         for key, value in {**TRAINING_DEFAULTS, **KIND_TRAINING_DEFAULTS.get(kind, {}),
-                           **FAMILY_TRAINING_DEFAULTS.get(self.model, {})}.items():
+                           **(family.training_defaults if family is not None else {})}.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
 
@@ -230,11 +224,12 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         )
     choice("dataset", DATASETS)
     source = DATASETS[config.dataset]
-    choice("model", MODEL_NAMES)
-    if source.kind not in FAMILY_KINDS[config.model]:
+    choice("model", FAMILIES)
+    family = FAMILIES[config.model]
+    if source.kind not in family.kinds:
         raise ConfigError(f"{named('model', ' ')} cannot take {config.dataset}'s {source.kind} data; "
                           f"families that can: {', '.join(families_for(source.kind))}")
-    if (config.model in SOURCE_FAMILIES) != (config.source is not None):
+    if family.needs_source != (config.source is not None):
         raise ConfigError(f"{named('model', ' ')} needs a source model (python -m nnlab.finetune SOURCE TARGET)"
                           if config.source is None else
                           f"{where}: source = {config.source!r} is for a fine-tune (model transfer), not model {config.model}")

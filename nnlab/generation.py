@@ -24,14 +24,14 @@ import keras
 import keras_tuner
 import numpy as np
 
-from nnlab.config import ConfigError
+from nnlab import plots
+from nnlab.config import ConfigError, ExperimentConfig
 from nnlab.hypermodel import SearchHyperModel
 from nnlab.quality import Judge
 from nnlab.space import LEARNING_RATE, within
 from nnlab.task import GENERATION
 
 SAMPLES = 500  # images generated and scored per epoch and at the test
-GRID = 64  # of them drawn as a sample grid
 LATENT_SEED = 0  # the fixed latent vectors: the same for every epoch and trial
 JUDGES = ("mnist-cnn", "mnist-judge-cnn")  # looked for in this order; the second is nnlab's own
 JUDGE_EPOCHS = 3
@@ -65,7 +65,7 @@ class Quality(keras.callbacks.Callback):
         samples = generated(self.model.average_generator)[1]
         for name, value in self.judge.scores(self.real_features, samples).items():
             logs[f"val_{name}"] = value
-        self.samples = samples[:GRID]
+        self.samples = samples[:plots.SAMPLE_GRID]
 
 
 class GANHyperModel(SearchHyperModel):
@@ -82,8 +82,12 @@ class GANHyperModel(SearchHyperModel):
         self.real_features: np.ndarray | None = None
         self.quality: Quality | None = None
 
-    def prepare(self, dataset, tuning_root, echo) -> tuple[dict, dict]:
-        self.judge, tags = find_judge(dataset, self.tracking_uri, tuning_root, echo)
+    @classmethod
+    def for_search(cls, builder, spec, batch_size: int, patience: int, source=None, tracking_uri=None, **options):
+        return cls(builder, spec, batch_size, patience, tracking_uri=tracking_uri, **options)
+
+    def prepare(self, dataset, tuning_root, echo, search=None) -> tuple[dict, dict]:
+        self.judge, tags = find_judge(dataset, self.tracking_uri, tuning_root, echo, search)
         if self.judge.input_shape != tuple(self.spec.input_shape):
             raise ConfigError(f"fid_mnist judges images of {self.judge.input_shape} as {tags['nnlab.judge']} "
                               f"reads them; {dataset.name}'s are {tuple(self.spec.input_shape)}")
@@ -126,7 +130,7 @@ class GANHyperModel(SearchHyperModel):
         return self.judge.scores(self.real_features, generated(model.average_generator)[1])["fid_mnist"]
 
     def further_patience(self) -> int:
-        return self.patience  # a GAN's own (8) is already the champion's (config.FAMILY_TRAINING_DEFAULTS)
+        return self.patience  # a GAN's own (8) is already the champion's (its row in nnlab.models)
 
     def further_callbacks(self) -> list:
         return []  # ReduceLROnPlateau would cut the rate of an optimizer neither network uses
@@ -140,25 +144,23 @@ class GANHyperModel(SearchHyperModel):
         return model.average_generator
 
     def epoch_figures(self, epoch: int) -> dict:
-        from nnlab import plots
-
         if self.quality is None or self.quality.samples is None:
             return {}
         return {f"samples_epoch_{epoch:02d}": partial(plots.sample_grid, self.quality.samples, self.spec.pixel_max,
                                                       f"epoch {epoch}: the fixed latent vectors")}
 
 
-def find_judge(dataset, tracking_uri: str | None, tuning_root, echo) -> tuple[Judge, dict]:
+def find_judge(dataset, tracking_uri: str | None, tuning_root, echo, search=None) -> tuple[Judge, dict]:
     """The classifier fid_mnist is measured with, and the tag that names it: the first of JUDGES
-    registered with a champion, else a small CNN trained on `dataset` now and registered."""
+    registered with a champion, else a small CNN trained on `dataset` now by `search` (the
+    pipeline's run_search, handed down: this module is below it) and registered."""
     found = _registered_judge(tracking_uri)
     if found is None:
-        from nnlab.config import ExperimentConfig
-        from nnlab.search import run_search
-
+        if search is None:
+            raise ConfigError(f"no {' or '.join(JUDGES)} champion to judge generated digits by in {tracking_uri}")
         config = ExperimentConfig(name="mnist-judge", dataset="mnist", model="cnn", tuner="random", max_trials=1,
                                   epochs=JUDGE_EPOCHS, final_epochs=0, tracking_uri=tracking_uri)
-        result = run_search(config, dataset, tuning_root=tuning_root, echo=lambda _line: None)
+        result = search(config, dataset, tuning_root=tuning_root, echo=lambda _line: None)
         echo(f"No mnist-cnn champion to judge generated digits by: trained the default CNN for {JUDGE_EPOCHS} "
              f"epochs (test accuracy {result.test_metrics['test_accuracy']:.4f}), registered as "
              f"{result.registered_name} version {result.champion_version}")

@@ -140,6 +140,12 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.accelerate = accelerate or Acceleration()
         self.timer: StopAt | None = None  # the last trial's, to tell whether it ran out of time
 
+    @classmethod
+    def for_search(cls, builder, spec, batch_size: int, patience: int, source=None, tracking_uri=None, **options):
+        """The policy for a search (policies.make_hypermodel): what a family's own policy needs
+        beyond the shared one (a source model, the store) it takes here; the shared one, neither."""
+        return cls(builder, spec, batch_size, patience, **options)
+
     def build(self, hp) -> keras.Model:
         model = self.compile(hp, self.architecture(hp))
         self.batch_size_of(hp)  # declared with the model: the oracle and the [space] check see it
@@ -191,9 +197,10 @@ class SearchHyperModel(keras_tuner.HyperModel):
 
     # What a family's policy may do differently (the GAN's, nnlab/generation.py, does).
 
-    def prepare(self, dataset, tuning_root, echo) -> tuple[dict, dict]:
+    def prepare(self, dataset, tuning_root, echo, search=None) -> tuple[dict, dict]:
         """Before the search's run opens: what the family needs beyond the data, and (tags,
-        metrics) for the search's run."""
+        metrics) for the search's run. `search`: run_search, for a family whose needs take a
+        search of their own (the GAN's judge)."""
         return {}, {}
 
     def built_before_tracing(self, model, args) -> None:
@@ -346,6 +353,10 @@ class TransferHyperModel(SearchHyperModel):
         super().__init__(builder, spec, batch_size, patience, **options)
         self.source = source
 
+    @classmethod
+    def for_search(cls, builder, spec, batch_size: int, patience: int, source=None, tracking_uri=None, **options):
+        return cls(builder, spec, batch_size, patience, source, **options)
+
     # The first learning rate's default, by strategy. Measured in a throwaway loop (the default
     # MNIST CNN to the digits resized to fill its frame, 10 labels per class, mean of 3 seeds;
     # BENCHMARKS.md, issue 11): a new head on frozen features learns best
@@ -409,19 +420,3 @@ class TransferHyperModel(SearchHyperModel):
             tags |= {"nnlab.source_average": ",".join(trials),
                      "nnlab.source_taken": ",".join(trials if taken == "all" else trials[:1])}
         return tags
-
-
-def make_hypermodel(family: str, builder, spec, batch_size: int, patience: int, source=None, tracking_uri=None, *,
-                    accelerate: Acceleration | None = None, **options) -> SearchHyperModel:
-    """The policy for `family`: the transfer family's and the GAN's own, the shared one for every
-    other. `tracking_uri`: the store a family may read (the GAN's judge). `accelerate`: what every
-    compile passes to Keras (None: Acceleration(), Keras' defaults); its mixed precision is the
-    caller's to activate, before any model is built."""
-    if family == "transfer":
-        return TransferHyperModel(builder, spec, batch_size, patience, source, accelerate=accelerate, **options)
-    if family == "gan":
-        from nnlab.generation import GANHyperModel
-
-        return GANHyperModel(builder, spec, batch_size, patience, tracking_uri=tracking_uri, accelerate=accelerate,
-                             **options)
-    return SearchHyperModel(builder, spec, batch_size, patience, accelerate=accelerate, **options)

@@ -222,6 +222,9 @@ def first_layer_weights(model, title: str) -> Figure:
                   cmap=WEIGHT_COLOURS, vmin=-limit, vmax=limit)
 
 
+SAMPLE_GRID = 64  # generated images drawn in one sample grid: 8 rows of 8
+
+
 def sample_grid(images: np.ndarray, pixel_max: float, title: str, columns: int = 8) -> Figure:
     """Generated grey images side by side, `columns` to a row, drawn as the data's images are
     (white on black, 0 to `pixel_max`), in one mosaic with grey gaps between them."""

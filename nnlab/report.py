@@ -15,7 +15,7 @@ import time
 
 from nnlab import cli
 from nnlab.config import ConfigError, load_config
-from nnlab.models import MODEL_NAMES
+from nnlab.models import family_names
 
 PROG = "nnlab.report"
 FORMATS = ("table", "csv", "markdown")
@@ -58,7 +58,7 @@ def _parser() -> cli.Parser:
     parser = cli.Parser(prog="python -m nnlab.report", short_name=PROG,
                         description="The leaderboard of a search's trials, from MLflow.")
     parser.add_argument("experiment", help="an experiment name (the MLflow experiment, e.g. mnist) or its TOML file")
-    parser.add_argument("--model", choices=MODEL_NAMES, help="the search of this model family (default: the "
+    parser.add_argument("--model", choices=family_names(), help="the search of this model family (default: the "
                         "experiment file's model, else the latest search whatever its model)")
     parser.add_argument("--champions", action="store_true", help="one row per registered family of the "
                         "experiment (cnn, dfn, lstm, ...): its champion's version, test metrics, parameter count and "

@@ -22,7 +22,7 @@ from nnlab import cli, space
 from nnlab.budget import TimeBudget, format_duration, parse_duration
 from nnlab.config import TUNER_NAMES, ConfigError, ExperimentConfig, as_params, load_config
 from nnlab.data import DataError, Dataset, load_dataset
-from nnlab.models import MODEL_NAMES, SOURCE_FAMILIES
+from nnlab.models import family_names
 from nnlab.provenance import provenance_tags
 from nnlab.source import SourceError
 from nnlab.state import SearchError, open_state, search_lock, set_aside
@@ -154,8 +154,8 @@ def run_search(
                 raise SearchFailed(str(error)) from None
             servers.callback(oracle_server.stop)
         # What the family needs beyond the data (the GAN's judge), before the search's run opens:
-        # finding it may itself run a search.
-        family_tags, family_metrics = hypermodel.prepare(dataset, tuning_root, echo)
+        # finding it may itself run a search, which the family is handed (it is below this module).
+        family_tags, family_metrics = hypermodel.prepare(dataset, tuning_root, echo, run_search)
         tags = {
             "nnlab.dataset": config.dataset,
             "nnlab.model": config.model,
@@ -324,7 +324,7 @@ def _hypermodel_policy(config: ExperimentConfig, dataset: Dataset, source):
     """make_hypermodel for this experiment, waiting for its space and trial timeout; Keras'
     dtype policy set for the process (mixed precision or not) before any model is built."""
     from nnlab.accelerators import Acceleration
-    from nnlab.hypermodel import make_hypermodel
+    from nnlab.policies import make_hypermodel
     from nnlab.models import get_builder
 
     accelerate = Acceleration.from_config(config)
@@ -424,7 +424,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "for that data set: mnist, co2, digits, wine, breast_cancer, diabetes, fashion_mnist, cifar10) or a path to a "
                         "TOML file (a CSV or an image folder is named in one)")
     # The transfer family starts from a source model: python -m nnlab.finetune names it.
-    parser.add_argument("--model", choices=[name for name in MODEL_NAMES if name not in SOURCE_FAMILIES], help="model family (default: the data set's own, "
+    parser.add_argument("--model", choices=family_names(searchable_only=True), help="model family (default: the data set's own, "
                         "mnist: cnn, co2: lstm)")
     parser.add_argument("--tuner", choices=TUNER_NAMES, help="search algorithm (default: hyperband)")
     parser.add_argument("--max-trials", type=cli.positive, help="most trials to run (Hyperband: cap on its schedule)")

@@ -42,10 +42,11 @@ class SearchState:
 def _settings(config, data_source: str) -> dict:
     """What defines a search, as nnlab.json keeps it: the settings, where the data came from and
     the version of the family's builder."""
-    from nnlab.models import ARCHITECTURES
+    from nnlab.models import FAMILIES
 
+    family = FAMILIES.get(config.model)
     return ({key: getattr(config, key) for key in SEARCH_DEFINING}
-            | {"data_source": data_source, "architecture": ARCHITECTURES.get(config.model)})
+            | {"data_source": data_source, "architecture": family.architecture if family is not None else None})
 
 
 def _defaults(config) -> dict:

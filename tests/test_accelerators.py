@@ -14,7 +14,7 @@ import pytest
 from nnlab.accelerators import Acceleration
 from nnlab.config import ExperimentConfig
 from nnlab.data import DataSpec
-from nnlab.hypermodel import make_hypermodel
+from nnlab.policies import make_hypermodel
 from nnlab.models import get_builder
 
 SPEC = DataSpec(input_shape=(28, 28, 1), num_classes=10)

@@ -12,7 +12,8 @@ import pytest
 
 from nnlab import space
 from nnlab.data import DataSpec
-from nnlab.hypermodel import learning_rate_schedule, make_hypermodel
+from nnlab.hypermodel import learning_rate_schedule
+from nnlab.policies import make_hypermodel
 from nnlab.models import get_builder
 
 SPEC = DataSpec(input_shape=(28, 28, 1), num_classes=10)

@@ -62,7 +62,7 @@ def _layers_trainable_counts(strategy, source, spec, unfreeze=None, source_membe
     import keras
     import keras_tuner
 
-    from nnlab.hypermodel import make_hypermodel
+    from nnlab.policies import make_hypermodel
     from nnlab.models import get_builder
 
     dataset = load_dataset("digits", {"labels_per_class": 3}, seed=0)
@@ -161,7 +161,7 @@ def test_an_average_source_lends_all_its_members_side_by_side(strategy, mnist_so
 def test_the_default_takes_all_of_an_average_sources_members(mnist_source):
     import keras_tuner
 
-    from nnlab.hypermodel import make_hypermodel
+    from nnlab.policies import make_hypermodel
     from nnlab.models import get_builder
     from nnlab.models.transfer import BASE_NAME, bodies, member_trials, members
 

@@ -27,63 +27,27 @@ and test stay whole): nnlab/data/subsets.py. The file readers (IDX, npz) live in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
-
-class DataError(ValueError):
-    """A data set that cannot be loaded as asked: the message says which file or name and why."""
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """What the data decides for a model builder."""
-
-    input_shape: tuple[int, ...]
-    num_classes: int = 0  # a classification task's classes; 0 for regression
-    task: str = "classification"  # or "regression": nnlab.task.get_task(spec.task) decides the rest
-    # "image" (height, width, channels) or "sequence" (steps, features): which families can take it.
-    kind: str = "image"
-    # A series read relative to each window's last value in units of `scale`, learnt from the
-    # training part (models/layers.py applies it inside the model); None: the raw input as it is.
-    scale: float | None = None
-    # An image's largest raw value: the model scales its input to [0, 1] inside itself (the
-    # digits' 0-16), so that it takes the data as the user holds it. MNIST arrives in [0, 1].
-    pixel_max: float = 1.0
-    # The names of the classes 0..K-1 where they are not their own numbers (a CSV's text target,
-    # an image folder's class folders): tagged on the registered model, printed by nnlab.predict.
-    class_names: tuple[str, ...] | None = None
-    # The data set's own input adapter: an object whose `inputs()` returns (Keras inputs, the
-    # encoded tensor a builder reads), where the data is not one array (a table's columns,
-    # nnlab/data/tables.py). None: models/layers.py's model_input reads the array as it is.
-    adapter: object | None = None
-    # A regression target's (mean, standard deviation) over the training split, where the data
-    # set states it: the output layer predicts in those units and the model maps them back, so
-    # a table's target of a few hundred is learnt as quickly as one near 0.
-    target_scale: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    train: tuple[np.ndarray, np.ndarray]
-    validation: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
-    spec: DataSpec
-    source: str
-    # Lines the user should read (an offline fallback, say); printed by the CLI, not here.
-    notices: tuple[str, ...] = field(default=())
-    # A forecast's naive forecasts on the test split, name -> predictions shaped like the test
-    # targets: the champion's RMSE means little without theirs beside it.
-    baselines: dict = field(default_factory=dict)
-    # The date (datetime64[D]) of each test target: the forecast-against-actual plot's x axis.
-    test_times: np.ndarray | None = None
-    # What each split is, for MLflow's dataset inputs: the file or the package it was read from.
-    uri: str | None = None
-    # A table's target column: the inputs are a DataFrame of its feature columns, the targets its values.
-    target: str | None = None
+from nnlab.data import tables
+from nnlab.data.idx import (
+    IDX_IMAGES_MAGIC,
+    IDX_LABELS_MAGIC,
+    MNIST_CLASSES,
+    _checked_pair,
+    _find_idx,
+    _read_idx_pair,
+    _read_npz,
+    read_idx,
+)
+from nnlab.data.digits import load_digits
+from nnlab.data.downloads import load_cifar10, load_fashion_mnist
+from nnlab.data.folders import check_images_option, load_images
+from nnlab.data.mnist import _default_mnist, _download_mnist, _scaled, _shipped_mnist_subset, _split, load_mnist
+from nnlab.data.series import load_co2
+from nnlab.data.subsets import CLASSIFICATION_OPTIONS, check_option, select
+from nnlab.data.types import DataError, DataSpec, Dataset
 
 
 @dataclass(frozen=True)
@@ -110,24 +74,6 @@ class DataSource:
 
 
 # The submodules import the types above from this package, so they are imported after them.
-from nnlab.data.idx import (  # noqa: E402
-    IDX_IMAGES_MAGIC,
-    IDX_LABELS_MAGIC,
-    MNIST_CLASSES,
-    _checked_pair,
-    _find_idx,
-    _read_idx_pair,
-    _read_npz,
-    read_idx,
-)
-from nnlab.data.mnist import _default_mnist, _download_mnist, _scaled, _shipped_mnist_subset, _split, load_mnist  # noqa: E402
-from nnlab.data.digits import load_digits  # noqa: E402
-from nnlab.data.series import load_co2  # noqa: E402
-from nnlab.data import tables  # noqa: E402
-from nnlab.data.downloads import load_cifar10, load_fashion_mnist  # noqa: E402
-from nnlab.data.subsets import CLASSIFICATION_OPTIONS, check_option, select  # noqa: E402
-from nnlab.data.folders import check_images_option, load_images  # noqa: E402
-
 DATASETS: dict[str, DataSource] = {
     # Handwritten digits, 28x28 grey images in 10 classes.
     "mnist": DataSource(load_mnist, kind="image", default_model="cnn", options=dict(CLASSIFICATION_OPTIONS)),

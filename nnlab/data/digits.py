@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab.data import DataError, DataSpec, Dataset
+from nnlab.data.types import DataError, DataSpec, Dataset
 from nnlab.data.mnist import _split
 
 DIGITS_PIXEL_MAX = 16.0  # load_digits' pixels count the set pixels of a 4x4 block: 0 to 16

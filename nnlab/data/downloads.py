@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from nnlab.data import DataError, DataSpec, Dataset
+from nnlab.data.types import DataError, DataSpec, Dataset
 from nnlab.data.idx import _checked_pair, _read_idx_pair, data_folder
 from nnlab.data.mnist import _scaled, _split
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlab.data import DataError, DataSpec, Dataset
+from nnlab.data.types import DataError, DataSpec, Dataset
 from nnlab.data.mnist import _split
 from nnlab.data.subsets import _whole, check_option
 

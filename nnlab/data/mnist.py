@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from nnlab.data import DataError, DataSpec, Dataset
+from nnlab.data.types import DataError, DataSpec, Dataset
 from nnlab.data.idx import MNIST_CLASSES, _read_idx_pair, _read_npz, data_folder
 
 

@@ -13,7 +13,7 @@ from numbers import Integral
 
 import numpy as np
 
-from nnlab.data import DataError, DataSpec, Dataset
+from nnlab.data.types import DataError, DataSpec, Dataset
 
 TRAIN_FRACTION = 0.70  # the first 70% of the weeks; the next 15% validate, the last 15% test
 VALIDATION_FRACTION = 0.15

@@ -14,7 +14,7 @@ from numbers import Integral
 
 import numpy as np
 
-from nnlab.data import DataError, Dataset
+from nnlab.data.types import DataError, Dataset
 
 # Their defaults: absent, all classes and all labels.
 CLASSIFICATION_OPTIONS = {"classes": None, "labels_per_class": None}

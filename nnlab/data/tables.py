@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlab.data import DataError, DataSpec, Dataset
+from nnlab.data.types import DataError, DataSpec, Dataset
 
 TASKS = ("classification", "regression")
 # A numeric target of at most this many distinct whole numbers is a class label (0/1, a rating

@@ -1,57 +1,111 @@
-"""Model builders: a name -> `build(hp, spec) -> keras.Model` registry.
+"""Model families: a name -> one `Family` row (the kinds of data it takes, its builder, its
+policy, its training defaults), and `get_builder(name)` -> `build(hp, spec) -> keras.Model`.
 
 Each family lives in its own module (`nnlab/models/<name>.py`) exposing `build`; the recurrent
 names `rnn`, `lstm` and `gru` share `recurrent.py`, the cell fixed by the name. Builders are
 pure: they declare their search space on `hp` and return an uncompiled functional model; the
 compile and fit policy lives in `nnlab.hypermodel`. Modules are imported on first use so that
-naming a model (and checking a config) does not import TensorFlow.
+naming a model (and checking a config) does not import TensorFlow. A new family is its builder
+plus one row (`register(Family(...))` from outside nnlab: tests/test_families.py).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+from dataclasses import dataclass, field
 from typing import Callable
 
-MODEL_NAMES = ("cnn", "dfn", "linear", "rnn", "lstm", "gru", "gan", "transfer")
-# Families that start from a trained model (nnlab.source.Source), handed to their builder as `source`.
-SOURCE_FAMILIES = ("transfer",)
-# Where a family's builder came to build something else from the same hyperparameters, its
-# version here: a search saved by the earlier builder is not resumed (its checkpoints would not
-# load into the new layers). cnn 2: two convolutions a block by default (issue 15).
-ARCHITECTURES = {"cnn": 2}
+@dataclass(frozen=True)
+class Family:
+    """One model family: everything nnlab knows of it before loading TensorFlow, in one row.
+    A family is its builder's file plus one row here (or, from outside nnlab, `register`)."""
+
+    name: str
+    # Which kinds of input (DataSpec.kind) it can take: "image", "sequence", "table".
+    kinds: tuple[str, ...]
+    # `build(hp, spec) -> keras.Model`: "module:function" in this package (imported on first
+    # use, so that naming a family loads no TensorFlow), or the function itself.
+    builder: str | Callable
+    # Its compile-and-fit policy (nnlab/hypermodel.py's SearchHyperModel or a subclass), as
+    # "nnlab.module:Class"; its `for_search` makes it for a search.
+    policy: str = "nnlab.hypermodel:SearchHyperModel"
+    # Training settings whose default is the family's own (config.TRAINING_DEFAULTS otherwise).
+    training_defaults: dict = field(default_factory=dict)
+    # Where the builder came to build something else from the same hyperparameters, its version:
+    # a search saved by the earlier builder is not resumed (its checkpoints would not load).
+    architecture: int | None = None
+    # Starts from a trained model (nnlab.source.Source), handed to its builder as `source`.
+    needs_source: bool = False
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add (or replace) a family: `--model NAME` and `model = "NAME"` then search it."""
+    FAMILIES[family.name] = family
+    return family
+
+
+for _row in (
+    # cnn 2: two convolutions a block by default (issue 15). A CNN needs an image's two spatial axes.
+    Family("cnn", ("image",), "cnn:build", architecture=2),
+    # The others read an image as a flat vector (dfn, linear) or as a sequence of rows. A table's
+    # encoded columns have no order a convolution or a recurrence could read: dfn and linear.
+    Family("dfn", ("image", "sequence", "table"), "dfn:build"),
+    Family("linear", ("image", "sequence", "table"), "linear:build"),
+    Family("rnn", ("image", "sequence"), "recurrent:build_rnn"),
+    Family("lstm", ("image", "sequence"), "recurrent:build_lstm"),
+    Family("gru", ("image", "sequence"), "recurrent:build_gru"),
+    # A DCGAN draws images (nnlab/models/gan.py; judged by fid_mnist). It learns per step: 32
+    # images a step gives it four times the steps of 128 on 5,000 images. Its champion trains on
+    # longest (fid_mnist still falls after 30 epochs, measured in BENCHMARKS.md), and the score of
+    # a few hundred samples is noisy from epoch to epoch. An average of generators' images is no
+    # generator's: the best trial alone.
+    Family("gan", ("image",), "gan:build", policy="nnlab.generation:GANHyperModel",
+           training_defaults={"batch_size": 32, "final_epochs": 40, "patience": 8, "ensemble": 0}),
+    # A source's body reads images; nnlab.finetune names the source.
+    Family("transfer", ("image",), "transfer:build", policy="nnlab.hypermodel:TransferHyperModel", needs_source=True),
+):
+    register(_row)
+
+# The built-in families, in the order commands list them.
+MODEL_NAMES = tuple(FAMILIES)
+SOURCE_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.needs_source)
+FAMILY_KINDS = {name: family.kinds for name, family in FAMILIES.items()}
+ARCHITECTURES = {name: family.architecture for name, family in FAMILIES.items() if family.architecture is not None}
 # What the transfer family does with its source (nnlab/models/transfer.py says each one).
 TRANSFER_STRATEGIES = ("fine-tune", "feature-extraction", "full", "scratch")
-# What the transfer family takes of an average champion: its best member's body, or all side by side.
+# What the transfer family takes of an average champion: all members' bodies side by side, or its best member's.
 TRANSFER_SOURCE_MEMBERS = ("best", "all")
 
-# Which kinds of input (DataSpec.kind) each family can take: a CNN needs an image's two spatial
-# axes; the others read an image as a flat vector (dfn, linear) or as a sequence of rows. A
-# table's encoded columns have no order a convolution or a recurrence could read: dfn and linear.
-FAMILY_KINDS = {
-    "cnn": ("image",),
-    "dfn": ("image", "sequence", "table"),
-    "linear": ("image", "sequence", "table"),
-    "rnn": ("image", "sequence"),
-    "lstm": ("image", "sequence"),
-    "gru": ("image", "sequence"),
-    "gan": ("image",),  # a DCGAN draws images (nnlab/models/gan.py; judged by fid_mnist)
-    "transfer": ("image",),  # a source's body reads images; nnlab.finetune names the source
-}
 
-# name -> (module, builder function) where the two differ from (name, "build").
-_BUILDERS = {"rnn": ("recurrent", "build_rnn"), "lstm": ("recurrent", "build_lstm"), "gru": ("recurrent", "build_gru")}
+def family_names(searchable_only: bool = False) -> list[str]:
+    """Every family's name, registered ones included; `searchable_only`: those a search starts
+    without a source model (the others, nnlab.finetune)."""
+    return [name for name, family in FAMILIES.items() if not (searchable_only and family.needs_source)]
 
 
 def families_for(kind: str) -> list[str]:
-    """The model names that can take input of this kind ("image" or "sequence"), in MODEL_NAMES order."""
-    return [name for name in MODEL_NAMES if kind in FAMILY_KINDS[name]]
+    """The model names that can take input of this kind ("image" or "sequence"), in FAMILIES order."""
+    return [name for name, family in FAMILIES.items() if kind in family.kinds]
+
+
+def _resolve(reference: str, package: str):
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module if module.startswith("nnlab") else f"{package}.{module}"), attribute)
+
+
+def get_policy(name: str):
+    """The family's policy class (a KerasTuner HyperModel); loads TensorFlow."""
+    return _resolve(FAMILIES[name].policy, __name__)
 
 
 def get_builder(name: str, source=None) -> Callable:
-    """`build(hp, spec)` for the family; a family in SOURCE_FAMILIES gets `source` bound."""
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
-    module, function = _BUILDERS.get(name, (name, "build"))
-    builder = getattr(importlib.import_module(f"{__name__}.{module}"), function)
-    return functools.partial(builder, source=source) if name in SOURCE_FAMILIES else builder
+    """`build(hp, spec)` for the family; a family that needs a source gets `source` bound."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(FAMILIES)}")
+    family = FAMILIES[name]
+    builder = family.builder if callable(family.builder) else _resolve(family.builder, __name__)
+    return functools.partial(builder, source=source) if family.needs_source else builder
