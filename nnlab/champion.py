@@ -33,88 +33,130 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
     alone is surely better on the validation split (SINGLE_SURE; never the test split's word);
     both test scores go on the search's run. By `deadline` (time.monotonic, a time budget's end)
     the further training stops, the time left shared evenly by the members still to train."""
-    import numpy as np
-
-    from nnlab.hypermodel import PREDICT_BATCH_SIZE, StopAt, scores
-    from nnlab.tabular import keras_inputs
-
     task = hypermodel.task
     best_trial = best_trials[0]
     best_trials = best_trials[: max(1, config.ensemble)]
-
-    def share_of_time(member: int) -> list:
-        if deadline is None:
-            return []
-        now = time.monotonic()
-        return [StopAt(deadline=now + (deadline - now) / (len(best_trials) - member))]
-
     further_logs: list[tuple[int, dict]] = []
-    model = _trained_on(config, tuner, best_trial, hypermodel, dataset, echo, share_of_time(0), tracker, further_logs)
-    targets = dataset.test[1]
+    model = _trained_on(config, tuner, best_trial, hypermodel, dataset, echo,
+                        _share_of_time(deadline, len(best_trials)), tracker, further_logs)
     # One pass over the test split feeds the test metrics, the signature's example and the figures.
     test_metrics, inputs, predictions = hypermodel.test(model, dataset.test)
-    registered, compared = [best_trial], {}
-    others = [(trial, _trained_on(config, tuner, trial, hypermodel, dataset, echo, share_of_time(member)))
-              for member, trial in enumerate(best_trials[1:], 1)]
+    chosen = _Chosen([best_trial], model, predictions, test_metrics)
+    others = _trained_others(config, tuner, best_trials, hypermodel, dataset, echo, deadline)
     if others:
-        members = [model] + [member for _, member in others]
-        trials = [best_trial] + [trial for trial, _ in others]
-        ids = ", ".join(trial.trial_id for trial in trials)
-        validation_inputs, validation_targets = dataset.validation
-        validation = [member.predict(keras_inputs(validation_inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
-                      for member in members]
-        # The average model's output is this mean: its last layer computes it.
-        averaged = np.mean([predictions] + [member.predict(keras_inputs(inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
-                                           for member in members[1:]], axis=0)
-        single_loss = task.loss_of(validation_targets, validation[0])
-        ensemble_loss = task.loss_of(validation_targets, np.mean(validation, axis=0))
-        share = single_better_share(task, validation_targets, validation[0], np.mean(validation, axis=0))
-        compared = {"val_loss_single": single_loss, "val_loss_ensemble": ensemble_loss,
-                    "val_single_better_share": share,
-                    f"{task.test_key}_single": task.score(targets, predictions),
-                    f"{task.test_key}_ensemble": task.score(targets, averaged)}
-        sureness = f"lower on {share:.0%} of {RESAMPLES} resamples of the validation split"
-        if share < SINGLE_SURE:
-            registered = trials
-            model, predictions = average_model(members, [trial.trial_id for trial in trials], task), averaged
-            test_metrics = {f"test_{name}": value for name, value in scores(model, targets, predictions).items()}
-            echo(f"Champion: the average of trials {ids} (validation loss {ensemble_loss:.4f}; "
-                 f"trial {best_trial.trial_id} alone {single_loss:.4f}, {sureness})")
-        else:
-            echo(f"Champion: trial {best_trial.trial_id} alone (validation loss {single_loss:.4f}, {sureness}; "
-                 f"the average of trials {ids} {ensemble_loss:.4f})")
-    label = ",".join(trial.trial_id for trial in registered)
-    test_metrics |= compared
+        chosen = _single_or_average(task, dataset, chosen, others, inputs, echo)
+    label = ",".join(trial.trial_id for trial in chosen.trials)
     # Beside them, and logged with them, the forecasts that are no model: has it learnt anything?
-    test_metrics |= baseline_metrics(task, targets, test_metrics, {**trivial_baselines(task, dataset),
-                                                                   **dataset.baselines})
-    record = tracker.log_champion(
-        hypermodel.exported(model),
+    test_metrics = chosen.test_metrics | baseline_metrics(
+        task, dataset.test[1], chosen.test_metrics, {**trivial_baselines(task, dataset), **dataset.baselines})
+    record = _logged_and_registered(config, hypermodel, dataset, tracker, chosen, inputs, test_metrics, label)
+    figures = _champion_figures(task, dataset, chosen, label, best_trial, further_logs)
+    return Champion(record, test_metrics, figures, label)
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """What is registered: its trials (one, or an average's members), its model, and that
+    model's test predictions and test metrics."""
+    trials: list
+    model: object
+    predictions: object
+    test_metrics: dict
+
+
+def _share_of_time(deadline, members_left: int) -> list:
+    """The callbacks that stop a member's further training at its even share of the time left
+    to `deadline`, shared by the `members_left` still to train (this one included)."""
+    if deadline is None:
+        return []
+    from nnlab.hypermodel import StopAt
+
+    now = time.monotonic()
+    return [StopAt(deadline=now + (deadline - now) / members_left)]
+
+
+def _trained_others(config, tuner, best_trials, hypermodel, dataset, echo, deadline) -> list[tuple]:
+    """The average's other members, (trial, model) each, in order: restored and trained on like
+    the best trial, but with no tracker (only the champion's own curves go on the search's run)."""
+    return [(trial, _trained_on(config, tuner, trial, hypermodel, dataset, echo,
+                                _share_of_time(deadline, len(best_trials) - member)))
+            for member, trial in enumerate(best_trials[1:], 1)]
+
+
+def _single_or_average(task, dataset, best: _Chosen, others: list[tuple], inputs, echo) -> _Chosen:
+    """The best trial alone, or the average of it and `others` unless the validation split is
+    sure the best alone is better (SINGLE_SURE); either way with both test scores and the
+    validation comparison added to its test metrics, and the choice said."""
+    import numpy as np
+
+    from nnlab.hypermodel import PREDICT_BATCH_SIZE, scores
+    from nnlab.tabular import keras_inputs
+
+    best_trial, targets = best.trials[0], dataset.test[1]
+    members = [best.model] + [member for _, member in others]
+    trials = [best_trial] + [trial for trial, _ in others]
+    ids = ", ".join(trial.trial_id for trial in trials)
+    validation_inputs, validation_targets = dataset.validation
+    validation = [member.predict(keras_inputs(validation_inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
+                  for member in members]
+    # The average model's output is this mean: its last layer computes it.
+    averaged = np.mean([best.predictions] + [member.predict(keras_inputs(inputs), batch_size=PREDICT_BATCH_SIZE,
+                                                            verbose=0) for member in members[1:]], axis=0)
+    single_loss = task.loss_of(validation_targets, validation[0])
+    ensemble_loss = task.loss_of(validation_targets, np.mean(validation, axis=0))
+    share = single_better_share(task, validation_targets, validation[0], np.mean(validation, axis=0))
+    compared = {"val_loss_single": single_loss, "val_loss_ensemble": ensemble_loss,
+                "val_single_better_share": share,
+                f"{task.test_key}_single": task.score(targets, best.predictions),
+                f"{task.test_key}_ensemble": task.score(targets, averaged)}
+    sureness = f"lower on {share:.0%} of {RESAMPLES} resamples of the validation split"
+    if share < SINGLE_SURE:
+        model = average_model(members, [trial.trial_id for trial in trials], task)
+        test_metrics = {f"test_{name}": value for name, value in scores(model, targets, averaged).items()}
+        echo(f"Champion: the average of trials {ids} (validation loss {ensemble_loss:.4f}; "
+             f"trial {best_trial.trial_id} alone {single_loss:.4f}, {sureness})")
+        return _Chosen(trials, model, averaged, test_metrics | compared)
+    echo(f"Champion: trial {best_trial.trial_id} alone (validation loss {single_loss:.4f}, {sureness}; "
+         f"the average of trials {ids} {ensemble_loss:.4f})")
+    return _Chosen(best.trials, best.model, best.predictions, best.test_metrics | compared)
+
+
+def _logged_and_registered(config, hypermodel, dataset, tracker, chosen: _Chosen, inputs, test_metrics: dict,
+                           label: str):
+    """The chosen model logged on the search's run with its test metrics and registered, its
+    version tagged with where it came from: tracking.ChampionRecord."""
+    return tracker.log_champion(
+        hypermodel.exported(chosen.model),
         config.tuning_name,
         inputs[:8],
-        predictions[:8],
+        chosen.predictions[:8],
         test_metrics,
         label,
         [f"{name}=={package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
-        task=task,
+        task=hypermodel.task,
         # Where the model came from and what it learnt on: a fine-tune's source and strategy
         # (an average's: each member's, in order), the data set's options (its classes, labels
         # per class).
-        version_tags=_joined([hypermodel.lineage(trial.hyperparameters) for trial in registered])
+        version_tags=_joined([hypermodel.lineage(trial.hyperparameters) for trial in chosen.trials])
         | {f"nnlab.data.{key}": ",".join(map(str, value)) if isinstance(value, list) else value
            for key, value in config.data.items()}
         # What its outputs 0..K-1 are called, where not their numbers: nnlab.predict prints them.
         | ({CLASS_NAMES_TAG: json.dumps(list(dataset.spec.class_names))} if dataset.spec.class_names else {}),
     )
-    title = f"champion ({'trial' if len(registered) == 1 else 'average of trials'} {label.replace(',', ', ')})"
-    figures = {f"champion_{kind}": partial(FIGURES[kind], model, dataset, predictions, title)
+
+
+def _champion_figures(task, dataset, chosen: _Chosen, label: str, best_trial, further_logs: list) -> dict:
+    """The champion's figures, name -> a function that draws it: the task's kinds that this
+    data can show, and the best trial's further training curves where it had any."""
+    title = f"champion ({'trial' if len(chosen.trials) == 1 else 'average of trials'} {label.replace(',', ', ')})"
+    figures = {f"champion_{kind}": partial(FIGURES[kind], chosen.model, dataset, chosen.predictions, title)
                for kind in task.champion_figures if dataset.spec.kind in FIGURE_DATA_KINDS.get(kind, (dataset.spec.kind,))}
     if further_logs:
         epochs, logs = zip(*further_logs)
         figures["champion_learning_curves"] = partial(
             plots.learning_curves, list(epochs), list(logs), task.objective,
             f"champion (trial {best_trial.trial_id}), trained on from its best checkpoint")
-    return Champion(record, test_metrics, figures, label)
+    return figures
 
 
 # The average is the remedy for a champion chosen on a few hundred validation images: the best

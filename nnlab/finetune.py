@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         config = finetune_config(args)
         dataset = load_data(PROG, config)
         from nnlab.models.transfer import DEFAULT_SOURCE_MEMBERS, body_layer_count, cannot_adapt, member_trials
-        from nnlab.search import run_search
+        from nnlab.pipeline import run_search
         from nnlab.source import load_source
 
         source = load_source(config.source, config.tracking_uri)

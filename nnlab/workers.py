@@ -242,9 +242,14 @@ def supervise(command: list[str]) -> int:
     (PR_SET_PDEATHSIG), stops the whole group: SIGTERM, SIGKILL what is left after
     ORPHAN_GRACE_SECONDS. Returns the server's exit code when it ends by itself."""
     chief = int(os.environ[CHIEF_PID_VARIABLE])
+    stopping: list[int] = []
 
-    def stop(_number, _frame):
-        raise _Stop
+    def stop(number, _frame):
+        # Once: a second signal (the chief's death and a Ctrl-C together, say) arriving while the
+        # first one's clean-up runs would otherwise raise inside it and leave the group running.
+        if not stopping:
+            stopping.append(number)
+            raise _Stop
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, stop)
@@ -257,7 +262,7 @@ def supervise(command: list[str]) -> int:
 
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(36, 1)
         if os.getppid() != chief:  # the chief died before the line above
-            raise _Stop
+            stop(signal.SIGTERM, None)
         return subprocess.Popen(command).wait()
     except _Stop:
         for number in (signal.SIGTERM, signal.SIGINT):

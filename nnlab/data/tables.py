@@ -129,77 +129,15 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
                   task: str | None = None, features: list[str] | None = None, label: str | None = None) -> Dataset:
     """The table `frame` as a data set: rows with a target, split (stratified by class for
     classification) into training, validation and test parts, the adapter learnt from training."""
-    import pandas as pd
-
     where = f"{label or name}: "  # what messages name: the CSV as the user wrote it, else the table
-    if target not in frame.columns:
-        raise DataError(f"{where}no column {target!r} to predict; columns: {_listed(frame.columns)}")
-    if features is None:
-        features = [column for column in frame.columns if column != target]
-    unknown = [column for column in features if column not in frame.columns]
-    if unknown:
-        raise DataError(f"{where}data.features names {_listed(unknown)}, not columns of the file; columns: {_listed(frame.columns)}")
-    if target in features:
-        raise DataError(f"{where}data.features includes the target {target!r}")
-    if not features:
-        raise DataError(f"{where}no feature columns beside the target {target!r}")
-    from nnlab.tabular import input_name
-
-    clashes = [column for column in features if input_name(column) != column and input_name(column) in features]
-    if clashes:
-        raise DataError(f"{where}column {clashes[0]!r} becomes the model's input {input_name(clashes[0])!r} (Keras "
-                        "takes no '/' in a name), which another column already is; rename one")
-    empty = [column for column in features if frame[column].isna().all()]
-    if empty:
-        raise DataError(f"{where}feature column {_listed(empty)} is entirely empty; leave it out with data.features")
-
-    notices = []
-    labelled = frame[frame[target].notna()]
-    if len(labelled) < len(frame):
-        notices.append(f"{len(frame) - len(labelled)} rows without a {target!r} value left out")
-    values = labelled[target]
-    if values.empty:
-        raise DataError(f"{where}target column {target!r} is empty in every row; there is nothing to learn from")
-    if values.nunique() < 2:
-        only = values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0]
-        raise DataError(f"{where}target {target!r} has 1 distinct value ({only!r}); there is nothing to predict")
-    inferred, why = infer_task(values)
-    if task is None:
-        task = inferred
-        notices.append(f"task {task}: target {target!r} holds {why} (set data.task to change it)")
-    elif task == "regression" and _is_text(values):
-        raise DataError(f"{where}data.task = 'regression', but target {target!r} holds text")
-
-    inputs = labelled[features].reset_index(drop=True)
-    for column in features:  # every number a float (a whole-number column may gain a NaN), text as str
-        if _is_text(inputs[column]):
-            inputs[column] = inputs[column].map(lambda value: "" if pd.isna(value) else str(value)).astype(object)
-        else:
-            inputs[column] = inputs[column].astype(np.float64)
-    class_names = None
-    if task == "classification":
-        classes = sorted(values.unique(), key=lambda value: (str(type(value)), value))
-        class_names = tuple(str(value) for value in classes)
-        targets = values.map({value: index for index, value in enumerate(classes)}).to_numpy(dtype=np.int64)
-    else:
-        targets = values.to_numpy(dtype=np.float32).reshape(-1, 1)
-
+    features = _checked_features(frame, target, features, where)
+    labelled, task, notices = _labelled_rows(frame, target, task, where)
+    inputs = _feature_inputs(labelled, features)
+    targets, class_names = _encoded_targets(labelled[target], task)
     train, validation, test = _split(len(inputs), targets if task == "classification" else None, seed,
                                      validation_fraction, test_fraction, where)
     columns = tuple(_learnt(inputs.iloc[train][column], column) for column in features)
-    missing = {column.name: int(inputs[column.name].isna().sum() if column.kind == "number"
-                                else (inputs[column.name] == "").sum()) for column in columns}
-    missing = {column: count for column, count in missing.items() if count}
-    if missing:
-        counts = ", ".join(f"{column} {count}" for column, count in missing.items())
-        notices.append(f"missing values ({counts} of {len(inputs)} rows): a missing number is filled with the "
-                       "training mean inside the model and flagged in a was-missing input; missing text is an "
-                       "unknown category")
-    capped = [column.name for column in columns if column.kind == "text"
-              and inputs[column.name].iloc[train].nunique() > MOST_CATEGORIES]
-    if capped:
-        notices.append(f"text column {_listed(capped)}: the {MOST_CATEGORIES} most frequent categories each get "
-                       "an input, the rest share the unknown one")
+    notices += _column_notices(inputs, columns, train)
     spec_target = None
     if task == "regression":
         train_targets = targets[train]
@@ -220,6 +158,99 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
         uri=uri,
         target=target,
     )
+
+
+def _checked_features(frame, target: str, features: list[str] | None, where: str) -> list[str]:
+    """The feature columns (default: every column but the target), or a DataError naming what
+    the model could not take: a missing column, the target itself, an input name two columns
+    would share, a column with no value at all."""
+    if target not in frame.columns:
+        raise DataError(f"{where}no column {target!r} to predict; columns: {_listed(frame.columns)}")
+    if features is None:
+        features = [column for column in frame.columns if column != target]
+    unknown = [column for column in features if column not in frame.columns]
+    if unknown:
+        raise DataError(f"{where}data.features names {_listed(unknown)}, not columns of the file; columns: {_listed(frame.columns)}")
+    if target in features:
+        raise DataError(f"{where}data.features includes the target {target!r}")
+    if not features:
+        raise DataError(f"{where}no feature columns beside the target {target!r}")
+    from nnlab.tabular import input_name
+
+    clashes = [column for column in features if input_name(column) != column and input_name(column) in features]
+    if clashes:
+        raise DataError(f"{where}column {clashes[0]!r} becomes the model's input {input_name(clashes[0])!r} (Keras "
+                        "takes no '/' in a name), which another column already is; rename one")
+    empty = [column for column in features if frame[column].isna().all()]
+    if empty:
+        raise DataError(f"{where}feature column {_listed(empty)} is entirely empty; leave it out with data.features")
+    return features
+
+
+def _labelled_rows(frame, target: str, task: str | None, where: str) -> tuple[object, str, list[str]]:
+    """(the rows with a target value, the task, the notices so far): the task inferred from the
+    target where not given, and said; a target with nothing to learn is a DataError."""
+    notices = []
+    labelled = frame[frame[target].notna()]
+    if len(labelled) < len(frame):
+        notices.append(f"{len(frame) - len(labelled)} rows without a {target!r} value left out")
+    values = labelled[target]
+    if values.empty:
+        raise DataError(f"{where}target column {target!r} is empty in every row; there is nothing to learn from")
+    if values.nunique() < 2:
+        only = values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0]
+        raise DataError(f"{where}target {target!r} has 1 distinct value ({only!r}); there is nothing to predict")
+    inferred, why = infer_task(values)
+    if task is None:
+        task = inferred
+        notices.append(f"task {task}: target {target!r} holds {why} (set data.task to change it)")
+    elif task == "regression" and _is_text(values):
+        raise DataError(f"{where}data.task = 'regression', but target {target!r} holds text")
+    return labelled, task, notices
+
+
+def _feature_inputs(labelled, features: list[str]):
+    """The feature columns as the model's inputs take them: every number a float (a whole-number
+    column may gain a NaN), text as str with a missing value as ""."""
+    import pandas as pd
+
+    inputs = labelled[features].reset_index(drop=True)
+    for column in features:
+        if _is_text(inputs[column]):
+            inputs[column] = inputs[column].map(lambda value: "" if pd.isna(value) else str(value)).astype(object)
+        else:
+            inputs[column] = inputs[column].astype(np.float64)
+    return inputs
+
+
+def _encoded_targets(values, task: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    """(targets, class names): a class's number is its place in the sorted classes (sorted by
+    type first, so a column mixing numbers and text still sorts); a quantity is one float column."""
+    if task == "classification":
+        classes = sorted(values.unique(), key=lambda value: (str(type(value)), value))
+        targets = values.map({value: index for index, value in enumerate(classes)}).to_numpy(dtype=np.int64)
+        return targets, tuple(str(value) for value in classes)
+    return values.to_numpy(dtype=np.float32).reshape(-1, 1), None
+
+
+def _column_notices(inputs, columns: tuple[Column, ...], train) -> list[str]:
+    """What the user should know of the feature columns: missing values and how the model fills
+    them, text columns with more categories than get an input of their own."""
+    notices = []
+    missing = {column.name: int(inputs[column.name].isna().sum() if column.kind == "number"
+                                else (inputs[column.name] == "").sum()) for column in columns}
+    missing = {column: count for column, count in missing.items() if count}
+    if missing:
+        counts = ", ".join(f"{column} {count}" for column, count in missing.items())
+        notices.append(f"missing values ({counts} of {len(inputs)} rows): a missing number is filled with the "
+                       "training mean inside the model and flagged in a was-missing input; missing text is an "
+                       "unknown category")
+    capped = [column.name for column in columns if column.kind == "text"
+              and inputs[column.name].iloc[train].nunique() > MOST_CATEGORIES]
+    if capped:
+        notices.append(f"text column {_listed(capped)}: the {MOST_CATEGORIES} most frequent categories each get "
+                       "an input, the rest share the unknown one")
+    return notices
 
 
 def _listed(names) -> str:

@@ -1,0 +1,397 @@
+"""The search itself, as a short sequence of named steps: the policy (the data, the family's
+policy, the space checked, the budget), opening (the tuner state, the store, the oracle, the
+search's run), the trials (here or in worker processes), and the conclusion (the leaderboard,
+the figures, the champion registered). `run_search` runs them; `python -m nnlab.search` and
+`python -m nnlab.finetune` both call it. TensorFlow and MLflow are imported inside the steps,
+so that a config or data mistake is reported without loading them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from nnlab import space
+from nnlab.budget import TimeBudget, format_duration
+from nnlab.config import ConfigError, ExperimentConfig, as_params
+from nnlab.data import Dataset, load_dataset
+from nnlab.provenance import provenance_tags
+from nnlab.state import SearchError, open_state, search_lock, set_aside
+
+TUNING_ROOT = Path("tuning")
+
+
+class SearchFailed(RuntimeError):
+    """The search ran but cannot produce a champion: no trial finished, or too many failed."""
+
+    def __init__(self, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.details = details or []
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    registered_name: str
+    parent_run_id: str
+    tracking_uri: str
+    leaderboard: object  # pandas.DataFrame
+    champion_trial: str  # its trial, or an average champion's trials: "08,00,01"
+    champion_version: str
+    test_metrics: dict
+    promoted: bool | None
+    # The version that keeps the alias when this champion is not promoted, and its test score.
+    alias_holder: tuple[str, float | None] | None
+    newly_registered: bool
+    trials_run: int
+    stopped_because: str | None = None
+    experiment: str = ""  # the MLflow experiment, and the model family searched
+    model: str = ""
+    task: str = "classification"  # how the scores are ranked (nnlab.task)
+    experiment_id: str = ""
+
+
+def run_search(
+    config: ExperimentConfig,
+    dataset: Dataset | None = None,
+    tuning_root: Path = TUNING_ROOT,
+    fresh: bool = False,
+    echo=print,
+    interrupted=None,
+    source=None,
+    workers=None,
+) -> SearchResult:
+    """Search `config`'s space, one MLflow run per trial, then log and register the champion.
+    `interrupted`, a callable, tells whether the user has asked the search to stop: the trial in
+    progress then ends KILLED and KeyboardInterrupt is raised, whatever became of the signal's own.
+    `source`: the loaded nnlab.source.Source of `config.source` (loaded here when not given).
+    `workers`: a nnlab.workers.WorkerPlan to run the trials in worker processes; None: here."""
+    search = _Search(config, dataset, Path(tuning_root), echo, interrupted, source, workers)
+    # Closed last, whatever happens: the oracle's server, the tracking server, in that order. An
+    # earlier search that this one replaces is put back if this one fails before it has started.
+    with search_lock(search.directory), contextlib.ExitStack() as servers:
+        search.open(servers, fresh)
+        status = "FAILED"
+        # Before each model it builds, KerasTuner collects garbage twice, and building a model
+        # or a test pass triggers Python's own full collections: 0.35 s each here, scanning half
+        # a million objects (TensorFlow, MLflow, the data) that live as long as the process.
+        # Frozen for the search, they are skipped; unfrozen after it, what of them has become
+        # garbage is collected as usual.
+        gc.freeze()
+        try:
+            search.run_trials()
+            result = search.conclude()
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"  # the trial's own run is KILLED already; KerasTuner reruns it on resume
+            search.tuner.save()  # KerasTuner saved at the trial's start; again, in case it stopped between saves
+            raise
+        finally:
+            gc.unfreeze()
+            search.tracker.close_search(status, search.stop_tags)
+    return result
+
+
+class _Search:
+    """One search's state as its steps build it up; run_search says the order."""
+
+    def __init__(self, config: ExperimentConfig, dataset, tuning_root: Path, echo, interrupted, source, workers):
+        """The policy step: the data, the family's policy, the space checked against it, the budget,
+        and what can be found wrong before anything is created."""
+        import keras
+
+        from nnlab.tracking import resolve_tracking_uri
+
+        keras.utils.set_random_seed(config.seed)
+        if dataset is None:
+            dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
+                                   validation_fraction=config.validation_fraction)
+        self.config, self.dataset, self.tuning_root, self.echo = config, dataset, tuning_root, echo
+        self.interrupted, self.workers = interrupted, workers
+        self.source = source_of(config, source)
+        policy = hypermodel_policy(config, dataset, self.source)
+        try:  # before anything is saved or tracked: a wrong [space] entry leaves no trace
+            space.check(config.space, policy().build, config.origin)
+        except space.SpaceError as error:
+            raise ConfigError(str(error)) from None
+        self.hypermodel = policy(space=config.space, trial_timeout=config.trial_timeout)
+        self.task = self.hypermodel.task
+        # The champion step's worst case: each member of an average trained on for final_epochs.
+        self.budget = (TimeBudget(config.time_budget, config.final_epochs * max(1, config.ensemble))
+                       if config.time_budget else None)
+        self.directory = tuning_root / config.tuning_name
+        self.store_uri = resolve_tracking_uri(config.tracking_uri)
+        check_before_start(config, workers)
+        self.trials_run, self.stop_tags, self.oracle_server = 0, {}, None
+
+    def open(self, servers: contextlib.ExitStack, fresh: bool) -> None:
+        """The tuner state, the store (a local server for several writers), the tuner, the
+        oracle's server, what the family needs, and the search's run: opened or resumed."""
+        from nnlab.tracking import SearchTracker, absolute_uri, ensure_experiment, sqlite_file
+        from nnlab.workers import tracking_server
+
+        config, workers = self.config, self.workers
+        replaced = servers.enter_context(set_aside(self.directory))
+        state = open_state(config, self.dataset.source, self.directory, fresh, discard=replaced)
+        # Where this process and its workers track: the same file wherever each one runs.
+        self.tracking_uri = absolute_uri(self.store_uri) if workers is not None else self.store_uri
+        if workers is not None and workers.needs_tracking_server() and sqlite_file(self.store_uri) is not None:
+            # Several processes write at once, which SQLite refuses: one server writes for all.
+            ensure_experiment(self.store_uri, config.name)
+            self.tracking_uri = servers.enter_context(tracking_server(self.store_uri,
+                                                                      self.directory / "mlflow-server.log"))
+        self.tracker = SearchTracker(config.name, self.tracking_uri, self.dataset)  # touches the store when opened
+        self._start_tuner(servers)
+        # What the family needs beyond the data (the GAN's judge), before the search's run opens:
+        # finding it may itself run a search, which the family is handed (it is below this module).
+        family_tags, family_metrics = self.hypermodel.prepare(self.dataset, self.tuning_root, self.echo, run_search)
+        resumed = self.tracker.open_search(state.search_id, f"search-{config.tuning_name}",
+                                           self._tags(family_tags), as_params(config))
+        replaced.started()  # the new search has its run: the one it replaced goes
+        self.tracker.log_metrics(family_metrics)
+        if state.replaced_search_id:
+            self.tracker.close_abandoned(state.replaced_search_id)
+        where = ""
+        if self.oracle_server is not None:
+            self.tracker.serve_oracle(self.oracle_server.port)
+            count = f"{workers.count} worker process{'es' if workers.count != 1 else ''}"
+            where = f", {count}, oracle on {self.oracle_server.host}:{self.oracle_server.port}"
+        self.echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}, "
+                  f"{config.origin}{where}); tuner state in {self.directory}, MLflow run {self.tracker.parent_run_id}")
+
+    def _start_tuner(self, servers: contextlib.ExitStack) -> None:
+        """KerasTuner's tuner, and with workers its oracle served to them. KerasTuner reloads its
+        state and builds the model with the space's first values: a space that cannot build, or
+        damaged state, stops here, before anything is tracked."""
+        from nnlab.tuner import make_tuner, one_line
+        from nnlab.workers import OracleServer, WorkersError
+
+        budget, tracker = self.budget, self.tracker
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner from ..."
+                self.tuner = make_tuner(self.config, self.hypermodel, tracker, self.tuning_root,
+                                        on_trial_done=self._report, interrupted=self.interrupted,
+                                        stop_reason=budget.stop_reason if budget else None,
+                                        failure_reason=tracker.trial_failure if self.workers is not None else None)
+        except Exception as error:
+            raise SearchFailed(f"cannot start search {self.config.tuning_name}: {one_line(error)} (a [space] value "
+                               f"the model cannot be built with? damaged state in {self.directory}? --fresh starts "
+                               "over)") from None
+        if self.workers is not None:
+            self.tuner.oracle.verbose = 0  # KerasTuner's own trial tables: nnlab prints its line per trial
+            self.tuner.save()
+            try:
+                self.oracle_server = OracleServer(self.tuner.oracle, self.workers.bind)
+            except WorkersError as error:
+                raise SearchFailed(str(error)) from None
+            servers.callback(self.oracle_server.stop)
+
+    def _tags(self, family_tags: dict) -> dict:
+        """The search's run's tags: what it searched, with what, on what, and by which code."""
+        from nnlab.tracking import TASK_TAG
+
+        config = self.config
+        return {
+            "nnlab.dataset": config.dataset,
+            "nnlab.model": config.model,
+            "nnlab.tuner": config.tuner,
+            "nnlab.seed": str(config.seed),
+            "nnlab.data_source": self.dataset.source,
+            TASK_TAG: self.task.name,
+        } | (self.source.tags if self.source is not None else {}) | family_tags | provenance_tags()
+
+    def _report(self, trial) -> None:
+        """A finished trial's line: `trial 7/10  val_accuracy 0.9900  best 0.9900  elapsed 2m34s`."""
+        self.trials_run += 1
+        if self.budget is not None:
+            self.budget.record_trial(trial.seconds, trial.epoch_seconds)
+        of = f"/{trial.planned}" if trial.planned else ""
+        if trial.worker is not None and self.workers is not None and self.workers.count != 1:
+            of += f" [{trial.worker}]"
+        result = (f"{self.task.objective} {trial.score:.4f}" if trial.status == "COMPLETED"
+                  else f"{trial.status}: {trial.message or 'no reason given'}")
+        if trial.timed_out:
+            result += f" (stopped at trial_timeout {format_duration(self.config.trial_timeout)})"
+        best = f"best {trial.best_score:.4f}" if trial.best_score is not None else "best -"
+        self.echo(f"trial {trial.number}{of}  {result}  {best}  elapsed {format_duration(trial.elapsed_seconds)}")
+
+    def run_trials(self) -> None:
+        """The trials, here or in the workers; a search that cannot go on raises SearchFailed."""
+        from nnlab.workers import Workers, WorkersError
+
+        config, oracle = self.config, self.tuner.oracle
+        if self.oracle_server is None:
+            self.tuner.search(*self.dataset.train, validation_data=self.dataset.validation, epochs=config.epochs,
+                              verbose=0)
+        else:
+            try:
+                Workers(self.workers, oracle, self.oracle_server, self.tracking_uri, self.tracker.kill_trial,
+                        self.echo).run(self.interrupted or (lambda: False))
+            except WorkersError as error:
+                self.stop_tags = {"nnlab.stopped": str(error)}
+                raise SearchFailed(f"search {config.tuning_name} stopped: {error}") from None
+        if oracle.broken:  # nnlab.tuner.KeepsWorking
+            self.stop_tags = {"nnlab.stopped": oracle.broken}
+            raise SearchFailed(f"search {config.tuning_name} stopped: the search's oracle failed: "
+                               f"{oracle.broken}; its state is in {self.directory}")
+        error = oracle.too_many
+        if error is not None:
+            self.stop_tags = {"nnlab.stopped": str(error)}
+            raise SearchFailed(
+                f"search {config.tuning_name} stopped: {error}; fix the cause, then rerun with --fresh",
+                [f"trial {number}: {reason}" for number, reason in error.failures],
+            )
+        if oracle.stopped_because:
+            self.stop_tags = {"nnlab.stopped": oracle.stopped_because}
+            self.echo(f"No further trials: {oracle.stopped_because}.")
+
+    def conclude(self) -> SearchResult:
+        """The leaderboard and the search's figures, then the champion: registered when there is
+        anything new since this search's last, else the registered one's record read back."""
+        from nnlab.tracking import CHAMPION_TRIAL_TAG, CHAMPION_VERSION_TAG
+
+        config, tracker, task = self.config, self.tracker, self.task
+        # The best, and the next best of other hyperparameters an average champion may take in (config.ensemble).
+        best_trials = self.tuner.oracle.best_distinct_trials(max(1, config.ensemble))
+        if not best_trials:
+            raise SearchFailed(f"no trial of {config.tuning_name} finished; nothing to register "
+                               "(the FAILED trial runs' nnlab.failure tags say why)")
+        leaderboard = tracker.leaderboard(task)
+        tracker.log_table(leaderboard, "leaderboard.csv")
+        plot_errors = _log_figures(tracker, _search_figures(config, self.tuner, leaderboard, task))
+        registered = tracker.search_tag(CHAMPION_VERSION_TAG)
+        newly_registered = registered is None or self.trials_run > 0
+        if newly_registered:
+            champion, errors = self._register(best_trials)
+            plot_errors += errors
+        else:  # nothing new since the champion of this search was registered
+            metrics = tracker.search_metrics()
+            champion = (tracker.search_tag(CHAMPION_TRIAL_TAG) or best_trials[0].trial_id,
+                        {key: value for key, value in metrics.items() if key.startswith("test_")},
+                        registered, None, None)
+        if plot_errors:  # a figure costs the search nothing but this tag
+            self.stop_tags["nnlab.plot_error"] = "; ".join(plot_errors)
+        label, test_metrics, version, promoted, alias_holder = champion
+        return SearchResult(
+            registered_name=config.tuning_name,
+            parent_run_id=tracker.parent_run_id,
+            tracking_uri=self.store_uri,  # where the runs stay, not the server that stood in front of it
+            leaderboard=leaderboard, champion_trial=label, champion_version=version, test_metrics=test_metrics,
+            promoted=promoted, alias_holder=alias_holder, newly_registered=newly_registered,
+            trials_run=self.trials_run, stopped_because=self.tuner.oracle.stopped_because, experiment=config.name,
+            model=config.model, task=task.name, experiment_id=tracker.experiment_id,
+        )
+
+    def _register(self, best_trials) -> tuple[tuple, list[str]]:
+        """The champion step (nnlab/champion.py): (label, test metrics, version, promoted, the
+        alias's holder when not promoted), and the figures that could not be drawn."""
+        from nnlab.champion import register_champion
+
+        champion = register_champion(self.config, self.tuner, best_trials, self.hypermodel, self.dataset,
+                                     self.tracker, self.echo, self.budget.deadline() if self.budget else None)
+        errors = _log_figures(self.tracker, champion.figures)
+        record = champion.record
+        holder = None if record.promoted else (record.previous_version, record.previous_test_score)
+        return (champion.label, champion.test_metrics, record.version, record.promoted, holder), errors
+
+
+def check_before_start(config: ExperimentConfig, workers=None) -> None:
+    """What can be found wrong before anything is created or started: a ConfigError or SearchError
+    naming the flag (or key) and value. The workers' count against this machine, the oracle's
+    address, and the MLflow store: a server that answers, or a SQLite file that can be written."""
+    from nnlab.tracking import resolve_tracking_uri, store_problem
+    from nnlab.workers import check_address, check_worker_count
+
+    store_uri = resolve_tracking_uri(config.tracking_uri)
+    if workers is not None:
+        if workers.count == 0 and not store_uri.startswith(("http://", "https://")):
+            raise ConfigError(f"--workers 0 leaves the trials to workers on other machines, which need an MLflow "
+                              f"server they all reach: give --tracking-uri http://HOST:PORT, not {store_uri} "
+                              "(README: Scaling out)")
+        try:
+            check_worker_count(workers.count)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        try:
+            check_address(workers.bind, listen=True)
+        except ValueError as error:
+            raise ConfigError(f"--oracle {error}") from None
+        if workers.gpus:
+            from nnlab.accelerators import missing_gpus
+
+            problem = missing_gpus(workers.gpus)  # loads TensorFlow, as the data's loading would
+            if problem:
+                raise ConfigError(f"--gpus {','.join(workers.gpus)}: {problem}")
+    problem = store_problem(store_uri)
+    if problem:
+        advice = ("; start it first, or give --tracking-uri the address of one that runs"
+                  if store_uri.startswith("http") else ", or give --tracking-uri another store")
+        raise SearchError(f"{_store_named(config, store_uri)}: {problem}{advice}")
+
+
+def _store_named(config: ExperimentConfig, store_uri: str) -> str:
+    """The MLflow store as the user named it: its flag, its key, its variable, or the default."""
+    import os
+
+    if "tracking_uri" in getattr(config, "flags", ()):
+        return f"--tracking-uri {store_uri}"
+    if config.tracking_uri:
+        return f"{config.origin}: tracking_uri = {store_uri!r}"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return f"MLFLOW_TRACKING_URI={store_uri}"
+    return f"the MLflow store {store_uri}"
+
+
+def source_of(config: ExperimentConfig, source=None):
+    """The transfer family's source model, loaded unless given."""
+    from nnlab.source import load_source
+
+    if config.source is not None and source is None:
+        return load_source(config.source, config.tracking_uri)
+    return source
+
+
+def hypermodel_policy(config: ExperimentConfig, dataset: Dataset, source):
+    """make_hypermodel for this experiment, waiting for its space and trial timeout; Keras'
+    dtype policy set for the process (mixed precision or not) before any model is built."""
+    from nnlab.accelerators import Acceleration
+    from nnlab.policies import make_hypermodel
+    from nnlab.models import get_builder
+
+    accelerate = Acceleration.from_config(config)
+    accelerate.activate()
+    return partial(make_hypermodel, config.model, get_builder(config.model, source), dataset.spec, config.batch_size,
+                   config.patience, source, config.tracking_uri, accelerate=accelerate)
+
+
+def _log_figures(tracker, figures: dict) -> list[str]:
+    """Draw the figures and log them on the search's run; returns why any could not be drawn."""
+    from nnlab import plots
+    from nnlab.tuner import one_line
+
+    images, errors = plots.draw_all(figures)
+    tracker.log_images(images)
+    return [f"{name} not drawn: {one_line(error)}" for name, error in errors.items()]
+
+
+def _search_figures(config, tuner, leaderboard, task) -> dict:
+    """The shape of the search, the objective trial by trial and per searched hyperparameter:
+    name -> a function that draws it."""
+    from keras_tuner.engine import hyperparameters as kinds
+
+    from nnlab import plots
+
+    domains = {}
+    for parameter in tuner.oracle.hyperparameters.space:
+        if isinstance(parameter, (kinds.Choice, kinds.Boolean)):
+            domains[parameter.name] = list(parameter.values) if isinstance(parameter, kinds.Choice) else [False, True]
+        elif isinstance(parameter, (kinds.Int, kinds.Float)):  # a [space] entry that fixes a value searches nothing
+            domains[parameter.name] = (parameter.min_value, parameter.max_value, parameter.sampling == "log")
+    title = f"search {config.tuning_name} ({config.tuner}, {len(leaderboard)} trials)"
+    return {
+        "search_objective_by_trial": partial(plots.objective_by_trial, leaderboard, task, title),
+        "search_hyperparameters": partial(plots.hyperparameters_vs_objective, leaderboard, task.objective, domains, title),
+    }
