@@ -147,7 +147,7 @@ def taken_line(source: str, trials: list[str], taken: str) -> str:
 
 
 def main(argv=None) -> int:
-    from nnlab.search import load_data, run_command
+    from nnlab.commands import load_data, run_command
 
     args = parse_args(argv)
 

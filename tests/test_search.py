@@ -244,7 +244,8 @@ def test_cli_end_to_end(workdir, idx_dir, tracking_uri):
 def test_results_say_which_version_keeps_the_alias():
     import pandas as pd
 
-    from nnlab.search import SearchResult, _print_results
+    from nnlab.commands import print_results as _print_results
+    from nnlab.pipeline import SearchResult
 
     result = SearchResult(
         registered_name="mnist-cnn", parent_run_id="0", tracking_uri="sqlite:///mlruns/mlflow.db",
