@@ -199,7 +199,7 @@ def _normalise(values: dict, where: str | None) -> dict:
     return values
 
 
-def _named(config: ExperimentConfig, key: str, joiner: str = " = ") -> str:
+def named_setting(config: ExperimentConfig, key: str, joiner: str = " = ") -> str:
     """A setting in a message: its flag as typed where the command line set it, else the file (or
     the built-in default), the key and the value."""
     value = getattr(config, key)
@@ -210,7 +210,7 @@ def _named(config: ExperimentConfig, key: str, joiner: str = " = ") -> str:
 
 def validate(config: ExperimentConfig) -> ExperimentConfig:
     where = config.origin
-    named = partial(_named, config)
+    named = partial(named_setting, config)
 
     def choice(key: str, known) -> None:
         value = getattr(config, key)

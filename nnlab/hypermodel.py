@@ -410,13 +410,13 @@ class TransferHyperModel(SearchHyperModel):
                 "body_layers": layers}
 
     def lineage(self, hp) -> dict:
-        from nnlab.models.transfer import DEFAULT_SOURCE_MEMBERS, member_trials
+        from nnlab.models.transfer import DEFAULT_SOURCE_MEMBERS, member_trials, taken_members
 
         tags = {**self.source.tags, "nnlab.strategy": hp.get("strategy"),
                 "nnlab.frozen_layers": self.run_params(hp)["frozen_layers"]}
         trials = member_trials(self.source.model)
         if trials:  # an average source: which of its members' bodies this model holds
-            taken = hp.values.get("source_members", DEFAULT_SOURCE_MEMBERS)
+            taken = taken_members(self.source.model, hp.values.get("source_members", DEFAULT_SOURCE_MEMBERS))
             tags |= {"nnlab.source_average": ",".join(trials),
-                     "nnlab.source_taken": ",".join(trials if taken == "all" else trials[:1])}
+                     "nnlab.source_taken": ",".join(trials[:len(taken)])}  # the best first, as the average holds them
         return tags

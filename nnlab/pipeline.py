@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nnlab import space
 from nnlab.budget import TimeBudget, format_duration
-from nnlab.config import ConfigError, ExperimentConfig, as_params
+from nnlab.config import ConfigError, ExperimentConfig, as_params, named_setting
 from nnlab.data import Dataset, load_dataset
 from nnlab.provenance import provenance_tags
 from nnlab.state import SearchError, open_state, search_lock, set_aside
@@ -336,10 +336,8 @@ def _store_named(config: ExperimentConfig, store_uri: str) -> str:
     """The MLflow store as the user named it: its flag, its key, its variable, or the default."""
     import os
 
-    if "tracking_uri" in getattr(config, "flags", ()):
-        return f"--tracking-uri {store_uri}"
-    if config.tracking_uri:
-        return f"{config.origin}: tracking_uri = {store_uri!r}"
+    if config.tracking_uri:  # a flag or the experiment file's key
+        return named_setting(config, "tracking_uri")
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return f"MLFLOW_TRACKING_URI={store_uri}"
     return f"the MLflow store {store_uri}"
