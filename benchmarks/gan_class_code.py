@@ -55,7 +55,7 @@ def main() -> int:
         hp.Fixed("class_code", code)
         keras.utils.set_random_seed(SEED)
         gan = build(hp, dataset.spec)
-        # The search's defaults (nnlab/generation.py): Adam at 2e-4 with beta_1 0.5 for both.
+        # The search's defaults (nnlab/models/gan.py): Adam at 2e-4 with beta_1 0.5 for both.
         gan.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
         latent = np.random.default_rng(2026).normal(size=(SAMPLES, gan.latent_dim)).astype("float32")
         seconds = 0.0

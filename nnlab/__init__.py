@@ -1,4 +1,5 @@
-"""nnlab: a Keras experiment lab. KerasTuner searches, MLflow tracks, the registry keeps the best."""
+"""nnlab: a Keras experiment lab. KerasTuner searches, MLflow tracks, the registry keeps the best.
+`load_model` imports MLflow inside functions, so that `import nnlab` itself stays light."""
 
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ found; on one without, it says nothing.
 `Acceleration` carries an experiment's training settings for accelerators (issue 14, "GPUs"):
 mixed precision for the whole process (`activate`), and what every hypermodel passes to
 `model.compile` (`compile_options`): XLA and steps per execution.
+
+TensorFlow and Keras are imported inside functions: importing this module loads neither.
 """
 
 from __future__ import annotations

@@ -2,7 +2,11 @@
 epoch, train it on, test it once, log it with its test metrics (and the data set's naive
 baselines beside them), register it, and move the `champion` alias when it beats the holder,
 as the task ranks them. The search (and later commands that train a model: fine-tuning, the
-GAN) hands it a trained tuner; tracking.py does the MLflow side.
+GAN) hands it a trained tuner; nnlab.tracking does the MLflow side. The task (nnlab.tasks) says
+which baselines and figures the champion gets.
+
+Keras, and the nnlab modules that load it, are imported inside functions (those that train): importing
+this module (nnlab.predict does, for CLASS_NAMES_TAG) loads no TensorFlow.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import json
 import time
 from dataclasses import dataclass
 from functools import partial
+
+import numpy as np
 
 from nnlab import plots
 from nnlab.provenance import package_version
@@ -47,8 +53,8 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
         chosen = _single_or_average(task, dataset, chosen, others, inputs, echo)
     label = ",".join(trial.trial_id for trial in chosen.trials)
     # Beside them, and logged with them, the forecasts that are no model: has it learnt anything?
-    test_metrics = chosen.test_metrics | baseline_metrics(
-        task, dataset.test[1], chosen.test_metrics, {**trivial_baselines(task, dataset), **dataset.baselines})
+    test_metrics = chosen.test_metrics | task.baseline_metrics(
+        dataset.test[1], chosen.test_metrics, {**task.trivial_baselines(dataset), **dataset.baselines})
     record = _logged_and_registered(config, hypermodel, dataset, tracker, chosen, inputs, test_metrics, label)
     figures = _champion_figures(task, dataset, chosen, label, best_trial, further_logs)
     return Champion(record, test_metrics, figures, label)
@@ -87,8 +93,6 @@ def _single_or_average(task, dataset, best: _Chosen, others: list[tuple], inputs
     """The best trial alone, or the average of it and `others` unless the validation split is
     sure the best alone is better (SINGLE_SURE); either way with both test scores and the
     validation comparison added to its test metrics, and the choice said."""
-    import numpy as np
-
     from nnlab.hypermodel import PREDICT_BATCH_SIZE, scores
     from nnlab.tabular import keras_inputs
 
@@ -149,8 +153,8 @@ def _champion_figures(task, dataset, chosen: _Chosen, label: str, best_trial, fu
     """The champion's figures, name -> a function that draws it: the task's kinds that this
     data can show, and the best trial's further training curves where it had any."""
     title = f"champion ({'trial' if len(chosen.trials) == 1 else 'average of trials'} {label.replace(',', ', ')})"
-    figures = {f"champion_{kind}": partial(FIGURES[kind], chosen.model, dataset, chosen.predictions, title)
-               for kind in task.champion_figures if dataset.spec.kind in FIGURE_DATA_KINDS.get(kind, (dataset.spec.kind,))}
+    figures = {f"champion_{kind}": partial(draw, chosen.model, dataset, chosen.predictions, title)
+               for kind, draw in task.champion_figures(dataset.spec.kind).items()}
     if further_logs:
         epochs, logs = zip(*further_logs)
         figures["champion_learning_curves"] = partial(
@@ -171,8 +175,6 @@ RESAMPLES = 1000
 def single_better_share(task, targets, single, averaged, seed: int = 0) -> float:
     """The share of bootstrap resamples of the validation examples on which `single`'s
     predictions have a lower mean loss than `averaged`'s (paired: the same examples for both)."""
-    import numpy as np
-
     difference = task.example_losses(targets, single) - task.example_losses(targets, averaged)
     generator = np.random.default_rng(seed)
     lower = sum(difference[generator.integers(0, len(difference), len(difference))].mean() < 0
@@ -238,81 +240,3 @@ def _joined(tag_sets: list[dict]) -> dict:
     keys = dict.fromkeys(key for tags in tag_sets for key in tags)
     return {key: tag_sets[0][key] if all(tags.get(key) == tag_sets[0].get(key) for tags in tag_sets)
             else ",".join(str(tags.get(key, "")) for tags in tag_sets) for key in keys}
-
-
-def trivial_baselines(task, dataset) -> dict:
-    """What a model that learnt nothing from the inputs predicts on the test split, for any data
-    set: the training split's most frequent class ("majority"), or its mean ("mean")."""
-    import numpy as np
-
-    targets, count = dataset.train[1], len(dataset.test[1])
-    if task.name == "classification":
-        majority = np.zeros((count, dataset.spec.num_classes), dtype=np.float32)
-        majority[:, int(np.bincount(np.ravel(targets), minlength=dataset.spec.num_classes).argmax())] = 1
-        return {"majority": majority}
-    if task.name == "regression":
-        mean = np.mean(np.asarray(targets, dtype=np.float64).reshape(len(targets), -1), axis=0)
-        return {"mean": np.broadcast_to(mean, (count, mean.size)).astype(np.float32)}
-    return {}
-
-
-def baseline_metrics(task, targets, test_metrics: dict, baselines: dict) -> dict:
-    """The predictions that are no model (the majority class or the training mean, a series'
-    naive forecasts), scored on the test split like the champion: test_<metric>_<name> each, and
-    the champion's score over the best of them (RMSE below 1, accuracy above 1: the model beats
-    every one of them)."""
-    if not baselines:
-        return {}
-    scores = {name: task.score(targets, predictions) for name, predictions in baselines.items()}
-    best = max(scores.values()) if task.higher_is_better else min(scores.values())
-    metrics = {f"{task.test_key}_{name}": value for name, value in scores.items()}
-    if best:
-        metrics[f"{task.test_key}_over_best_baseline"] = test_metrics[task.test_key] / best
-    return metrics
-
-
-# ------------------------------------------------------------ what the champion is drawn as
-# Each kind: (model, dataset, test predictions, title) -> Figure; the task names its kinds.
-
-
-def _confusion_matrix(_model, dataset, predictions, title):
-    return plots.confusion_matrix(dataset.test[1], predictions, title)
-
-
-def _misclassified(_model, dataset, predictions, title):
-    return plots.worst_misclassified(*dataset.test, predictions, title, pixel_max=dataset.spec.pixel_max)
-
-
-def _first_layer_weights(model, _dataset, _predictions, title):
-    return plots.first_layer_weights(model, title)
-
-
-def _forecast(_model, dataset, predictions, title):
-    return plots.forecast_against_actual(dataset.test_times, dataset.test[1], predictions, dataset.baselines,
-                                         f"{title}: forecast on the test period")
-
-
-def _samples(_model, dataset, predictions, title):
-    return plots.sample_grid(predictions[:plots.SAMPLE_GRID], dataset.spec.pixel_max, f"{title}: generated from fixed latent vectors")
-
-
-def _predicted_against_actual(_model, dataset, predictions, title):
-    return plots.predicted_against_actual(dataset.test[1], predictions, f"{title}: test predictions")
-
-
-def _residuals(_model, dataset, predictions, title):
-    return plots.residual_histogram(dataset.test[1], predictions, f"{title}: test residuals")
-
-
-# Figures that draw the data itself, and the kinds of data they can draw (DataSpec.kind); the
-# others draw any: a table has no pixels to show, nor a time axis.
-FIGURE_DATA_KINDS = {"misclassified": ("image",), "first_layer_weights": ("image",), "forecast": ("sequence",)}
-FIGURES = {
-    "confusion_matrix": _confusion_matrix,
-    "misclassified": _misclassified,
-    "first_layer_weights": _first_layer_weights,
-    "forecast": _forecast,
-    "predicted_against_actual": _predicted_against_actual,
-    "residuals": _residuals,
-    "samples": _samples,
-}

@@ -1,6 +1,7 @@
 """What the searching commands (`nnlab.search`, `nnlab.finetune`) share: the data's first load
 with its notices, `run_command` around the work (every user mistake one line and exit code 2,
-Ctrl-C and SIGTERM a clean stop with the command to run again), and the results printed."""
+Ctrl-C and SIGTERM a clean stop with the command to run again), and the results printed.
+MLflow is imported inside functions, so that a user's mistake is said before it loads."""
 
 from __future__ import annotations
 
@@ -11,20 +12,20 @@ import signal
 import sys
 import time
 
+from nnlab.accelerators import start_tensorflow
 from nnlab.budget import format_duration
-from nnlab.config import ConfigError, ExperimentConfig
-from nnlab.data import DataError, Dataset, load_dataset
-from nnlab.pipeline import SearchFailed, SearchResult
-from nnlab.source import SourceError
-from nnlab.state import SearchError
+from nnlab.config import ExperimentConfig
+from nnlab.data import Dataset, load_dataset
+from nnlab.errors import USER_ERRORS, SearchFailed, print_error
+from nnlab.formats import render
+from nnlab.pipeline import SearchResult
+from nnlab.tasks import get_task
 
 
 def load_data(prog: str, config: ExperimentConfig, quiet: bool = False) -> Dataset:
     """The experiment's data, its notices and its size said to the user (unless `quiet`: a
     worker's chief has said them); TensorFlow started first, quietly, and the GPUs it found named
     (nnlab/accelerators.py)."""
-    from nnlab.accelerators import start_tensorflow
-
     start_tensorflow(echo=None if quiet else lambda line: print(f"{prog}: {line}"))
     if quiet:  # Keras' own "Downloading data from ..." too
         with contextlib.redirect_stdout(io.StringIO()):
@@ -48,13 +49,11 @@ def run_command(prog: str, module: str, argv, work, stopped: str | None) -> int:
     with signals_interrupt() as received:
         try:
             result = work(lambda: bool(received))
-        except (ConfigError, DataError, SearchError, SourceError) as error:
-            print(f"{prog}: error: {error}", file=sys.stderr)
+        except USER_ERRORS as error:
+            print_error(prog, error)
             return 2
         except SearchFailed as error:
-            print(f"{prog}: error: {error}", file=sys.stderr)
-            for line in error.details:
-                print(f"{prog}:   {line}", file=sys.stderr)
+            print_error(prog, error, error.details)
             return 1
         except KeyboardInterrupt:
             number = received[0] if received else signal.SIGINT
@@ -70,7 +69,6 @@ def run_command(prog: str, module: str, argv, work, stopped: str | None) -> int:
 
 
 def print_results(result: SearchResult, echo=print) -> None:
-    from nnlab.report import render
     from nnlab.tracking import DEFAULT_TRACKING_URI, runs_page
 
     echo(f"\nLeaderboard (best first, {min(15, len(result.leaderboard))} of {len(result.leaderboard)} trials):")
@@ -84,8 +82,6 @@ def print_results(result: SearchResult, echo=print) -> None:
     elif result.promoted:
         echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion now points to it.")
     else:
-        from nnlab.task import get_task
-
         holder, score = result.alias_holder
         held = f" ({get_task(result.task).test_key} {score:.4f})" if score is not None else ""
         echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion stays "

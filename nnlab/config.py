@@ -21,7 +21,9 @@ from nnlab import space
 from nnlab.budget import parse_duration
 from nnlab.cli import as_typed, flag_name
 from nnlab.data import DATASETS
+from nnlab.errors import ConfigError
 from nnlab.models import FAMILIES, families_for
+from nnlab.source import source_label
 
 TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
 
@@ -42,10 +44,6 @@ KIND_TRAINING_DEFAULTS = {
 EXPERIMENTS_DIR = Path("experiments")
 # Names become MLflow names and folders under tuning/ and mlruns/: no separators, no "..".
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, worded for the user."""
 
 
 @dataclass(frozen=True)
@@ -125,8 +123,6 @@ class ExperimentConfig:
         """The tuning/ folder and the registered model: one search per experiment and model,
         and per source for a fine-tune ("digits-from-mnist-cnn")."""
         if self.source is not None:
-            from nnlab.source import source_label
-
             return f"{self.name}-from-{source_label(self.source)}"
         return f"{self.name}-{self.model}"
 

@@ -4,22 +4,27 @@ A fine-tune is a search of the transfer family (nnlab/models/transfer.py) over t
 data: `--strategy` fixes its strategy and the search is one trial; `--search` lets KerasTuner
 choose the strategy, the depth to unfreeze and the two learning rates, and registers its best
 trial or the average of its best three, unless the best alone is surely better on validation
-(`--ensemble`, the shared champion step's). The search machinery does the rest unchanged: a parent run in the target's MLflow experiment tagged with the source's
-lineage, a nested run per trial, the figures, and the result registered as a new version of
-`<target>-from-<source>` (`digits-from-mnist-cnn`), whose `champion` alias moves only to a
-version that tests better. The source is read, never changed.
+(`--ensemble`, the shared champion step's). The search machinery does the rest unchanged: a
+parent run in the target's MLflow experiment tagged with the source's lineage, a nested run per
+trial, the figures, and the result registered as a new version of `<target>-from-<source>`
+(`digits-from-mnist-cnn`), whose `champion` alias moves only to a version that tests better. The
+source is read, never changed. Keras is imported inside functions, once the arguments are checked.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 
 from nnlab import cli
+from nnlab.commands import load_data, run_command
 from nnlab.config import load_config, validate
+from nnlab.errors import SourceError
 from nnlab.models import TRANSFER_SOURCE_MEMBERS as SOURCE_MEMBERS
 from nnlab.models import TRANSFER_STRATEGIES as STRATEGIES
-from nnlab.source import SourceError
+from nnlab.pipeline import run_search
+from nnlab.source import load_source
 
 PROG = "nnlab.finetune"
 SEARCHED_STRATEGIES = ["fine-tune", "feature-extraction", "full"]  # scratch is the comparison, not a candidate
@@ -90,8 +95,6 @@ def parse_args(argv=None):
 
 
 def _rate(text: str) -> float:
-    import argparse
-
     try:
         value = float(text)
     except ValueError:
@@ -147,16 +150,12 @@ def taken_line(source: str, trials: list[str], taken: str) -> str:
 
 
 def main(argv=None) -> int:
-    from nnlab.commands import load_data, run_command
-
     args = parse_args(argv)
 
     def finetune(interrupted):
         config = finetune_config(args)
         dataset = load_data(PROG, config)
         from nnlab.models.transfer import DEFAULT_SOURCE_MEMBERS, body_layer_count, cannot_adapt, member_trials
-        from nnlab.pipeline import run_search
-        from nnlab.source import load_source
 
         source = load_source(config.source, config.tracking_uri)
         problem = cannot_adapt(dataset.spec, source.model)

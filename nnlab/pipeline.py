@@ -2,8 +2,8 @@
 policy, the space checked, the budget), opening (the tuner state, the store, the oracle, the
 search's run), the trials (here or in worker processes), and the conclusion (the leaderboard,
 the figures, the champion registered). `run_search` runs them; `python -m nnlab.search` and
-`python -m nnlab.finetune` both call it. TensorFlow and MLflow are imported inside the steps,
-so that a config or data mistake is reported without loading them.
+`python -m nnlab.finetune` both call it. TensorFlow and MLflow are imported inside functions
+(the steps), so that a config or data mistake is reported without loading them.
 """
 
 from __future__ import annotations
@@ -11,26 +11,24 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from nnlab import space
+from nnlab.accelerators import Acceleration, missing_gpus
 from nnlab.budget import TimeBudget, format_duration
-from nnlab.config import ConfigError, ExperimentConfig, as_params, named_setting
+from nnlab.config import ExperimentConfig, as_params, named_setting
 from nnlab.data import Dataset, load_dataset
+from nnlab.errors import ConfigError, SearchError, SearchFailed, WorkersError, one_line
+from nnlab.models import get_builder
 from nnlab.provenance import provenance_tags
-from nnlab.state import SearchError, open_state, search_lock, set_aside
+from nnlab.source import load_source
+from nnlab.state import open_state, search_lock, set_aside
+from nnlab.workers import OracleServer, Workers, check_address, check_worker_count, tracking_server
 
 TUNING_ROOT = Path("tuning")
-
-
-class SearchFailed(RuntimeError):
-    """The search ran but cannot produce a champion: no trial finished, or too many failed."""
-
-    def __init__(self, message: str, details: list[str] | None = None):
-        super().__init__(message)
-        self.details = details or []
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class SearchResult:
     stopped_because: str | None = None
     experiment: str = ""  # the MLflow experiment, and the model family searched
     model: str = ""
-    task: str = "classification"  # how the scores are ranked (nnlab.task)
+    task: str = "classification"  # how the scores are ranked (nnlab.tasks)
     experiment_id: str = ""
 
 
@@ -131,7 +129,6 @@ class _Search:
         """The tuner state, the store (a local server for several writers), the tuner, the
         oracle's server, what the family needs, and the search's run: opened or resumed."""
         from nnlab.tracking import SearchTracker, absolute_uri, ensure_experiment, sqlite_file
-        from nnlab.workers import tracking_server
 
         config, workers = self.config, self.workers
         replaced = servers.enter_context(set_aside(self.directory))
@@ -166,8 +163,7 @@ class _Search:
         """KerasTuner's tuner, and with workers its oracle served to them. KerasTuner reloads its
         state and builds the model with the space's first values: a space that cannot build, or
         damaged state, stops here, before anything is tracked."""
-        from nnlab.tuner import make_tuner, one_line
-        from nnlab.workers import OracleServer, WorkersError
+        from nnlab.tuner import make_tuner
 
         budget, tracker = self.budget, self.tracker
         try:
@@ -220,8 +216,6 @@ class _Search:
 
     def run_trials(self) -> None:
         """The trials, here or in the workers; a search that cannot go on raises SearchFailed."""
-        from nnlab.workers import Workers, WorkersError
-
         config, oracle = self.config, self.tuner.oracle
         if self.oracle_server is None:
             self.tuner.search(*self.dataset.train, validation_data=self.dataset.validation, epochs=config.epochs,
@@ -233,7 +227,7 @@ class _Search:
             except WorkersError as error:
                 self.stop_tags = {"nnlab.stopped": str(error)}
                 raise SearchFailed(f"search {config.tuning_name} stopped: {error}") from None
-        if oracle.broken:  # nnlab.tuner.KeepsWorking
+        if oracle.broken:  # nnlab.oracles.KeepsWorking
             self.stop_tags = {"nnlab.stopped": oracle.broken}
             raise SearchFailed(f"search {config.tuning_name} stopped: the search's oracle failed: "
                                f"{oracle.broken}; its state is in {self.directory}")
@@ -303,7 +297,6 @@ def check_before_start(config: ExperimentConfig, workers=None) -> None:
     naming the flag (or key) and value. The workers' count against this machine, the oracle's
     address, and the MLflow store: a server that answers, or a SQLite file that can be written."""
     from nnlab.tracking import resolve_tracking_uri, store_problem
-    from nnlab.workers import check_address, check_worker_count
 
     store_uri = resolve_tracking_uri(config.tracking_uri)
     if workers is not None:
@@ -320,8 +313,6 @@ def check_before_start(config: ExperimentConfig, workers=None) -> None:
         except ValueError as error:
             raise ConfigError(f"--oracle {error}") from None
         if workers.gpus:
-            from nnlab.accelerators import missing_gpus
-
             problem = missing_gpus(workers.gpus)  # loads TensorFlow, as the data's loading would
             if problem:
                 raise ConfigError(f"--gpus {','.join(workers.gpus)}: {problem}")
@@ -334,8 +325,6 @@ def check_before_start(config: ExperimentConfig, workers=None) -> None:
 
 def _store_named(config: ExperimentConfig, store_uri: str) -> str:
     """The MLflow store as the user named it: its flag, its key, its variable, or the default."""
-    import os
-
     if config.tracking_uri:  # a flag or the experiment file's key
         return named_setting(config, "tracking_uri")
     if os.environ.get("MLFLOW_TRACKING_URI"):
@@ -345,8 +334,6 @@ def _store_named(config: ExperimentConfig, store_uri: str) -> str:
 
 def source_of(config: ExperimentConfig, source=None):
     """The transfer family's source model, loaded unless given."""
-    from nnlab.source import load_source
-
     if config.source is not None and source is None:
         return load_source(config.source, config.tracking_uri)
     return source
@@ -355,9 +342,7 @@ def source_of(config: ExperimentConfig, source=None):
 def hypermodel_policy(config: ExperimentConfig, dataset: Dataset, source):
     """make_hypermodel for this experiment, waiting for its space and trial timeout; Keras'
     dtype policy set for the process (mixed precision or not) before any model is built."""
-    from nnlab.accelerators import Acceleration
     from nnlab.policies import make_hypermodel
-    from nnlab.models import get_builder
 
     accelerate = Acceleration.from_config(config)
     accelerate.activate()
@@ -368,7 +353,6 @@ def hypermodel_policy(config: ExperimentConfig, dataset: Dataset, source):
 def _log_figures(tracker, figures: dict) -> list[str]:
     """Draw the figures and log them on the search's run; returns why any could not be drawn."""
     from nnlab import plots
-    from nnlab.tuner import one_line
 
     images, errors = plots.draw_all(figures)
     tracker.log_images(images)

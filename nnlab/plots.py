@@ -1,6 +1,6 @@
 """Matplotlib figures of a search: learning curves, confusion matrix, the worst mistakes, first-layer
 weights, and the shape of the search. Pure functions: arrays and tables in, a Figure out; logging
-them is tracking.py's job. Figures are built without pyplot (no global state, nothing to close
+them is nnlab.tracking's job. Figures are built without pyplot (no global state, nothing to close
 between trials) and drawn with the Agg backend, so no display is needed.
 
 Layouts are fixed in inches rather than solved: matplotlib's constrained layout took about half

@@ -8,7 +8,8 @@ left aside). A classifier prints the most probable class, by name where the regi
 names them (`nnlab.class_names`), with its probability; a regression prints the value.
 
 A file the model cannot take is one line on stderr naming it; the others are still predicted,
-and the exit code is 2.
+and the exit code is 2. TensorFlow, MLflow, pandas and Pillow are imported inside functions, so
+that a mistake in the arguments answers at once.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from nnlab import cli
+from nnlab.accelerators import start_tensorflow
+from nnlab.errors import InputError, TrackingError, print_error
 
 PROG = "nnlab.predict"
 BATCH_SIZE = 256
-
-
-class InputError(ValueError):
-    """A file the model cannot take: the message names it and says why."""
 
 
 def parse_args(argv=None):
@@ -41,7 +42,6 @@ def image_batch(paths: list[Path], model):
     each resized to the model's input and scaled to its range. A model that rescales raw pixels
     inside itself (a `to_unit_range` layer, 1 / pixel_max) takes pixel_max for white; one without
     takes MNIST's 0-1."""
-    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     _, height, width, channels = model.input.shape
@@ -100,8 +100,6 @@ def table_rows(path: Path, columns: list[str]):
 
 def describe(outputs, class_names: list[str] | None) -> list[str]:
     """One text per prediction: "7 (0.98)", or the value."""
-    import numpy as np
-
     outputs = np.asarray(outputs)
     if outputs.ndim == 2 and outputs.shape[1] > 1:  # class probabilities
         names = class_names or [str(number) for number in range(outputs.shape[1])]
@@ -140,9 +138,8 @@ def predict(model, class_names, files: list[Path], echo=print, complain=None) ->
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from nnlab.accelerators import start_tensorflow
     from nnlab.champion import CLASS_NAMES_TAG
-    from nnlab.tracking import TrackingError, load_registered_model, registered_version
+    from nnlab.tracking import load_registered_model, registered_version
 
     try:
         version = registered_version(args.model, args.tracking_uri)
@@ -151,7 +148,7 @@ def main(argv=None) -> int:
         names = json.loads(version.tags[CLASS_NAMES_TAG]) if CLASS_NAMES_TAG in version.tags else None
         refused = predict(model, names, [Path(file) for file in args.files])
     except (TrackingError, InputError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print_error(PROG, error)
         return 2
     return 2 if refused else 0
 

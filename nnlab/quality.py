@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import warnings
 
+import keras
 import numpy as np
+from scipy import linalg
+
+from nnlab.models.transfer import head_index, members
 
 BATCH_SIZE = 256
 
@@ -19,8 +23,6 @@ BATCH_SIZE = 256
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two sets of feature rows: the
     distance between the Gaussians fitted to them (0 for identical sets)."""
-    from scipy import linalg
-
     features_a, features_b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
     mean_a, mean_b = features_a.mean(axis=0), features_b.mean(axis=0)
     covariance_a, covariance_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
@@ -42,10 +44,6 @@ class Judge:
     (champion.average_model) is judged by its first member's."""
 
     def __init__(self, classifier):
-        import keras
-
-        from nnlab.models.transfer import head_index, members
-
         classifier = members(classifier)[0]
         head = classifier.layers[head_index(classifier)]
         self.input_shape = tuple(classifier.inputs[0].shape[1:])

@@ -4,54 +4,23 @@
 The latest search of the experiment (of `--model` when given, or of the model an experiment file
 names), best trial first: its status, best objective, best epoch, parameter count, training time
 and searched hyperparameters. `--format markdown` pastes into a README, `--format csv` into a
-spreadsheet. Reads the store only; loads no TensorFlow, so it answers in a few seconds.
+spreadsheet. Reads the store only; loads no TensorFlow, so it answers in a few seconds. MLflow is
+imported inside functions, once the arguments are known to be right.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 
 from nnlab import cli
-from nnlab.config import ConfigError, load_config
+from nnlab.config import load_config
+from nnlab.errors import ConfigError, TrackingError, print_error
+from nnlab.formats import FORMATS, render
 from nnlab.models import family_names
+from nnlab.tasks import get_task
 
 PROG = "nnlab.report"
-FORMATS = ("table", "csv", "markdown")
-
-
-def _number(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def to_markdown(table) -> str:
-    """A GitHub-flavoured Markdown table, numbers right-aligned (pandas' own needs `tabulate`)."""
-    import pandas as pd
-
-    numeric = [pd.api.types.is_numeric_dtype(table[column]) and not pd.api.types.is_bool_dtype(table[column])
-               for column in table.columns]
-    lines = ["| " + " | ".join(str(column) for column in table.columns) + " |",
-             "| " + " | ".join("---:" if is_number else "---" for is_number in numeric) + " |"]
-    for row in table.itertuples(index=False):
-        cells = [_number(value.item() if hasattr(value, "item") else value) for value in row]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(lines)
-
-
-def render(table, output_format: str) -> str:
-    import pandas as pd
-
-    if output_format == "csv":
-        return table.to_csv(index=False).rstrip("\n")
-    if output_format == "markdown":
-        return to_markdown(table)
-    with pd.option_context("display.width", 250, "display.max_columns", 40):
-        return table.to_string(index=False, float_format=lambda value: f"{value:.4g}", na_rep="-")
 
 
 def _parser() -> cli.Parser:
@@ -86,25 +55,22 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         name, model, tracking_uri = _experiment(args.experiment, args.model, args.tracking_uri)
-        from nnlab.tracking import TrackingError, find_searches, resolve_tracking_uri, trial_leaderboard
+        from nnlab.tracking import find_searches, resolve_tracking_uri, trial_leaderboard
 
         try:
             searches = find_searches(name, tracking_uri, model)
         except TrackingError as error:
             raise ConfigError(str(error)) from None
     except ConfigError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print_error(PROG, error)
         return 2
     if args.champions:
         return _champions(name, tracking_uri, args.format)
     if not searches:
         which = f" of model {model}" if model else ""
-        print(f"{PROG}: error: experiment {name} holds no search{which} in {resolve_tracking_uri(tracking_uri)}",
-              file=sys.stderr)
+        print_error(PROG, f"experiment {name} holds no search{which} in {resolve_tracking_uri(tracking_uri)}")
         return 2
     search = searches[0]
-    from nnlab.task import get_task
-
     table = trial_leaderboard(resolve_tracking_uri(tracking_uri), search.experiment_id, search.run_id,
                               get_task(search.task))
     trials = len(table)
@@ -129,8 +95,8 @@ def _champions(name: str, tracking_uri: str | None, output_format: str) -> int:
 
     table = champions_table(name, tracking_uri)
     if table.empty:
-        print(f"{PROG}: error: experiment {name} has no registered champion in {resolve_tracking_uri(tracking_uri)}; "
-              f"a search registers one (python -m nnlab.search {name})", file=sys.stderr)
+        print_error(PROG, f"experiment {name} has no registered champion in {resolve_tracking_uri(tracking_uri)}; "
+                          f"a search registers one (python -m nnlab.search {name})")
         return 2
     if output_format == "table":
         print(f"{name}: {len(table)} registered famil{'ies' if len(table) != 1 else 'y'}, each its champion "

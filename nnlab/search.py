@@ -2,7 +2,8 @@
 
 `run_search(config, ...)` (nnlab/pipeline.py) is the library entry point; `main` parses the
 command line and hands the search to nnlab.commands.run_command, which turns every user mistake
-into one line on stderr and exit code 2 and prints the results.
+into one line on stderr and exit code 2 and prints the results. Keras, KerasTuner and MLflow are
+imported inside functions, so that `--help` and a mistake in the arguments answer at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import contextlib
 import gc
 import io
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -19,11 +22,12 @@ from nnlab.budget import parse_duration
 from nnlab.commands import load_data, run_command
 from nnlab.config import TUNER_NAMES, ExperimentConfig, load_config
 from nnlab.data import Dataset
+from nnlab.errors import SearchError, SearchFailed, print_error
 from nnlab.models import family_names
-from nnlab.pipeline import (TUNING_ROOT, SearchFailed, SearchResult, check_before_start, hypermodel_policy, run_search,
-                            source_of)
-from nnlab.state import SearchError
-from nnlab.workers import DEFAULT_TRIALS_PER_WORKER
+from nnlab.pipeline import TUNING_ROOT, SearchResult, check_before_start, hypermodel_policy, run_search, source_of
+from nnlab.state import check_state
+from nnlab.workers import (DEFAULT_TRIALS_PER_WORKER, WORKER_RETIRED, WorkerPlan, check_address, die_with_chief,
+                           quiet_trial_protos, split_address, wait_while_idle, worker_environment)
 
 PROG = "nnlab.search"  # how messages to the user begin
 
@@ -36,14 +40,10 @@ def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_i
     the chief for trials and runs them, each a nested run of the chief's search run, until the
     chief has none left (returns 0) or this worker has run `trials_each` (returns
     nnlab.workers.WORKER_RETIRED: the chief starts a fresh process in its place)."""
-    import os
-
     import keras
 
-    from nnlab.state import check_state
     from nnlab.tracking import SearchTracker
     from nnlab.tuner import WorkerRetires, make_tuner
-    from nnlab.workers import WORKER_RETIRED, quiet_trial_protos, split_address, wait_while_idle, worker_environment
 
     keras.utils.set_random_seed(config.seed)
     directory = Path(tuning_root) / config.tuning_name
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     try:
         plan = _worker_plan(args)
     except ValueError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print_error(PROG, error)
         return 2
 
     def search(interrupted) -> SearchResult:
@@ -157,8 +157,6 @@ def main(argv=None) -> int:
 
 def _worker_plan(args):
     """The chief's WorkerPlan from the command line; ValueError for a mistake in it."""
-    from nnlab.workers import WorkerPlan, split_address
-
     if args.worker_id is not None:
         raise ValueError("--worker-id is for --role worker")
     for flag, value in (("--workers", args.workers), ("--worker-trials", args.worker_trials)):
@@ -187,18 +185,14 @@ def _worker_plan(args):
 
 
 def _worker_main(args, overrides) -> int:
-    import socket
-
-    from nnlab.workers import check_address, die_with_chief
-
     die_with_chief()
     if args.oracle is None:
-        print(f"{PROG}: error: --role worker needs --oracle HOST:PORT, the chief's address", file=sys.stderr)
+        print_error(PROG, "--role worker needs --oracle HOST:PORT, the chief's address")
         return 2
     try:
         check_address(args.oracle, listen=False)
     except ValueError as error:
-        print(f"{PROG}: error: --oracle {error}", file=sys.stderr)
+        print_error(PROG, f"--oracle {error}")
         return 2
     worker_id = args.worker_id or f"worker-{socket.gethostname()}"
 

@@ -1,6 +1,7 @@
 """The trained model a fine-tune starts from: a registered model or a `.keras` file, resolved
-and loaded once, before anything is created. `tracking.py` reads the registry; this module says
-what a source is and what of it a fine-tune records (its lineage)."""
+and loaded once, before anything is created. `nnlab.tracking` reads the registry; this module says
+what a source is and what of it a fine-tune records (its lineage).
+Keras and MLflow are imported inside functions, when a source is loaded."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class SourceError(ValueError):
-    """A source that cannot be used: the message names it and says why."""
+from nnlab.errors import SourceError, TrackingError
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def load_source(reference: str, tracking_uri: str | None = None) -> Source:
             raise SourceError(f"{path} is not a Keras model Keras can load ({reason})") from None
         tags = {"nnlab.source": str(path.resolve())}
     else:
-        from nnlab.tracking import TrackingError, load_registered_model, registered_version
+        from nnlab.tracking import load_registered_model, registered_version
 
         try:
             version = registered_version(reference, tracking_uri)

@@ -14,6 +14,8 @@ A builder declares a number's legal limits where it declares the number, `within
 FRACTION).Float("dropout", 0.0, 0.5, ...)`: the values any search of it may reach (a dropout
 below 1, a learning rate above 0), wider than the range it searches by default. `check` refuses
 a `[space]` entry outside them, naming them.
+
+Keras and KerasTuner are imported inside functions, so that `parse` checks a config without them.
 """
 
 from __future__ import annotations
@@ -21,13 +23,11 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
+from nnlab.errors import SpaceError
+
 _SCALARS = (bool, int, float, str)
 # The attribute of the `hp` that `declared` builds with, where `within` records each number's Bounds.
 _RECORDED = "nnlab_bounds"
-
-
-class SpaceError(ValueError):
-    """A `[space]` entry that cannot apply; the message names the entry."""
 
 
 @dataclass(frozen=True)

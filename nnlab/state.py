@@ -16,6 +16,9 @@ import shutil
 import uuid
 from pathlib import Path
 
+from nnlab.errors import SearchError
+from nnlab.models import FAMILIES
+
 try:
     import fcntl
 except ImportError:  # not on Windows: no lock there
@@ -28,10 +31,6 @@ SEARCH_DEFINING = ("dataset", "model", "tuner", "epochs", "seed", "batch_size", 
                    "validation_fraction", "hyperband_factor", "space", "data", "source", "mixed_precision")
 
 
-class SearchError(RuntimeError):
-    """A search that cannot go on as asked; the message says what to do."""
-
-
 @dataclasses.dataclass(frozen=True)
 class SearchState:
     search_id: str
@@ -42,8 +41,6 @@ class SearchState:
 def _settings(config, data_source: str) -> dict:
     """What defines a search, as nnlab.json keeps it: the settings, where the data came from and
     the version of the family's builder."""
-    from nnlab.models import FAMILIES
-
     family = FAMILIES.get(config.model)
     return ({key: getattr(config, key) for key in SEARCH_DEFINING}
             | {"data_source": data_source, "architecture": family.architecture if family is not None else None})

@@ -15,6 +15,8 @@ nnlab nor TensorFlow directly, so that it ships inside every registered table mo
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 
@@ -107,6 +109,4 @@ class _TableModel:
 def _load_pyfunc(path):
     """Called by mlflow.pyfunc.load_model (the MLmodel's python_function loader_module) with the
     model's folder; the Keras flavor keeps the model in data/model.keras."""
-    import os
-
     return _TableModel(keras.saving.load_model(os.path.join(path, "data", "model.keras"), safe_mode=True))

@@ -7,12 +7,15 @@ starts the local workers, replaces each one after its share of trials (a process
 takes all its memory with it: KerasTuner's grows trial after trial in one process), puts back
 the trial of a worker that dies for another to run, and stops them all when the search ends or
 is stopped. SQLite takes one writer at a time: with several workers and the project's SQLite
-store, a local `mlflow server` stands in front of it and every process talks to that.
+store, a local `mlflow server` stands in front of it and every process talks to that. gRPC,
+KerasTuner and MLflow are imported inside functions: the search command imports this module to
+check its flags, before anything is loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -21,8 +24,12 @@ import sys
 import threading
 import time
 import urllib.request
+from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from nnlab.accelerators import start_tensorflow
+from nnlab.errors import WorkersError
 
 # A worker's exit codes that the chief reads: it ran its share of trials and wants replacing;
 # a mistake of the user's (the same as the command's own, said on stderr already).
@@ -40,10 +47,6 @@ DEFAULT_TRIALS_PER_WORKER = 10
 WORKER_MEMORY_BYTES = 1 << 30
 # How long a host name may take to resolve before an --oracle address is refused.
 RESOLVE_SECONDS = 5
-
-
-class WorkersError(RuntimeError):
-    """The workers cannot go on: the message says why."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,6 @@ class OracleServer:
 
     def __init__(self, oracle, bind: str):
         import grpc
-        from concurrent import futures
-
         from keras_tuner.src import protos
         from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
@@ -221,8 +222,6 @@ def die_with_chief() -> None:
 def _parent_death_signal(number: int) -> bool:
     """Ask Linux for `number` when this process's parent dies; False where it cannot."""
     try:
-        import ctypes
-
         return ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, number) == 0  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return False
@@ -258,8 +257,6 @@ def supervise(command: list[str]) -> int:
         # The server's own children (uvicorn) become this process's when the server ends, so
         # that it can wait for them too (PR_SET_CHILD_SUBREAPER).
         with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(36, 1)
         if os.getppid() != chief:  # the chief died before the line above
             stop(signal.SIGTERM, None)
@@ -387,7 +384,7 @@ class Workers:
     oracle has no trial left and every trial has ended."""
 
     plan: WorkerPlan
-    oracle: object  # the chief's KerasTuner oracle (nnlab.tuner's mixins)
+    oracle: object  # the chief's KerasTuner oracle (nnlab.oracles' mixins)
     server: OracleServer
     tracking_uri: str
     kill_trial_runs: object  # callable(trial_id, reason): the trial's RUNNING runs end KILLED
@@ -397,8 +394,6 @@ class Workers:
     def __post_init__(self):
         gpus = list(self.plan.gpus)
         if not gpus and self.plan.count > 1:
-            from nnlab.accelerators import start_tensorflow
-
             gpus = [str(index) for index in range(len(start_tensorflow()))]  # each worker its own, in turn
         self.slots = [_Slot(f"worker{index + 1}", gpus[index % len(gpus)] if gpus else None)
                       for index in range(self.plan.count)]
@@ -419,7 +414,7 @@ class Workers:
             while not self._finished():
                 if interrupted():
                     raise KeyboardInterrupt
-                if getattr(self.oracle, "broken", None):  # nnlab.tuner.KeepsWorking: no trial is handed out
+                if getattr(self.oracle, "broken", None):  # nnlab.oracles.KeepsWorking: no trial is handed out
                     raise WorkersError(f"the search's oracle failed: {self.oracle.broken}")
                 for slot in self.slots:
                     if not slot.done and slot.process.poll() is not None:

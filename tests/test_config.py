@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nnlab.config import TUNER_NAMES, ConfigError, load_config
+from nnlab.config import TUNER_NAMES, load_config
+from nnlab.errors import ConfigError
 
 
 def write(path, text):
@@ -104,7 +105,7 @@ def test_unknown_experiment_lists_the_known_ones(workdir):
 
 
 def test_tuner_names_match_the_algorithms():
-    from nnlab.tuner import ALGORITHMS
+    from nnlab.oracles import ALGORITHMS
 
     assert set(TUNER_NAMES) == set(ALGORITHMS)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import BROKEN_MNIST, offline, write_broken_mnist, write_idx
 
-from nnlab.data import DataError, load_dataset, load_mnist
+from nnlab.data import load_dataset, load_mnist
+from nnlab.errors import DataError
 
 
 def test_idx_files_plain_and_gzip(idx_dir, mnist_subset):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from conftest import offline, write_idx
 
-from nnlab.data import DATASETS, DataError, downloads, load_dataset
+from nnlab.data import DATASETS, downloads, load_dataset
 from nnlab.data.downloads import CIFAR10_CLASSES, FASHION_MNIST_CLASSES, load_cifar10, load_fashion_mnist
+from nnlab.errors import DataError
 from nnlab.search import main
 
 LOADERS = {"fashion_mnist": load_fashion_mnist, "cifar10": load_cifar10}

@@ -41,7 +41,8 @@ def test_a_family_defined_outside_nnlab_is_searched_tracked_and_registered(wide_
 
 
 def test_a_registered_family_is_checked_like_a_built_in_one(wide_family):
-    from nnlab.config import ConfigError, validate
+    from nnlab.config import validate
+    from nnlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cannot take co2's sequence data; families that can: dfn"):
         validate(ExperimentConfig(name="co2", dataset="co2", model="wide"))

@@ -11,8 +11,9 @@ import PIL.Image
 import pytest
 
 from nnlab.config import load_config
-from nnlab.data import DATASETS, DataError
+from nnlab.data import DATASETS
 from nnlab.data.folders import check_images_option, load_images
+from nnlab.errors import DataError
 from nnlab.search import main
 
 PER_CLASS = 20  # 200 images in all: 40 test, 16 validation, 144 train

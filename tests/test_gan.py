@@ -189,7 +189,7 @@ def test_report_ranks_gan_trials_lowest_fid_first(gan_search, capsys):
 
 
 def test_the_judge_is_the_registered_mnist_cnn_when_there_is_one(searched_store, small_mnist):
-    from nnlab.generation import find_judge
+    from nnlab.models.gan import find_judge
 
     judge, tags = find_judge(small_mnist, searched_store.tracking_uri, None, print)
     assert tags == {"nnlab.judge": f"mnist-cnn/{searched_store.result.champion_version}"}
@@ -197,9 +197,9 @@ def test_the_judge_is_the_registered_mnist_cnn_when_there_is_one(searched_store,
 
 
 def test_a_loss_that_is_not_finite_stops_the_fit_and_fails_the_trial():
-    from nnlab.generation import Quality
+    from nnlab.models.gan import Quality
     from nnlab.tuner import summarise
-    from nnlab.task import GENERATION
+    from nnlab.tasks import GENERATION
 
     quality = Quality(judge=None, real_features=None, objective=GENERATION.objective)
     quality.set_model(keras.Model())

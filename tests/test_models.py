@@ -217,7 +217,7 @@ def test_an_average_model_is_the_mean_of_its_members_and_loads_cleanly(tmp_path)
     import warnings
 
     from nnlab.champion import average_model
-    from nnlab.task import CLASSIFICATION
+    from nnlab.tasks import CLASSIFICATION
 
     members = []
     for seed in (1, 2, 3):
@@ -244,7 +244,7 @@ def test_the_best_trial_alone_is_registered_only_where_validation_is_sure_of_it(
     """The average is the default; the best trial alone wins only where its lower validation
     loss holds on SINGLE_SURE of the bootstrap resamples, not on a few images' luck."""
     from nnlab.champion import SINGLE_SURE, single_better_share
-    from nnlab.task import CLASSIFICATION, REGRESSION
+    from nnlab.tasks import CLASSIFICATION, REGRESSION
 
     generator = np.random.default_rng(0)
     targets = generator.integers(0, 10, 400)

@@ -16,7 +16,7 @@ from nnlab.config import ExperimentConfig
 from nnlab.hypermodel import SearchHyperModel
 from nnlab.models import get_builder
 from nnlab.search import run_search
-from nnlab.task import CLASSIFICATION, REGRESSION
+from nnlab.tasks import CLASSIFICATION, REGRESSION
 
 CHAMPION_PLOTS = {"champion_confusion_matrix", "champion_misclassified", "champion_first_layer_weights",
                   "champion_learning_curves"}

@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 import nnlab
-from nnlab.task import CLASSIFICATION, REGRESSION, get_task
+from nnlab.tasks import CLASSIFICATION, REGRESSION, get_task
 
 
 def runs_of(tracking_uri, experiment):
@@ -145,7 +145,8 @@ def test_bad_data_options_are_one_line_and_exit_2(workdir, toml, message):
 def test_changed_data_options_do_not_mix_into_a_saved_search(co2_search):
     from dataclasses import replace
 
-    from nnlab.search import SearchError, run_search
+    from nnlab.search import run_search
+    from nnlab.errors import SearchError
 
     changed = replace(co2_search.config, data={"window": 52, "horizon": 13})
     with pytest.raises(SearchError, match=r"data \{'window': 52, 'horizon': 1\} -> \{'window': 52, 'horizon': 13\}"):

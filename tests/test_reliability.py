@@ -16,8 +16,8 @@ from mlflow import MlflowClient
 import nnlab
 from nnlab.budget import TimeBudget, parse_duration
 from nnlab.config import ExperimentConfig
-from nnlab.search import SearchFailed, parse_args, run_search
-from nnlab.tracking import TrackingError
+from nnlab.errors import SearchFailed, TrackingError
+from nnlab.search import parse_args, run_search
 from conftest import with_nan_inputs
 from test_search import runs_of
 
@@ -280,7 +280,7 @@ def test_a_fresh_search_that_cannot_start_leaves_the_earlier_one_as_it_was(workd
 
 
 def test_damaged_search_state_is_reported_and_fresh_starts_over(workdir, config):
-    from nnlab.search import SearchError
+    from nnlab.errors import SearchError
     from nnlab.state import open_state
 
     directory = workdir / "tuning" / "mnist-dfn"

@@ -17,9 +17,10 @@ import keras_tuner
 import pytest
 
 from nnlab.config import ExperimentConfig
-from nnlab.task import get_task
-from nnlab.tuner import make_oracle
-from nnlab.workers import OracleServer, WorkerPlan, Workers, WorkersError, check_worker_count, worker_limit
+from nnlab.errors import WorkersError
+from nnlab.tasks import get_task
+from nnlab.oracles import make_oracle
+from nnlab.workers import OracleServer, WorkerPlan, Workers, check_worker_count, worker_limit
 from test_search import runs_of
 from test_workers import worker_processes
 

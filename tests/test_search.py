@@ -13,7 +13,8 @@ from mlflow import MlflowClient
 
 import nnlab
 from nnlab.config import ExperimentConfig
-from nnlab.search import SearchError, run_search
+from nnlab.errors import SearchError
+from nnlab.search import run_search
 
 EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy"}
 TRIAL_METRICS = {"best_val_accuracy", "best_epoch", "param_count", "train_seconds"}
@@ -174,7 +175,7 @@ def test_an_average_of_the_best_trials_is_registered_when_it_validates_better(wo
     (the best alone is not surely better on validation), both tested. The space leaves the
     trials little to differ in but their seeds and learning rates, so that their average is the
     better (validation loss 0.57 against 0.67 for the best alone, measured)."""
-    from nnlab.task import CLASSIFICATION
+    from nnlab.tasks import CLASSIFICATION
 
     lines = []
     space = {"hidden_layers": 2, "units_0": 128, "units_1": 128, "activation": "relu", "batch_norm": False,
@@ -267,7 +268,7 @@ def test_ties_are_ranked_by_validation_loss_and_an_average_takes_distinct_trials
     Hyperband continuation (same values, other tuner/ bookkeeping) of a member is skipped."""
     import keras_tuner
 
-    from nnlab.tuner import DefaultsFirst, RanksTrials, ReportsTrials, StopsOnRequest
+    from nnlab.oracles import DefaultsFirst, RanksTrials, ReportsTrials, StopsOnRequest
 
     oracle_class = type("Ranked", (DefaultsFirst, RanksTrials, StopsOnRequest, ReportsTrials,
                                    keras_tuner.oracles.RandomSearchOracle), {})

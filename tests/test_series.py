@@ -5,8 +5,9 @@ import re
 import numpy as np
 import pytest
 
-from nnlab.data import DATASETS, DataError, load_dataset
+from nnlab.data import DATASETS, load_dataset
 from nnlab.data.series import part_bounds, seasonal_index, split_series, windows
+from nnlab.errors import DataError
 
 WEEKS = 2284  # statsmodels' weekly co2, 1958-03-29 .. 2001-12-29
 

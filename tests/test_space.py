@@ -7,10 +7,11 @@ import keras_tuner
 import pytest
 
 from nnlab import space
-from nnlab.config import ConfigError, load_config
+from nnlab.config import load_config
+from nnlab.errors import ConfigError
 from nnlab.hypermodel import SearchHyperModel
 from nnlab.models import get_builder
-from nnlab.tuner import DefaultsFirst
+from nnlab.oracles import DefaultsFirst
 
 
 def hypermodel(spec, overrides, model="dfn"):
@@ -127,7 +128,7 @@ def test_limits_bound_what_the_space_may_ask_not_what_is_searched(small_mnist):
 @pytest.mark.parametrize("model", ["dfn", "cnn", "lstm", "gan"])
 def test_every_number_a_builder_declares_has_limits(small_mnist, model):
     # A new knob declares its limits where it declares itself (space.within), or the check cannot bound it.
-    if model == "gan":  # the builder alone: its policy's learning rates are nnlab/generation.py's
+    if model == "gan":  # the builder alone: its policy's learning rates are nnlab/models/gan.py's
         def build(hp):
             return get_builder("gan")(hp, small_mnist.spec)
     else:

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 import nnlab
-from nnlab.data import DataError, load_dataset
+from nnlab.data import load_dataset
 from nnlab.data.tables import infer_task, table_dataset
+from nnlab.errors import DataError
 from nnlab.search import main
 from test_bad_input import assert_refused
 from test_serve import served_answer

@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from nnlab.data import DataError, load_dataset
+from nnlab.data import load_dataset
+from nnlab.errors import DataError
 
 
 @pytest.fixture(scope="session")
@@ -279,7 +280,7 @@ def test_search_registers_its_best_trial_or_the_average_of_its_best_three(search
     import nnlab
     from nnlab.finetune import finetune_config, parse_args
     from nnlab.search import run_search
-    from nnlab.task import CLASSIFICATION
+    from nnlab.tasks import CLASSIFICATION
 
     (tmp_path / "mlruns").mkdir()
     shutil.copyfile(searched_store.root / "mlruns" / "mlflow.db", tmp_path / "mlruns" / "mlflow.db")
@@ -418,7 +419,8 @@ def test_bad_subsets_say_why(options, message):
     ("labels_per_class = 0", "data.labels_per_class = 0 must be a positive whole number"),
 ])
 def test_bad_data_table_is_refused_at_load(table, message, tmp_path):
-    from nnlab.config import ConfigError, load_config
+    from nnlab.config import load_config
+    from nnlab.errors import ConfigError
 
     path = tmp_path / "bad.toml"
     path.write_text(f'dataset = "mnist"\n[data]\n{table}\n')

@@ -47,7 +47,8 @@ from nnlab.data.folders import check_images_option, load_images
 from nnlab.data.mnist import _default_mnist, _download_mnist, _scaled, _shipped_mnist_subset, _split, load_mnist
 from nnlab.data.series import load_co2
 from nnlab.data.subsets import CLASSIFICATION_OPTIONS, check_option, select
-from nnlab.data.types import DataError, DataSpec, Dataset
+from nnlab.data.types import DataSpec, Dataset
+from nnlab.errors import DataError
 
 
 @dataclass(frozen=True)

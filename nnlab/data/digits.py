@@ -3,14 +3,17 @@
 The images stay as the user holds them (0-16, not rescaled): the spec's `pixel_max` tells the
 model to scale them inside itself (models/layers.py), so a registered model takes raw rows of
 `load_digits().images`.
+
+scikit-learn is imported inside functions, when the data set loads: a config check needs none.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from nnlab.data.types import DataError, DataSpec, Dataset
+from nnlab.data.types import DataSpec, Dataset
 from nnlab.data.mnist import _split
+from nnlab.errors import DataError
 
 DIGITS_PIXEL_MAX = 16.0  # load_digits' pixels count the set pixels of a 4x4 block: 0 to 16
 TEST_FRACTION = 0.2  # 20% test, then validation_fraction of the rest

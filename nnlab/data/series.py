@@ -3,6 +3,8 @@
 A sample is `window` consecutive weeks as input and, as target, the week `horizon` steps after
 the window's last one. The series is split in time order, never shuffled, and every window lies
 wholly inside its part, target included: a model is never scored on weeks it trained on.
+
+statsmodels is imported inside functions, when the series loads: a config check needs none.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from numbers import Integral
 
 import numpy as np
 
-from nnlab.data.types import DataError, DataSpec, Dataset
+from nnlab.data.types import DataSpec, Dataset
+from nnlab.errors import DataError
 
 TRAIN_FRACTION = 0.70  # the first 70% of the weeks; the next 15% validate, the last 15% test
 VALIDATION_FRACTION = 0.15

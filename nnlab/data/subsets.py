@@ -14,7 +14,8 @@ from numbers import Integral
 
 import numpy as np
 
-from nnlab.data.types import DataError, Dataset
+from nnlab.data.types import Dataset
+from nnlab.errors import DataError
 
 # Their defaults: absent, all classes and all labels.
 CLASSIFICATION_OPTIONS = {"classes": None, "labels_per_class": None}

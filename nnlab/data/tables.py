@@ -15,6 +15,9 @@ input adapter (`TableAdapter`) puts the preprocessing inside the model, learnt f
 split only: numbers normalised, a missing number filled with the training mean and flagged,
 text one-hot encoded over the training split's categories (an unknown or missing one has its own
 slot). A registered table model therefore takes the CSV's own columns, as a DataFrame or a dict.
+
+pandas, scikit-learn and Keras are imported inside functions, when a table loads: a config check
+needs none.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlab.data.types import DataError, DataSpec, Dataset
+from nnlab.data.types import DataSpec, Dataset
+from nnlab.errors import DataError
 
 TASKS = ("classification", "regression")
 # A numeric target of at most this many distinct whole numbers is a class label (0/1, a rating

@@ -1,6 +1,6 @@
-"""The data's types: a loaded Dataset, the DataSpec a builder reads from it, and DataError for a
-data set that cannot be loaded. Their own module, below every loader, so that the package's
-`__init__` imports its loaders at the top."""
+"""The data's types: a loaded Dataset and the DataSpec a builder reads from it (a data set that
+cannot be loaded is a DataError, nnlab/errors.py). Their own module, below every loader, so that
+the package's `__init__` imports its loaders at the top."""
 
 from __future__ import annotations
 
@@ -9,17 +9,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-class DataError(ValueError):
-    """A data set that cannot be loaded as asked: the message says which file or name and why."""
-
-
 @dataclass(frozen=True)
 class DataSpec:
     """What the data decides for a model builder."""
 
     input_shape: tuple[int, ...]
     num_classes: int = 0  # a classification task's classes; 0 for regression
-    task: str = "classification"  # or "regression": nnlab.task.get_task(spec.task) decides the rest
+    task: str = "classification"  # or "regression": nnlab.tasks.get_task(spec.task) decides the rest
     # "image" (height, width, channels) or "sequence" (steps, features): which families can take it.
     kind: str = "image"
     # A series read relative to each window's last value in units of `scale`, learnt from the

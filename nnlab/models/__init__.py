@@ -4,8 +4,9 @@ policy, its training defaults), and `get_builder(name)` -> `build(hp, spec) -> k
 Each family lives in its own module (`nnlab/models/<name>.py`) exposing `build`; the recurrent
 names `rnn`, `lstm` and `gru` share `recurrent.py`, the cell fixed by the name. Builders are
 pure: they declare their search space on `hp` and return an uncompiled functional model; the
-compile and fit policy lives in `nnlab.hypermodel`. Modules are imported on first use so that
-naming a model (and checking a config) does not import TensorFlow. A new family is its builder
+compile and fit policy is `nnlab.hypermodel`'s, or a family's own beside its builder (gan.py,
+transfer.py). Modules are imported on first use so that naming a model (and checking a config)
+does not import TensorFlow. A new family is its builder
 plus one row (`register(Family(...))` from outside nnlab: tests/test_families.py).
 """
 
@@ -27,7 +28,8 @@ class Family:
     # `build(hp, spec) -> keras.Model`: "module:function" in this package (imported on first
     # use, so that naming a family loads no TensorFlow), or the function itself.
     builder: str | Callable
-    # Its compile-and-fit policy (nnlab/hypermodel.py's SearchHyperModel or a subclass), as
+    # Its compile-and-fit policy (nnlab/hypermodel.py's SearchHyperModel or a subclass, beside
+    # the builder where it is the family's own), as "module:Class" in this package or
     # "nnlab.module:Class"; its `for_search` makes it for a search.
     policy: str = "nnlab.hypermodel:SearchHyperModel"
     # Training settings whose default is the family's own (config.TRAINING_DEFAULTS otherwise).
@@ -58,15 +60,15 @@ for _row in (
     Family("rnn", ("image", "sequence"), "recurrent:build_rnn"),
     Family("lstm", ("image", "sequence"), "recurrent:build_lstm"),
     Family("gru", ("image", "sequence"), "recurrent:build_gru"),
-    # A DCGAN draws images (nnlab/models/gan.py; judged by fid_mnist). It learns per step: 32
-    # images a step gives it four times the steps of 128 on 5,000 images. Its champion trains on
-    # longest (fid_mnist still falls after 30 epochs, measured in BENCHMARKS.md), and the score of
-    # a few hundred samples is noisy from epoch to epoch. An average of generators' images is no
-    # generator's: the best trial alone.
-    Family("gan", ("image",), "gan:build", policy="nnlab.generation:GANHyperModel",
+    # A DCGAN draws images (nnlab/models/gan.py, its policy too; judged by fid_mnist). It learns
+    # per step: 32 images a step gives it four times the steps of 128 on 5,000 images. Its
+    # champion trains on longest (fid_mnist still falls after 30 epochs, measured in
+    # BENCHMARKS.md), and the score of a few hundred samples is noisy from epoch to epoch. An
+    # average of generators' images is no generator's: the best trial alone.
+    Family("gan", ("image",), "gan:build", policy="gan:GANHyperModel",
            training_defaults={"batch_size": 32, "final_epochs": 40, "patience": 8, "ensemble": 0}),
     # A source's body reads images; nnlab.finetune names the source.
-    Family("transfer", ("image",), "transfer:build", policy="nnlab.hypermodel:TransferHyperModel", needs_source=True),
+    Family("transfer", ("image",), "transfer:build", policy="transfer:TransferHyperModel", needs_source=True),
 ):
     register(_row)
 

@@ -6,8 +6,8 @@ never changed; each build copies its body. The strategy decides what trains:
 
 - feature-extraction: the body frozen, only the new head trains;
 - fine-tune: the Keras two-phase recipe, the head first on the frozen body, then the top
-  `unfreeze` layers of the body at `fine_tune_learning_rate` (hypermodel.TransferHyperModel
-  runs the phases; `unfreeze_top` here says which layers);
+  `unfreeze` layers of the body at `fine_tune_learning_rate` (TransferHyperModel, the family's
+  policy below, runs the phases; `unfreeze_top` says which layers);
 - full: from the source's weights, everything trains;
 - scratch: the same architecture from random weights, everything trains: what transfer buys is
   the difference.
@@ -24,16 +24,20 @@ head (`unfreeze` then counts in each member's body), or "best", its best member'
 Measured, the default search's average to the digits at 10 labels per class, 3 seeds
 (BENCHMARKS.md, issue 26): fine-tune 0.955 with all against 0.942 with the best alone, feature
 extraction 0.969 against 0.934: the members learnt different features, and the head uses them all.
+
+`TransferHyperModel` is the family's compile and fit policy (a SearchHyperModel): the phases,
+the learning rates by strategy, the source's lineage on every run and registered version.
 """
 
 from __future__ import annotations
 
 import keras
 
+from nnlab.hypermodel import SearchHyperModel
 from nnlab.models import TRANSFER_SOURCE_MEMBERS as SOURCE_MEMBERS
 from nnlab.models import TRANSFER_STRATEGIES as STRATEGIES
 from nnlab.models.layers import model_input, output_head
-from nnlab.space import FRACTION, Bounds, within
+from nnlab.space import FRACTION, LEARNING_RATE, Bounds, within
 
 BASE_NAME = "source_base"
 MEMBER_BODY_PREFIX = "member_body_"  # an average's bodies side by side inside the base
@@ -185,3 +189,80 @@ def build(hp, spec, source) -> keras.Model:
     x = adapt_input(x, spec.input_shape, source_shape, margin)
     x = base(x, training=None if strategy == "scratch" else False)
     return keras.Model(inputs, output_head(x, knobs, spec, inputs), name="transfer")
+
+
+class TransferHyperModel(SearchHyperModel):
+    """The transfer family's policy: its strategies' phases, a second learning rate for
+    fine-tuning, and the source's lineage on every run and version.
+
+    fine-tune trains the new head on the frozen body for half the epochs (early stopping may end
+    the phase sooner), then unfreezes the body's top `unfreeze` layers and recompiles at
+    `fine_tune_learning_rate` for the other half. One History holds both phases; the tuner's
+    callbacks (its best-epoch checkpoint, the run's metrics) see one run of epochs, and a
+    trial_timeout covers both phases."""
+
+    def __init__(self, builder, spec, batch_size: int, patience: int, source, **options):
+        super().__init__(builder, spec, batch_size, patience, **options)
+        self.source = source
+
+    @classmethod
+    def for_search(cls, builder, spec, batch_size: int, patience: int, source=None, tracking_uri=None, **options):
+        return cls(builder, spec, batch_size, patience, source, **options)
+
+    # The first learning rate's default, by strategy. Measured in a throwaway loop (the default
+    # MNIST CNN to the digits resized to fill its frame, 10 labels per class, mean of 3 seeds;
+    # BENCHMARKS.md, issue 11): a new head on frozen features learns best
+    # fast, 0.823 at 1e-2 against 0.722 at 2e-3; training everything from the source's weights
+    # wants small steps (full 0.914 at 1e-3, 0.901 at 2e-3); from random weights 1e-2 diverges
+    # (scratch 0.262; 0.898 at 2e-3).
+    LEARNING_RATES = {"feature-extraction": 1e-2, "fine-tune": 1e-2, "full": 1e-3, "scratch": 2e-3}
+
+    def compile(self, hp, model: keras.Model) -> keras.Model:
+        hp = self._narrowed(hp)
+        # Declared with the default of the strategy of the first build (a fixed strategy's own).
+        learning_rate = within(hp, LEARNING_RATE).Float("learning_rate", 1e-4, 3e-2, sampling="log",
+                                                        default=self.LEARNING_RATES[hp.get("strategy")])
+        with hp.conditional_scope("strategy", ["fine-tune"]):
+            # A tenth of the head's by default: larger steps would undo what the source learnt
+            # (0.819 with 2e-3 then 2e-4, 0.929 with 1e-2 then 1e-3).
+            within(hp, LEARNING_RATE).Float("fine_tune_learning_rate", 1e-5, 3e-3, sampling="log", default=1e-3)
+        return self._compiled(model, learning_rate)
+
+    def fit(self, hp, model, *args, callbacks=None, epochs: int = 1, initial_epoch: int = 0, **kwargs):
+        fit = super().fit
+        if hp.get("strategy") != "fine-tune":
+            return fit(hp, model, *args, callbacks=callbacks, epochs=epochs, initial_epoch=initial_epoch, **kwargs)
+        head_epochs = max(1, (epochs - initial_epoch) // 2)
+        first = fit(hp, model, *args, callbacks=callbacks, epochs=initial_epoch + head_epochs,
+                    initial_epoch=initial_epoch, **kwargs)
+        done = initial_epoch + len(first.epoch)
+        deadline = self.timer.deadline if self.timer is not None else None
+        if self.timer is not None and self.timer.stopped:
+            return first  # out of time: no second phase
+        unfreeze_top(model.get_layer(BASE_NAME), hp.get("unfreeze"))
+        # Keras reads trainable flags when it compiles: recompile for them to count.
+        self._compiled(model, hp.get("fine_tune_learning_rate"))
+        second = fit(hp, model, *args, callbacks=callbacks, epochs=done + epochs - initial_epoch - head_epochs,
+                     initial_epoch=done, deadline=deadline, **kwargs)
+        merged = keras.callbacks.History()
+        merged.set_model(model)
+        merged.epoch = first.epoch + second.epoch
+        merged.history = {key: first.history.get(key, []) + second.history.get(key, [])
+                          for key in {**first.history, **second.history}}
+        return merged
+
+    def run_params(self, hp) -> dict:
+        taken = hp.values.get("source_members", DEFAULT_SOURCE_MEMBERS)
+        layers = body_layer_count(self.source.model, taken)
+        return {"frozen_layers": frozen_layer_count(hp.get("strategy"), hp.values.get("unfreeze"), layers),
+                "body_layers": layers}
+
+    def lineage(self, hp) -> dict:
+        tags = {**self.source.tags, "nnlab.strategy": hp.get("strategy"),
+                "nnlab.frozen_layers": self.run_params(hp)["frozen_layers"]}
+        trials = member_trials(self.source.model)
+        if trials:  # an average source: which of its members' bodies this model holds
+            taken = taken_members(self.source.model, hp.values.get("source_members", DEFAULT_SOURCE_MEMBERS))
+            tags |= {"nnlab.source_average": ",".join(trials),
+                     "nnlab.source_taken": ",".join(trials[:len(taken)])}  # the best first, as the average holds them
+        return tags

@@ -1,0 +1,78 @@
+"""The errors nnlab's users see, and how a command says them, in one place.
+
+Each error is raised where the mistake is found, with a message that names the flag, key, file
+or model and says what would do. A command says a `USER_ERRORS` one as one line on stderr,
+`<command>: error: <message>`, and exits 2; a search that ran but cannot produce a champion
+(`SearchFailed`) says so with a line per failed trial and exits 1 (nnlab.commands.run_command).
+Errors from Keras, KerasTuner or MLflow that reach a trial or a figure are told in one line by
+`one_line` / `last_line`, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, worded for the user."""
+
+
+class DataError(ValueError):
+    """A data set that cannot be loaded as asked: the message says which file or name and why."""
+
+
+class SpaceError(ValueError):
+    """A `[space]` entry that cannot apply; the message names the entry."""
+
+
+class SourceError(ValueError):
+    """A source that cannot be used: the message names it and says why."""
+
+
+class InputError(ValueError):
+    """A file the model cannot take: the message names it and says why."""
+
+
+class SearchError(RuntimeError):
+    """A search that cannot go on as asked; the message says what to do."""
+
+
+class WorkersError(RuntimeError):
+    """The workers cannot go on: the message says why."""
+
+
+class TrackingError(RuntimeError):
+    """A tracking request that cannot be met (an unknown registered model, say)."""
+
+
+class SearchFailed(RuntimeError):
+    """The search ran but cannot produce a champion: no trial finished, or too many failed."""
+
+    def __init__(self, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.details = details or []
+
+
+# What the searching commands say in one line and exit code 2 (a SearchFailed exits 1).
+USER_ERRORS = (ConfigError, DataError, SearchError, SourceError)
+
+
+def print_error(prog: str, error: BaseException | str, details: list[str] = ()) -> None:
+    """`<prog>: error: <message>` on stderr, then any details indented under it."""
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    for line in details:
+        print(f"{prog}:   {line}", file=sys.stderr)
+
+
+def last_line(message: str | None) -> str | None:
+    """A trial's message (KerasTuner keeps the whole traceback) reduced to its last line, the
+    error's module path left out: "ResourceExhaustedError: OOM when allocating ..."."""
+    lines = (message or "").strip().splitlines()
+    return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", lines[-1]) if lines else None
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as its type and the last line of its message."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[-1] if text else ''}".strip(": ")

@@ -1,0 +1,71 @@
+"""Regression: values scored by their RMSE (lower is better) and trained on their mean squared
+error, in the data's own units; its trivial baseline the training split's mean; its champion
+drawn as its forecast on a series' test period, its predictions against the actual values and
+its residuals.
+
+nnlab.plots (matplotlib, pandas) and Keras are imported inside functions, the figure functions
+and `keras_metrics`, when they run, which `import nnlab.tasks` leaves out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnlab.tasks.base import ChampionFigure, Task
+
+
+def _forecast(_model, dataset, predictions, title):
+    from nnlab import plots
+
+    return plots.forecast_against_actual(dataset.test_times, dataset.test[1], predictions, dataset.baselines,
+                                         f"{title}: forecast on the test period")
+
+
+def _predicted_against_actual(_model, dataset, predictions, title):
+    from nnlab import plots
+
+    return plots.predicted_against_actual(dataset.test[1], predictions, f"{title}: test predictions")
+
+
+def _residuals(_model, dataset, predictions, title):
+    from nnlab import plots
+
+    return plots.residual_histogram(dataset.test[1], predictions, f"{title}: test residuals")
+
+
+class Regression(Task):
+    figures = (ChampionFigure("forecast", _forecast, ("sequence",)),
+               ChampionFigure("predicted_against_actual", _predicted_against_actual),
+               ChampionFigure("residuals", _residuals))
+
+    def keras_metrics(self) -> list:
+        import keras
+
+        # In the data's own units (the model outputs them): what a user reads off a forecast.
+        return [keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")]
+
+    def score(self, targets: np.ndarray, predictions: np.ndarray) -> float:
+        """The RMSE of values."""
+        targets = np.asarray(targets)
+        predictions = np.asarray(predictions)
+        errors = predictions.reshape(len(targets), -1).astype(float) - targets.reshape(len(targets), -1)
+        return float(np.sqrt(np.mean(errors**2)))
+
+    def example_losses(self, targets: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+        """Each example's mean squared error."""
+        targets = np.asarray(targets)
+        predictions = np.asarray(predictions, dtype=float)
+        errors = predictions.reshape(len(targets), -1) - targets.reshape(len(targets), -1)
+        return np.mean(errors**2, axis=1)
+
+    def trivial_baselines(self, dataset) -> dict:
+        """The training split's mean ("mean"), for every test example."""
+        targets, count = dataset.train[1], len(dataset.test[1])
+        mean = np.mean(np.asarray(targets, dtype=np.float64).reshape(len(targets), -1), axis=0)
+        return {"mean": np.broadcast_to(mean, (count, mean.size)).astype(np.float32)}
+
+
+# The objective is val_rmse, not val_loss: the same ranking as the mean squared error when the
+# loss is nothing else, but a weight penalty (the linear family's L2) adds to the loss and not to
+# it, and it is in the data's units.
+REGRESSION = Regression("regression", metric="rmse", direction="min", loss="mean_squared_error")

@@ -1,0 +1,211 @@
+"""The model registry: a search's champion logged on its run and registered as a new version of
+`<experiment>-<model>`, the alias `champion` moving to it only when it beats the holder; a
+reference ("mnist-cnn", "mnist-cnn@alias", "mnist-cnn/3") read back as a version or a model.
+
+mlflow.keras (which loads TensorFlow) and nnlab.tabular (Keras) are imported inside functions,
+only where a model is saved or loaded, so that reading the store back (nnlab.report, nnlab.ui)
+loads no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
+from mlflow.models.utils import _save_example
+from mlflow.types.schema import ColSpec, Schema
+from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+
+from nnlab.errors import TrackingError
+from nnlab.tasks import get_task
+from nnlab.tracking.store import configure, resolve_tracking_uri, sqlite_file
+from nnlab.tracking.tags import CHAMPION_ALIAS, CHAMPION_ARTIFACT, CHAMPION_TRIAL_TAG, CHAMPION_VERSION_TAG
+
+
+@dataclass(frozen=True)
+class ChampionRecord:
+    version: str
+    promoted: bool
+    previous_version: str | None
+    previous_test_score: float | None  # the alias holder's test_<task metric>
+
+
+def log_champion(
+    client: MlflowClient,
+    run_id: str,
+    model,
+    registered_name: str,
+    example_inputs,
+    example_outputs,
+    test_metrics: dict,
+    trial_id: str,
+    pip_requirements: list[str],
+    task=None,
+    version_tags: dict | None = None,
+) -> ChampionRecord:
+    """Log the champion (.keras, signature, input example) on the search's run `run_id` (the
+    active run), register a new version, and move the `champion` alias to it when its test score
+    beats the holder's, as the task ranks them (`task` None: classification). SearchTracker's
+    log_champion says what the arguments are."""
+    task = task or get_task(None)
+    import mlflow.keras  # imports Keras: only where a model is saved or loaded
+
+    # Looked up when called, not imported by name: benchmarks/search_overhead.py wraps it there.
+    signature = mlflow.models.infer_signature(example_inputs, example_outputs)
+    # mlflow.keras.log_model(input_example=...) writes the example before it creates its
+    # folder (mlflow issue 16183): save into a folder that exists, then log and register it.
+    with tempfile.TemporaryDirectory() as folder:
+        if isinstance(example_inputs, pd.DataFrame):
+            _save_table_model(model, folder, signature, example_inputs[:2], pip_requirements)
+        else:
+            mlflow.keras.save_model(
+                model,
+                folder,
+                signature=signature,
+                input_example=example_inputs[:2],
+                pip_requirements=pip_requirements,
+            )
+        mlflow.log_artifacts(folder, CHAMPION_ARTIFACT)
+    registered = _quietly(mlflow.register_model, f"runs:/{run_id}/{CHAMPION_ARTIFACT}", registered_name)
+    version = str(registered.version)
+    test_score = float(test_metrics[task.test_key])
+    tags = {**(version_tags or {}), task.test_key: test_score, "trial": trial_id, "run_id": run_id}
+    for key, value in tags.items():
+        client.set_model_version_tag(registered_name, version, key, str(value))
+
+    previous = _alias_holder(client, registered_name)
+    previous_score = float(previous.tags[task.test_key]) if previous and task.test_key in previous.tags else None
+    promoted = previous is None or task.better(test_score, previous_score)
+    if promoted:
+        client.set_registered_model_alias(registered_name, CHAMPION_ALIAS, version)
+    mlflow.set_tags({CHAMPION_VERSION_TAG: version, CHAMPION_TRIAL_TAG: trial_id})
+    return ChampionRecord(
+        version=version,
+        promoted=promoted,
+        previous_version=str(previous.version) if previous else None,
+        previous_test_score=previous_score,
+    )
+
+
+def _alias_holder(client: MlflowClient, registered_name: str):
+    try:
+        return client.get_model_version_by_alias(registered_name, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+
+
+def _quietly(call, *args):
+    """`call` without MLflow's notices on stderr ("Successfully registered model ...", "Created
+    version ..."): nnlab says what was registered in its own words. Errors still raise."""
+    enabled = MLFLOW_LOGGING_STREAM.enabled
+    MLFLOW_LOGGING_STREAM.enabled = False
+    try:
+        return call(*args)
+    finally:
+        MLFLOW_LOGGING_STREAM.enabled = enabled
+
+
+def _save_table_model(model, folder: str, signature, example, pip_requirements: list[str]) -> None:
+    """A model over a table's columns, saved as the Keras flavor (nnlab.load_model and
+    mlflow.keras.load_model read it) whose python_function flavor (what `mlflow models serve`
+    runs) is nnlab/tabular.py, shipped in the model's code/: the stock Keras one hands a DataFrame
+    to the model as one array, which a model with one input per column cannot take. The
+    signature is the table's columns, so that a served model takes `dataframe_split` rows."""
+    import mlflow.keras
+
+    from nnlab import tabular
+
+    # The Keras flavor accepts only a signature of tensors; it is set below. Said, not missing.
+    keras_logger = logging.getLogger("mlflow.keras.save")
+    level = keras_logger.level
+    keras_logger.setLevel(logging.ERROR)
+    try:
+        mlflow.keras.save_model(model, folder, pip_requirements=pip_requirements)
+    finally:
+        keras_logger.setLevel(level)
+    code = Path(folder) / "code"
+    code.mkdir()
+    shutil.copyfile(tabular.__file__, code / "nnlab_tabular.py")
+    description = Model.load(Path(folder) / "MLmodel")
+    # Every column may be missing in a request, as in the CSV: the model fills it (FillMissing).
+    columns = [ColSpec(column.type, column.name, required=False) for column in signature.inputs.inputs]
+    description.signature = ModelSignature(inputs=Schema(columns), outputs=signature.outputs)
+    _save_example(description, example, folder)
+    description.flavors["python_function"].update(loader_module="nnlab_tabular", code="code")
+    description.save(Path(folder) / "MLmodel")
+
+
+def model_uri(reference: str) -> str:
+    """"mnist-cnn" -> models:/mnist-cnn@champion; "mnist-cnn@alias" and "mnist-cnn/3" as named."""
+    if reference.startswith("models:/"):
+        return reference
+    if "@" in reference or "/" in reference:
+        return f"models:/{reference}"
+    return f"models:/{reference}@{CHAMPION_ALIAS}"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One version of a registered model, as a reference names it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    uri: str  # models:/<name>/<version>: this version, whatever the alias does later
+    tags: dict = field(default_factory=dict)  # the version's tags (its test score, lineage, class names)
+
+
+def registered_version(reference: str, tracking_uri: str | None = None) -> RegisteredVersion:
+    """The version a reference names ("mnist-cnn": its champion, "@alias", "/3", models:/...),
+    read without creating anything: an unknown name, alias or version, or no store at all, is a
+    TrackingError that says which."""
+    uri = resolve_tracking_uri(tracking_uri)
+    database = sqlite_file(uri)
+    if database is not None and not database.is_file():  # MLflow would create an empty one
+        raise TrackingError(f"no MLflow store at {uri}, so no registered model {reference!r}; "
+                            "run a search first (python -m nnlab.search mnist) or name a .keras file")
+    target = model_uri(reference)[len("models:/"):]
+    name, alias = target.split("@", 1) if "@" in target else (target, None)
+    name, version = name.split("/", 1) if "/" in name and alias is None else (name, None)
+    client = MlflowClient(uri)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        known = sorted(model.name for model in client.search_registered_models())
+        raise TrackingError(f"no registered model {name!r} in {uri}; registered: "
+                            f"{', '.join(known) if known else 'none yet'}") from None
+    try:
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except MlflowException:
+        which = f"alias {alias!r}" if alias else f"version {version!r}"
+        raise TrackingError(f"registered model {name!r} has no {which} in {uri}") from None
+    return RegisteredVersion(name, str(found.version), found.run_id, f"models:/{name}/{found.version}",
+                             dict(found.tags or {}))
+
+
+def load_registered_model(reference: str, tracking_uri: str | None = None):
+    """A registered Keras model, loaded in Keras' safe mode (no pickled code runs). A table's
+    model predicts from a DataFrame or a dict of columns (nnlab.tabular.reads_rows)."""
+    import mlflow.keras
+
+    from nnlab.tabular import reads_rows  # and registers the layer a table model holds, FillMissing
+
+    configure(tracking_uri)
+    uri = model_uri(reference)
+    try:
+        model = mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
+        return reads_rows(model) if isinstance(model.input, dict) else model
+    except MlflowException as error:
+        raise TrackingError(f"cannot load {uri} from {resolve_tracking_uri(tracking_uri)}: {error.message}") from None
+    except ValueError as error:
+        if "safe_mode" not in str(error):
+            raise
+        raise TrackingError(f"refused to load {uri}: it holds Python code (a Lambda layer or a pickled "
+                            "function), which Keras' safe mode does not run") from None
