@@ -238,18 +238,9 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
             raise ConfigError(f"{named(key)} must be at least 1")
     if config.max_trials is None and config.tuner != "hyperband":
         raise ConfigError(f"{named('tuner', ' ')} needs max_trials")
-    if config.model == "gan" and config.dataset != "mnist":
-        raise ConfigError(f"{named('model', ' ')} is scored by fid_mnist, which judges MNIST digits: dataset mnist, "
-                          f"not {config.dataset}")
-    if config.model == "gan" and config.ensemble > 1:
-        raise ConfigError(f"{named('ensemble')}: an average of generators' images is no "
-                          "generator's; the GAN family registers its best trial alone")
-    if config.model == "gan" and config.mixed_precision:
-        # Keras scales the loss against float16 underflow in its own train_step only (the
-        # LossScaleOptimizer it wraps around a compiled optimizer); the GAN's train_step steps
-        # its two optimizers itself, unscaled. Refused rather than trained with vanishing gradients.
-        raise ConfigError(f"{named('mixed_precision')}: model gan trains in float32 (its own train_step scales "
-                          "no loss against float16 underflow); jit_compile and steps_per_execution apply to it")
+    problem = family.check(config, named) if family.check is not None else None
+    if problem:
+        raise ConfigError(problem)
     for key in ("final_epochs", "ensemble"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{named(key)} must be 0 or more")

@@ -39,6 +39,9 @@ class Family:
     architecture: int | None = None
     # Starts from a trained model (nnlab.source.Source), handed to its builder as `source`.
     needs_source: bool = False
+    # Its own config checks, `check(config, named) -> a problem or None`, run when a config
+    # loads (so loading no TensorFlow either); `named(key)` names a setting as the user gave it.
+    check: Callable | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -48,6 +51,22 @@ def register(family: Family) -> Family:
     """Add (or replace) a family: `--model NAME` and `model = "NAME"` then search it."""
     FAMILIES[family.name] = family
     return family
+
+
+def _gan_checks(config, named) -> str | None:
+    if config.dataset != "mnist":
+        return (f"{named('model', ' ')} is scored by fid_mnist, which judges MNIST digits: dataset mnist, "
+                f"not {config.dataset}")
+    if config.ensemble > 1:
+        return (f"{named('ensemble')}: an average of generators' images is no generator's; the GAN family "
+                "registers its best trial alone")
+    if config.mixed_precision:
+        # Keras scales the loss against float16 underflow in its own train_step only (the
+        # LossScaleOptimizer it wraps around a compiled optimizer); the GAN's train_step steps
+        # its two optimizers itself, unscaled. Refused rather than trained with vanishing gradients.
+        return (f"{named('mixed_precision')}: model gan trains in float32 (its own train_step scales no loss "
+                "against float16 underflow); jit_compile and steps_per_execution apply to it")
+    return None
 
 
 for _row in (
@@ -66,7 +85,8 @@ for _row in (
     # BENCHMARKS.md), and the score of a few hundred samples is noisy from epoch to epoch. An
     # average of generators' images is no generator's: the best trial alone.
     Family("gan", ("image",), "gan:build", policy="gan:GANHyperModel",
-           training_defaults={"batch_size": 32, "final_epochs": 40, "patience": 8, "ensemble": 0}),
+           training_defaults={"batch_size": 32, "final_epochs": 40, "patience": 8, "ensemble": 0},
+           check=_gan_checks),
     # A source's body reads images; nnlab.finetune names the source.
     Family("transfer", ("image",), "transfer:build", policy="transfer:TransferHyperModel", needs_source=True),
 ):
