@@ -42,9 +42,10 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
     task = hypermodel.task
     best_trial = best_trials[0]
     best_trials = best_trials[: max(1, config.ensemble)]
+    _say_plan(config, task, best_trials, echo)
     further_logs: list[tuple[int, dict]] = []
     model = _trained_on(config, tuner, best_trial, hypermodel, dataset, echo,
-                        _share_of_time(deadline, len(best_trials)), tracker, further_logs)
+                        _share_of_time(deadline, len(best_trials)), tracker, further_logs, (1, len(best_trials)))
     # One pass over the test split feeds the test metrics, the signature's example and the figures.
     test_metrics, inputs, predictions = hypermodel.test(model, dataset.test)
     chosen = _Chosen([best_trial], model, predictions, test_metrics)
@@ -81,11 +82,26 @@ def _share_of_time(deadline, members_left: int) -> list:
     return [StopAt(deadline=now + (deadline - now) / members_left)]
 
 
+def _say_plan(config, task, best_trials: list, echo) -> None:
+    """The champion step's first line: which trials, how far, watching what."""
+    trials = ", ".join(trial.trial_id for trial in best_trials)
+    one = len(best_trials) == 1
+    which = f"trial {trials}" if one else f"trials {trials} (the best of different hyperparameters)"
+    if not config.final_epochs:
+        echo(f"Champion step: {which}, restored at {'its best epoch' if one else 'their best epochs'} and tested")
+        return
+    monitored, mode = task.further_monitor
+    echo(f"Champion step: {which} train{'s' if one else ''} on for up to {config.final_epochs} epochs"
+         f"{'' if one else ' each'},")
+    keeping, extreme = ("its" if one else "each one's"), ("lowest" if mode == "min" else "highest")
+    echo(f"  keeping {keeping} epoch of {extreme} {monitored}")
+
+
 def _trained_others(config, tuner, best_trials, hypermodel, dataset, echo, deadline) -> list[tuple]:
     """The average's other members, (trial, model) each, in order: restored and trained on like
     the best trial, but with no tracker (only the champion's own curves go on the search's run)."""
     return [(trial, _trained_on(config, tuner, trial, hypermodel, dataset, echo,
-                                _share_of_time(deadline, len(best_trials) - member)))
+                                _share_of_time(deadline, len(best_trials) - member), member=(member + 1, len(best_trials))))
             for member, trial in enumerate(best_trials[1:], 1)]
 
 
@@ -113,15 +129,18 @@ def _single_or_average(task, dataset, best: _Chosen, others: list[tuple], inputs
                 "val_single_better_share": share,
                 f"{task.test_key}_single": task.score(targets, best.predictions),
                 f"{task.test_key}_ensemble": task.score(targets, averaged)}
-    sureness = f"lower on {share:.0%} of {RESAMPLES} resamples of the validation split"
+    sureness = (f"  trial {best_trial.trial_id} alone had the lower loss on {share:.0%} of {RESAMPLES} resamples "
+                f"of the validation split ({SINGLE_SURE:.0%} keeps it alone)")
     if share < SINGLE_SURE:
         model = average_model(members, [trial.trial_id for trial in trials], task)
         test_metrics = {f"test_{name}": value for name, value in scores(model, targets, averaged).items()}
         echo(f"Champion: the average of trials {ids} (validation loss {ensemble_loss:.4f}; "
-             f"trial {best_trial.trial_id} alone {single_loss:.4f}, {sureness})")
+             f"trial {best_trial.trial_id} alone {single_loss:.4f})")
+        echo(sureness)
         return _Chosen(trials, model, averaged, test_metrics | compared)
-    echo(f"Champion: trial {best_trial.trial_id} alone (validation loss {single_loss:.4f}, {sureness}; "
+    echo(f"Champion: trial {best_trial.trial_id} alone (validation loss {single_loss:.4f}; "
          f"the average of trials {ids} {ensemble_loss:.4f})")
+    echo(sureness)
     return _Chosen(best.trials, best.model, best.predictions, best.test_metrics | compared)
 
 
@@ -182,11 +201,14 @@ def single_better_share(task, targets, single, averaged, seed: int = 0) -> float
     return lower / RESAMPLES
 
 
-def _trained_on(config, tuner, trial, hypermodel, dataset, echo, callbacks, tracker=None, further_logs=None):
+def _trained_on(config, tuner, trial, hypermodel, dataset, echo, callbacks, tracker=None, further_logs=None,
+                member=(1, 1)):
     """`trial`'s model restored at its best epoch and trained on for `config.final_epochs`; with
     a `tracker`, its further curves go on the search's run (the best trial's, under the trials'
-    names) and into `further_logs`."""
+    names) and into `further_logs`. `member`: (its place, of how many) in an average."""
     import keras
+
+    from nnlab.hypermodel import SaysProgress
 
     task = hypermodel.task
     model = tuner.load_model(trial)
@@ -199,14 +221,28 @@ def _trained_on(config, tuner, trial, hypermodel, dataset, echo, callbacks, trac
         callbacks = [*callbacks, keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: (tracker.log_metrics(logs, step=epoch + 1),
                                               further_logs.append((epoch + 1, dict(logs)))))]
+    what = f"trial {trial.trial_id}" + (f" (member {member[0]} of {member[1]})" if member[1] > 1 else "")
+    callbacks = [*callbacks, SaysProgress(echo, what, task.further_monitor[0], config.final_epochs)]
     further = hypermodel.fit_further(trial.hyperparameters, model, dataset.train, dataset.validation,
                                      initial_epoch=trial.best_step + 1, epochs=config.final_epochs, callbacks=callbacks)
     if tracker is not None:
-        tracker.log_metrics(further)
-    echo(f"{'Champion trial' if tracker is not None else 'Trial'} {trial.trial_id} trained on for "
-         f"{further['further_epochs']} epochs: {task.objective} {further[f'start_{task.objective}']:.4f} -> "
-         f"{further[task.best_key]:.4f}")
+        tracker.log_metrics(further.metrics())
+    echo(further_line(what, further))
     return model
+
+
+def further_line(what: str, further) -> str:
+    """What the further training did and kept: `trial 05 trained on 14 epochs, kept epoch 11
+    (val_loss 0.0512 -> 0.0398); val_accuracy 0.9800 -> 0.9860`."""
+    ran = f"{what} trained on {further.epochs} epoch{'s' if further.epochs != 1 else ''}"
+    if further.kept_epoch is None:
+        kept = f"none beat its start on {further.monitored} ({further.start_monitored:.4f}): kept as it was"
+    else:
+        kept = f"kept epoch {further.kept_epoch} ({further.monitored} {further.start_monitored:.4f} -> " \
+               f"{further.kept_monitored:.4f})"
+    if further.monitored == further.objective:
+        return f"{ran}, {kept}"
+    return f"{ran}, {kept}; {further.objective} {further.start:.4f} -> {further.kept:.4f}"
 
 
 def average_model(members: list, trial_ids: list[str], task):

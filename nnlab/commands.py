@@ -10,6 +10,7 @@ import io
 import shlex
 import signal
 import sys
+import textwrap
 import time
 
 from nnlab.accelerators import start_tensorflow
@@ -17,7 +18,7 @@ from nnlab.budget import format_duration
 from nnlab.config import ExperimentConfig
 from nnlab.data import Dataset, load_dataset
 from nnlab.errors import USER_ERRORS, SearchFailed, print_error
-from nnlab.formats import render
+from nnlab.formats import TERMINAL_WIDTH, fitted, wrapped
 from nnlab.pipeline import SearchResult
 from nnlab.tasks import get_task
 
@@ -33,10 +34,11 @@ def load_data(prog: str, config: ExperimentConfig, quiet: bool = False) -> Datas
                                 validation_fraction=config.validation_fraction)
     dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                            validation_fraction=config.validation_fraction)
+    # A notice or a data set's description runs long (co2's: its source, gaps, split, window).
     for notice in dataset.notices:
-        print(f"{prog}: {notice}")
-    print(f"{prog}: data {dataset.source}: {len(dataset.train[0])} train, "
-          f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test")
+        print(wrapped(f"{prog}: {notice}"))
+    print(wrapped(f"{prog}: data {dataset.source}: {len(dataset.train[0])} train, "
+                  f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test"))
     return dataset
 
 
@@ -59,7 +61,8 @@ def run_command(prog: str, module: str, argv, work, stopped: str | None) -> int:
             number = received[0] if received else signal.SIGINT
             if stopped is not None:
                 again = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
-                print(f"\n{prog}: stopped by {signal.Signals(number).name}; {stopped}: {again}", file=sys.stderr)
+                print(f"\n{wrapped(f'{prog}: stopped by {signal.Signals(number).name}; {stopped}:')}\n  {again}",
+                      file=sys.stderr)
             return 128 + number
     if isinstance(result, int):
         return result
@@ -69,29 +72,76 @@ def run_command(prog: str, module: str, argv, work, stopped: str | None) -> int:
 
 
 def print_results(result: SearchResult, echo=print) -> None:
+    """The search's results, each line at most TERMINAL_WIDTH characters but where a path or an
+    address makes it longer: the leaderboard cut to fit, the champion's headline test metrics
+    (its task's; the others are on the search's run), where it was registered, and the commands
+    that show the rest."""
     from nnlab.tracking import DEFAULT_TRACKING_URI, runs_page
 
-    echo(f"\nLeaderboard (best first, {min(15, len(result.leaderboard))} of {len(result.leaderboard)} trials):")
-    echo(render(result.leaderboard.head(15), "table"))
-    test = "  ".join(f"{key} {value:.4f}" for key, value in result.test_metrics.items())
+    store = result.tracking_uri
+    env = "" if store == DEFAULT_TRACKING_URI else f"MLFLOW_TRACKING_URI={store} "
+    report = f"{env}python -m nnlab.report {result.experiment} --model {result.model}"
+    _print_leaderboard(result.leaderboard, report, echo)
     trials = result.champion_trial.split(",")
     which = f"trial {trials[0]}" if len(trials) == 1 else f"the average of trials {', '.join(trials)}"
-    echo(f"\nChampion: {which}, {test}")
+    task = get_task(result.task)
+    headline = task.headline_text(result.test_metrics)
+    champion = f"Champion: {which}; {headline}"
+    echo(f"\n{champion}" if len(champion) <= TERMINAL_WIDTH else f"\nChampion: {which}\n  {headline}")
     if not result.newly_registered:
         echo(f"No new trials: {result.registered_name} version {result.champion_version} stays as registered.")
     elif result.promoted:
         echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion now points to it.")
     else:
         holder, score = result.alias_holder
-        held = f" ({get_task(result.task).test_key} {score:.4f})" if score is not None else ""
+        held = f" ({task.test_key} {score:.4f})" if score is not None else ""
         echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion stays "
              f"on version {holder}{held}, which tested better.")
-    store = result.tracking_uri
-    env = "" if store == DEFAULT_TRACKING_URI else f"MLFLOW_TRACKING_URI={store} "
     page = runs_page("http://127.0.0.1:5000", result.experiment_id or "0")
     echo(f"Browse: {env}python -m nnlab.ui   (or: mlflow ui --backend-store-uri {store}); then open {page}")
-    echo(f"Report: {env}python -m nnlab.report {result.experiment} --model {result.model}")
+    echo(f"Report: {report}")
     echo(f"Load:   {env}python -c \"import nnlab; print(nnlab.load_model('{result.registered_name}').summary())\"")
+
+
+# The leaderboard's columns always printed: trial, status, best objective, best epoch, size, time;
+# the last two under names that read without a legend.
+LEADERBOARD_COLUMNS = 6
+LEADERBOARD_NAMES = {"param_count": "params", "train_seconds": "seconds"}
+LEADERBOARD_ROWS = 15
+
+
+def _print_leaderboard(leaderboard, report: str, echo) -> None:
+    """The best trials, cut to the terminal's width: their own columns, then as many searched
+    hyperparameters as fit (those that differ between them first); what was shortened or left
+    out said below it, and where the whole table is."""
+    shown = leaderboard.head(LEADERBOARD_ROWS)
+    echo(f"\nLeaderboard (best first, {len(shown)} of {len(leaderboard)} trials):")
+    table = fitted(shown, TERMINAL_WIDTH, keep=LEADERBOARD_COLUMNS, names=LEADERBOARD_NAMES)
+    echo(table.text)
+    if table.short_names:
+        legend = [f"{short} = {name}" for short, name in table.short_names.items()]
+        # Broken between its entries only: "rl =" at a line's end would say nothing.
+        echo("\n".join(line.replace("\0", " ") for line in textwrap.wrap(
+            "Short names: " + ", ".join(entry.replace(" ", "\0") for entry in legend), TERMINAL_WIDTH,
+            subsequent_indent="  ")))
+    # A single trial is alike in every column: nothing to tell apart.
+    left_out, alike = (table.left_out, table.alike) if len(shown) > 1 else (table.left_out + table.alike, [])
+    if left_out:
+        echo(_listed("Not shown: ", left_out))
+    if alike:
+        echo(_listed("Not shown, the same in every trial above: ", alike))
+    if left_out or alike:
+        echo(f"Every column: leaderboard.csv on the search's run, or {report}")
+
+
+def _listed(opening: str, items: list[str]) -> str:
+    """`opening` and the items, comma-separated, as many as fit in TERMINAL_WIDTH and the count of the rest."""
+    line = opening + ", ".join(items)
+    for count in range(len(items) - 1, 0, -1):
+        if len(line) <= TERMINAL_WIDTH:
+            break
+        line = f"{opening}{', '.join(items[:count])} and {len(items) - count} more"
+    return line
 
 
 @contextlib.contextmanager

@@ -35,6 +35,10 @@ TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
 # ensemble 3: the average of the best three trials, registered unless the best alone is surely
 # better on validation (champion.SINGLE_SURE); final_epochs 20: the champion trains on while its validation loss falls
 # (hypermodel.fit_further). Both measured in BENCHMARKS.md, issue 15.
+# A search whose epochs is set below its default and whose final_epochs is not trains its
+# champion on in proportion: round(final_epochs * epochs / default epochs), at least 1 (epochs 2:
+# round(20 * 2 / 6) = 7, a GAN's round(40 * 2 / 6) = 13, a table's round(60 * 2 / 60) = 2), so
+# that a short search is short to the end (scaled_final_epochs). A final_epochs set always wins.
 TRAINING_DEFAULTS = {"epochs": 6, "batch_size": 128, "final_epochs": 20, "patience": 3, "ensemble": 3}
 KIND_TRAINING_DEFAULTS = {
     # A table of a few hundred rows is a few steps an epoch: it takes many epochs of small
@@ -59,7 +63,8 @@ class ExperimentConfig:
     # None: the data's and the family's (TRAINING_DEFAULTS and the two after it), as for
     # final_epochs, batch_size and patience.
     epochs: int | None = None
-    # Epochs the champion trains on after the search, from its best checkpoint (0: none).
+    # Epochs the champion trains on after the search, from its best checkpoint (0: none). None:
+    # the data's and the family's, in proportion to a lower epochs (TRAINING_DEFAULTS' comment).
     final_epochs: int | None = None
     seed: int = 1
     # Examples per training step.
@@ -113,8 +118,11 @@ class ExperimentConfig:
             object.__setattr__(self, "data", {**defaults, **self.data})
         kind = source.kind if source is not None else None
         family = FAMILIES.get(self.model)  # its own defaults (models.Family.training_defaults)
-        for key, value in {**TRAINING_DEFAULTS, **KIND_TRAINING_DEFAULTS.get(kind, {}),
-                           **(family.training_defaults if family is not None else {})}.items():
+        defaults = {**TRAINING_DEFAULTS, **KIND_TRAINING_DEFAULTS.get(kind, {}),
+                    **(family.training_defaults if family is not None else {})}
+        if self.final_epochs is None and self.epochs is not None:
+            object.__setattr__(self, "final_epochs", scaled_final_epochs(self.epochs, defaults))
+        for key, value in defaults.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
 
@@ -125,6 +133,16 @@ class ExperimentConfig:
         if self.source is not None:
             return f"{self.name}-from-{source_label(self.source)}"
         return f"{self.name}-{self.model}"
+
+
+def scaled_final_epochs(epochs, defaults: dict) -> int:
+    """The champion's further epochs for a search of `epochs` whose final_epochs is not set: the
+    default (`defaults`, the data's and the family's), in proportion where `epochs` is below
+    their epochs (TRAINING_DEFAULTS' comment says the rule)."""
+    final, default_epochs = defaults["final_epochs"], defaults["epochs"]
+    if not isinstance(epochs, int) or epochs >= default_epochs or not final:
+        return final  # a wrong epochs is validate's to say
+    return max(1, round(final * epochs / default_epochs))
 
 
 # Keys a TOML file may set, with the types they accept.

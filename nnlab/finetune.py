@@ -20,6 +20,7 @@ import sys
 from nnlab import cli
 from nnlab.commands import load_data, run_command
 from nnlab.config import load_config, validate
+from nnlab.formats import wrapped
 from nnlab.errors import SourceError
 from nnlab.models import TRANSFER_SOURCE_MEMBERS as SOURCE_MEMBERS
 from nnlab.models import TRANSFER_STRATEGIES as STRATEGIES
@@ -169,10 +170,10 @@ def main(argv=None) -> int:
         if args.unfreeze is not None and args.unfreeze > layers:
             raise SourceError(f"--unfreeze {args.unfreeze}: {config.source}'s body has {layers} layers with weights")
         lineage = ", ".join(f"{key.removeprefix('nnlab.')} {value}" for key, value in source.tags.items())
-        print(f"{PROG}: from {lineage}; input {tuple(source.model.inputs[0].shape[1:])}, {layers} body layers "
-              "with weights")
+        print(wrapped(f"{PROG}: from {lineage}; input {tuple(source.model.inputs[0].shape[1:])}, {layers} body "
+                      "layers with weights"))
         if trials:
-            print(f"{PROG}: {taken_line(config.source, trials, taken)}")
+            print(wrapped(f"{PROG}: {taken_line(config.source, trials, taken)}"))
         # A fixed strategy is one trial with nothing to resume: each run starts afresh.
         return run_search(config, dataset, fresh=args.fresh or not args.search, source=source, interrupted=interrupted)
 

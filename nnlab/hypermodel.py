@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from functools import partial
 
 import keras
@@ -13,6 +14,7 @@ import keras_tuner
 import numpy as np
 
 from nnlab.accelerators import Acceleration
+from nnlab.budget import format_duration
 from nnlab.space import COUNT, LEARNING_RATE, Narrowed, within
 from nnlab.tabular import keras_inputs
 from nnlab.tasks import get_task
@@ -97,6 +99,67 @@ def built_before_tracing(model, inputs, targets) -> None:
     examples, labels = keras_inputs(inputs[:2]), targets[:2]
     model.compute_metrics(examples, labels, model(examples, training=False), sample_weight=None)
     model.reset_metrics()
+
+
+@dataclass(frozen=True)
+class Further:
+    """What a champion's further training did (SearchHyperModel.fit_further): the objective at
+    its start and at the epoch kept, and the monitored quantity that chose that epoch."""
+
+    objective: str
+    start: float
+    kept: float
+    monitored: str  # what chose the epoch kept (the task's further_monitor), e.g. val_loss
+    start_monitored: float
+    kept_monitored: float
+    epochs: int  # the further epochs run
+    kept_epoch: int | None  # the further epoch (1-based) whose weights were kept; None: the start's
+
+    def metrics(self) -> dict:
+        """What the search's run logs of it."""
+        return {f"start_{self.objective}": self.start, f"best_{self.objective}": self.kept,
+                "further_epochs": self.epochs}
+
+
+class SaysProgress(keras.callbacks.Callback):
+    """A line through `echo` while a model trains on, at an epoch's end once `every` seconds have
+    passed since the last, and mid-epoch once `quiet` seconds have passed without one: the
+    epoch, the monitored value, and the time left at the rate seen (`what` names the model)."""
+
+    def __init__(self, echo, what: str, monitored: str, epochs: int, every: float = 30.0, quiet: float = 50.0):
+        super().__init__()
+        self.echo, self.what, self.monitored, self.epochs = echo, what, monitored, epochs
+        self.every, self.quiet = every, quiet
+        self.started = self.last = time.monotonic()
+        self.first_epoch = self.epoch = 0
+        self.seen = 0
+
+    def on_train_begin(self, logs=None):
+        self.started = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        if not self.seen:
+            self.first_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        if now - self.last >= self.quiet:
+            self.last = now
+            self.echo(f"{self.what}: epoch {self.epoch - self.first_epoch + 1} of up to {self.epochs} "
+                      f"still running ({format_duration(now - self.started)} so far)")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen += 1
+        now = time.monotonic()
+        if now - self.last < self.every or self.seen >= self.epochs:
+            return
+        self.last = now
+        value = (logs or {}).get(self.monitored)
+        left = (now - self.started) / self.seen * (self.epochs - self.seen)
+        shown = f"  {self.monitored} {value:.4f}" if value is not None else ""
+        self.echo(f"{self.what}: epoch {self.seen} of up to {self.epochs}{shown}  "
+                  f"at most {format_duration(left)} left for it")
 
 
 class StopAt(keras.callbacks.Callback):
@@ -292,11 +355,10 @@ class SearchHyperModel(keras_tuner.HyperModel):
         epochs = fit_options.get("epochs", 1) - fit_options.get("initial_epoch", 0)
         schedule.decay_steps = max(1, steps_per_epoch * epochs)
 
-    def fit_further(self, hp, model, train, validation, initial_epoch: int, epochs: int, callbacks=()) -> dict:
+    def fit_further(self, hp, model, train, validation, initial_epoch: int, epochs: int, callbacks=()) -> Further:
         """Train a restored model on for up to `epochs` more epochs, as KerasTuner advises for the
         best model of a search, watching the task's `further_monitor` (`further_patience`); its
-        best epoch's weights are kept only if they beat its start on that metric. Returns the
-        objective at the start and at that epoch."""
+        best epoch's weights are kept only if they beat its start on that metric."""
         task = self.task
         monitored, mode = task.further_monitor
         self.built_before_tracing(model, validation)
@@ -337,5 +399,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
                 best_index = candidate
         if best_index is None:
             model.set_weights(weights)
-        best = start if best_index is None else float(history.history[task.objective][best_index])
-        return {f"start_{task.objective}": start, task.best_key: best, "further_epochs": len(history.epoch)}
+        kept = start if best_index is None else float(history.history[task.objective][best_index])
+        return Further(task.objective, start, kept, monitored, start_monitored,
+                       start_monitored if best_index is None else float(values[best_index]), len(history.epoch),
+                       None if best_index is None else best_index + 1)

@@ -39,7 +39,8 @@ ALGORITHMS = {
 class TrialReport:
     """What the user is told when a trial ends."""
 
-    number: int
+    trial_id: str  # its name everywhere: the leaderboard, its run (trial-<id>), the champion's members
+    number: int  # how many trials have started, this one included
     planned: int | None
     status: str
     score: float | None
@@ -50,6 +51,8 @@ class TrialReport:
     timed_out: bool = False
     message: str | None = None
     worker: str | None = None  # the worker process that ran it, when trials run in workers
+    epochs: int = 0  # the epochs it trained (a Hyperband continuation: those it added)
+    best_trial_id: str | None = None
 
 
 class TooManyFailures(RuntimeError):
@@ -74,6 +77,25 @@ def planned_trials(oracle) -> int | None:
             schedule *= int(iterations)
             planned = min(planned, schedule) if planned else schedule
     return planned
+
+
+def planned_epochs(oracle, epochs: int) -> int | None:
+    """The epochs the planned trials train in all, at most (early stopping cuts some short):
+    Hyperband's schedule in the order it runs it (its most-trial bracket first, each round's
+    trials training on from the last round's epoch), capped at max_trials; otherwise
+    max_trials trials of `epochs`."""
+    planned = planned_trials(oracle)
+    if planned is None:
+        return None
+    if not isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
+        return planned * epochs
+    schedule = []
+    for bracket in reversed(range(oracle._get_num_brackets())):
+        for round_number in range(bracket + 1):
+            done = oracle._get_epochs(bracket, round_number - 1) if round_number else 0
+            schedule += [oracle._get_epochs(bracket, round_number) - done] * oracle._get_size(bracket, round_number)
+    repeats = math.ceil(planned / len(schedule))
+    return sum((schedule * repeats)[:planned])
 
 
 class DefaultsFirst:
@@ -232,7 +254,7 @@ class StopsOnRequest:
         except RuntimeError:
             limit = self.max_consecutive_failed_trials
             failed = [self.trials[trial_id] for trial_id in self.end_order[-limit:]]
-            self.too_many = TooManyFailures(limit, [(self.number(ended), last_line(ended.message)) for ended in failed])
+            self.too_many = TooManyFailures(limit, [(ended.trial_id, last_line(ended.message)) for ended in failed])
 
     def schedule_done(self) -> bool:
         """Every trial the algorithm planned (max_trials, Hyperband's brackets) has been created."""
@@ -247,16 +269,23 @@ class StopsOnRequest:
 # What a tuner tells its oracle about a trial beside the metrics KerasTuner sends: its timing,
 # through KerasTuner's own update_trial, so that it reaches a chief oracle over gRPC too.
 TIMING_METRICS = ("nnlab.trial_seconds", "nnlab.epoch_seconds", "nnlab.timed_out")
+# A tuner tells its oracle each epoch's end the same way: the epoch and the objective's value,
+# taken out before KerasTuner sees them (its trial's metrics are the whole trial's).
+PROGRESS_METRICS = ("nnlab.epoch", "nnlab.epoch_objective")
 CHECKPOINT_FILE = "checkpoint.weights.h5"  # KerasTuner's name for a trial's weights under Keras 3
 
 
 class ReportsTrials:
     """Oracle mixin: where trials are decided, whether the tuners run in this process or in
-    worker processes, each trial that ends is reported once (`on_trial_done`, a TrialReport),
+    worker processes, each epoch's end is heard (`on_trial_progress`) and each trial that ends is
+    reported once (`on_trial_done`, a TrialReport),
     and the checkpoints no later step needs are deleted. A worker's failure message does not
     travel with KerasTuner's trial; `failure_reason(trial_id)` finds it."""
 
     on_trial_done = None
+    # (trial id, epoch, objective, the trial's planned epochs or None) at each epoch's end,
+    # wherever the trial runs: its tuner tells the PROGRESS_METRICS.
+    on_trial_progress = None
     failure_reason = None
     keep_checkpoints = 3
     started = None  # the search's start, time.monotonic()
@@ -278,6 +307,10 @@ class ReportsTrials:
         timing = {name: metrics.pop(name) for name in TIMING_METRICS if name in metrics}
         if timing:
             self._timings[trial_id] = timing
+        progress = {name: metrics.pop(name) for name in PROGRESS_METRICS if name in metrics}
+        if progress and self.on_trial_progress is not None and trial_id in self.trials:
+            epochs = self.trials[trial_id].hyperparameters.values.get("tuner/epochs")  # Hyperband's
+            self.on_trial_progress(trial_id, int(progress[PROGRESS_METRICS[0]]), progress.get(PROGRESS_METRICS[1]), epochs)
         return super().update_trial(trial_id, metrics, step) if metrics else self.trials[trial_id]
 
     @keras_tuner.synchronized
@@ -297,6 +330,7 @@ class ReportsTrials:
         timing = self._timings.pop(ended.trial_id, {})
         best = self.get_best_trials(1)
         return TrialReport(
+            trial_id=ended.trial_id,
             number=self.number(ended),
             planned=planned_trials(self),
             status=ended.status,
@@ -308,6 +342,8 @@ class ReportsTrials:
             timed_out=bool(timing.get("nnlab.timed_out", 0.0)),
             message=last_line(ended.message),
             worker=worker,
+            epochs=len(ended.metrics.get_history(self.objective.name)) if ended.metrics.exists(self.objective.name) else 0,
+            best_trial_id=best[0].trial_id if best and best[0].status == "COMPLETED" else None,
         )
 
     def _prune_checkpoints(self) -> None:

@@ -12,17 +12,20 @@ import contextlib
 import gc
 import io
 import os
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from nnlab import space
 from nnlab.accelerators import Acceleration, missing_gpus
-from nnlab.budget import TimeBudget, format_duration
+from nnlab.budget import TimeBudget
 from nnlab.config import ExperimentConfig, as_params, named_setting
 from nnlab.data import Dataset, load_dataset
 from nnlab.errors import ConfigError, SearchError, SearchFailed, WorkersError, one_line
+from nnlab.formats import wrapped
 from nnlab.models import get_builder
+from nnlab.progress import PROGRESS_SECONDS, Narrator, epoch_line, pace_line, trial_line
 from nnlab.provenance import provenance_tags
 from nnlab.source import load_source
 from nnlab.state import open_state, search_lock, set_aside
@@ -107,7 +110,7 @@ class _Search:
         if dataset is None:
             dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                                    validation_fraction=config.validation_fraction)
-        self.config, self.dataset, self.tuning_root, self.echo = config, dataset, tuning_root, echo
+        self.config, self.dataset, self.tuning_root, self.echo = config, dataset, tuning_root, Narrator(echo)
         self.interrupted, self.workers = interrupted, workers
         self.source = source_of(config, source)
         policy = hypermodel_policy(config, dataset, self.source)
@@ -151,13 +154,26 @@ class _Search:
         self.tracker.log_metrics(family_metrics)
         if state.replaced_search_id:
             self.tracker.close_abandoned(state.replaced_search_id)
-        where = ""
+        self._say_start(resumed)
+
+    def _say_start(self, resumed: bool) -> None:
+        """What is searched, how much, where: two lines, the second the places to look."""
+        from nnlab.oracles import planned_epochs, planned_trials
+
+        config, workers = self.config, self.workers
+        planned = planned_trials(self.tuner.oracle)
+        epochs = planned_epochs(self.tuner.oracle, config.epochs)
+        how_much = (f", {planned} trial{'s' if planned != 1 else ''}, {epochs} epochs in all at most"
+                    if planned and epochs else "")
+        where = [config.origin, f"tuner state {self.directory}", f"MLflow run {self.tracker.parent_run_id}"]
+        processes = ""
         if self.oracle_server is not None:
             self.tracker.serve_oracle(self.oracle_server.port)
-            count = f"{workers.count} worker process{'es' if workers.count != 1 else ''}"
-            where = f", {count}, oracle on {self.oracle_server.host}:{self.oracle_server.port}"
-        self.echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}, "
-                  f"{config.origin}{where}); tuner state in {self.directory}, MLflow run {self.tracker.parent_run_id}")
+            processes = f", {workers.count} worker process{'es' if workers.count != 1 else ''}"
+            where.append(f"oracle {self.oracle_server.host}:{self.oracle_server.port}")
+        self.echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}{how_much}"
+                  f"{processes})")
+        self.echo(wrapped("  " + "; ".join(where)))
 
     def _start_tuner(self, servers: contextlib.ExitStack) -> None:
         """KerasTuner's tuner, and with workers its oracle served to them. KerasTuner reloads its
@@ -169,7 +185,8 @@ class _Search:
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner from ..."
                 self.tuner = make_tuner(self.config, self.hypermodel, tracker, self.tuning_root,
-                                        on_trial_done=self._report, interrupted=self.interrupted,
+                                        on_trial_done=self._report, on_trial_progress=self._progress,
+                                        interrupted=self.interrupted,
                                         stop_reason=budget.stop_reason if budget else None,
                                         failure_reason=tracker.trial_failure if self.workers is not None else None)
         except Exception as error:
@@ -200,19 +217,29 @@ class _Search:
         } | (self.source.tags if self.source is not None else {}) | family_tags | provenance_tags()
 
     def _report(self, trial) -> None:
-        """A finished trial's line: `trial 7/10  val_accuracy 0.9900  best 0.9900  elapsed 2m34s`."""
+        """A finished trial's line (nnlab.progress.trial_line); after a new search's first, how
+        long the rest will take at its pace."""
         self.trials_run += 1
         if self.budget is not None:
             self.budget.record_trial(trial.seconds, trial.epoch_seconds)
-        of = f"/{trial.planned}" if trial.planned else ""
-        if trial.worker is not None and self.workers is not None and self.workers.count != 1:
-            of += f" [{trial.worker}]"
-        result = (f"{self.task.objective} {trial.score:.4f}" if trial.status == "COMPLETED"
-                  else f"{trial.status}: {trial.message or 'no reason given'}")
-        if trial.timed_out:
-            result += f" (stopped at trial_timeout {format_duration(self.config.trial_timeout)})"
-        best = f"best {trial.best_score:.4f}" if trial.best_score is not None else "best -"
-        self.echo(f"trial {trial.number}{of}  {result}  {best}  elapsed {format_duration(trial.elapsed_seconds)}")
+        several = self.workers is not None and self.workers.count != 1
+        self.echo(trial_line(trial, self.task.objective, self.config.trial_timeout, several))
+        if trial.number == 1:
+            from nnlab.oracles import planned_epochs
+
+            config = self.config
+            workers = self.workers.count if self.workers is not None else 1
+            pace = pace_line(trial, planned_epochs(self.tuner.oracle, config.epochs), workers,
+                             max(1, config.ensemble), config.final_epochs)
+            if pace:
+                self.echo(pace)
+
+    def _progress(self, trial_id: str, epoch: int, value: float | None, epochs: int | None) -> None:
+        """A trial's epoch has ended: said only when nothing has been said for PROGRESS_SECONDS."""
+        if self.echo.quiet_for() >= PROGRESS_SECONDS:
+            started = self.tuner.oracle.started or time.monotonic()
+            self.echo(epoch_line(trial_id, epoch, epochs or self.config.epochs, self.task.objective, value,
+                                 time.monotonic() - started))
 
     def run_trials(self) -> None:
         """The trials, here or in the workers; a search that cannot go on raises SearchFailed."""

@@ -16,9 +16,9 @@ import time
 from nnlab import cli
 from nnlab.config import load_config
 from nnlab.errors import ConfigError, TrackingError, print_error
-from nnlab.formats import FORMATS, render
+from nnlab.formats import FORMATS, TERMINAL_WIDTH, render
 from nnlab.models import family_names
-from nnlab.tasks import get_task
+from nnlab.tasks import TASKS, get_task
 
 PROG = "nnlab.report"
 
@@ -30,8 +30,8 @@ def _parser() -> cli.Parser:
     parser.add_argument("--model", choices=family_names(), help="the search of this model family (default: the "
                         "experiment file's model, else the latest search whatever its model)")
     parser.add_argument("--champions", action="store_true", help="one row per registered family of the "
-                        "experiment (cnn, dfn, lstm, ...): its champion's version, test metrics, parameter count and "
-                        "search wall time, best first")
+                        "experiment (cnn, dfn, lstm, ...): its champion's version, its task's headline test metrics (a column "
+                        "each, named as the metric), parameter count and search wall time, best first")
     parser.add_argument("--top", type=cli.positive, help="only the best K trials")
     parser.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or markdown")
     parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
@@ -101,8 +101,19 @@ def _champions(name: str, tracking_uri: str | None, output_format: str) -> int:
     if output_format == "table":
         print(f"{name}: {len(table)} registered famil{'ies' if len(table) != 1 else 'y'}, each its champion "
               "(alias champion), best first")
+        table = _narrowed(table)
     print(render(table, output_format))
     return 0
+
+
+def _narrowed(table):
+    """The champions as a terminal shows them: where all their headline test metrics are wider
+    than TERMINAL_WIDTH (a GAN's three beside a classifier's), each task's own metric alone
+    (test_accuracy, test_rmse, test_fid_mnist); the others stay in --format csv and markdown."""
+    if max(len(line) for line in render(table, "table").splitlines()) <= TERMINAL_WIDTH:
+        return table
+    own = {task.test_key for task in TASKS.values()}
+    return table.drop(columns=[column for column in table.columns if column.startswith("test_") and column not in own])
 
 
 if __name__ == "__main__":

@@ -95,7 +95,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "mnist: cnn, co2: lstm)")
     parser.add_argument("--tuner", choices=TUNER_NAMES, help="search algorithm (default: hyperband)")
     parser.add_argument("--max-trials", type=cli.positive, help="most trials to run (Hyperband: cap on its schedule)")
-    parser.add_argument("--epochs", type=cli.positive, help="most epochs per trial (Hyperband's max_epochs)")
+    parser.add_argument("--epochs", type=cli.positive, help="most epochs per trial (Hyperband's max_epochs; "
+                        "default 6, a table's 60)")
+    parser.add_argument("--final-epochs", type=cli.whole_number, help="most epochs the champion trains on after "
+                        "the search (0: none; default 20, a GAN's 40, a table's 60, in proportion where --epochs is "
+                        "below its default: round(default x epochs / default epochs), e.g. --epochs 2: 7)")
     parser.add_argument("--seed", type=cli.whole_number, help="random seed for data split, search and training")
     parser.add_argument("--data-dir", help=cli.DATA_DIR_HELP)
     parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
@@ -137,7 +141,8 @@ WORKER_OPTIONS = ("model", "tuner", "max_trials", "epochs", "seed", "data_dir", 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    overrides = {key: getattr(args, key) for key in (*WORKER_OPTIONS, "tracking_uri", "time_budget", "ensemble")}
+    overrides = {key: getattr(args, key) for key in (*WORKER_OPTIONS, "final_epochs", "tracking_uri", "time_budget",
+                                                     "ensemble")}
     if args.role == "worker":
         return _worker_main(args, overrides)
     try:

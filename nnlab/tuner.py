@@ -10,6 +10,7 @@ keeps only the best few trial checkpoints there.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import time
@@ -22,7 +23,7 @@ import numpy as np
 
 from nnlab import plots
 from nnlab.errors import one_line
-from nnlab.oracles import ALGORITHMS, TIMING_METRICS, make_oracle
+from nnlab.oracles import ALGORITHMS, PROGRESS_METRICS, TIMING_METRICS, make_oracle
 from nnlab.tracking import TIE_BREAK_METRIC
 
 
@@ -156,6 +157,8 @@ class TrackedTrials:
         self._epoch_ends.append(time.monotonic())
         self._epoch_logs.append((epoch + 1, dict(logs or {})))
         self.tracker.log_metrics(logs or {}, step=epoch + 1)
+        objective = (logs or {}).get(self.hypermodel.task.objective, math.nan)
+        self.oracle.update_trial(trial.trial_id, dict(zip(PROGRESS_METRICS, (float(epoch + 1), float(objective)))))
         figures = self.hypermodel.epoch_figures(epoch + 1)  # a GAN's sample grid
         if figures:
             images, _errors = plots.draw_all(figures)  # a figure not drawn costs the epoch nothing
@@ -189,10 +192,11 @@ class TrackedTrials:
 
 
 def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_trial_done=None, stop_reason=None,
-               interrupted=None, retire_after: int | None = None, failure_reason=None):
+               interrupted=None, retire_after: int | None = None, failure_reason=None, on_trial_progress=None):
     """The configured KerasTuner algorithm with tracking, resuming from `directory` unless fresh;
     `stop_reason` (a callable) may end the search early, `interrupted` (a callable) says the user
-    stopped it, `on_trial_done` hears of every trial that ends. In a worker process (KerasTuner's
+    stopped it, `on_trial_done` hears of every trial that ends and `on_trial_progress` of every
+    epoch's end. In a worker process (KerasTuner's
     KERASTUNER_* variables set) the oracle is the chief's, over gRPC, and those three act there."""
     # KerasTuner prints every failed trial's traceback while its DEBUG flag is on (the default);
     # nnlab reports one line and keeps the traceback in the trial's run (failure.txt).
@@ -201,6 +205,7 @@ def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_t
     oracle = make_oracle(config, hypermodel.task)
     oracle.stop_reason = stop_reason
     oracle.on_trial_done = on_trial_done
+    oracle.on_trial_progress = on_trial_progress
     oracle.failure_reason = failure_reason
     tracked = type(f"Tracked{tuner_class.__name__}", (TrackedTrials, tuner_class), {})
     return tracked(

@@ -4,6 +4,11 @@ The same as `mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127
 the store nnlab's commands use (`--tracking-uri`, else $MLFLOW_TRACKING_URI, else mlruns/), a
 check that the store and the port are there to use, and the address printed once it answers,
 with a link to each experiment's runs table (MLflow 3's UI opens on its GenAI view otherwise).
+
+It prints nnlab's lines only: what `mlflow ui` and its web server (uvicorn) print ("Registry store
+URI not provided...", "Security middleware enabled...", a StarletteDeprecationWarning, uvicorn's
+start-up lines) goes to a log file beside the store, without uvicorn's line per request. When the
+server exits, before it answers or later, nnlab says so with the log's last lines.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +29,7 @@ from nnlab.tracking import experiments_with_runs, resolve_tracking_uri, runs_pag
 PROG = "nnlab.ui"
 HOST = "127.0.0.1"  # loopback: the UI has no login, and runs can hold data
 START_SECONDS = 120
+LOG_TAIL_LINES = 15  # of the server's log, shown when it fails
 
 
 def _port_free(port: int) -> bool:
@@ -36,9 +43,29 @@ def _port_free(port: int) -> bool:
 
 def command(tracking_uri: str, port: int) -> list[str]:
     """The `mlflow ui` command line, run with this Python. One worker: a UI for one person, and
-    each worker is a process that imports MLflow (four by default)."""
+    each worker is a process that imports MLflow (four by default). Without uvicorn's line per
+    request: the log would grow with every page the UI loads."""
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
-            "--host", HOST, "--port", str(port), "--workers", "1"]
+            "--host", HOST, "--port", str(port), "--workers", "1", "--uvicorn-opts=--no-access-log"]
+
+
+def log_file(tracking_uri: str, port: int) -> Path:
+    """Where the server's output goes: beside a SQLite store where that folder can be written,
+    else in the temporary folder; one per port, as two UIs may run on one store."""
+    database = sqlite_file(tracking_uri)
+    writable = database is not None and os.access(database.parent, os.W_OK)
+    return (database.parent if writable else Path(tempfile.gettempdir())) / f"mlflow-ui-{port}.log"
+
+
+def _failed(what: str, log: Path) -> str:
+    """`what` went wrong, with the last lines of the server's log (its own words: a Python
+    traceback, a port it could not take)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    except OSError:
+        lines = []
+    shown = "".join(f"\n  {line}" for line in lines) if lines else " (it wrote nothing)"
+    return f"{PROG}: error: {what}; the end of its log {log}:{shown}"
 
 
 def _answers(address: str) -> bool:
@@ -83,22 +110,12 @@ def main(argv=None) -> int:
     # SIGINT ignored; set before the server starts, so that no signal leaves it running alone.
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, stop)
-    server = subprocess.Popen(command(tracking_uri, args.port), env=environment)
+    log = log_file(tracking_uri, args.port)
+    with open(log, "w") as output:  # this start's output only: its tail is what failed
+        server = subprocess.Popen(command(tracking_uri, args.port), env=environment, stdin=subprocess.DEVNULL,
+                                  stdout=output, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while not _answers(address):
-            if server.poll() is not None:
-                print(f"{PROG}: error: mlflow ui exited with code {server.returncode} before it answered "
-                      "(its messages are above)", file=sys.stderr)
-                return 1
-            if time.monotonic() > deadline:
-                print(f"{PROG}: error: mlflow ui did not answer at {address} within {START_SECONDS} s", file=sys.stderr)
-                return 1
-            time.sleep(0.5)
-        print(f"MLflow UI: {address}   (store {tracking_uri}; Ctrl-C stops it)", flush=True)
-        for name, experiment_id in experiments_with_runs(tracking_uri):
-            print(f"  {name}: {runs_page(address, experiment_id)}", flush=True)
-        return 0 if server.wait() == 0 else 1
+        return _serve(server, address, tracking_uri, log)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -109,6 +126,28 @@ def main(argv=None) -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+def _serve(server: subprocess.Popen, address: str, tracking_uri: str, log: Path) -> int:
+    """Wait for the server to answer, print its address and each experiment's runs page, then
+    wait for it to end: an end other than by a signal of the user's is an error, with its log."""
+    deadline = time.monotonic() + START_SECONDS
+    while not _answers(address):
+        if server.poll() is not None:
+            print(_failed(f"mlflow ui exited with code {server.returncode} before it answered", log), file=sys.stderr)
+            return 1
+        if time.monotonic() > deadline:
+            print(_failed(f"mlflow ui did not answer at {address} within {START_SECONDS} s", log), file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    print(f"MLflow UI: {address}   (store {tracking_uri}; Ctrl-C stops it)", flush=True)
+    for name, experiment_id in experiments_with_runs(tracking_uri):
+        print(f"  {name}: {runs_page(address, experiment_id)}", flush=True)
+    code = server.wait()
+    if code != 0:
+        print(_failed(f"mlflow ui stopped with code {code}", log), file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

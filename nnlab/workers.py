@@ -445,7 +445,7 @@ class Workers:
         how = describe_exit(code)
         if trial_id is not None:
             self.kill_trial_runs(trial_id, f"{slot.name} ended ({how}) during the trial; the trial runs again")
-        self.echo(f"{slot.name} ended ({how})" + (f" during trial {self.oracle.number(self.oracle.trials[trial_id])}; "
+        self.echo(f"{slot.name} ended ({how})" + (f" during trial {trial_id}; "
                                                   "the trial runs again" if trial_id is not None else "")
                   + ("; starting a new one" if slot.crashes < CRASHES_IN_A_ROW else ""))
         if slot.crashes >= CRASHES_IN_A_ROW:

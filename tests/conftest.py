@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +197,11 @@ def co2_search(tmp_path_factory):
     result = run_search(config, dataset, tuning_root=root / "tuning", echo=lines.append)
     return SimpleNamespace(root=root, tracking_uri=tracking_uri, config=config, result=result, dataset=dataset,
                            lines=lines)
+
+
+WIDTH = 120  # what a command's line may take, but for a path or an address, which is not broken
+
+
+def too_wide(lines) -> list[str]:
+    """The lines wider than WIDTH that hold no path or address to excuse them."""
+    return [line for line in lines if len(line) > WIDTH and not re.search(r"(/|https?://)\S{20,}", line)]

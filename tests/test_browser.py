@@ -2,7 +2,8 @@
 Chromium (the Debian packages, installed here if missing) opens the printed address, finds the
 experiment and a trial run of a real search by clicking through the UI, opens the run's artifacts,
 and sees the learning-curves image the search logged; a screenshot is kept in tmp_path. The UI
-command then stops cleanly on SIGTERM, and nothing it started is left listening or running."""
+command then stops cleanly on SIGTERM, nothing it started is left listening or running, and it
+printed nothing but its own lines."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ STEP_SECONDS = 60  # one click's page to load and render, on two busy cores
 TRIAL_RUN = "trial-0"
 ARTIFACT = "plots/learning_curves.png"
 ADDRESS_LINE = re.compile(r"^MLflow UI: (http://127\.0\.0\.1:\d+)\s")
+# nnlab.ui's own lines: its address, then each experiment's runs page (issue 28: no other).
+NNLAB_UI_LINE = re.compile(r"MLflow UI: http://127\.0\.0\.1:\d+ |  \S+: http://127\.0\.0\.1:\d+/#/experiments/\d+/runs")
 
 
 def tail(text: str, lines: int = 40) -> str:
@@ -250,3 +253,7 @@ def test_mlflow_ui_shows_a_trial_runs_learning_curves(chromium, searched_store, 
     assert not listening(ui.port), f"something still listens on port {ui.port} after nnlab.ui stopped"
     assert ui.all_exited(), "processes started by nnlab.ui still run (they hold its output) 60 s after it exited"
     assert "Traceback" not in "".join(ui.output), ui.printed()
+    # Only nnlab's words, every page the browser loaded included: what MLflow and uvicorn said
+    # went to the server's log.
+    foreign = [line for line in ui.output if not NNLAB_UI_LINE.match(line)]
+    assert not foreign, ui.printed()

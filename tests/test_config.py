@@ -177,3 +177,52 @@ def test_the_flags_given_are_kept_but_not_logged(workdir):
     config = load_config("mnist", {"seed": 4, "jit_compile": True, "epochs": None})
     assert config.flags == ("seed", "jit_compile") and config.origin == "built-in default"
     assert "flags" not in as_params(config) and as_params(config)["seed"] == 4
+
+
+def test_a_shorter_search_trains_its_champion_on_in_proportion(workdir):
+    # round(default final_epochs x epochs / default epochs), at least 1: 20 x 2 / 6 = 6.7.
+    assert load_config("mnist", {"epochs": 2}).final_epochs == 7
+    assert load_config("mnist", {"epochs": 1}).final_epochs == 3
+    assert load_config("mnist", {"epochs": 2, "model": "gan"}).final_epochs == 13  # 40 x 2 / 6
+    assert (load_config("wine", {"epochs": 2}).final_epochs, load_config("wine", {"epochs": 1}).final_epochs) == (2, 1)
+    assert load_config("co2", {"epochs": 2}).final_epochs == 7
+    # The default's epochs or more: the default's final_epochs, never more.
+    assert [load_config("mnist", {"epochs": epochs}).final_epochs for epochs in (None, 6, 12)] == [20, 20, 20]
+    # A final_epochs set always wins, 0 included: the flag's, the file's, the flag's over the file's.
+    assert [load_config("mnist", {"epochs": 2, "final_epochs": final}).final_epochs for final in (0, 2, 30)] == [0, 2, 30]
+    write(workdir / "experiments" / "short.toml", 'dataset = "mnist"\nepochs = 2\n')
+    write(workdir / "experiments" / "set.toml", 'dataset = "mnist"\nepochs = 2\nfinal_epochs = 9\n')
+    assert (load_config("short").final_epochs, load_config("set").final_epochs) == (7, 9)
+    assert load_config("set", {"final_epochs": 1}).final_epochs == 1
+
+
+def test_the_proportion_is_the_same_rule_for_every_family_and_kind_of_data(workdir):
+    from nnlab.config import TRAINING_DEFAULTS
+    from nnlab.models import family_names
+
+    assert TRAINING_DEFAULTS["final_epochs"] >= TRAINING_DEFAULTS["epochs"]
+    checked = 0
+    for dataset in ("mnist", "co2", "wine"):
+        for model in family_names(searchable_only=True):
+            try:
+                default = load_config(dataset, {"model": model})
+            except ConfigError:  # a family that cannot take this data
+                continue
+            for epochs in range(1, default.epochs + 2):
+                config = load_config(dataset, {"model": model, "epochs": epochs})
+                expected = (default.final_epochs if epochs >= default.epochs
+                            else max(1, round(default.final_epochs * epochs / default.epochs)))
+                assert config.final_epochs == expected, (dataset, model, epochs)
+                assert config.final_epochs <= default.final_epochs
+            checked += 1
+    assert checked >= 7 + 5 + 2  # images: all but transfer; a series: dfn, linear, rnn, lstm, gru; a table: dfn, linear
+
+
+def test_the_final_epochs_flag(workdir, capsys):
+    from nnlab import search
+
+    assert search.parse_args(["co2", "--epochs", "2", "--final-epochs", "0"]).final_epochs == 0
+    assert search.main(["mnist", "--final-epochs", "-1"]) == 2
+    assert capsys.readouterr().err == "nnlab.search: error: --final-epochs -1 must be 0 or more\n"
+    assert "--final-epochs" in subprocess.run([sys.executable, "-m", "nnlab.search", "--help"], capture_output=True,
+                                              text=True, timeout=120).stdout

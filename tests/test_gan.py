@@ -145,10 +145,11 @@ def test_gan_search_tracks_fid_and_registers_the_generator(gan_search):
     client = MlflowClient(gan_search.tracking_uri)
     result = gan_search.result
     assert result.registered_name == "mnist-gan" and result.task == "generation"
-    # No mnist-cnn in the store: nnlab trained its judge first, registered it, and said so in one line.
+    # No mnist-cnn in the store: nnlab said it would train its judge first, then which it registered.
     judge = client.get_model_version_by_alias("mnist-judge-cnn", "champion")
-    said = [line for line in gan_search.lines if line.startswith("No mnist-cnn champion")]
-    assert len(said) == 1 and f"registered as mnist-judge-cnn version {judge.version}" in said[0]
+    said = [index for index, line in enumerate(gan_search.lines) if line.startswith("No mnist-cnn champion")]
+    assert len(said) == 1 and "training the default CNN" in gan_search.lines[said[0]]
+    assert gan_search.lines[said[0] + 1].startswith(f"  the judge: mnist-judge-cnn version {judge.version}, test accuracy ")
     parent = client.get_run(result.parent_run_id)
     assert parent.data.tags["nnlab.judge"] == f"mnist-judge-cnn/{judge.version}"
     assert parent.data.tags["nnlab.task"] == "generation"

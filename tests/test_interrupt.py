@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from nnlab.config import ExperimentConfig
 from nnlab.search import run_search
-from conftest import with_nan_inputs
+from conftest import too_wide, with_nan_inputs
 from test_search import runs_of
 from test_workers import processes_in, wait_until_gone
 
@@ -98,7 +98,9 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(workdir, 
             name = signal.Signals(signal_number).name
             assert returncode == 128 + signal_number
             assert (f"nnlab.search: stopped by {name}; the trial in progress is marked KILLED and runs again on resume, "
-                    f"finished trials are kept. Resume with: python -m nnlab.search {' '.join(arguments)}") in stderr
+                    f"finished trials are kept. Resume with: python -m nnlab.search {' '.join(arguments)}") in " ".join(
+                stderr.split())  # wrapped within 120 columns
+            assert not too_wide(stderr.splitlines())
             assert statuses[trial] == "KILLED"
             (killed,) = [child for child in children
                          if child.data.tags["nnlab.trial_id"] == trial and child.info.status == "KILLED"]
@@ -154,7 +156,7 @@ def test_a_swallowed_interruption_stops_after_the_trial_and_keeps_it(workdir, sm
     stopped = []  # the signal arrives during trial 1 and TensorFlow swallows it: the trial finishes
 
     def echo(line):
-        if line.startswith("trial 1/"):
+        if line.startswith("trial 0 (1 of "):
             stopped.append(line)
 
     with pytest.raises(KeyboardInterrupt):

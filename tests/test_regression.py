@@ -57,7 +57,7 @@ def test_regression_search_tracks_rmse_and_beats_naive_forecasts_with_baselines_
         assert {"loss", "rmse", "mae", "val_loss", "val_rmse", "val_mae", "best_val_rmse", "best_epoch"} <= set(
             child.data.metrics)
     assert result.leaderboard["best_val_rmse"].is_monotonic_increasing  # lower is better: best first
-    assert any(line.startswith("trial 1/2  val_rmse ") for line in co2_search.lines)
+    assert any(line.startswith("trial 0 (1 of 2)  val_rmse ") for line in co2_search.lines)
     metrics = parent.data.metrics
     assert {"test_loss", "test_rmse", "test_mae"} <= set(metrics)
     # The naive forecasts scored on the same test windows, and the champion against the best.

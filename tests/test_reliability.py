@@ -37,8 +37,8 @@ def test_nan_loss_fails_the_trial_at_once_and_the_search_stops_after_the_limit(w
     config = replace(config, max_trials=5, epochs=3, max_consecutive_failed_trials=2)
     with pytest.raises(SearchFailed, match=r"stopped: 2 trials failed in a row \(max_consecutive_failed_trials = 2\)") as failed:
         run_search(config, with_nan_inputs(small_mnist), tuning_root=workdir / "tuning", echo=quiet)
-    assert failed.value.details == ["trial 1: FailedTrialError: loss became nan at epoch 1",
-                                    "trial 2: FailedTrialError: loss became nan at epoch 1"]
+    assert failed.value.details == ["trial 0: FailedTrialError: loss became nan at epoch 1",  # trial ids
+                                    "trial 1: FailedTrialError: loss became nan at epoch 1"]
     parents, children = runs_of(tracking_uri)
     assert [child.info.status for child in children] == ["FAILED", "FAILED"]
     client = MlflowClient(tracking_uri)
@@ -71,9 +71,9 @@ def test_a_trial_out_of_memory_fails_and_the_search_goes_on_until_the_limit(work
     errors = [line for line in done.stderr.splitlines() if line.startswith("nnlab.search:")]
     assert errors[0] == ("nnlab.search: error: search mnist-cnn stopped: 3 trials failed in a row "
                          "(max_consecutive_failed_trials = 3); fix the cause, then rerun with --fresh")
-    assert [line.split(":")[1].strip() for line in errors[1:]] == ["trial 2", "trial 3", "trial 4"]
+    assert [line.split(":")[1].strip() for line in errors[1:]] == ["trial 1", "trial 2", "trial 3"]  # trial ids
     assert all("ResourceExhaustedError" in line and "OOM when allocating" in line for line in errors[1:])
-    assert "trial 1/6  val_accuracy" in done.stdout and "trial 2/6  FAILED: ResourceExhaustedError" in done.stdout
+    assert "trial 0 (1 of 6)  val_accuracy" in done.stdout and "trial 1 (2 of 6)  FAILED: ResourceExhaustedError" in done.stdout
     parents, children = runs_of(tracking_uri)
     statuses = {child.data.tags["nnlab.trial_id"]: child.info.status for child in children}
     assert statuses == {"0": "FINISHED", "1": "FAILED", "2": "FAILED", "3": "FAILED"}
@@ -148,7 +148,8 @@ def test_trial_timeout_stops_a_trial_and_scores_what_it_finished(workdir, config
     # Stopped within its first epoch (its first batch alone takes longer), which was still validated.
     assert len(MlflowClient(tracking_uri).get_metric_history(child.info.run_id, "val_accuracy")) == 1
     assert child.data.metrics["best_epoch"] == 1
-    assert any(line.startswith("trial 1/1  val_accuracy ") and "(stopped at trial_timeout 0.1s)" in line for line in lines)
+    assert any(line.startswith("trial 0 (1 of 1)  val_accuracy ") and "(stopped at trial_timeout 0.1s)" in line
+               for line in lines)
 
 
 def test_only_the_best_checkpoints_stay(workdir, config, small_mnist):

@@ -143,9 +143,10 @@ def test_champions_lists_each_registered_family_best_first(workdir, capsys, smal
     table = pd.read_csv(io.StringIO(out))
     scores = {model: result.test_metrics["test_accuracy"] for model, result in results.items()}
     assert list(table["family"]) == sorted(scores, key=scores.get, reverse=True)  # best first
-    assert list(table["test"]) == pytest.approx(sorted(scores.values(), reverse=True))
+    assert list(table["test_accuracy"]) == pytest.approx(sorted(scores.values(), reverse=True))
     assert set(table["model"]) == {"families-linear", "families-dfn"} and set(table["version"]) == {1}
-    assert set(table["score"]) == {"test_accuracy"}
+    # A column per headline test metric, named as the metric; the others stay on the run.
+    assert list(table.columns) == ["model", "family", "version", "test_accuracy", "param_count", "search_minutes"]
     client = MlflowClient(tracking_uri)
     for row in table.itertuples():
         (trial,) = [run for run in client.search_runs([client.get_experiment_by_name("families").experiment_id],
@@ -153,11 +154,35 @@ def test_champions_lists_each_registered_family_best_first(workdir, capsys, smal
         assert row.param_count == trial.data.metrics["param_count"]  # the champion's own size
         search = client.get_run(results[row.family].parent_run_id)
         assert row.search_minutes == round((search.info.end_time - search.info.start_time) / 60_000, 1)
-    code, _out, err = run_report(capsys, "families", "--champions", "--tracking-uri", tracking_uri)
+    code, out, err = run_report(capsys, "families", "--champions", "--tracking-uri", tracking_uri)
     assert code == 0 and err == ""
+    heading, columns, *rows = out.splitlines()
+    assert columns.split() == list(table.columns) and len(rows) == 2
+    assert max(len(line) for line in (columns, *rows)) <= 120
     # No champion registered yet: one line, exit code 2.
     client.create_experiment("empty")
     client.create_run(client.get_experiment_by_name("empty").experiment_id, tags={"nnlab.search_id": "x"})
     code, _out, err = run_report(capsys, "empty", "--champions", "--tracking-uri", tracking_uri)
     assert code == 2 and err == (f"nnlab.report: error: experiment empty has no registered champion in {tracking_uri}; "
                                  "a search registers one (python -m nnlab.search empty)\n")
+
+
+def test_champions_of_several_tasks_fit_a_terminal():
+    from nnlab.formats import render
+
+    # A GAN's three headline metrics beside classifiers' (tasks registered in one experiment: mnist).
+    table = pd.DataFrame([
+        {"model": "mnist-cnn", "family": "cnn", "version": 3, "test_accuracy": 0.991, "param_count": 422314,
+         "search_minutes": 12.5},
+        {"model": "mnist-from-digits-cnn", "family": "transfer", "version": 1, "test_accuracy": 0.97,
+         "param_count": 22314, "search_minutes": 2.5},
+        {"model": "mnist-gan", "family": "gan", "version": 2, "test_fid_mnist": 12.34, "test_confidence": 0.91,
+         "test_coverage": 10.0, "param_count": 1422314, "search_minutes": 62.5},
+    ], columns=["model", "family", "version", "test_accuracy", "test_fid_mnist", "test_confidence", "test_coverage",
+                "param_count", "search_minutes"])  # as champions_table orders them
+    assert max(len(line) for line in render(table, "table").splitlines()) > 120
+    narrowed = report._narrowed(table)
+    assert list(narrowed.columns) == ["model", "family", "version", "test_accuracy", "test_fid_mnist", "param_count",
+                                      "search_minutes"]
+    assert max(len(line) for line in render(narrowed, "table").splitlines()) <= 120
+    assert report._narrowed(narrowed) is narrowed  # what fits stays whole

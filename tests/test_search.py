@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -57,7 +58,9 @@ def test_search_tracks_trials_and_registers_the_champion(workdir, config, small_
     losses = [point.value for point in client.get_metric_history(parent.info.run_id, "val_loss")]
     accuracies = [point.value for point in client.get_metric_history(parent.info.run_id, "val_accuracy")]
     assert metrics["best_val_accuracy"] in (metrics["start_val_accuracy"], accuracies[int(np.argmin(losses))])
-    assert any(line.startswith("Champion trial") and "trained on for 2 epochs" in line for line in lines)
+    # The line says what was kept and by what: the epoch of the lowest validation loss, or the start.
+    said = [line for line in lines if line.startswith(f"trial {result.champion_trial} trained on 2 epochs, ")]
+    assert len(said) == 1 and ("kept epoch " in said[0] or "kept as it was" in said[0]) and "val_loss" in said[0]
 
     for child in children:
         assert child.info.status == "FINISHED"
@@ -84,8 +87,8 @@ def test_search_tracks_trials_and_registers_the_champion(workdir, config, small_
     assert not {"val_loss_ensemble", "test_accuracy_single"} & set(metrics)
     assert not any(line.startswith("Champion: the average") for line in lines)
     assert nnlab.load_model("mnist-cnn", tracking_uri).name == "cnn"
-    progress = [line for line in lines if line.startswith("trial ")]
-    assert len(progress) == 2 and progress[-1].startswith("trial 2/2  val_accuracy ") and "elapsed" in progress[-1]
+    progress = [line for line in lines if re.match(r"trial \S+ \(\d+ of \d+\)", line)]
+    assert len(progress) == 2 and progress[-1].startswith("trial 1 (2 of 2)  val_accuracy ") and "elapsed" in progress[-1]
 
     version = client.get_model_version_by_alias("mnist-cnn", "champion")
     assert str(version.version) == result.champion_version == "1"
@@ -166,7 +169,10 @@ def test_hyperband_dfn_search(hyperband_search):
     assert continued.data.params["tuner/initial_epoch"] == "1" and continued.data.params["tuner/epochs"] == "3"
     steps = MlflowClient(tracking_uri).get_metric_history(continued.info.run_id, "val_accuracy")
     assert [point.step for point in steps] == [2, 3]
-    assert [line.split()[1] for line in lines if line.startswith("trial ")] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
+    counted = [re.match(r"trial (\S+) \((\d) of (\d)\)  ", line) for line in lines]
+    assert [(match[2], match[3]) for match in counted if match] == [("1", "5"), ("2", "5"), ("3", "5"), ("4", "5"),
+                                                                    ("5", "5")]
+    assert sorted(match[1] for match in counted if match) == sorted(result.leaderboard["trial"])  # one numbering
     assert result.test_metrics["test_accuracy"] > 0.5
 
 
@@ -189,7 +195,7 @@ def test_an_average_of_the_best_trials_is_registered_when_it_validates_better(wo
     trials = result.champion_trial.split(",")
     assert len(trials) == 3 and set(trials) == set(result.leaderboard["trial"])
     # keep_checkpoints 1 does not prune the members: each was restored and trained on.
-    assert sum(line.startswith(("Champion trial", "Trial ")) and "trained on for 1 epochs" in line for line in lines) == 3
+    assert sum(bool(re.match(r"trial \S+ \(member \d of 3\) trained on 1 epoch, ", line)) for line in lines) == 3
     assert f"Champion: the average of trials {', '.join(trials)} (validation loss" in "\n".join(lines)
     assert metrics["val_single_better_share"] == 0.0
     assert parent.data.tags["nnlab.champion_trial"] == result.champion_trial
@@ -227,7 +233,7 @@ def test_cli_end_to_end(workdir, idx_dir, tracking_uri):
                "--epochs", "1", "--worker-trials", "1", "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "trial 2/2" in done.stdout and "Leaderboard" in done.stdout and "mlflow ui --backend-store-uri" in done.stdout
+    assert "trial 1 (2 of 2)" in done.stdout and "Leaderboard" in done.stdout and "mlflow ui --backend-store-uri" in done.stdout
     assert "Registered mnist-cnn version 1" in done.stdout
     parents, children = runs_of(tracking_uri)
     assert (len(parents), len(children)) == (1, 2)

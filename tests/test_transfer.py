@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import too_wide
 
 from nnlab.data import load_dataset
 from nnlab.errors import DataError
@@ -204,7 +205,8 @@ def test_the_readme_flow_search_then_finetune(searched_store, source_store, tmp_
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert (f"nnlab.finetune: mnist-cnn is the average of trials {', '.join(trials)}: taking all 3 members' bodies "
-            "side by side") in captured.out
+            "side by side") in " ".join(captured.out.split())  # wrapped within 120 columns
+    assert not too_wide(captured.out.splitlines())
     model = nnlab.load_model("digits-from-mnist-cnn", tracking_uri)
     from sklearn.datasets import load_digits
 

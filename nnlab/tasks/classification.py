@@ -35,6 +35,8 @@ class Classification(Task):
     figures = (ChampionFigure("confusion_matrix", _confusion_matrix),
                ChampionFigure("misclassified", _misclassified, ("image",)),
                ChampionFigure("first_layer_weights", _first_layer_weights, ("image",)))
+    headline = ("accuracy",)
+    baseline_words = {"majority": "always the most frequent class"}
 
     @property
     def further_monitor(self) -> tuple[str, str]:

@@ -21,6 +21,9 @@ def _samples(_model, dataset, predictions, title):
 
 class Generation(Task):
     figures = (ChampionFigure("samples", _samples),)
+    # How far from real digits, how sure the judge is of what it sees, how many digits it finds.
+    headline = ("fid_mnist", "confidence", "coverage")
+    counts = ("coverage",)
 
     def keras_metrics(self) -> list:
         return []  # what a GAN reports is its hypermodel's (its two losses, fid_mnist per epoch)

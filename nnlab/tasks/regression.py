@@ -37,6 +37,10 @@ class Regression(Task):
     figures = (ChampionFigure("forecast", _forecast, ("sequence",)),
                ChampionFigure("predicted_against_actual", _predicted_against_actual),
                ChampionFigure("residuals", _residuals))
+    headline = ("rmse", "mae")
+    # The training mean, and a series' naive forecasts (nnlab/data/series.py).
+    baseline_words = {"mean": "always the training mean", "naive_last": "the window's last value",
+                      "naive_seasonal": "the same week a year earlier"}
 
     def keras_metrics(self) -> list:
         import keras

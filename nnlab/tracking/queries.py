@@ -126,9 +126,11 @@ def find_searches(experiment_name: str, tracking_uri: str | None = None, model: 
 
 def champions_table(experiment_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
     """One row per registered model of the experiment (`<experiment>-<family>`, a fine-tune's
-    `<experiment>-from-...`): its champion's version and family, the task's test score and the
-    other test metrics, its parameter count (an average champion's members together) and its
-    search's wall time; best first within each task. Empty when none is registered."""
+    `<experiment>-from-...`): its champion's version and family, its task's headline test metrics
+    (nnlab.tasks: test_accuracy; test_rmse, test_mae; ...), each a column named as the metric and
+    empty in the rows of another task, its parameter count (an average champion's members
+    together) and its search's wall time; best first within each task, the first task's rows first.
+    Empty when none is registered."""
     uri = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(experiment_name)
@@ -152,11 +154,8 @@ def champions_table(experiment_name: str, tracking_uri: str | None = None) -> pd
             "model": registered.name,
             "family": search.data.tags.get("nnlab.model"),
             "version": int(version.version),
-            "task": task.name,
-            "score": task.test_key,
-            "test": search.data.metrics.get(task.test_key),
-            **{key: value for key, value in sorted(search.data.metrics.items())
-               if key.startswith("test_") and key != task.test_key and "_over_" not in key},
+            "_task": task.name,
+            **task.headline_metrics(search.data.metrics),
             "param_count": int(sum(counts)) if counts and None not in counts else None,
             "search_minutes": round((end - search.info.start_time) / 60_000, 1),
             "_better": -search.data.metrics.get(task.test_key, float("nan")) if task.higher_is_better
@@ -164,9 +163,12 @@ def champions_table(experiment_name: str, tracking_uri: str | None = None) -> pd
         })
     if not rows:
         return pd.DataFrame()
-    table = pd.DataFrame(rows)
-    first_seen = {task: index for index, task in enumerate(dict.fromkeys(table["task"]))}
-    table = table.assign(_task=table["task"].map(first_seen)).sort_values(["_task", "_better"], na_position="last")
+    # The metrics' columns in the order their tasks come, before the size and the time.
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    last = ["param_count", "search_minutes", "_task", "_better"]
+    table = pd.DataFrame(rows)[[key for key in columns if key not in last] + last]
+    first_seen = {task: index for index, task in enumerate(dict.fromkeys(table["_task"]))}
+    table = table.assign(_task=table["_task"].map(first_seen)).sort_values(["_task", "_better"], na_position="last")
     return table.drop(columns=["_task", "_better"]).reset_index(drop=True)
 
 

@@ -9,8 +9,12 @@ loads no TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +25,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.models.utils import _save_example
 from mlflow.types.schema import ColSpec, Schema
-from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
+from nnlab.accelerators import start_tensorflow
 from nnlab.errors import TrackingError
 from nnlab.tasks import get_task
 from nnlab.tracking.store import configure, resolve_tracking_uri, sqlite_file
@@ -73,7 +77,8 @@ def log_champion(
                 pip_requirements=pip_requirements,
             )
         mlflow.log_artifacts(folder, CHAMPION_ARTIFACT)
-    registered = _quietly(mlflow.register_model, f"runs:/{run_id}/{CHAMPION_ARTIFACT}", registered_name)
+    with _in_nnlabs_words():
+        registered = mlflow.register_model(f"runs:/{run_id}/{CHAMPION_ARTIFACT}", registered_name)
     version = str(registered.version)
     test_score = float(test_metrics[task.test_key])
     tags = {**(version_tags or {}), task.test_key: test_score, "trial": trial_id, "run_id": run_id}
@@ -101,15 +106,56 @@ def _alias_holder(client: MlflowClient, registered_name: str):
         return None
 
 
-def _quietly(call, *args):
-    """`call` without MLflow's notices on stderr ("Successfully registered model ...", "Created
-    version ..."): nnlab says what was registered in its own words. Errors still raise."""
-    enabled = MLFLOW_LOGGING_STREAM.enabled
-    MLFLOW_LOGGING_STREAM.enabled = False
+# What mlflow.register_model prints on stderr with `print` (mlflow.utils.logging_utils.eprint:
+# no logger whose level could be set) and nnlab says in its own words ("Registered mnist-cnn
+# version 1").
+REGISTRY_NOTICES = re.compile(r"Successfully registered model '.+'\.|Created version '\d+' of model '.+'\."
+                              r"|Registered model '.+' already exists\. Creating a new version of this model\.\.\.")
+# Its INFO line "Waiting up to 300 seconds for model version to finish creation" (a store behind
+# a server: --workers), from this logger; its warnings still pass.
+REGISTRY_WAIT_LOGGER = "mlflow.store.model_registry.abstract_store"
+
+
+@contextlib.contextmanager
+def _in_nnlabs_words():
+    """mlflow.register_model in the block without its notices (REGISTRY_NOTICES and the wait on
+    a server): nnlab says what was registered. MLflow's warnings, errors and anything else
+    written on stderr meanwhile still pass."""
+    waiting = logging.getLogger(REGISTRY_WAIT_LOGGER)
+    level = waiting.level
+    waiting.setLevel(logging.WARNING)
+    stderr = _WithoutLines(sys.stderr, REGISTRY_NOTICES)
     try:
-        return call(*args)
+        with contextlib.redirect_stderr(stderr):
+            yield
     finally:
-        MLFLOW_LOGGING_STREAM.enabled = enabled
+        stderr.end()
+        waiting.setLevel(level)
+
+
+class _WithoutLines(io.TextIOBase):
+    """A text stream that passes every line on to `target` but those `pattern` matches whole."""
+
+    def __init__(self, target, pattern: re.Pattern):
+        super().__init__()
+        self.target, self.pattern, self.pending = target, pattern, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if not self.pattern.fullmatch(line):
+                self.target.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def end(self) -> None:
+        """The last line, unfinished, passed on as it is."""
+        if self.pending and not self.pattern.fullmatch(self.pending):
+            self.target.write(self.pending)
+        self.pending = ""
+        self.target.flush()
 
 
 def _save_table_model(model, folder: str, signature, example, pip_requirements: list[str]) -> None:
@@ -192,7 +238,9 @@ def registered_version(reference: str, tracking_uri: str | None = None) -> Regis
 
 def load_registered_model(reference: str, tracking_uri: str | None = None):
     """A registered Keras model, loaded in Keras' safe mode (no pickled code runs). A table's
-    model predicts from a DataFrame or a dict of columns (nnlab.tabular.reads_rows)."""
+    model predicts from a DataFrame or a dict of columns (nnlab.tabular.reads_rows). TensorFlow
+    starts quietly first, as in nnlab's commands: `nnlab.load_model` from Python is this."""
+    start_tensorflow()
     import mlflow.keras
 
     from nnlab.tabular import reads_rows  # and registers the layer a table model holds, FillMissing

@@ -1,0 +1,72 @@
+"""What a search says while it works: one line per trial, a line inside a long trial, and how
+long the rest will take once the first trial has shown the pace. One line per step, so that
+a log file or CI reads as well as a terminal; a step that runs long says so at least every
+PROGRESS_SECONDS. Trials are named by their trial id everywhere (the leaderboard's, the MLflow
+run's `trial-<id>`, the champion's members); "7 of 10" counts them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from nnlab.budget import format_duration
+
+PROGRESS_SECONDS = 30  # the longest a step stays silent before a line says where it is
+
+
+class Narrator:
+    """`echo` that remembers when it last spoke; callable like echo, from any thread (a chief's
+    oracle hears its workers on gRPC threads)."""
+
+    def __init__(self, echo):
+        self.echo = echo
+        self.last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            self.last = time.monotonic()
+            self.echo(line)
+
+    def quiet_for(self) -> float:
+        return time.monotonic() - self.last
+
+
+def trial_line(report, objective: str, trial_timeout: float | None, several_workers: bool) -> str:
+    """`trial 06 (7 of 10)  val_accuracy 0.9900  best 0.9900, trial 06  elapsed 2m34s`."""
+    counted = f" ({report.number} of {report.planned})" if report.planned else f" ({report.number})"
+    if report.worker is not None and several_workers:
+        counted += f" [{report.worker}]"
+    result = (f"{objective} {report.score:.4f}" if report.status == "COMPLETED"
+              else f"{report.status}: {report.message or 'no reason given'}")
+    if report.timed_out and trial_timeout:
+        result += f" (stopped at trial_timeout {format_duration(trial_timeout)})"
+    best = (f"best {report.best_score:.4f}, trial {report.best_trial_id}" if report.best_score is not None
+            else "best -")
+    return f"trial {report.trial_id}{counted}  {result}  {best}  elapsed {format_duration(report.elapsed_seconds)}"
+
+
+def epoch_line(trial_id: str, epoch: int, epochs: int | None, objective: str, value: float | None,
+               elapsed: float) -> str:
+    """A trial still running: `trial 09: epoch 4 of 6  val_accuracy 0.9700  elapsed 3m02s`."""
+    of = f" of {epochs}" if epochs else ""
+    shown = f"  {objective} {value:.4f}" if value is not None and math.isfinite(value) else ""
+    return f"trial {trial_id}: epoch {epoch}{of}{shown}  elapsed {format_duration(elapsed)}"
+
+
+def pace_line(report, planned_epochs: int | None, workers: int, members: int, final_epochs: int) -> str | None:
+    """After a new search's first trial: the rest at its pace (its seconds per epoch, graph
+    tracing and set-up included, as every trial pays them): the trials, then the champion's
+    further training at its training pace. None where nothing can be said."""
+    if report.status != "COMPLETED" or not report.epochs or not planned_epochs:
+        return None
+    pace = report.seconds / report.epochs
+    trials_left = max(0, planned_epochs - report.epochs) * pace / max(1, workers)
+    line = (f"Pace of trial {report.trial_id}, {pace:.1f} s an epoch: trials about {format_duration(trials_left)} "
+            f"more ({planned_epochs} epochs planned)")
+    if members and final_epochs:
+        champion = members * final_epochs * (report.epoch_seconds or pace)
+        line += f", champion up to {format_duration(champion)} ({members} x {final_epochs} epochs)"
+    return line

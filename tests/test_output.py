@@ -1,0 +1,59 @@
+"""What the searching command prints (issue 28), checked on a small search's captured output, as
+a user's terminal or log file gets it: only nnlab's lines, each within 120 characters but for a
+path or address, and one numbering of trials in the progress, the leaderboard and the MLflow runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import keras
+import numpy as np
+from conftest import too_wide
+from mlflow import MlflowClient
+
+from nnlab.hypermodel import SaysProgress
+
+# What Keras, TensorFlow (its C++ log and absl), MLflow and uvicorn print on their own.
+FOREIGN = re.compile(r"Downloading data from|Successfully registered model|Created version|^[IWEF]\d{4} |absl|"
+                     r"^WARNING:|^INFO:|Warning: |uvicorn|oneDNN|cuda|Reloading Tuner|Search: Running Trial|\d+/\d+ \S+ [━=]")
+PROGRESS = re.compile(r"^trial (\S+) \((\d+) of (\d+)\)  ")
+
+
+def test_a_small_search_says_only_nnlab_lines_within_the_width_with_one_numbering(workdir, idx_dir, tracking_uri):
+    # The default's kind of champion (an average of two) on a tiny search: every kind of line.
+    (workdir / "tiny.toml").write_text('name = "mnist"\ntuner = "random"\nmax_trials = 2\nepochs = 1\n'
+                                       'final_epochs = 1\nensemble = 2\nbatch_size = 64\n')
+    done = subprocess.run([sys.executable, "-m", "nnlab.search", "tiny.toml", "--data-dir", str(idx_dir),
+                           "--tracking-uri", tracking_uri], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (done.stdout + done.stderr).splitlines()
+    assert not [line for line in lines if FOREIGN.search(line)]
+    assert not too_wide(lines)
+    progress = [PROGRESS.match(line) for line in lines if PROGRESS.match(line)]
+    said = [match.group(1) for match in progress]
+    assert [match.group(2) for match in progress] == ["1", "2"] and len(set(said)) == 2
+    # The same names in the leaderboard, the runs and the champion's members.
+    start = lines.index(next(line for line in lines if line.startswith("Leaderboard")))
+    board = [line.split()[0] for line in lines[start + 2:start + 4]]
+    assert sorted(board) == sorted(said)
+    runs = MlflowClient(tracking_uri).search_runs(
+        [MlflowClient(tracking_uri).get_experiment_by_name("mnist").experiment_id])
+    assert sorted(run.info.run_name for run in runs if "mlflow.parentRunId" in run.data.tags) == \
+        sorted(f"trial-{trial}" for trial in said)
+    members = [line for line in lines if re.match(r"trial \S+ \(member \d of 2\) trained on 1 epoch, kept ", line)]
+    assert sorted(line.split()[1] for line in members) == sorted(said)
+
+
+def test_the_champion_says_where_its_further_training_is(small_mnist):
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    lines = []
+    progress = SaysProgress(lines.append, "trial 05 (member 1 of 3)", "val_loss", epochs=3, every=0)
+    x, y = small_mnist.train
+    model.fit(x[:64], y[:64], validation_data=(x[:32], y[:32]), epochs=3, verbose=0, callbacks=[progress])
+    # A line at each epoch's end but the last (the member's own line follows it), with the time left.
+    assert len(lines) == 2 and all(re.match(r"trial 05 \(member 1 of 3\): epoch [12] of up to 3  val_loss \d\.\d{4}  "
+                                            r"at most \S+ left for it$", line) for line in lines)
+    assert np.isfinite(float(lines[0].split("val_loss ")[1].split()[0]))
