@@ -48,6 +48,11 @@ def run_command(prog: str, module: str, argv, work, stopped: str | None) -> int:
     SIGTERM 128 + the signal with `stopped` and the command to run again, else the results.
     A worker's `work` returns its exit code instead, and stops without a word (stopped None)."""
     started = time.monotonic()
+    # Each line as it is said, also into a file or a pipe (Python buffers those by the block):
+    # a log shows where the search is, not where it was minutes ago.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     with signals_interrupt() as received:
         try:
             result = work(lambda: bool(received))

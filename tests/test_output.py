@@ -4,9 +4,11 @@ path or address, and one numbering of trials in the progress, the leaderboard an
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -25,10 +27,20 @@ def test_a_small_search_says_only_nnlab_lines_within_the_width_with_one_numberin
     # The default's kind of champion (an average of two) on a tiny search: every kind of line.
     (workdir / "tiny.toml").write_text('name = "mnist"\ntuner = "random"\nmax_trials = 2\nepochs = 1\n'
                                        'final_epochs = 1\nensemble = 2\nbatch_size = 64\n')
-    done = subprocess.run([sys.executable, "-m", "nnlab.search", "tiny.toml", "--data-dir", str(idx_dir),
-                           "--tracking-uri", tracking_uri], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = (done.stdout + done.stderr).splitlines()
+    search = subprocess.Popen([sys.executable, "-m", "nnlab.search", "tiny.toml", "--data-dir", str(idx_dir),
+                               "--tracking-uri", tracking_uri], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env={key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"})
+    lines = []
+    while not lines or not PROGRESS.match(lines[-1]):  # up to the first trial's line
+        lines.append(search.stdout.readline().rstrip("\n"))
+        assert lines[-1] or search.poll() is None, "\n".join(lines)
+    said_at = time.monotonic()
+    output, _ = search.communicate(timeout=600)
+    # Said as it happened, into a pipe too: not held in a buffer until the end (the second trial
+    # and the champion's two members train after it).
+    assert time.monotonic() - said_at > 3
+    assert search.returncode == 0, output[-3000:]
+    lines += output.splitlines()
     assert not [line for line in lines if FOREIGN.search(line)]
     assert not too_wide(lines)
     progress = [PROGRESS.match(line) for line in lines if PROGRESS.match(line)]
