@@ -235,10 +235,12 @@ class _Search:
                 self.echo(pace)
 
     def _progress(self, trial_id: str, epoch: int, value: float | None, epochs: int | None) -> None:
-        """A trial's epoch has ended: said only when nothing has been said for PROGRESS_SECONDS."""
-        if self.echo.quiet_for() >= PROGRESS_SECONDS:
+        """A trial's epoch has ended: said only when nothing has been said for PROGRESS_SECONDS,
+        and not for its last epoch (the trial's own line follows at once)."""
+        epochs = epochs or self.config.epochs
+        if epoch < epochs and self.echo.quiet_for() >= PROGRESS_SECONDS:
             started = self.tuner.oracle.started or time.monotonic()
-            self.echo(epoch_line(trial_id, epoch, epochs or self.config.epochs, self.task.objective, value,
+            self.echo(epoch_line(trial_id, epoch, epochs, self.task.objective, value,
                                  time.monotonic() - started))
 
     def run_trials(self) -> None:

@@ -57,16 +57,17 @@ def epoch_line(trial_id: str, epoch: int, epochs: int | None, objective: str, va
 
 
 def pace_line(report, planned_epochs: int | None, workers: int, members: int, final_epochs: int) -> str | None:
-    """After a new search's first trial: the rest at its pace (its seconds per epoch, graph
-    tracing and set-up included, as every trial pays them): the trials, then the champion's
-    further training at its training pace. None where nothing can be said."""
-    if report.status != "COMPLETED" or not report.epochs or not planned_epochs:
+    """After a new search's first trial: the rest at its pace, an epoch's training and a trial's
+    set-up (building, graph tracing, its first epoch's extra; the first trial's is the largest,
+    so this errs long): the trials planned, then the champion's further training. None where
+    nothing can be said."""
+    if report.status != "COMPLETED" or not report.epochs or not planned_epochs or not report.planned:
         return None
-    pace = report.seconds / report.epochs
-    trials_left = max(0, planned_epochs - report.epochs) * pace / max(1, workers)
-    line = (f"Pace of trial {report.trial_id}, {pace:.1f} s an epoch: trials about {format_duration(trials_left)} "
-            f"more ({planned_epochs} epochs planned)")
+    epoch = report.epoch_seconds or report.seconds / report.epochs
+    set_up = max(0.0, report.seconds - report.epochs * epoch)
+    trials_left = (max(0, planned_epochs - report.epochs) * epoch + (report.planned - 1) * set_up) / max(1, workers)
+    line = (f"At trial {report.trial_id}'s pace ({epoch:.1f} s an epoch + {set_up:.0f} s a trial): "
+            f"trials about {format_duration(trials_left)} more")
     if members and final_epochs:
-        champion = members * final_epochs * (report.epoch_seconds or pace)
-        line += f", champion up to {format_duration(champion)} ({members} x {final_epochs} epochs)"
+        line += f", champion up to {format_duration(members * final_epochs * epoch)} ({members} x {final_epochs} epochs)"
     return line

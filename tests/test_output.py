@@ -16,6 +16,8 @@ from conftest import too_wide
 from mlflow import MlflowClient
 
 from nnlab.hypermodel import SaysProgress
+from nnlab.oracles import TrialReport
+from nnlab.progress import pace_line
 
 # What Keras, TensorFlow (its C++ log and absl), MLflow and uvicorn print on their own.
 FOREIGN = re.compile(r"Downloading data from|Successfully registered model|Created version|^[IWEF]\d{4} |absl|"
@@ -69,3 +71,16 @@ def test_the_champion_says_where_its_further_training_is(small_mnist):
     assert len(lines) == 2 and all(re.match(r"trial 05 \(member 1 of 3\): epoch [12] of up to 3  val_loss \d\.\d{4}  "
                                             r"at most \S+ left for it$", line) for line in lines)
     assert np.isfinite(float(lines[0].split("val_loss ")[1].split()[0]))
+
+
+def test_the_pace_after_the_first_trial_counts_its_epochs_and_its_set_up():
+    first = TrialReport(trial_id="00", number=1, planned=10, status="COMPLETED", score=0.98, best_score=0.98,
+                        elapsed_seconds=25.0, seconds=20.0, epoch_seconds=5.0, epochs=2, best_trial_id="00")
+    # 34 epochs left at 5 s, and 9 trials to set up at the 10 s the first took beyond its epochs.
+    assert pace_line(first, planned_epochs=36, workers=1, members=3, final_epochs=20) == (
+        "At trial 00's pace (5.0 s an epoch + 10 s a trial): trials about 4m20s more, champion up to 5m00s "
+        "(3 x 20 epochs)")
+    assert pace_line(first, planned_epochs=36, workers=2, members=0, final_epochs=20).endswith("trials about 2m10s more")
+    failed = TrialReport(trial_id="00", number=1, planned=10, status="FAILED", score=None, best_score=None,
+                         elapsed_seconds=5.0, seconds=5.0, epoch_seconds=0.0)
+    assert pace_line(failed, planned_epochs=36, workers=1, members=3, final_epochs=20) is None
