@@ -74,7 +74,7 @@ def test_two_workers_share_the_trials_under_one_search_run(workdir, idx_dir, tra
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "View run" not in done.stdout
-    assert "2 worker processes; " in done.stdout and "; oracle 127.0.0.1:" in done.stdout
+    assert "2 worker processes)" in done.stdout and "; oracle 127.0.0.1:" in done.stdout
     progress = [line for line in done.stdout.splitlines() if re.match(r"trial \S+ \(\d+ of \d+\)", line)]
     assert len(progress) == 4 and all(" [worker1]  " in line or " [worker2]  " in line for line in progress)
     parents, children = runs_of(tracking_uri)
@@ -211,7 +211,7 @@ def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir,
         assert worker.returncode == 0 and worker.stdout == "", worker.stderr[-3000:]
         stdout, stderr = chief.communicate(timeout=300)
         assert chief.returncode == 0, stderr[-3000:]
-        assert "0 worker processes; " in stdout and f"; oracle {oracle}" in stdout and "Registered mnist-dfn version 1" in stdout
+        assert "0 worker processes)" in stdout and f"; oracle {oracle}" in stdout and "Registered mnist-dfn version 1" in stdout
         parents, children = runs_of(tracking)
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
         assert sorted((child.data.tags["nnlab.trial_id"], child.info.status) for child in children) == [
