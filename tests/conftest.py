@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nnlab.formats import TERMINAL_WIDTH as WIDTH  # a line's most, but for a path or an address
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -199,7 +201,6 @@ def co2_search(tmp_path_factory):
                            lines=lines)
 
 
-WIDTH = 120  # what a command's line may take, but for a path or an address, which is not broken
 
 
 def too_wide(lines) -> list[str]:
