@@ -19,7 +19,7 @@ from conftest import too_wide, with_nan_inputs
 from test_search import runs_of
 from test_workers import processes_in, wait_until_gone
 
-EXPERIMENT = 'name = "mnist"\nmodel = "dfn"\ntuner = "random"\nmax_trials = 4\nepochs = 10\npatience = 10\nfinal_epochs = 0\n'
+EXPERIMENT = 'name = "mnist"\nmodel = "dfn"\ntuner = "random"\nmax_trials = 4\nepochs = 25\npatience = 25\nfinal_epochs = 0\n'
 TRIALS = ["0", "1", "2", "3"]
 
 
@@ -35,14 +35,16 @@ def wait_for(condition, timeout: float, what: str, process):
 
 
 def running_trial(tracking_uri, finished: int) -> str | None:
-    """The trial id of a trial run in progress, once `finished` trial runs have finished."""
+    """The trial id of a trial run in training (its first epoch logged, so past its graph tracing),
+    once `finished` trial runs have finished."""
     try:
         _, children = runs_of(tracking_uri)
     except Exception:  # the store may not exist yet, or be mid-creation
         return None
     if sum(child.info.status == "FINISHED" for child in children) < finished:
         return None
-    running = [child.data.tags["nnlab.trial_id"] for child in children if child.info.status == "RUNNING"]
+    running = [child.data.tags["nnlab.trial_id"] for child in children
+               if child.info.status == "RUNNING" and "loss" in child.data.metrics]
     return running[0] if running else None
 
 
@@ -55,7 +57,8 @@ def interrupt(command, workdir, tracking_uri, signal_number, finished: int):
         try:
             wait_for(lambda: running_trial(tracking_uri, finished), 180, f"a trial after {finished} was running", process)
             interrupted = running_trial(tracking_uri, finished)
-            time.sleep(1.0)  # well inside the trial: ten epochs follow its graph tracing
+            # No sleep: the trial has epochs enough left (EXPERIMENT) that it cannot end before the
+            # signal does its work; a trial that ended first would be kept FINISHED, by design.
             if signal_number == signal.SIGINT:
                 os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal
             else:
