@@ -46,6 +46,10 @@ def _stderr_silenced():
 _gpus_said = False
 
 
+def _drop_retracing(record) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 def start_tensorflow(echo=None) -> list[str]:
     """Load TensorFlow quietly, turn memory growth on for each GPU, and return their names; when
     there are any, `echo` gets one line naming them, once per process. Loaded once: later calls
@@ -57,10 +61,13 @@ def start_tensorflow(echo=None) -> list[str]:
         import tensorflow as tf
 
         if first:
-            # TensorFlow's Python warnings are about tf.functions a user of nnlab does not write:
-            # "N out of the last M calls to ... triggered tf.function retracing", from Keras'
-            # predict on the champion's splits of different sizes.
+            # TensorFlow's Python warnings are about tf.functions a user of nnlab does not write.
             tf.get_logger().setLevel(logging.ERROR)
+        # One of them reaches a user who imported TensorFlow first (a notebook): "N out of the
+        # last M calls to ... triggered tf.function retracing", from Keras' predict on the
+        # champion's splits of different sizes. Only that one is dropped; a level the user set stays.
+        if _drop_retracing not in tf.get_logger().filters:
+            tf.get_logger().addFilter(_drop_retracing)
         gpus = tf.config.list_physical_devices("GPU")  # initialises CUDA: its errors on a CPU machine
         names = []
         for gpu in gpus:

@@ -23,23 +23,28 @@ from nnlab.pipeline import SearchResult
 from nnlab.tasks import get_task
 
 
-def load_data(prog: str, config: ExperimentConfig, quiet: bool = False) -> Dataset:
+def load_data(prog: str, config: ExperimentConfig, quiet: bool = False, echo=print) -> Dataset:
     """The experiment's data, its notices and its size said to the user (unless `quiet`: a
     worker's chief has said them); TensorFlow started first, quietly, and the GPUs it found named
     (nnlab/accelerators.py)."""
-    start_tensorflow(echo=None if quiet else lambda line: print(f"{prog}: {line}"))
+    start_tensorflow(echo=None if quiet else lambda line: echo(f"{prog}: {line}"))
     if quiet:  # Keras' own "Downloading data from ..." too
         with contextlib.redirect_stdout(io.StringIO()):
             return load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                                 validation_fraction=config.validation_fraction)
     dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                            validation_fraction=config.validation_fraction)
-    # A notice or a data set's description runs long (co2's: its source, gaps, split, window).
-    for notice in dataset.notices:
-        print(wrapped(f"{prog}: {notice}"))
-    print(wrapped(f"{prog}: data {dataset.source}: {len(dataset.train[0])} train, "
-                  f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test"))
+    say_data(prog, dataset, echo)
     return dataset
+
+
+def say_data(prog: str, dataset: Dataset, echo=print) -> None:
+    """The data's notices and its size. A notice or a data set's description runs long (co2's:
+    its source, gaps, split, window)."""
+    for notice in dataset.notices:
+        echo(wrapped(f"{prog}: {notice}"))
+    echo(wrapped(f"{prog}: data {dataset.source}: {len(dataset.train[0])} train, "
+                 f"{len(dataset.validation[0])} validation, {len(dataset.test[0])} test"))
 
 
 def run_command(prog: str, module: str, argv, work, stopped: str | None) -> int:

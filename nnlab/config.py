@@ -20,9 +20,10 @@ from pathlib import Path
 from nnlab import space
 from nnlab.budget import parse_duration
 from nnlab.cli import as_typed, flag_name
-from nnlab.data import DATASETS
+from nnlab.data import DATASETS, MEMORY
 from nnlab.errors import ConfigError
-from nnlab.models import FAMILIES, families_for
+from nnlab.builders import is_reference, reference_family
+from nnlab.models import FAMILIES, families_for, register
 from nnlab.source import source_label
 
 TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
@@ -105,6 +106,9 @@ class ExperimentConfig:
     origin: str = "built-in default"
     # The settings the command line set: a message about one names its flag, as the user typed it.
     flags: tuple[str, ...] = ()
+    # A user's own builder as the user named it ("my_models.py:build", nnlab/builders.py); `model`
+    # is then its name ("build"). None: a built-in family.
+    builder: str | None = None
 
     def __post_init__(self):
         # The data set's defaults, where it is one nnlab knows (validate refuses the others).
@@ -300,15 +304,27 @@ def _read_toml(path: Path) -> dict:
 def known_experiments() -> list[str]:
     files = sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.toml")) if EXPERIMENTS_DIR.is_dir() else []
     # A data set that needs options (a CSV's file, an image folder) is named in a file, not alone.
-    return sorted(set(files) | {name for name, source in DATASETS.items() if not source.required})
+    return sorted(set(files) | {name for name, source in DATASETS.items() if not source.required and name != MEMORY})
+
+
+def _flags(overrides: dict | None) -> dict:
+    """The command line's flags (or the API's settings) checked, as ExperimentConfig takes them."""
+    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    _check_types(overrides, None)
+    return {**_normalise(overrides, None), "flags": tuple(overrides)}
+
+
+def memory_config(name: str, overrides: dict | None = None) -> ExperimentConfig:
+    """The settings of a search over data handed over from Python (nnlab.data.register_memory
+    has registered it as the data set MEMORY): the experiment's name, then `overrides`."""
+    return validate(ExperimentConfig(**{"name": name, **_flags(overrides), "dataset": MEMORY,
+                                        "origin": "nnlab.search(data=...)"}))
 
 
 def load_config(experiment: str, overrides: dict | None = None) -> ExperimentConfig:
     """The experiment's settings: file or built-in default, then `overrides`, the command line's
     flags (None values ignored)."""
-    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
-    _check_types(overrides, None)
-    flags = {**_normalise(overrides, None), "flags": tuple(overrides)}
+    flags = _flags(overrides)
     path = Path(experiment)
     if experiment.endswith(".toml") or path.parent != Path("."):
         if path.is_dir():
@@ -326,6 +342,10 @@ def load_config(experiment: str, overrides: dict | None = None) -> ExperimentCon
     _check_types(values, str(path))
     values = _relative_to_file(_normalise(values, str(path)), path)
     values.setdefault("name", path.stem)
+    if isinstance(values.get("model"), str) and is_reference(values["model"]):
+        # `model = "my_models.py:build"`: the user's builder, a family named after it, read beside the file.
+        family = register(reference_family(values["model"], path.parent, str(path)))
+        values["builder"], values["model"] = values["model"], family.name
     if "dataset" not in values:  # `[data] csv = "demand.csv"` names the csv data set
         named = [name for name, source in DATASETS.items()
                  if source.path_key is not None and source.path_key in values.get("data", {})]
@@ -361,7 +381,7 @@ def _relative_to_file(values: dict, path: Path) -> dict:
 def as_params(config: ExperimentConfig) -> dict:
     """The settings as MLflow params of the parent run (tracking_uri, origin and flags are not settings)."""
     values = dataclasses.asdict(config)
-    for key in ("tracking_uri", "origin", "flags"):
+    for key in ("tracking_uri", "origin", "flags"):  # `builder` stays: which code was searched
         values.pop(key)
     for table in ("space", "data"):
         for name, value in values.pop(table).items():

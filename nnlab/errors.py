@@ -14,39 +14,48 @@ import re
 import sys
 
 
-class ConfigError(ValueError):
+class NnlabError(Exception):
+    """Every error nnlab raises for a user's mistake or a search that cannot finish: one type
+    to catch from Python (`except nnlab.NnlabError`), each message one line."""
+
+
+class ConfigError(NnlabError, ValueError):
     """A configuration mistake, worded for the user."""
 
 
-class DataError(ValueError):
+class DataError(NnlabError, ValueError):
     """A data set that cannot be loaded as asked: the message says which file or name and why."""
 
 
-class SpaceError(ValueError):
+class SpaceError(NnlabError, ValueError):
     """A `[space]` entry that cannot apply; the message names the entry."""
 
 
-class SourceError(ValueError):
+class SourceError(NnlabError, ValueError):
     """A source that cannot be used: the message names it and says why."""
 
 
-class InputError(ValueError):
+class InputError(NnlabError, ValueError):
     """A file the model cannot take: the message names it and says why."""
 
 
-class SearchError(RuntimeError):
+class NotAModel(NnlabError, TypeError):
+    """A builder returned something other than a Keras model (a user's own builder, say)."""
+
+
+class SearchError(NnlabError, RuntimeError):
     """A search that cannot go on as asked; the message says what to do."""
 
 
-class WorkersError(RuntimeError):
+class WorkersError(NnlabError, RuntimeError):
     """The workers cannot go on: the message says why."""
 
 
-class TrackingError(RuntimeError):
+class TrackingError(NnlabError, RuntimeError):
     """A tracking request that cannot be met (an unknown registered model, say)."""
 
 
-class SearchFailed(RuntimeError):
+class SearchFailed(NnlabError, RuntimeError):
     """The search ran but cannot produce a champion: no trial finished, or too many failed."""
 
     def __init__(self, message: str, details: list[str] | None = None):

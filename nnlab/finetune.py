@@ -1,4 +1,5 @@
 """`python -m nnlab.finetune SOURCE TARGET`: reuse a trained model on a new task.
+From Python, `nnlab.finetune(...)` calls nnlab.api.finetune; this module, called, calls it.
 
 A fine-tune is a search of the transfer family (nnlab/models/transfer.py) over the target's
 data: `--strategy` fixes its strategy and the search is one trial; `--search` lets KerasTuner
@@ -8,38 +9,26 @@ trial or the average of its best three, unless the best alone is surely better o
 parent run in the target's MLflow experiment tagged with the source's lineage, a nested run per
 trial, the figures, and the result registered as a new version of `<target>-from-<source>`
 (`digits-from-mnist-cnn`), whose `champion` alias moves only to a version that tests better. The
-source is read, never changed. Keras is imported inside functions, once the arguments are checked.
+source is read, never changed. What a fine-tune is lives in nnlab/finetuning.py, for both doors.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 from nnlab import cli
-from nnlab.commands import load_data, run_command
-from nnlab.config import load_config, validate
-from nnlab.formats import wrapped
-from nnlab.errors import SourceError
+from nnlab.api import callable_module, finetune, run_finetune
+from nnlab.commands import run_command
+from nnlab.finetuning import EPOCHS, SEARCH_ENSEMBLE, SEARCH_TRIALS, finetune_problem
+from nnlab.finetuning import finetune_config as _finetune_config
 from nnlab.models import TRANSFER_SOURCE_MEMBERS as SOURCE_MEMBERS
 from nnlab.models import TRANSFER_STRATEGIES as STRATEGIES
-from nnlab.pipeline import run_search
-from nnlab.source import load_source
 
 PROG = "nnlab.finetune"
-SEARCHED_STRATEGIES = ["fine-tune", "feature-extraction", "full"]  # scratch is the comparison, not a candidate
-# A fine-tune trains on few examples: many short epochs, small batches, more patience than a search's.
-EPOCHS = 60
-BATCH_SIZE = 32
-PATIENCE = 6
-SEARCH_TRIALS = 10
-# --search registers the average of its best 3 trials unless the best alone is surely better on
-# validation. With 10 labels per class the validation split is 144 digits, and which trial tops it is
-# partly luck: mnist-cnn -> digits, seed 1, the best trial tested 0.922, the average of the best
-# three 0.942 (BENCHMARKS.md, issue 11). A fine-tune's trials are not trained on, so the
-# average costs only its test pass.
-SEARCH_ENSEMBLE = 3
+# The options this command hands to the fine-tune (nnlab/finetuning.py), as its flags name them.
+OPTIONS = ("search", "strategy", "unfreeze", "learning_rate", "fine_tune_learning_rate", "source_members",
+           "labels_per_class", "epochs", "max_trials", "ensemble", "seed", "data_dir", "tracking_uri")
 
 
 def parse_args(argv=None):
@@ -80,18 +69,9 @@ def parse_args(argv=None):
     parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
     parser.add_argument("--fresh", action="store_true", help="--search: discard its saved tuner state and start over")
     args = parser.parse_args(argv)
-    if args.search and args.strategy:
-        parser.error("--search chooses the strategy: give one or the other")
-    if args.unfreeze is not None and (args.search or (args.strategy or "fine-tune") != "fine-tune"):
-        parser.error("--unfreeze applies to --strategy fine-tune")
-    if args.fine_tune_learning_rate is not None and (args.strategy or "fine-tune") != "fine-tune":
-        parser.error("--fine-tune-learning-rate applies to --strategy fine-tune")
-    if args.search and (args.learning_rate is not None or args.fine_tune_learning_rate is not None):
-        parser.error("--search chooses the learning rates: leave out --learning-rate and --fine-tune-learning-rate")
-    if args.max_trials is not None and not args.search:
-        parser.error("--max-trials applies to --search")
-    if args.ensemble is not None and not args.search:
-        parser.error("--ensemble applies to --search (a fixed strategy is one trial)")
+    problem = finetune_problem(options_of(args))
+    if problem:
+        parser.error(problem)
     return args
 
 
@@ -105,81 +85,26 @@ def _rate(text: str) -> float:
     return value
 
 
+def options_of(args) -> dict:
+    return {key: getattr(args, key) for key in OPTIONS}
+
+
 def finetune_config(args):
-    """The target's experiment as a search of the transfer family. The target names the data
-    (data set, [data] table, seed, store); how a fine-tune trains is this command's."""
-    target = load_config(args.target, {key: getattr(args, key) for key in ("seed", "data_dir", "tracking_uri")})
-    if args.search:
-        space = {"strategy": SEARCHED_STRATEGIES}
-    else:
-        space = {"strategy": args.strategy or "fine-tune"}
-        for key in ("unfreeze", "learning_rate", "fine_tune_learning_rate"):
-            if getattr(args, key) is not None:
-                space[key] = getattr(args, key)
-    if args.source_members is not None:
-        space["source_members"] = args.source_members
-    data = dict(target.data)
-    if args.labels_per_class is not None:
-        data["labels_per_class"] = args.labels_per_class
-    return validate(dataclasses.replace(
-        target,
-        model="transfer",
-        source=args.source,
-        tuner="random",
-        max_trials=(args.max_trials or SEARCH_TRIALS) if args.search else 1,
-        ensemble=(SEARCH_ENSEMBLE if args.ensemble is None else args.ensemble) if args.search else 0,
-        epochs=args.epochs or EPOCHS,
-        final_epochs=0,  # a fine-tune's trial is its whole training; its best epoch is kept
-        batch_size=BATCH_SIZE,
-        patience=PATIENCE,
-        space=space,
-        data=data,
-        time_budget=None,
-        trial_timeout=None,
-        origin=f"{target.origin}, fine-tuned from {args.source}",
-        # A mistake in one of this command's own flags is named as the flag the user typed.
-        flags=(*target.flags, *(key for key in ("ensemble", "epochs", "max_trials") if getattr(args, key) is not None)),
-    ))
-
-
-def taken_line(source: str, trials: list[str], taken: str) -> str:
-    """What a fine-tune takes of an average champion, in one line."""
-    if taken == "all":
-        return (f"{source} is the average of trials {', '.join(trials)}: taking all {len(trials)} members' bodies "
-                f"side by side, their features under one new head (--source-members best: trial {trials[0]}'s alone)")
-    return f"{source} is the average of trials {', '.join(trials)}: taking its best member's body alone, trial {trials[0]}"
+    """The fine-tune's config from the parsed command line (nnlab/finetuning.py makes it)."""
+    return _finetune_config(args.source, args.target, options_of(args))
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
 
     def finetune(interrupted):
-        config = finetune_config(args)
-        dataset = load_data(PROG, config)
-        from nnlab.models.transfer import DEFAULT_SOURCE_MEMBERS, body_layer_count, cannot_adapt, member_trials
-
-        source = load_source(config.source, config.tracking_uri)
-        problem = cannot_adapt(dataset.spec, source.model)
-        if problem:
-            raise SourceError(f"cannot fine-tune {config.source} on {args.target}: {problem}")
-        trials = member_trials(source.model)
-        if args.source_members is not None and not trials:
-            raise SourceError(f"--source-members applies to an average champion; {config.source} is one model")
-        taken = config.space.get("source_members", DEFAULT_SOURCE_MEMBERS)
-        layers = body_layer_count(source.model, taken)
-        if args.unfreeze is not None and args.unfreeze > layers:
-            raise SourceError(f"--unfreeze {args.unfreeze}: {config.source}'s body has {layers} layers with weights")
-        lineage = ", ".join(f"{key.removeprefix('nnlab.')} {value}" for key, value in source.tags.items())
-        print(wrapped(f"{PROG}: from {lineage}; input {tuple(source.model.inputs[0].shape[1:])}, {layers} body "
-                      "layers with weights"))
-        if trials:
-            print(wrapped(f"{PROG}: {taken_line(config.source, trials, taken)}"))
-        # A fixed strategy is one trial with nothing to resume: each run starts afresh.
-        return run_search(config, dataset, fresh=args.fresh or not args.search, source=source, interrupted=interrupted)
+        return run_finetune(args.source, args.target, options_of(args), fresh=args.fresh, interrupted=interrupted)
 
     return run_command(PROG, "nnlab.finetune", argv, finetune, "nothing of the trial in progress is registered; "
                        "run again with")
 
+
+callable_module(__name__, finetune)  # nnlab.finetune(...) calls the library function, this module imported or not
 
 if __name__ == "__main__":
     sys.exit(main())

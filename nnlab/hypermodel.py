@@ -15,6 +15,7 @@ import numpy as np
 
 from nnlab.accelerators import Acceleration
 from nnlab.budget import format_duration
+from nnlab.errors import NotAModel
 from nnlab.space import COUNT, LEARNING_RATE, Narrowed, within
 from nnlab.tabular import keras_inputs
 from nnlab.tasks import get_task
@@ -229,7 +230,10 @@ class SearchHyperModel(keras_tuner.HyperModel):
     def architecture(self, hp) -> keras.Model:
         """The builder's model, uncompiled: a checkpoint's weights load into it without building
         an optimizer whose saved state would be skipped anyway (a third of a restore's time)."""
-        return self.builder(self._narrowed(hp), self.spec)
+        model = self.builder(self._narrowed(hp), self.spec)
+        if not isinstance(model, keras.Model):  # a user's own builder (nnlab/builders.py)
+            raise NotAModel(f"returned {type(model).__name__}, not a Keras model")
+        return model
 
     def compile(self, hp, model: keras.Model) -> keras.Model:
         hp = self._narrowed(hp)

@@ -320,6 +320,9 @@ class ReportsTrials:
         if trial.status in ("FAILED", "INVALID") and not trial.message and self.failure_reason is not None:
             trial.message = self.failure_reason(trial.trial_id)
         super().end_trial(trial)
+        # KerasTuner saves its state before it lets the trial go from ongoing_trials: the last
+        # trial of a search stayed "ongoing" on disk, and a resume ran it again.
+        self.save()
         self._prune_checkpoints()
         if self.on_trial_done is not None:
             self.on_trial_done(self._report(self.trials[trial.trial_id], worker))

@@ -9,6 +9,7 @@ the figures, the champion registered). `run_search` runs them; `python -m nnlab.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import io
 import os
@@ -23,12 +24,14 @@ from nnlab.budget import TimeBudget
 from nnlab.config import ExperimentConfig, as_params, named_setting
 from nnlab.data import Dataset, load_dataset
 from nnlab.errors import ConfigError, SearchError, SearchFailed, WorkersError, one_line
+from nnlab.builders import check_builds
 from nnlab.formats import wrapped
-from nnlab.models import get_builder
+from nnlab.models import FAMILIES, get_builder
 from nnlab.progress import PROGRESS_SECONDS, Narrator, epoch_line, pace_line, trial_line
 from nnlab.provenance import provenance_tags
 from nnlab.source import load_source
 from nnlab.state import open_state, search_lock, set_aside
+from nnlab.tasks import get_task
 from nnlab.workers import OracleServer, Workers, check_address, check_worker_count, tracking_server
 
 TUNING_ROOT = Path("tuning")
@@ -53,6 +56,25 @@ class SearchResult:
     model: str = ""
     task: str = "classification"  # how the scores are ranked (nnlab.tasks)
     experiment_id: str = ""
+
+    @functools.cached_property
+    def champion(self):
+        """The registered champion as a Keras model (loaded on first use, from the registry)."""
+        from nnlab.tracking import load_registered_model
+
+        return load_registered_model(f"{self.registered_name}/{self.champion_version}", self.tracking_uri)
+
+    @property
+    def run_id(self) -> str:
+        """The search's MLflow run."""
+        return self.parent_run_id
+
+    def __repr__(self) -> str:
+        metrics = get_task(self.task).headline_text(self.test_metrics)
+        trials = self.champion_trial.split(",")
+        which = f"trial {trials[0]}" if len(trials) == 1 else f"the average of trials {', '.join(trials)}"
+        return (f"<SearchResult {self.registered_name} version {self.champion_version}: {which}; {metrics}; "
+                f"{len(self.leaderboard)} trials; run {self.parent_run_id}>")
 
 
 def run_search(
@@ -114,6 +136,9 @@ class _Search:
         self.interrupted, self.workers = interrupted, workers
         self.source = source_of(config, source)
         policy = hypermodel_policy(config, dataset, self.source)
+        family = FAMILIES[config.model]
+        if family.code is not None:  # a user's own builder: one build says at once what it cannot do
+            check_builds(policy().architecture, family)
         try:  # before anything is saved or tracked: a wrong [space] entry leaves no trace
             space.check(config.space, policy().build, config.origin)
         except space.SpaceError as error:
@@ -214,6 +239,7 @@ class _Search:
             "nnlab.seed": str(config.seed),
             "nnlab.data_source": self.dataset.source,
             TASK_TAG: self.task.name,
+            **({"nnlab.builder": config.builder} if config.builder else {}),
         } | (self.source.tags if self.source is not None else {}) | family_tags | provenance_tags()
 
     def _report(self, trial) -> None:

@@ -14,13 +14,11 @@ import io
 import math
 from typing import Callable
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+# No matplotlib.use("Agg"): figures are made without pyplot and drawn to files by themselves, and
+# a notebook's own plots keep its inline backend.
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 # Weights drawn with a diverging map centred on 0: positive red, negative blue, zero white.
 WEIGHT_COLOURS = "RdBu_r"
@@ -295,7 +293,10 @@ def hyperparameters_vs_objective(table: pd.DataFrame, objective: str, domains: d
         if isinstance(domain, tuple):  # a range: a numeric axis, logarithmic where it was sampled so
             low, high, log = domain
             axes.plot(present[name].astype(float), present[best], "o", alpha=0.75)
-            margin = (high / low) ** 0.05 if log else (high - low) * 0.05
+            # A range fixed to one value ([space] x = [v, v]) still gets an axis around it.
+            margin = (high / low) ** 0.05 if log else (high - low) * 0.05 or abs(low) * 0.05 or 0.05
+            if log and margin == 1:
+                margin = 1.05
             axes.set_xlim((low / margin, high * margin) if log else (low - margin, high + margin))
             if log:
                 axes.set_xscale("log")

@@ -65,9 +65,13 @@ def pace_line(report, planned_epochs: int | None, workers: int, members: int, fi
         return None
     epoch = report.epoch_seconds or report.seconds / report.epochs
     set_up = max(0.0, report.seconds - report.epochs * epoch)
-    trials_left = (max(0, planned_epochs - report.epochs) * epoch + (report.planned - 1) * set_up) / max(1, workers)
-    line = (f"At trial {report.trial_id}'s pace ({epoch:.1f} s an epoch + {set_up:.0f} s a trial): "
-            f"trials about {format_duration(trials_left)} more")
+    parts = []
+    if report.planned > 1:  # a search of one trial has none left, whatever epochs it did not need
+        trials_left = (max(0, planned_epochs - report.epochs) * epoch + (report.planned - 1) * set_up) / max(1, workers)
+        parts.append(f"trials about {format_duration(trials_left)} more")
     if members and final_epochs:
-        line += f", champion up to {format_duration(members * final_epochs * epoch)} ({members} x {final_epochs} epochs)"
-    return line
+        parts.append(f"champion up to {format_duration(members * final_epochs * epoch)} ({members} x {final_epochs} "
+                     "epochs)")
+    if not parts:
+        return None
+    return f"At trial {report.trial_id}'s pace ({epoch:.1f} s an epoch + {set_up:.0f} s a trial): {', '.join(parts)}"

@@ -1,8 +1,10 @@
 """`python -m nnlab.search EXPERIMENT`: search, track every trial, register the champion.
+From Python, `nnlab.search(...)` calls nnlab.api.search (help(nnlab.api.search)); this module,
+called, calls it.
 
-`run_search(config, ...)` (nnlab/pipeline.py) is the library entry point; `main` parses the
-command line and hands the search to nnlab.commands.run_command, which turns every user mistake
-into one line on stderr and exit code 2 and prints the results. Keras, KerasTuner and MLflow are
+`main` parses the command line and hands the search (nnlab.api.run, what `nnlab.search(...)`
+runs too) to nnlab.commands.run_command, which turns every user mistake into one line on stderr
+and exit code 2 and prints the results; `run_worker` is a worker process's side. Keras, KerasTuner and MLflow are
 imported inside functions, so that `--help` and a mistake in the arguments answer at once.
 """
 
@@ -19,14 +21,15 @@ from pathlib import Path
 
 from nnlab import cli
 from nnlab.budget import parse_duration
+from nnlab.api import WORKER_OPTIONS, callable_module, run, search, worker_plan
 from nnlab.commands import load_data, run_command
 from nnlab.config import TUNER_NAMES, ExperimentConfig, load_config
 from nnlab.data import Dataset
-from nnlab.errors import SearchError, SearchFailed, print_error
+from nnlab.errors import ConfigError, SearchError, SearchFailed, print_error
 from nnlab.models import family_names
 from nnlab.pipeline import TUNING_ROOT, SearchResult, check_before_start, hypermodel_policy, run_search, source_of
 from nnlab.state import check_state
-from nnlab.workers import (DEFAULT_TRIALS_PER_WORKER, WORKER_RETIRED, WorkerPlan, check_address, die_with_chief,
+from nnlab.workers import (DEFAULT_TRIALS_PER_WORKER, WORKER_RETIRED, check_address, die_with_chief,
                            quiet_trial_protos, split_address, wait_while_idle, worker_environment)
 
 PROG = "nnlab.search"  # how messages to the user begin
@@ -134,59 +137,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# The options that define what a worker runs: a chief hands its own to the workers it starts.
-WORKER_OPTIONS = ("model", "tuner", "max_trials", "epochs", "seed", "data_dir", "mixed_precision", "jit_compile",
-                  "steps_per_execution")
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = {key: getattr(args, key) for key in (*WORKER_OPTIONS, "final_epochs", "tracking_uri", "time_budget",
                                                      "ensemble")}
     if args.role == "worker":
         return _worker_main(args, overrides)
+    if args.worker_id is not None:
+        print_error(PROG, "--worker-id is for --role worker")
+        return 2
     try:
-        plan = _worker_plan(args)
-    except ValueError as error:
+        plan = worker_plan(args.experiment, overrides, args.workers, args.worker_trials, args.oracle, args.gpus)
+    except ConfigError as error:
         print_error(PROG, error)
         return 2
 
     def search(interrupted) -> SearchResult:
-        config = load_config(args.experiment, overrides)
-        check_before_start(config, plan)  # before TensorFlow and the data load: a mistake is said at once
-        return run_search(config, load_data(PROG, config), fresh=args.fresh, interrupted=interrupted, workers=plan)
+        return run(args.experiment, overrides, fresh=args.fresh, workers=plan, interrupted=interrupted)
 
     return run_command(PROG, "nnlab.search", argv, search, "the trial in progress is marked KILLED and runs again "
                        "on resume, finished trials are kept. Resume with")
-
-
-def _worker_plan(args):
-    """The chief's WorkerPlan from the command line; ValueError for a mistake in it."""
-    if args.worker_id is not None:
-        raise ValueError("--worker-id is for --role worker")
-    for flag, value in (("--workers", args.workers), ("--worker-trials", args.worker_trials)):
-        if value < 0:
-            raise ValueError(f"{flag} {value}: must be 0 or more")
-    if args.workers == 0 and args.oracle is None:
-        raise ValueError("--workers 0 leaves the trials to workers on other machines: give --oracle HOST:PORT "
-                         "for them to reach")
-    bind = args.oracle or "127.0.0.1:0"
-    try:
-        split_address(bind)
-    except ValueError as error:
-        raise ValueError(f"--oracle {error}") from None
-    gpus = tuple(part.strip() for part in args.gpus.split(",")) if args.gpus else ()
-    if not all(gpu.isdigit() for gpu in gpus):
-        raise ValueError(f"--gpus {args.gpus!r}: GPU numbers separated by commas, e.g. 0,1")
-    command = [sys.executable, "-m", "nnlab.search", args.experiment]
-    for key in WORKER_OPTIONS:
-        value = getattr(args, key)
-        flag = cli.flag_name(key)
-        if value is True:  # a switch
-            command.append(flag)
-        elif value is not None:
-            command += [flag, str(value)]
-    return WorkerPlan(count=args.workers, command=tuple(command), trials_each=args.worker_trials, bind=bind, gpus=gpus)
 
 
 def _worker_main(args, overrides) -> int:
@@ -208,6 +178,8 @@ def _worker_main(args, overrides) -> int:
 
     return run_command(PROG, "nnlab.search", None, work, None)
 
+
+callable_module(__name__, search)  # nnlab.search(...) calls the library function, this module imported or not
 
 if __name__ == "__main__":
     sys.exit(main())

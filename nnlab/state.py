@@ -43,7 +43,18 @@ def _settings(config, data_source: str) -> dict:
     the version of the family's builder."""
     family = FAMILIES.get(config.model)
     return ({key: getattr(config, key) for key in SEARCH_DEFINING}
-            | {"data_source": data_source, "architecture": family.architecture if family is not None else None})
+            | {"data_source": data_source, "architecture": family.architecture if family is not None else None,
+               # A user's own builder: its code's digest (nnlab/builders.py); absent for the built-ins.
+               **({"builder_code": family.code} if family is not None and family.code is not None else {})})
+
+
+def _change(config, key: str, saved, value, joiner: str) -> str:
+    """One setting that differs from the saved search's, in words."""
+    if key == "builder_code":
+        family = FAMILIES.get(config.model)
+        where = f" ({family.reference})" if family is not None and family.reference else ""
+        return f"the code of model {config.model}{where} has changed (digest {saved} {joiner} {value})"
+    return f"{key} {saved!r} {joiner} {value!r}"
 
 
 def _defaults(config) -> dict:
@@ -72,7 +83,7 @@ def open_state(config, data_source: str, directory: Path, fresh: bool, discard=s
     if saved is not None and not fresh:
         # A setting added after the search began is taken at its default.
         defaults = _defaults(config)
-        changed = [f"{key} {saved['settings'].get(key, defaults.get(key))!r} -> {value!r}"
+        changed = [_change(config, key, saved["settings"].get(key, defaults.get(key)), value, "->")
                    for key, value in settings.items() if saved["settings"].get(key, defaults.get(key)) != value]
         if not changed:
             return SearchState(saved["search_id"])
@@ -100,7 +111,7 @@ def check_state(config, data_source: str, directory: Path) -> None:
                           "the chief's tuning/ folder (a shared file system)") from None
     settings = _settings(config, data_source)
     defaults = _defaults(config)
-    changed = [f"{key} {saved.get(key, defaults.get(key))!r} here {value!r}"
+    changed = [_change(config, key, saved.get(key, defaults.get(key)), value, "here")
                for key, value in settings.items() if saved.get(key, defaults.get(key)) != value]
     if changed:
         raise SearchError(f"this worker's settings differ from the chief's search in {directory} "

@@ -102,6 +102,22 @@ DATASETS: dict[str, DataSource] = {
 }
 
 
+# Data handed over from Python (nnlab.search(data=...), nnlab/data/memory.py): registered under this
+# name by `register_memory` for the search at hand, whose config then reads its kind; a worker
+# process, which has not got it, cannot load it.
+MEMORY = "memory"
+# The family a search of data in memory takes by default, by its kind.
+DEFAULT_MODELS = {"image": "cnn", "sequence": "lstm", "table": "dfn"}
+
+
+def register_memory(dataset: Dataset) -> DataSource:
+    """Make `dataset`, already loaded and split, the data set MEMORY."""
+    source = DataSource(lambda **_common: dataset, kind=dataset.spec.kind,
+                        default_model=DEFAULT_MODELS[dataset.spec.kind], options={})
+    DATASETS[MEMORY] = source
+    return source
+
+
 def load_dataset(name: str, options: dict | None = None, **common) -> Dataset:
     """The data set `name`, its loader given `common` (data_dir, seed, validation_fraction, the
     same for every data set; co2 splits by fixed fractions) and the experiment's [data]
@@ -125,6 +141,8 @@ __all__ = [
     "DataSource",
     "DataSpec",
     "Dataset",
+    "MEMORY",
+    "register_memory",
     "check_option",
     "load_co2",
     "load_digits",

@@ -130,16 +130,21 @@ def infer_task(values) -> tuple[str, str]:
 
 def table_dataset(name: str, frame, target: str, source: str, uri: str | None, seed: int = 0,
                   validation_fraction: float = 0.1, test_fraction: float = TEST_FRACTION,
-                  task: str | None = None, features: list[str] | None = None, label: str | None = None) -> Dataset:
+                  task: str | None = None, features: list[str] | None = None, label: str | None = None,
+                  *, row_parts=None) -> Dataset:
     """The table `frame` as a data set: rows with a target, split (stratified by class for
-    classification) into training, validation and test parts, the adapter learnt from training."""
+    classification) into training, validation and test parts, the adapter learnt from training.
+    `row_parts`, where the user gave a validation or test part (nnlab/data/memory.py): each row's
+    part, "data" (split as above), "validation" or "test"."""
     where = f"{label or name}: "  # what messages name: the CSV as the user wrote it, else the table
     features = _checked_features(frame, target, features, where)
     labelled, task, notices = _labelled_rows(frame, target, task, where)
     inputs = _feature_inputs(labelled, features)
     targets, class_names = _encoded_targets(labelled[target], task)
-    train, validation, test = _split(len(inputs), targets if task == "classification" else None, seed,
-                                     validation_fraction, test_fraction, where)
+    if row_parts is not None:  # those of the rows with a target value
+        row_parts = np.asarray(row_parts)[frame[target].notna().to_numpy()]
+    train, validation, test = _split_rows(targets if task == "classification" else None, seed, validation_fraction,
+                                          test_fraction, where, row_parts if row_parts is not None else len(inputs))
     columns = tuple(_learnt(inputs.iloc[train][column], column) for column in features)
     notices += _column_notices(inputs, columns, train)
     spec_target = None
@@ -156,8 +161,8 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
         spec=DataSpec(input_shape=(len(columns),), num_classes=len(class_names) if class_names else 0, task=task,
                       kind="table", class_names=class_names, adapter=TableAdapter(columns), target_scale=spec_target),
         source=(f"{source}: {len(inputs)} rows, {len(columns)} features ({len(columns) - text} numeric, {text} text), "
-                f"target {target!r}; {test_fraction:.0%} test, then {validation_fraction:.0%} validation, "
-                f"{'stratified, ' if task == 'classification' else ''}seed {seed}"),
+                f"target {target!r}; "
+                f"{split_words(task, seed, validation_fraction, test_fraction, _given(row_parts))}"),
         notices=tuple(notices),
         uri=uri,
         target=target,
@@ -231,7 +236,7 @@ def _encoded_targets(values, task: str) -> tuple[np.ndarray, tuple[str, ...] | N
     """(targets, class names): a class's number is its place in the sorted classes (sorted by
     type first, so a column mixing numbers and text still sorts); a quantity is one float column."""
     if task == "classification":
-        classes = sorted(values.unique(), key=lambda value: (str(type(value)), value))
+        classes = sorted_classes(values.unique())
         targets = values.map({value: index for index, value in enumerate(classes)}).to_numpy(dtype=np.int64)
         return targets, tuple(str(value) for value in classes)
     return values.to_numpy(dtype=np.float32).reshape(-1, 1), None
@@ -273,23 +278,71 @@ def _learnt(values, name: str) -> Column:
     return Column(name, "number", mean=mean, variance=variance, missing=int(values.isna().sum()))
 
 
-def _split(count: int, labels, seed: int, validation_fraction: float, test_fraction: float, where: str):
+def sorted_classes(values) -> list:
+    """The distinct class values in the order their numbers follow: sorted by type first, so that
+    a column mixing numbers and text still sorts."""
+    return sorted(values, key=lambda value: (str(type(value)), value))
+
+
+def split_words(task: str, seed: int, validation_fraction: float, test_fraction: float, given=()) -> str:
+    """How the parts were made, as a data set's source says it: "20% test, then 10% validation,
+    stratified, seed 1"; a part in `given` ("validation", "test") the user gave is said so."""
+    how = f"{'stratified, ' if task == 'classification' else ''}seed {seed}"
+    if "test" in given and "validation" in given:
+        return "validation and test given"
+    if "test" in given:
+        return f"test given, then {validation_fraction:.0%} validation, {how}"
+    if "validation" in given:
+        return f"{test_fraction:.0%} test, {how}; validation given"
+    return f"{test_fraction:.0%} test, then {validation_fraction:.0%} validation, {how}"
+
+
+def _given(parts) -> tuple[str, ...]:
+    """The parts ("validation", "test") the user gave, from each row's part (None: none)."""
+    return () if parts is None else tuple(part for part in ("validation", "test") if np.any(parts == part))
+
+
+def _split_rows(labels, seed: int, validation_fraction: float, test_fraction: float, where: str, parts):
+    """Row indices of the training, validation and test parts: `parts` a row count (every part
+    drawn from the rows by _split) or each row's part ("data" rows drawn into the parts not given)."""
+    if isinstance(parts, int):
+        return _split(parts, labels, seed, validation_fraction, test_fraction, where)
+    own = np.flatnonzero(parts == "data")
+    given = _given(parts)
+    drawn = _split(len(own), None if labels is None else labels[own], seed, validation_fraction, test_fraction,
+                   where, given)
+    rows = {part: own[index] for part, index in zip(("train", "validation", "test"), drawn)}
+    for part in given:
+        rows[part] = np.flatnonzero(parts == part)
+        if not len(rows[part]):  # every row of it had no target value
+            raise DataError(f"{where}the given {part} part has no row with a target value")
+    return rows["train"], rows["validation"], rows["test"]
+
+
+def _split(count: int, labels, seed: int, validation_fraction: float, test_fraction: float, where: str,
+           given=()):
     """Row indices of the training, validation and test parts: shuffled by `seed`, and stratified
-    by class where `labels` are given, so that a small table's parts hold every class."""
+    by class where `labels` are given, so that a small table's parts hold every class. A part in
+    `given` ("validation", "test"), which the user gave, is drawn from none of these rows (empty)."""
     from sklearn.model_selection import train_test_split
 
     rows = np.arange(count)
     try:
-        rest, test = train_test_split(rows, test_size=test_fraction, random_state=seed, stratify=labels)
-        train, validation = train_test_split(rest, test_size=validation_fraction, random_state=seed,
-                                             stratify=None if labels is None else labels[rest])
+        rest, test = (rows, rows[:0]) if "test" in given else train_test_split(
+            rows, test_size=test_fraction, random_state=seed, stratify=labels)
+        train, validation = (rest, rest[:0]) if "validation" in given else train_test_split(
+            rest, test_size=validation_fraction, random_state=seed, stratify=None if labels is None else labels[rest])
     except ValueError as error:  # a class with a single row cannot be in every part
+        drawn = [part for part in ("test", "validation") if part not in given]
         if labels is None:
-            raise DataError(f"{where}{count} rows cannot be split {test_fraction:.0%} test, "
-                            f"{validation_fraction:.0%} validation ({error})") from None
-        smallest = int(np.bincount(labels).min())
+            fractions = {"test": test_fraction, "validation": validation_fraction}
+            split = ", ".join(f"{fractions[part]:.0%} {part}" for part in drawn)
+            raise DataError(f"{where}{count} rows cannot be split {split} ({error})") from None
+        counts = np.bincount(labels)
+        smallest = int(counts[counts > 0].min())
+        each = "training, validation and test" if not given else f"training and {drawn[0]}"
         raise DataError(f"{where}the smallest class has {smallest} row{'s' if smallest != 1 else ''}: too few to "
-                        "have one in each of training, validation and test") from None
+                        f"have one in each of {each}") from None
     return np.sort(train), np.sort(validation), np.sort(test)
 
 

@@ -42,6 +42,10 @@ class Family:
     # Its own config checks, `check(config, named) -> a problem or None`, run when a config
     # loads (so loading no TensorFlow either); `named(key)` names a setting as the user gave it.
     check: Callable | None = None
+    # A user's own builder (nnlab/builders.py): a digest of its code, so that a search saved by
+    # other code is not resumed, and the builder as the user named it. None for the built-ins.
+    code: str | None = None
+    reference: str | None = None
 
 
 FAMILIES: dict[str, Family] = {}

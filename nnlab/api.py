@@ -1,0 +1,223 @@
+"""nnlab as a library: `nnlab.search(...)` and `nnlab.finetune(...)` run what the commands run and
+return the result (nnlab.pipeline.SearchResult: the champion as a Keras model, its registered name
+and version, the leaderboard as a DataFrame, the search's MLflow run id, the test metrics).
+
+    import nnlab
+    result = nnlab.search("digits", model=build, max_trials=4, epochs=3)   # build(hp, spec)
+    result = nnlab.search("blobs", data=(x, y), test=(x_test, y_test))      # arrays in memory
+    result.leaderboard; result.champion.predict(x_test)
+
+From Python the trials run in the calling process (a notebook or a debugger sees them); the
+commands, thin callers of the same functions, keep their worker process. A user's mistake raises
+one type, nnlab.NnlabError, with the command's one-line message and no traceback from inside
+nnlab; Ctrl-C or a notebook's stop button ends the trial in progress KILLED, keeps the finished
+ones, and raises KeyboardInterrupt: the same call resumes. Keras and MLflow are imported inside
+functions (the pipeline's), so that `import nnlab` stays light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import types
+
+from nnlab.accelerators import start_tensorflow
+from nnlab.builders import is_reference, object_family, reference_family
+from nnlab.cli import flag_name
+from nnlab.commands import load_data, say_data, signals_interrupt
+from nnlab.config import load_config, memory_config
+from nnlab.data import MEMORY, register_memory
+from nnlab.data.memory import memory_dataset
+from nnlab.errors import ConfigError, NnlabError
+from nnlab.formats import wrapped
+from nnlab.models import register
+from nnlab.pipeline import SearchResult, check_before_start, run_search
+from nnlab.finetuning import finetune_config, prepare_finetune
+from nnlab.workers import DEFAULT_TRIALS_PER_WORKER, WorkerPlan, split_address
+
+# The options that define what a worker runs: a chief hands its own to the workers it starts.
+WORKER_OPTIONS = ("model", "tuner", "max_trials", "epochs", "seed", "data_dir", "mixed_precision", "jit_compile",
+                  "steps_per_execution")
+PROG = "nnlab.search"
+
+
+def search(experiment: str = "mnist", *, model=None, data=None, target=None, validation=None, test=None,
+           task: str | None = None, kind: str | None = None, tuner: str | None = None, max_trials: int | None = None,
+           epochs: int | None = None, final_epochs: int | None = None, seed: int | None = None, space: dict | None = None,
+           time_budget=None, ensemble: int | None = None, tracking_uri: str | None = None, data_dir: str | None = None,
+           fresh: bool = False, workers: int | None = None, verbose: bool = True, **settings) -> SearchResult:
+    """Search `experiment` (a data set's name: its built-in default; experiments/NAME.toml; a TOML
+    file's path; or, with `data`, the name of your own), track every trial in MLflow, register the
+    champion and return a SearchResult.
+
+    model: a family's name ("cnn", "dfn", ...), your own `build(hp, spec)` function (or KerasTuner's
+      `build(hp)`), a KerasTuner HyperModel, or "my_models.py:build" / "package.module:build".
+    data: your own data held in memory: `(x, y)` arrays, a pandas DataFrame with `target=` (the
+      column to predict), or a tf.data.Dataset of (x, y); `validation=` and `test=` the same way,
+      else split by the seed. `task` ("classification" or "regression") is inferred when left out,
+      and said; `kind="sequence"` reads 3-dimensional x as (steps, features) rather than images.
+    The other settings are the experiment file's keys (and the command's flags): tuner, max_trials,
+    epochs, final_epochs, seed, space, time_budget, ensemble, tracking_uri, data_dir, batch_size,
+    patience, trial_timeout, ... `fresh`: discard the saved tuner state. `workers`: run the trials
+    in that many worker processes (default: here). `verbose=False`: say nothing."""
+    settings.update(tuner=tuner, max_trials=max_trials, epochs=epochs, final_epochs=final_epochs, seed=seed,
+                    space=space, time_budget=time_budget, ensemble=ensemble, tracking_uri=tracking_uri,
+                    data_dir=data_dir)
+    memory = dict(data=data, target=target, validation=validation, test=test, task=task, kind=kind)
+    echo = print if verbose else (lambda _line: None)
+    return _as_a_library("search", lambda: with_interrupts(
+        lambda interrupted: run(experiment, settings, model=model, memory=memory, fresh=fresh, workers=workers,
+                                interrupted=interrupted, echo=echo)))
+
+
+def finetune(source: str, target: str, *, search: bool = False, strategy: str | None = None,
+             unfreeze: int | None = None, learning_rate: float | None = None,
+             fine_tune_learning_rate: float | None = None, source_members: str | None = None,
+             classes: list | None = None, labels_per_class: int | None = None, epochs: int | None = None, max_trials: int | None = None,
+             ensemble: int | None = None, seed: int | None = None, data_dir: str | None = None,
+             tracking_uri: str | None = None, fresh: bool = False, verbose: bool = True) -> SearchResult:
+    """Train the registered model `source` ("mnist-cnn", "mnist-cnn@champion", "mnist-cnn/3", or a
+    .keras file) on the data set or experiment `target`, as `python -m nnlab.finetune SOURCE
+    TARGET` does with the same options; returns its SearchResult (registered as
+    `<target>-from-<source>`). `classes` and `labels_per_class` pick the target's classes and
+    its labelled examples per class, as its experiment file's [data] keys do."""
+    options = dict(search=search, strategy=strategy, unfreeze=unfreeze, learning_rate=learning_rate,
+                   fine_tune_learning_rate=fine_tune_learning_rate, source_members=source_members,
+                   classes=classes, labels_per_class=labels_per_class, epochs=epochs, max_trials=max_trials, ensemble=ensemble,
+                   seed=seed, data_dir=data_dir, tracking_uri=tracking_uri)
+    echo = print if verbose else (lambda _line: None)
+    return _as_a_library("finetune", lambda: with_interrupts(
+        lambda interrupted: run_finetune(source, target, options, fresh=fresh, interrupted=interrupted, echo=echo)))
+
+
+def run(experiment: str, settings: dict, *, model=None, memory: dict | None = None, fresh: bool = False,
+        workers=None, interrupted=None, echo=print, prog: str = PROG) -> SearchResult:
+    """The search both doors share: `settings` are the command's flags (None: not given); `workers`
+    a WorkerPlan, a count of worker processes, or None (the trials here)."""
+    settings = {key: value for key, value in settings.items() if value is not None}
+    memory = {key: value for key, value in (memory or {}).items() if value is not None}
+    family = _own_family(model)
+    if model is not None:
+        settings["model"] = family.name if family is not None else model
+    dataset = None
+    if memory.get("data") is not None:
+        dataset = _memory_data(experiment, settings, memory)
+        config = memory_config(experiment, settings)
+    elif memory:
+        raise ConfigError(f"{', '.join(f'{key}=' for key in memory)} describe data=, which is missing")
+    else:
+        config = load_config(experiment, settings)
+    if family is not None:
+        config = dataclasses.replace(config, builder=family.reference)
+    if isinstance(workers, int):  # from Python: a count
+        workers = _library_workers(experiment, settings, workers, in_process=dataset is not None or family is not None)
+    check_before_start(config, workers)  # before TensorFlow and the data load: a mistake is said at once
+    if dataset is None:
+        dataset = load_data(prog, config, echo=echo)
+    else:
+        start_tensorflow(echo=lambda line: echo(f"{prog}: {line}"))
+        say_data(prog, dataset, echo)
+    return run_search(config, dataset, fresh=fresh, interrupted=interrupted, workers=workers, echo=echo)
+
+
+def run_finetune(source: str, target: str, options: dict, *, fresh: bool = False, interrupted=None, echo=print,
+                 prog: str = "nnlab.finetune") -> SearchResult:
+    """The fine-tune both doors share (nnlab/finetuning.py says what it checks and says)."""
+    config = finetune_config(source, target, options)
+    dataset = load_data(prog, config, echo=echo)
+    loaded = prepare_finetune(config, dataset, options, target, lambda line: echo(wrapped(f"{prog}: {line}")))
+    # A fixed strategy is one trial with nothing to resume: each run starts afresh.
+    return run_search(config, dataset, fresh=fresh or not options.get("search"), source=loaded,
+                      interrupted=interrupted, echo=echo)
+
+
+def _own_family(model):
+    """The family of a user's own builder handed over from Python (a function, a HyperModel, a
+    "file.py:build" reference), registered; None for a family's name or no model."""
+    if model is None or (isinstance(model, str) and not is_reference(model)):
+        return None
+    return register(reference_family(model) if isinstance(model, str) else object_family(model))
+
+
+def _memory_data(experiment: str, settings: dict, memory: dict):
+    """The user's arrays, DataFrame or tf.data as a data set named after the experiment, split by
+    the search's seed, registered as the data set `memory` for the config to read its kind."""
+    if experiment.endswith(".toml"):
+        raise ConfigError(f"data= takes the experiment's name, not a file ({experiment}): "
+                          "nnlab.search(\"NAME\", data=...)")
+    if settings.get("dataset") not in (None, MEMORY):
+        raise ConfigError(f"dataset={settings['dataset']!r} and data= name two data sets: give one")
+    dataset = memory_dataset(memory.pop("data"), name=experiment, seed=settings.get("seed", 1),
+                             validation_fraction=settings.get("validation_fraction", 0.1), **memory)
+    register_memory(dataset)
+    return dataset
+
+
+def _library_workers(experiment: str, settings: dict, count: int, in_process: bool) -> WorkerPlan:
+    """`workers=N` from Python: N worker processes, started as the command starts them."""
+    if in_process:
+        raise ConfigError(f"workers={count} runs the trials in other processes, which cannot reach a model or data "
+                          "held in this one: leave workers out, or name the builder in the experiment file "
+                          "(model = \"my_models.py:build\")")
+    return worker_plan(experiment, settings, count)
+
+
+def worker_plan(experiment: str, settings: dict, count: int, trials_each: int = DEFAULT_TRIALS_PER_WORKER,
+                oracle: str | None = None, gpus: str | None = None) -> WorkerPlan:
+    """The chief's WorkerPlan: `count` processes each started as `python -m nnlab.search EXPERIMENT`
+    with the search's own options; ConfigError for a mistake in it."""
+    for flag, value in (("--workers", count), ("--worker-trials", trials_each)):
+        if value < 0:
+            raise ConfigError(f"{flag} {value}: must be 0 or more")
+    if count == 0 and oracle is None:
+        raise ConfigError("--workers 0 leaves the trials to workers on other machines: give --oracle HOST:PORT "
+                          "for them to reach")
+    bind = oracle or "127.0.0.1:0"
+    try:
+        split_address(bind)
+    except ValueError as error:
+        raise ConfigError(f"--oracle {error}") from None
+    numbers = tuple(part.strip() for part in gpus.split(",")) if gpus else ()
+    if not all(number.isdigit() for number in numbers):
+        raise ConfigError(f"--gpus {gpus!r}: GPU numbers separated by commas, e.g. 0,1")
+    command = [sys.executable, "-m", "nnlab.search", experiment]
+    for key in WORKER_OPTIONS:
+        value = settings.get(key)
+        if value is True:  # a switch
+            command.append(flag_name(key))
+        elif value is not None and value is not False:
+            command += [flag_name(key), str(value)]
+    return WorkerPlan(count=count, command=tuple(command), trials_each=trials_each, bind=bind, gpus=numbers)
+
+
+def callable_module(name: str, function) -> None:
+    """Module `name` (nnlab.search, nnlab.finetune, the commands) called calls `function`. Importing
+    a submodule makes it the package's attribute of that name, in place of the function that
+    `nnlab/__init__.py` put there: `nnlab.search(...)` then still searches."""
+    if name in sys.modules and name != "__main__":
+        call = lambda _module, *args, **kwargs: function(*args, **kwargs)  # noqa: E731
+        sys.modules[name].__class__ = type("CallableModule", (types.ModuleType,), {"__call__": call})
+
+
+def with_interrupts(work):
+    """`work(interrupted)` with Ctrl-C and SIGTERM recorded (nnlab.commands.signals_interrupt),
+    where Python lets a handler be set: the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return work(lambda: False)
+    with signals_interrupt() as received:
+        return work(lambda: bool(received))
+
+
+def _as_a_library(what: str, work):
+    """`work()`, a user's mistake raised as it is with its traceback cut here (nothing of nnlab's
+    machinery); a stop said in one line, then KeyboardInterrupt, as Python stops."""
+    try:
+        return work()
+    except NnlabError as error:
+        raise error.with_traceback(None) from None
+    except KeyboardInterrupt:
+        message = (f"nnlab.{what}: stopped; the trial in progress is marked KILLED and runs again on resume, "
+                   f"finished trials are kept. Resume with the same call.")
+        print(message, file=sys.stderr)
+        raise KeyboardInterrupt(message) from None

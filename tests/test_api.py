@@ -1,0 +1,161 @@
+"""nnlab as a library (issue 29): `nnlab.search(...)` gives what the command gives (the same trials
+and metrics for the same seed, its trials in the calling process), a result object to work with,
+the command's one-line messages as one exception type, a clean stop on Ctrl-C that the same call
+resumes, and a user's own data held in memory. Real searches on scikit-learn's 8x8 digits and
+wine table, real MLflow stores in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from sklearn.datasets import load_digits, load_wine
+
+import nnlab
+from nnlab.search import main
+from test_search import runs_of
+
+SMALL = dict(tuner="random", max_trials=2, epochs=2, final_epochs=0, ensemble=0)
+
+
+def test_the_command_and_the_library_give_the_same_trials_and_metrics(workdir, tmp_path, monkeypatch):
+    command_store, library_store = f"sqlite:///{tmp_path}/command.db", f"sqlite:///{tmp_path}/library.db"
+    flags = ["--model", "dfn", "--tuner", "random", "--max-trials", "2", "--epochs", "2", "--final-epochs", "0",
+             "--ensemble", "0", "--seed", "3"]
+    for folder in ("command", "library"):  # each its own tuning/
+        (tmp_path / folder).mkdir()
+    by_command = subprocess.run([sys.executable, "-m", "nnlab.search", "digits", *flags, "--tracking-uri", command_store],
+                                capture_output=True, text=True, timeout=600, cwd=tmp_path / "command")
+    assert by_command.returncode == 0, by_command.stderr[-3000:]
+    assert "1 worker process" in by_command.stdout  # the command's default: its trials in a worker process
+
+    monkeypatch.chdir(tmp_path / "library")
+    threads = threading.active_count()
+    result = nnlab.search("digits", model="dfn", seed=3, tracking_uri=library_store, verbose=False, **SMALL)
+    assert threading.active_count() == threads  # in this process: no worker, no oracle server left
+
+    _, command_trials = runs_of(command_store, "digits")
+    _, library_trials = runs_of(library_store, "digits")
+    assert len(command_trials) == len(library_trials) == 2
+    for ours, theirs in zip(sorted(library_trials, key=trial_id), sorted(command_trials, key=trial_id)):
+        assert ours.data.params == theirs.data.params
+        for name in ("best_val_accuracy", "val_accuracy", "loss", "param_count"):
+            assert ours.data.metrics[name] == pytest.approx(theirs.data.metrics[name], abs=1e-6), name
+    command_parent = runs_of(command_store, "digits")[0][0]
+    assert result.test_metrics["test_accuracy"] == pytest.approx(command_parent.data.metrics["test_accuracy"], abs=1e-6)
+    assert result.registered_name == "digits-dfn" and result.champion_version == "1"
+    assert result.run_id == runs_of(library_store, "digits")[0][0].info.run_id
+    assert list(result.leaderboard["trial"]) == [result.champion_trial, *({"0", "1"} - {result.champion_trial})]
+    assert result.champion.predict(np.zeros((2, 8, 8)), verbose=0).shape == (2, 10)  # loaded from the registry
+    assert "digits-dfn version 1" in repr(result)
+
+
+def trial_id(run) -> str:
+    return run.data.tags["nnlab.trial_id"]
+
+
+BAD_EXPERIMENTS = {
+    "unknown-tuner": 'dataset = "digits"\ntuner = "sideways"\n',
+    "unknown-space": 'dataset = "digits"\n[space]\nwings = 2\n',
+    "negative-ensemble": 'dataset = "digits"\nensemble = -1\n',
+    "no-epochs": 'dataset = "digits"\nepochs = 0\n',
+    "no-such-model": 'dataset = "digits"\nmodel = "nothere.py:build"\n',
+}
+
+
+@pytest.mark.parametrize("argv, call", [
+    (["nosuch"], dict(experiment="nosuch")),
+    (["no-epochs"], dict(experiment="no-epochs")),
+    (["no-such-model"], dict(experiment="no-such-model")),
+    (["unknown-tuner"], dict(experiment="unknown-tuner")),
+    (["unknown-space"], dict(experiment="unknown-space")),
+    (["negative-ensemble"], dict(experiment="negative-ensemble")),
+], ids=["unknown-experiment", "epochs", "builder-file", "tuner", "space", "ensemble"])
+def test_a_mistake_through_the_library_is_the_commands_line_as_nnlab_error(workdir, capsys, argv, call):
+    (workdir / "experiments").mkdir()
+    for name, text in BAD_EXPERIMENTS.items():
+        (workdir / "experiments" / f"{name}.toml").write_text(text)
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("nnlab.search: error: ") and "\n" not in line
+    with pytest.raises(nnlab.NnlabError) as raised:
+        nnlab.search(**call, verbose=False)
+    assert str(raised.value) == line.removeprefix("nnlab.search: error: ")
+    # Its traceback: the caller and nnlab's door, nothing of the machinery behind it.
+    files = {Path(frame.filename).name for frame in traceback.extract_tb(raised.value.__traceback__)}
+    assert files <= {"test_api.py", "api.py"}, files
+    assert not (workdir / "tuning").exists() and not (workdir / "mlruns").exists()
+
+
+def test_a_stop_from_python_ends_the_trial_killed_and_the_same_call_resumes(workdir, tracking_uri):
+    """A notebook's stop button is SIGINT to the kernel: here it comes from a thread, once a trial
+    has logged its first epoch (it has 29 more to go)."""
+    settings = dict(model="dfn", tuner="random", max_trials=2, epochs=30, patience=30, final_epochs=0, ensemble=0,
+                    tracking_uri=tracking_uri, verbose=False)
+
+    def stop_in_a_trial():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                _, children = runs_of(tracking_uri, "digits")
+            except Exception:  # the store is not there yet
+                children = []
+            if any(child.info.status == "RUNNING" and "loss" in child.data.metrics for child in children):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.2)
+
+    stopper = threading.Thread(target=stop_in_a_trial, daemon=True)
+    stopper.start()
+    with pytest.raises(KeyboardInterrupt, match="the trial in progress is marked KILLED"):
+        nnlab.search("digits", **settings)
+    stopper.join()
+    parents, children = runs_of(tracking_uri, "digits")
+    assert parents[0].info.status == "KILLED" and [child.info.status for child in children] == ["KILLED"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own again
+
+    result = nnlab.search("digits", **settings)  # the same call resumes
+    parents, children = runs_of(tracking_uri, "digits")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and result.trials_run == 2
+    assert sorted(child.info.status for child in children) == ["FINISHED", "FINISHED", "KILLED"]
+
+
+def test_own_arrays_search_register_serve_raw_rows_and_refuse_other_data_on_resume(workdir, tracking_uri):
+    images, labels = load_digits(return_X_y=True)
+    images = images.reshape(-1, 8, 8)
+    settings = dict(tracking_uri=tracking_uri, verbose=False, **SMALL)
+    result = nnlab.search("own", data=(images, labels), model="dfn", **settings)
+    assert result.registered_name == "own-dfn"
+    assert result.test_metrics["test_accuracy"] > 0.5
+    predicted = result.champion.predict(images[:200], verbose=0).argmax(axis=1)  # raw 0-16 pixels, scaled inside
+    assert (predicted == labels[:200]).mean() > 0.5
+    parent = runs_of(tracking_uri, "own")[0][0]
+    assert parent.data.tags["nnlab.dataset"] == "memory" and "digest" in parent.data.tags["nnlab.data_source"]
+    client = MlflowClient(tracking_uri)
+    inputs = client.get_run(parent.info.run_id).inputs.dataset_inputs
+    assert {entry.dataset.name for entry in inputs} == {"own-training", "own-validation", "own-test"}
+    assert all(entry.dataset.digest for entry in inputs)
+
+    changed = images.copy()
+    changed[0, 0, 0] += 1
+    with pytest.raises(nnlab.NnlabError, match=r"tuning/own-dfn holds a search with other settings \(data_source"):
+        nnlab.search("own", data=(changed, labels), model="dfn", **settings)
+    with pytest.raises(nnlab.NnlabError, match="workers=1 runs the trials in other processes"):
+        nnlab.search("own", data=(images, labels), model="dfn", workers=1, **settings)
+    with pytest.raises(nnlab.NnlabError, match="data: x has 1,797 rows but y has 1,796; give one target per row"):
+        nnlab.search("own", data=(images, labels[1:]), model="dfn", **settings)
+
+    wine = load_wine(as_frame=True).frame
+    table = nnlab.search("cellar", data=wine, target="target", **settings)
+    assert table.registered_name == "cellar-dfn" and table.test_metrics["test_accuracy"] > 0.5
+    columns = {name: values.to_numpy()[:4] for name, values in wine.drop(columns="target").items()}
+    assert table.champion.predict(columns, verbose=0).shape == (4, 3)  # the raw columns, encoded inside

@@ -1,0 +1,134 @@
+"""A user's own model builder (issue 29): named in an experiment file ("my_models.py:build"), handed
+over from Python as a function or a KerasTuner HyperModel. It searches, registers and resumes like
+a built-in family, a changed builder is not resumed, and a builder's mistake is one line before
+anything is tracked. Real searches on scikit-learn's 8x8 digits, real MLflow stores in tmp_path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from mlflow import MlflowClient
+
+import nnlab
+from nnlab.search import main
+from test_search import runs_of
+
+BUILDER = '''import keras
+
+
+def build(hp, spec):
+    inputs = keras.Input(spec.input_shape)
+    x = keras.layers.Rescaling(1 / spec.pixel_max)(inputs)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(hp.Int("units", 16, 64, step=16), activation="relu")(x)
+    outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+'''
+EXPERIMENT = '''dataset = "digits"
+model = "models/my_models.py:build"
+tuner = "random"
+max_trials = 2
+epochs = 2
+final_epochs = 2
+ensemble = 2
+'''
+
+
+def test_a_builder_named_in_the_experiment_file_searches_registers_resumes_and_refuses_changed_code(
+        workdir, tracking_uri, capsys):
+    (workdir / "experiments").mkdir()
+    (workdir / "experiments" / "models").mkdir()
+    builder = workdir / "experiments" / "models" / "my_models.py"  # beside the file, as the file names it
+    builder.write_text(BUILDER)
+    (workdir / "experiments" / "my.toml").write_text(EXPERIMENT)
+    command = [sys.executable, "-m", "nnlab.search", "my", "--tracking-uri", tracking_uri]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)  # trials in a worker process
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Starting search my-build (random, 2 trials" in first.stdout
+    assert "Registered my-build version 1; alias champion now points to it." in first.stdout
+    parents, children = runs_of(tracking_uri, "my")
+    assert len(parents) == 1 and len(children) == 2
+    assert parents[0].data.tags["nnlab.builder"] == "models/my_models.py:build"
+    assert parents[0].data.params["builder"] == "models/my_models.py:build"
+    assert {child.data.params["units"] for child in children} <= {"16", "32", "48", "64"}  # its own space
+    assert str(MlflowClient(tracking_uri).get_model_version_by_alias("my-build", "champion").version) == "1"
+
+    assert main(["my", "--tracking-uri", tracking_uri, "--max-trials", "3"]) == 0  # the same search, resumed
+    out = capsys.readouterr().out
+    assert "Resuming search my-build (random, 3 trials" in out and "Done in" in out and "(1 trials run now)" in out
+    assert len(runs_of(tracking_uri, "my")[1]) == 3
+
+    builder.write_text(BUILDER.replace('activation="relu"', 'activation="tanh"'))
+    assert main(["my", "--tracking-uri", tracking_uri]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("nnlab.search: error: tuning/my-build holds a search with other settings (the code of "
+                            "model build (models/my_models.py:build) has changed") and "\n" not in error
+    assert len(runs_of(tracking_uri, "my")[1]) == 3  # nothing run, nothing lost
+
+
+def dense(spec, units: int = 16):
+    import keras
+
+    inputs = keras.Input(spec.input_shape)
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / spec.pixel_max)(inputs))
+    x = keras.layers.Dense(units, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(spec.num_classes, activation="softmax")(x))
+
+
+def test_a_keras_tuner_hypermodel_and_a_build_of_hp_alone_search_like_a_family(workdir, tracking_uri):
+    import keras_tuner
+
+    class Digits(keras_tuner.HyperModel):
+        def build(self, hp):  # KerasTuner's own contract: the shape is the user's to know
+            from nnlab.data.types import DataSpec
+
+            return dense(DataSpec(input_shape=(8, 8, 1), num_classes=10, pixel_max=16.0), hp.Int("width", 8, 32, step=8))
+
+    def small(hp):
+        from nnlab.data.types import DataSpec
+
+        return dense(DataSpec(input_shape=(8, 8, 1), num_classes=10, pixel_max=16.0), hp.Choice("width", [8, 16]))
+
+    settings = dict(tuner="random", max_trials=1, epochs=1, final_epochs=0, ensemble=0, tracking_uri=tracking_uri,
+                    verbose=False)
+    for model, name in ((Digits(), "digits-Digits"), (small, "digits-small")):
+        result = nnlab.search("digits", model=model, **settings)
+        assert result.registered_name == name and result.champion_version == "1"
+        assert "width" in result.leaderboard.columns and result.test_metrics["test_accuracy"] > 0.1
+        assert result.champion.input_shape == (None, 8, 8, 1)
+
+
+def raises(hp, spec):
+    raise ValueError("no good")
+
+
+def returns_a_list(hp, spec):
+    return [dense(spec)]
+
+
+def cnn(hp, spec):
+    return dense(spec)
+
+
+@pytest.mark.parametrize("model, message", [
+    (raises, "model raises (test_builders) cannot build a model with its space's first values: ValueError: no good"),
+    (returns_a_list, "model returns_a_list (test_builders) returned list, not a Keras model"),
+    (lambda hp, spec: None, "model: a lambda has no name to register its champion under; define the builder with def"),
+    (cnn, "model=cnn: cnn is the name of a built-in family; give the builder another name"),
+    (42, "model: 42 is neither a family's name, a build(hp, spec) function, a KerasTuner HyperModel nor a reference"),
+    ("nothere.py:build", "model 'nothere.py:build': no file nothere.py"),
+    ("mine.py:build", "model mine.py:build: mine.py defines no build"),
+    ("broken.py:build", "model broken.py:build: cannot import it: ZeroDivisionError: division by zero"),
+    ("no.such.module:build", "model 'no.such.module:build': no module no.such.module on the Python path"),
+    ("mine.py", "--model 'mine.py': unknown model"),
+], ids=["raises", "not-a-model", "lambda", "built-in-name", "not-a-builder", "no-file", "no-attribute",
+        "import-fails", "no-module", "no-colon"])
+def test_a_builders_mistake_is_one_line_before_anything_is_tracked(workdir, tracking_uri, model, message):
+    (workdir / "mine.py").write_text("def other(hp, spec):\n    return None\n")
+    (workdir / "broken.py").write_text("1 / 0\n")
+    with pytest.raises(nnlab.NnlabError) as raised:
+        nnlab.search("digits", model=model, max_trials=1, epochs=1, tracking_uri=tracking_uri, verbose=False)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert not (workdir / "tuning").exists() and not (workdir / "store").exists()
