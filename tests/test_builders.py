@@ -55,10 +55,10 @@ def test_a_builder_named_in_the_experiment_file_searches_registers_resumes_and_r
     assert {child.data.params["units"] for child in children} <= {"16", "32", "48", "64"}  # its own space
     assert str(MlflowClient(tracking_uri).get_model_version_by_alias("my-build", "champion").version) == "1"
 
-    assert main(["my", "--tracking-uri", tracking_uri, "--max-trials", "3"]) == 0  # the same search, resumed
-    out = capsys.readouterr().out
-    assert "Resuming search my-build (random, 3 trials" in out and "Done in" in out and "(1 trials run now)" in out
-    assert len(runs_of(tracking_uri, "my")[1]) == 3
+    # The same search, resumed (here in this process: the command's worker start-up spared).
+    resumed = nnlab.search("my", max_trials=3, tracking_uri=tracking_uri)
+    assert "Resuming search my-build (random, 3 trials" in capsys.readouterr().out
+    assert resumed.trials_run == 1 and len(runs_of(tracking_uri, "my")[1]) == 3  # the finished two not run again
 
     builder.write_text(BUILDER.replace('activation="relu"', 'activation="tanh"'))
     assert main(["my", "--tracking-uri", tracking_uri]) == 2
@@ -98,6 +98,21 @@ def test_a_keras_tuner_hypermodel_and_a_build_of_hp_alone_search_like_a_family(w
         assert result.registered_name == name and result.champion_version == "1"
         assert "width" in result.leaderboard.columns and result.test_metrics["test_accuracy"] > 0.1
         assert result.champion.input_shape == (None, 8, 8, 1)
+
+
+def with_units(hp, spec):
+    return dense(spec, hp.Int("units", 16, 64, step=16))
+
+
+def test_a_builders_space_is_narrowed_and_checked_as_a_familys(workdir, tracking_uri):
+    settings = dict(model=with_units, tuner="random", max_trials=1, epochs=1, final_epochs=0, ensemble=0,
+                    tracking_uri=tracking_uri, verbose=False)
+    result = nnlab.search("digits", space={"units": 48}, **settings)
+    assert result.leaderboard["units"].tolist() == [48]
+    with pytest.raises(nnlab.NnlabError, match=r"space\.wings: the model declares no such hyperparameter; known: "
+                                               r"batch_size, learning_rate, .*units"):
+        nnlab.search("digits", space={"wings": 2}, fresh=True, **settings)
+    assert not (workdir / "tuning" / "digits-with_units" / "trial_1").exists()  # the refusal ran nothing
 
 
 def raises(hp, spec):
