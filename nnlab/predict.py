@@ -4,7 +4,8 @@ MODEL is a registered name as `nnlab.load_model` takes it ("mnist-cnn", its cham
 "mnist-cnn@ALIAS", "mnist-cnn/3"). A model over images reads image files (any format Pillow
 opens), resized to its input and made grey or colour as it takes them; a model over a table
 reads CSV files, one prediction per row (columns the model does not take, the target say, are
-left aside). A classifier prints the most probable class, by name where the registered version
+left aside), and a model over arrays of features (`nnlab.search(data=(x, y))`) reads CSV rows of
+that many numbers, in its columns' order. A classifier prints the most probable class, by name where the registered version
 names them (`nnlab.class_names`), with its probability; a regression prints the value.
 
 A file the model cannot take is one line on stderr naming it; the others are still predicted,
@@ -98,6 +99,26 @@ def table_rows(path: Path, columns: list[str]):
     return frame[[by_input[column] for column in columns]], len(frame)
 
 
+def number_rows(path: Path, features: int):
+    """A CSV's rows as `features` numbers each (a model over arrays: its columns in order), and how many."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError("does not exist") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as error:
+        raise InputError(f"not a CSV table pandas can read ({' '.join(str(error).split())[:160]})") from None
+    if frame.shape[1] != features:
+        raise InputError(f"has {frame.shape[1]} columns; the model takes rows of {features} numbers")
+    if frame.empty:
+        raise InputError("holds no rows")
+    try:
+        return frame.to_numpy(dtype=np.float32), len(frame)
+    except ValueError:
+        raise InputError(f"holds text; the model takes rows of {features} numbers") from None
+
+
 def describe(outputs, class_names: list[str] | None) -> list[str]:
     """One text per prediction: "7 (0.98)", or the value."""
     outputs = np.asarray(outputs)
@@ -111,11 +132,14 @@ def predict(model, class_names, files: list[Path], echo=print, complain=None) ->
     """Print each input's prediction; returns how many files the model could not take."""
     complain = complain or (lambda line: print(line, file=sys.stderr))
     refused = 0
-    if isinstance(model.input, dict):  # a table: one input per column
-        columns = list(model.input)
+    if isinstance(model.input, dict) or len(model.input.shape) == 2:
+        # A table: one input per column, or one row of numbers (arrays handed to nnlab.search).
+        columns = list(model.input) if isinstance(model.input, dict) else None
+        read = (lambda path: table_rows(path, columns)) if columns else (
+            lambda path: number_rows(path, int(model.input.shape[1])))
         for path in files:
             try:
-                inputs, count = table_rows(path, columns)
+                inputs, count = read(path)
             except InputError as error:
                 complain(f"{PROG}: {path}: {error}")
                 refused += 1

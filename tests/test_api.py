@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_digits, load_wine
 
 import nnlab
+from nnlab.predict import main as predict_main
 from nnlab.search import main
 from test_search import runs_of
 
@@ -129,7 +130,7 @@ def test_a_stop_from_python_ends_the_trial_killed_and_the_same_call_resumes(work
     assert sorted(child.info.status for child in children) == ["FINISHED", "FINISHED", "KILLED"]
 
 
-def test_own_arrays_search_register_serve_raw_rows_and_refuse_other_data_on_resume(workdir, tracking_uri):
+def test_own_arrays_search_register_serve_raw_rows_and_refuse_other_data_on_resume(workdir, tracking_uri, capsys):
     images, labels = load_digits(return_X_y=True)
     images = images.reshape(-1, 8, 8)
     settings = dict(tracking_uri=tracking_uri, verbose=False, **SMALL)
@@ -153,6 +154,15 @@ def test_own_arrays_search_register_serve_raw_rows_and_refuse_other_data_on_resu
         nnlab.search("own", data=(images, labels), model="dfn", workers=1, **settings)
     with pytest.raises(nnlab.NnlabError, match="data: x has 1,797 rows but y has 1,796; give one target per row"):
         nnlab.search("own", data=(images, labels[1:]), model="dfn", **settings)
+
+    features, kinds = load_wine(return_X_y=True)  # rows of numbers: normalised inside the model
+    rows = nnlab.search("vats", data=(features, kinds), **settings)
+    assert rows.test_metrics["test_accuracy"] > 0.5
+    np.savetxt(workdir / "rows.csv", features[:3], delimiter=",", header=",".join(f"f{i}" for i in range(13)),
+               comments="")
+    assert predict_main(["vats-dfn", str(workdir / "rows.csv"), "--tracking-uri", tracking_uri]) == 0
+    assert [line.split(": ")[0] for line in capsys.readouterr().out.splitlines()] == [
+        f"{workdir / 'rows.csv'} row {row}" for row in (1, 2, 3)]
 
     wine = load_wine(as_frame=True).frame
     table = nnlab.search("cellar", data=wine, target="target", **settings)
