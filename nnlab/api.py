@@ -26,7 +26,7 @@ from nnlab.accelerators import start_tensorflow
 from nnlab.builders import is_reference, object_family, reference_family
 from nnlab.cli import flag_name
 from nnlab.commands import load_data, say_data, signals_interrupt
-from nnlab.config import load_config, memory_config
+from nnlab.config import FILE_KEYS, load_config, memory_config
 from nnlab.data import MEMORY, register_memory
 from nnlab.data.memory import memory_dataset
 from nnlab.errors import ConfigError, NnlabError
@@ -61,6 +61,11 @@ def search(experiment: str = "mnist", *, model=None, data=None, target=None, val
     epochs, final_epochs, seed, space, time_budget, ensemble, tracking_uri, data_dir, batch_size,
     patience, trial_timeout, ... `fresh`: discard the saved tuner state. `workers`: run the trials
     in that many worker processes (default: here). `verbose=False`: say nothing."""
+    unknown = sorted(set(settings) - set(FILE_KEYS))
+    if unknown:
+        error = ConfigError(f"nnlab.search: unknown setting {unknown[0]!r}; known: the experiment file's keys, "
+                            f"{', '.join(FILE_KEYS)}")
+        raise error.with_traceback(None) from None
     settings.update(tuner=tuner, max_trials=max_trials, epochs=epochs, final_epochs=final_epochs, seed=seed,
                     space=space, time_budget=time_budget, ensemble=ensemble, tracking_uri=tracking_uri,
                     data_dir=data_dir)

@@ -169,3 +169,17 @@ def test_own_arrays_search_register_serve_raw_rows_and_refuse_other_data_on_resu
     assert table.registered_name == "cellar-dfn" and table.test_metrics["test_accuracy"] > 0.5
     columns = {name: values.to_numpy()[:4] for name, values in wine.drop(columns="target").items()}
     assert table.champion.predict(columns, verbose=0).shape == (4, 3)  # the raw columns, encoded inside
+
+
+@pytest.mark.parametrize("call, message", [
+    (dict(experiment="digits", wings=2), "nnlab.search: unknown setting 'wings'; known: the experiment file's keys"),
+    (dict(experiment="digits", target="label"), "target= describe data=, which is missing"),
+    (dict(experiment="own.toml", data=([[1.0]], [0])), "data= takes the experiment's name, not a file (own.toml)"),
+    (dict(experiment="own", data="rows.csv"), "data must be (x, y) arrays"),
+    (dict(experiment="own", data=(np.zeros((4, 3)), [0, 1, 0, 1]), target="y"), "target= names a DataFrame's column"),
+], ids=["unknown-setting", "no-data", "data-and-file", "not-data", "target-with-arrays"])
+def test_a_mistake_only_python_can_make_is_one_line_too(workdir, call, message):
+    with pytest.raises(nnlab.NnlabError, match=message.replace("(", r"\(").replace(")", r"\)")) as raised:
+        nnlab.search(**call, verbose=False)
+    assert "\n" not in str(raised.value)
+    assert not (workdir / "tuning").exists() and not (workdir / "mlruns").exists()
