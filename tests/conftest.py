@@ -3,7 +3,9 @@ the formats nnlab reads, and an MLflow store and working folder under tmp_path."
 
 from __future__ import annotations
 
+import gc
 import gzip
+import itertools
 import os
 import re
 from pathlib import Path
@@ -81,17 +83,28 @@ def with_nan_inputs(dataset):
     return replace(dataset, train=(poisoned, labels))
 
 
+def write_idx_folder(folder: Path, images, labels, every: int) -> Path:
+    """The official layout: the train pair (every `every`th image) uncompressed, the t10k pair
+    (half as many) gzip-compressed."""
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte", images[::every])
+    write_idx(folder / "train-labels-idx1-ubyte", labels[::every])
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images[1::2 * every], compress=True)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels[1::2 * every], compress=True)
+    return folder
+
+
 @pytest.fixture
 def idx_dir(tmp_path, mnist_subset):
-    """A folder in the official layout: train pair uncompressed, t10k pair gzip-compressed."""
-    images, labels = mnist_subset
-    folder = tmp_path / "idx"
-    folder.mkdir()
-    write_idx(folder / "train-images-idx3-ubyte", images[::5])
-    write_idx(folder / "train-labels-idx1-ubyte", labels[::5])
-    write_idx(folder / "t10k-images-idx3-ubyte.gz", images[1::10], compress=True)
-    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels[1::10], compress=True)
-    return folder
+    """A folder in the official layout: 1,000 train images uncompressed, 500 t10k gzip-compressed."""
+    return write_idx_folder(tmp_path / "idx", *mnist_subset, every=5)
+
+
+@pytest.fixture
+def small_idx_dir(tmp_path, mnist_subset):
+    """idx_dir with a third of the images (334 train, 167 test), for a command's search whose
+    checks do not depend on what its CNN learns: its epochs take a third of the time."""
+    return write_idx_folder(tmp_path / "idx", *mnist_subset, every=15)
 
 
 @pytest.fixture
@@ -167,6 +180,28 @@ def hyperband_search(tmp_path_factory, small_mnist):
     return SimpleNamespace(root=root, tracking_uri=tracking_uri, result=result, lines=lines)
 
 
+# Tests between two full garbage collections of what the tests left (about 1 s each, late in the
+# suite; the memory they hold meanwhile stays within a few hundred MB).
+TESTS_PER_COLLECTION = 50
+_tests_run = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def frozen_heap():
+    """Every test runs with what the session already holds (TensorFlow, Keras, MLflow, pandas, the
+    shared searches: millions of objects) frozen out of the garbage collector's full collections,
+    which Keras' clear_session runs after every model and Python itself runs as objects pile up:
+    each one scanned all of it, about 1 s late in the suite (test_knobs' space check, nine models
+    built and cleared, took 18 s there, 2 s alone). nnlab's own search does the same during its
+    trials (pipeline.run_search). Unfrozen after the test; every TESTS_PER_COLLECTION tests, one
+    full collection frees what they left."""
+    gc.freeze()
+    yield
+    gc.unfreeze()
+    if next(_tests_run) % TESTS_PER_COLLECTION == 0:
+        gc.collect()
+
+
 @pytest.fixture
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on, for a server a test starts."""
@@ -201,6 +236,18 @@ def co2_search(tmp_path_factory):
                            lines=lines)
 
 
+
+
+def search_here(experiment: str, **flags):
+    """What `python -m nnlab.search EXPERIMENT --FLAG VALUE ...` does (nnlab.api.run, then the
+    results printed), its trials run in this process rather than in a worker process, whose
+    TensorFlow start-up a test not about processes need not pay. Returns the SearchResult."""
+    from nnlab.api import run
+    from nnlab.commands import print_results
+
+    result = run(experiment, flags)
+    print_results(result)
+    return result
 
 
 def too_wide(lines) -> list[str]:

@@ -15,6 +15,7 @@ from nnlab.data import DATASETS
 from nnlab.data.folders import check_images_option, load_images
 from nnlab.errors import DataError
 from nnlab.search import main
+from conftest import search_here
 
 PER_CLASS = 20  # 200 images in all: 40 test, 16 validation, 144 train
 
@@ -209,9 +210,8 @@ def test_a_search_over_an_image_folder_registers_a_model_that_reads_raw_images(w
     experiment = workdir / "digitfolders.toml"
     experiment.write_text(f'model = "cnn"\ntuner = "random"\nmax_trials = 2\nepochs = 1\nfinal_epochs = 0\n'
                           f'seed = 2\nbatch_size = 32\n[data]\nimages = "{digit_folder}"\n')
-    code = main([str(experiment), "--tracking-uri", tracking_uri])
+    search_here(str(experiment), tracking_uri=tracking_uri)  # the command, its trials in this process
     captured = capsys.readouterr()
-    assert code == 0, captured.err
     assert f"data image folder {digit_folder} (10 classes" in captured.out and "144 train, 16 validation, 40 test" in captured.out
 
     version = MlflowClient(tracking_uri).get_model_version_by_alias("digitfolders-cnn", "champion")

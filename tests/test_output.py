@@ -1,6 +1,8 @@
 """What the searching command prints (issue 28), checked on a small search's captured output, as
 a user's terminal or log file gets it: only nnlab's lines, each within 120 characters but for a
-path or address, and one numbering of trials in the progress, the leaderboard and the MLflow runs."""
+path or address, and one numbering of trials in the progress, the leaderboard and the MLflow runs.
+The same search checks the command end to end (test_search.py's other searches run in-process),
+started together with a second search in the same empty folder (test_concurrent.py's point)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from mlflow import MlflowClient
 from nnlab.hypermodel import SaysProgress
 from nnlab.oracles import TrialReport
 from nnlab.progress import pace_line
+from test_concurrent import TINY
 
 # What Keras, TensorFlow (its C++ log and absl), MLflow and uvicorn print on their own.
 FOREIGN = re.compile(r"Downloading data from|Successfully registered model|Created version|^[IWEF]\d{4} |absl|"
@@ -25,24 +28,50 @@ FOREIGN = re.compile(r"Downloading data from|Successfully registered model|Creat
 PROGRESS = re.compile(r"^trial (\S+) \((\d+) of (\d+)\)  ")
 
 
-def test_a_small_search_says_only_nnlab_lines_within_the_width_with_one_numbering(workdir, idx_dir, tracking_uri):
+def test_the_search_command_end_to_end_beside_another_says_only_nnlab_lines_with_one_numbering(
+        workdir, idx_dir, tmp_path):
+    """The command end to end (an experiment file found by name, flags over it, the trials in
+    worker processes) and what it prints, on one small search started together with a second one
+    in the same empty folder (test_concurrent.py's point): three tests' searches in one."""
     # The default's kind of champion (an average of two) on a tiny search: every kind of line.
-    (workdir / "tiny.toml").write_text('name = "mnist"\ntuner = "random"\nmax_trials = 2\nepochs = 1\n'
-                                       'final_epochs = 1\nensemble = 2\nbatch_size = 64\n')
-    search = subprocess.Popen([sys.executable, "-m", "nnlab.search", "tiny.toml", "--data-dir", str(idx_dir),
-                               "--tracking-uri", tracking_uri], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, env={key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"})
-    lines = []
-    while not lines or not PROGRESS.match(lines[-1]):  # up to the first trial's line
-        lines.append(search.stdout.readline().rstrip("\n"))
-        assert lines[-1] or search.poll() is None, "\n".join(lines)
-    said_at = time.monotonic()
-    output, _ = search.communicate(timeout=600)
-    # Said as it happened, into a pipe too: not held in a buffer until the end (the second trial
-    # and the champion's two members train after it).
-    assert time.monotonic() - said_at > 3
-    assert search.returncode == 0, output[-3000:]
+    (workdir / "experiments").mkdir()
+    (workdir / "experiments" / "mnist.toml").write_text('tuner = "grid"\nfinal_epochs = 1\nbatch_size = 64\n'
+                                                        'ensemble = 2\n')
+    (workdir / "tiny.toml").write_text(TINY)
+    # A cold cache too: neither finds the empty store's template, both make it.
+    environment = {**{key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"},
+                   "XDG_CACHE_HOME": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-m", "nnlab.search", "mnist", "--tuner", "random", "--max-trials", "2",
+               "--epochs", "1", "--worker-trials", "1", "--data-dir", str(idx_dir)]
+    search = subprocess.Popen(command, cwd=workdir, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    beside = subprocess.Popen([sys.executable, "-m", "nnlab.search", "tiny.toml", "--model", "linear"], cwd=workdir,
+                              env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        while not lines or not PROGRESS.match(lines[-1]):  # up to the first trial's line
+            lines.append(search.stdout.readline().rstrip("\n"))
+            assert lines[-1] or search.poll() is None, "\n".join(lines)
+        said_at = time.monotonic()
+        output, _ = search.communicate(timeout=600)
+        # Said as it happened, into a pipe too: not held in a buffer until the end (the second trial
+        # and the champion's two members train after it).
+        assert time.monotonic() - said_at > 3
+        beside_output, _ = beside.communicate(timeout=600)
+    finally:
+        search.kill()
+        beside.kill()
     lines += output.splitlines()
+    outputs = {"cnn": "\n".join(lines), "linear": beside_output}
+    for family, process in (("cnn", search), ("linear", beside)):
+        assert process.returncode == 0 and "Traceback" not in outputs[family], outputs[family][-3000:]
+        assert f"Registered mnist-{family} version 1" in outputs[family]
+        # No TensorFlow, absl or CUDA start-up chatter (stderr included).
+        chatter = [line for line in outputs[family].splitlines()
+                   if any(word in line for word in ("absl", "cuda", "cpu_feature_guard", "rebuild TensorFlow"))]
+        assert not chatter, chatter
+    stdout = outputs["cnn"]
+    assert "trial 1 (2 of 2)" in stdout and "Leaderboard" in stdout and "mlflow ui --backend-store-uri" in stdout
     assert not [line for line in lines if FOREIGN.search(line)]
     assert not too_wide(lines)
     progress = [PROGRESS.match(line) for line in lines if PROGRESS.match(line)]
@@ -52,12 +81,33 @@ def test_a_small_search_says_only_nnlab_lines_within_the_width_with_one_numberin
     start = lines.index(next(line for line in lines if line.startswith("Leaderboard")))
     board = [line.split()[0] for line in lines[start + 2:start + 4]]
     assert sorted(board) == sorted(said)
-    runs = MlflowClient(tracking_uri).search_runs(
-        [MlflowClient(tracking_uri).get_experiment_by_name("mnist").experiment_id])
-    assert sorted(run.info.run_name for run in runs if "mlflow.parentRunId" in run.data.tags) == \
-        sorted(f"trial-{trial}" for trial in said)
+
+    # Both searches in the default store they made side by side: one experiment, both in it.
+    client = MlflowClient(f"sqlite:///{workdir}/mlruns/mlflow.db")
+    experiments = [found for found in client.search_experiments() if found.name == "mnist"]
+    assert len(experiments) == 1
+    runs = client.search_runs([experiments[0].experiment_id])
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    assert sorted(run.data.tags["nnlab.model"] for run in parents) == ["cnn", "linear"]
+    parents = {run.data.tags["nnlab.model"]: run for run in parents}
+    trials = {family: [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+              for family, parent in parents.items()}
+    for family, parent in parents.items():
+        assert parent.info.status == "FINISHED"
+        assert [trial.info.status for trial in trials[family]] == ["FINISHED"] * {"cnn": 2, "linear": 1}[family]
+    assert sorted(run.info.run_name for run in trials["cnn"]) == sorted(f"trial-{trial}" for trial in said)
     members = [line for line in lines if re.match(r"trial \S+ \(member \d of 2\) trained on 1 epoch, kept ", line)]
     assert sorted(line.split()[1] for line in members) == sorted(said)
+
+    # The trials ran in a worker process (the default, --workers 1), replaced after each trial
+    # (--worker-trials 1), so that a long search's memory stays flat.
+    ran_by = [child.data.tags["nnlab.worker"] for child in trials["cnn"]]
+    assert all(worker.startswith("worker1, process ") for worker in ran_by) and len(set(ran_by)) == 2
+    assert (workdir / "tuning" / "mnist-cnn" / "nnlab.json").is_file()
+    # The file set final_epochs, batch_size and ensemble; the flag overrode its tuner.
+    params = parents["cnn"].data.params
+    assert (params["tuner"], params["final_epochs"], params["batch_size"], params["max_trials"]) == ("random", "1", "64", "2")
+    assert params["ensemble"] == "2"
 
 
 def test_the_champion_says_where_its_further_training_is(small_mnist):

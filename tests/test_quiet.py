@@ -1,8 +1,9 @@
 """Only nnlab's words (issue 28): what Keras, TensorFlow (its C++ log on file descriptor 2),
 MLflow and uvicorn print is silenced or said in one nnlab line, on the real paths: a Keras
 download from a local server and offline, a registration, a GAN's train step, `nnlab.load_model`
-in a new Python, and `python -m nnlab.ui` up to its link and while it serves. Real warnings and
-errors still reach the user: MLflow's warnings during a registration, the UI server's failure."""
+in a new Python, and `python -m nnlab.ui` up to its link and while it serves (test_browser.py,
+on the UI its browser uses). Real warnings and errors still reach the user: MLflow's warnings
+during a registration, the UI server's failure."""
 
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ import http.server
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
-import urllib.request
 
 import numpy as np
 import pytest
@@ -23,11 +22,9 @@ import pytest
 from nnlab.data import load_mnist
 from nnlab.data.downloads import load_fashion_mnist
 from nnlab.errors import DataError
-from nnlab.ui import log_file
 
 KERAS_DOWNLOAD = "Downloading data from"
 MLFLOW_REGISTRY_LINES = ("Successfully registered model", "Created version", "already exists")
-UI_START_SECONDS = 150  # nnlab.ui itself waits up to 120 s for mlflow ui to answer
 # nnlab.ui's lines: its address, then one link per experiment.
 UI_LINES = re.compile(r"MLflow UI: http://127\.0\.0\.1:\d+   \(store \S+; Ctrl-C stops it\)"
                       r"|  \S+: http://127\.0\.0\.1:\d+/#/experiments/\d+/runs\?workflowType=machine_learning")
@@ -172,49 +169,8 @@ def test_load_model_in_python_prints_nothing(searched_store, tmp_path):
     assert (completed.stdout, completed.stderr) == ("", ""), completed.stdout + completed.stderr
 
 
-class UI:
-    """`python -m nnlab.ui` as a subprocess, its output read all along by a thread."""
-
-    def __init__(self, tracking_uri: str, port: int, workdir):
-        self.lines: list[str] = []
-        self.answered = threading.Event()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "nnlab.ui", "--port", str(port), "--tracking-uri", tracking_uri], cwd=workdir,
-            env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if re.match(r"  \S+: http://", line):  # an experiment's link: nnlab.ui's last lines
-                self.answered.set()
-        self.answered.set()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=60)
-        self.reader.join(timeout=60)
-        return code
-
-
-def test_the_ui_prints_only_nnlabs_lines(searched_store, tmp_path, free_port):
-    ui = UI(searched_store.tracking_uri, free_port, tmp_path)
-    try:
-        assert ui.answered.wait(UI_START_SECONDS) and ui.process.poll() is None, "\n".join(ui.lines)
-        address = f"http://127.0.0.1:{free_port}"
-        for page in ("/", "/health", "/ajax-api/2.0/mlflow/experiments/search?max_results=5"):
-            with urllib.request.urlopen(address + page, timeout=30) as response:
-                assert response.status == 200, page
-    finally:
-        code = ui.stop()
-    assert code == 0, "\n".join(ui.lines)
-    foreign = [line for line in ui.lines if not UI_LINES.fullmatch(line)]
-    assert not foreign and ui.lines[0].startswith("MLflow UI: ") and len(ui.lines) >= 2, "\n".join(ui.lines)
-    # What MLflow said went to the log, beside the store, without a line per request.
-    said = log_file(searched_store.tracking_uri, free_port).read_text()
-    assert "Security middleware" in said and "GET /health" not in said, said
+# `python -m nnlab.ui` up to its link and while it serves, in a user's environment, says only its
+# own lines and keeps MLflow's in its log: checked in test_browser.py on the UI the browser uses.
 
 
 def test_the_ui_says_why_its_server_failed(tmp_path, free_port):

@@ -17,6 +17,7 @@ from nnlab.data import load_dataset
 from nnlab.data.tables import infer_task, table_dataset
 from nnlab.errors import DataError
 from nnlab.search import main
+from conftest import search_here
 from test_bad_input import assert_refused
 from test_serve import served_answer
 
@@ -94,14 +95,14 @@ target = "progression"
 def test_a_csv_searches_registers_and_serves_raw_rows(workdir, capsys, free_port):
     diabetes_csv(workdir / "diabetes.csv")
     (workdir / "progression.toml").write_text(CSV_EXPERIMENT)
-    assert main(["progression.toml"]) == 0
+    # The default store's file, named absolutely: MLflow keeps one store per URI in a process, and
+    # an earlier test's relative URI meant its own folder (the search, too, runs in this process).
+    tracking_uri = f"sqlite:///{workdir}/mlruns/mlflow.db"
+    search_here("progression.toml", tracking_uri=tracking_uri)  # python -m nnlab.search progression.toml
     out = capsys.readouterr().out
     assert "task regression: target 'progression' holds numbers" in out
     assert "missing values (sex 2, bmi 3 of 442 rows)" in out
     assert "(always the training mean: test_rmse " in out  # the training mean's RMSE beside the champion's
-    # The default store, named absolutely: MLflow keeps one store per URI in a process, and an
-    # earlier test's relative URI meant its own folder.
-    tracking_uri = f"sqlite:///{workdir}/mlruns/mlflow.db"
 
     import mlflow
 

@@ -3,6 +3,8 @@ end to end on a copy of the shared searched store, and its refusals."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 
 import numpy as np
@@ -33,29 +35,41 @@ def _version_state(client, name):
 
 @pytest.fixture(scope="session")
 def finetuned(source_store):
-    """Two fine-tunes of the shared search's mnist-cnn on the digits, 10 labels per class, as
-    `nnlab.finetune` configures them: fine-tune (4 epochs: 2 for the head, 2 unfrozen), then
-    scratch (2 epochs), both registered as digits-from-mnist-cnn."""
+    """Two fine-tunes of the shared search's mnist-cnn on the digits, 10 labels per class, both
+    registered as digits-from-mnist-cnn: the README's `python -m nnlab.finetune mnist-cnn digits
+    --labels-per-class 10` (its default strategy, fine-tune; 4 epochs here: 2 for the head, 2
+    unfrozen), what it printed kept, then scratch (2 epochs) as `nnlab.finetune` configures it."""
     from types import SimpleNamespace
 
     from mlflow import MlflowClient
 
+    from nnlab import finetune
     from nnlab.finetune import finetune_config, parse_args
     from nnlab.search import run_search
 
     client = MlflowClient(source_store.tracking_uri)
     before = _version_state(client, "mnist-cnn")
-    results = {}
-    for strategy, epochs in (("fine-tune", "4"), ("scratch", "2")):
-        args = parse_args(["mnist-cnn", "digits", "--strategy", strategy, "--labels-per-class", "10", "--epochs", epochs,
-                           "--tracking-uri", source_store.tracking_uri])
-        config = finetune_config(args)
-        dataset = load_dataset(config.dataset, config.data, seed=config.seed,
-                               validation_fraction=config.validation_fraction)
-        results[strategy] = run_search(config, dataset, tuning_root=source_store.root / "tuning", fresh=True,
-                                       echo=lambda _line: None)
+    printed, errors = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+        patch.chdir(source_store.root)  # the command's tuning/ folder
+        code = finetune.main(["mnist-cnn", "digits", "--labels-per-class", "10", "--epochs", "4", "--tracking-uri",
+                              source_store.tracking_uri])
+    assert code == 0, errors.getvalue()
+    # What the command registered, as its result would have said it.
+    version = client.get_model_version("digits-from-mnist-cnn", "1")
+    parent = client.get_run(version.run_id)
+    results = {"fine-tune": SimpleNamespace(
+        registered_name=version.name, model=parent.data.tags["nnlab.model"], parent_run_id=version.run_id,
+        champion_version=str(version.version),
+        test_metrics={key: value for key, value in parent.data.metrics.items() if key.startswith("test_")})}
+    args = parse_args(["mnist-cnn", "digits", "--strategy", "scratch", "--labels-per-class", "10", "--epochs", "2",
+                       "--tracking-uri", source_store.tracking_uri])
+    config = finetune_config(args)
+    dataset = load_dataset(config.dataset, config.data, seed=config.seed, validation_fraction=config.validation_fraction)
+    results["scratch"] = run_search(config, dataset, tuning_root=source_store.root / "tuning", fresh=True,
+                                    echo=lambda _line: None)
     return SimpleNamespace(results=results, client=client, before=before, after=_version_state(client, "mnist-cnn"),
-                           dataset=dataset, **vars(source_store))
+                           dataset=dataset, printed=printed.getvalue(), **vars(source_store))
 
 
 def _layers_trainable_counts(strategy, source, spec, unfreeze=None, source_members=None):
@@ -185,36 +199,29 @@ def test_the_default_takes_all_of_an_average_sources_members(mnist_source):
     assert lineage["nnlab.source_average"] == ",".join(trials) and lineage["nnlab.source_taken"] == trials[0]
 
 
-def test_the_readme_flow_search_then_finetune(searched_store, source_store, tmp_path, monkeypatch, capsys):
+def test_the_readme_flow_search_then_finetune(finetuned):
     """The README's second command after its first: `python -m nnlab.finetune mnist-cnn digits
-    --labels-per-class 10` on the default search's kind of champion, an average (2 epochs here),
+    --labels-per-class 10` on the default search's kind of champion, an average (4 epochs here),
     says in one line what it took of it and registers a model that loads and predicts."""
     import nnlab
-    from nnlab import finetune
     from nnlab.models.transfer import member_trials
 
-    monkeypatch.chdir(tmp_path)
-    store = tmp_path / "mlruns"
-    store.mkdir()
-    shutil.copyfile(source_store.root / "mlruns" / "mlflow.db", store / "mlflow.db")
-    tracking_uri = f"sqlite:///{store}/mlflow.db"
+    tracking_uri = finetuned.tracking_uri
     source = nnlab.load_model("mnist-cnn", tracking_uri)
     trials = member_trials(source)
     assert len(trials) == 3  # what the default search registers
-    code = finetune.main(["mnist-cnn", "digits", "--labels-per-class", "10", "--epochs", "2", "--tracking-uri", tracking_uri])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
     assert (f"nnlab.finetune: mnist-cnn is the average of trials {', '.join(trials)}: taking all 3 members' bodies "
-            "side by side") in " ".join(captured.out.split())  # wrapped within 120 columns
-    assert not too_wide(captured.out.splitlines())
-    model = nnlab.load_model("digits-from-mnist-cnn", tracking_uri)
+            "side by side") in " ".join(finetuned.printed.split())  # wrapped within 120 columns
+    assert not too_wide(finetuned.printed.splitlines())
+    assert "Registered digits-from-mnist-cnn version 1" in finetuned.printed
+    model = nnlab.load_model("digits-from-mnist-cnn/1", tracking_uri)  # the fixture registers scratch after it
     from sklearn.datasets import load_digits
 
     probabilities = model.predict(load_digits().images[:20, :, :, np.newaxis], verbose=0)
     assert probabilities.shape == (20, 10)
     from mlflow import MlflowClient
 
-    version = MlflowClient(tracking_uri).get_model_version_by_alias("digits-from-mnist-cnn", "champion")
+    version = MlflowClient(tracking_uri).get_model_version("digits-from-mnist-cnn", "1")
     assert version.tags["nnlab.source_average"] == ",".join(trials) and version.tags["nnlab.source_taken"] == ",".join(trials)
 
 

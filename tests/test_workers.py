@@ -67,31 +67,10 @@ def worker_processes(folder: Path) -> dict[str, int]:
     return workers
 
 
-def test_two_workers_share_the_trials_under_one_search_run(workdir, idx_dir, tracking_uri):
-    (workdir / "workers.toml").write_text(EXPERIMENT + "epochs = 1\n")
-    done = subprocess.run([sys.executable, "-m", "nnlab.search", "workers.toml", "--workers", "2",
-                           "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr and "View run" not in done.stdout
-    assert "2 worker processes)" in done.stdout and "; oracle 127.0.0.1:" in done.stdout
-    progress = [line for line in done.stdout.splitlines() if re.match(r"trial \S+ \(\d+ of \d+\)", line)]
-    assert len(progress) == 4 and all(" [worker1]  " in line or " [worker2]  " in line for line in progress)
-    parents, children = runs_of(tracking_uri)
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert sorted(child.data.tags["nnlab.trial_id"] for child in children) == ["0", "1", "2", "3"]
-    assert {child.info.status for child in children} == {"FINISHED"}
-    assert {child.data.tags["mlflow.parentRunId"] for child in children} == {parents[0].info.run_id}
-    ran_by = {child.data.tags["nnlab.worker"].split(",")[0] for child in children}
-    assert ran_by <= {"worker1", "worker2"}
-    version = MlflowClient(tracking_uri).get_model_version_by_alias("mnist-dfn", "champion")
-    assert version.run_id == parents[0].info.run_id
-    # The trial runs went through the local mlflow server, which is gone with the workers.
-    assert (workdir / "tuning" / "mnist-dfn" / "mlflow-server.log").is_file()
-    wait_until_gone(workdir, 10)
-
-
-def test_a_worker_killed_mid_trial_leaves_its_trial_to_run_again(workdir, idx_dir, tracking_uri):
+def test_two_workers_share_the_trials_and_a_killed_workers_trial_runs_again(workdir, idx_dir, tracking_uri):
+    """One --workers 2 search checked two ways (one search where there were two, each a chief, two
+    workers and an mlflow server to start): the workers share the trials under one search run,
+    and a worker killed mid-trial leaves its trial to run again."""
     (workdir / "killed.toml").write_text(EXPERIMENT + "epochs = 10\npatience = 10\n")
     with open(workdir / "out", "w") as out, open(workdir / "err", "w") as err:
         chief = subprocess.Popen([sys.executable, "-u", "-m", "nnlab.search", "killed.toml", "--workers", "2",
@@ -115,10 +94,17 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_to_run_again(workdir, idx_di
         finally:
             chief.kill()
     stdout, stderr = (workdir / "out").read_text(), (workdir / "err").read_text()
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and "View run" not in stdout
+    # The two workers shared the trials, each progress line saying whose it was.
+    assert "2 worker processes)" in stdout and "; oracle 127.0.0.1:" in stdout
+    progress = [line for line in stdout.splitlines() if re.match(r"trial \S+ \(\d+ of \d+\)", line)]
+    assert len(progress) == 4 and all(" [worker1]  " in line or " [worker2]  " in line for line in progress), progress
     assert f"worker1 ended (killed by SIGKILL) during trial {killed_trial}; the trial runs again; starting a new one" in stdout
     parents, children = runs_of(tracking_uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert {child.data.tags["mlflow.parentRunId"] for child in children} == {parents[0].info.run_id}
+    ran_by = {child.data.tags["nnlab.worker"].split(",")[0] for child in children}
+    assert ran_by <= {"worker1", "worker2"}
     # One finished run per trial; the killed trial's first run KILLED, saying why.
     finished = sorted(child.data.tags["nnlab.trial_id"] for child in children if child.info.status == "FINISHED")
     assert finished == ["0", "1", "2", "3"]
@@ -126,7 +112,10 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_to_run_again(workdir, idx_di
     assert killed.data.tags["nnlab.trial_id"] == killed_trial
     assert killed.data.tags["nnlab.failure"] == "worker1 ended (killed by SIGKILL) during the trial; the trial runs again"
     assert len(children) == 5
-    assert MlflowClient(tracking_uri).get_model_version_by_alias("mnist-dfn", "champion").run_id == parents[0].info.run_id
+    version = MlflowClient(tracking_uri).get_model_version_by_alias("mnist-dfn", "champion")
+    assert version.run_id == parents[0].info.run_id
+    # The trial runs went through the local mlflow server, which is gone with the workers.
+    assert (workdir / "tuning" / "mnist-dfn" / "mlflow-server.log").is_file()
     wait_until_gone(workdir, 10)
 
 
@@ -144,21 +133,33 @@ def test_a_mistaken_scale_out_option_is_one_line(workdir, arguments, message):
     assert not (workdir / "mlruns").exists() and not (workdir / "tuning").exists()
 
 
-def test_a_worker_without_its_chief_says_so(workdir, idx_dir, tracking_uri):
-    done = subprocess.run([sys.executable, "-m", "nnlab.search", "mnist", "--role", "worker", "--oracle", "127.0.0.1:9",
-                           "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip() == ("nnlab.search: error: no search in tuning/mnist-cnn: start the chief first; workers on "
-                                   "other machines need the chief's tuning/ folder (a shared file system)")
+def test_a_worker_without_its_chief_says_so(workdir, idx_dir, tracking_uri, capsys):
+    # The worker's command in this process: it says so once TensorFlow and the data are loaded,
+    # which a process of its own took 6 s to do (the tests above start real workers).
+    from nnlab.search import main
+
+    code = main(["mnist", "--role", "worker", "--oracle", "127.0.0.1:9", "--data-dir", str(idx_dir), "--tracking-uri",
+                 tracking_uri])
+    captured = capsys.readouterr()
+    assert code == 2, captured.err[-2000:]
+    assert captured.err.strip() == ("nnlab.search: error: no search in tuning/mnist-cnn: start the chief first; workers "
+                                    "on other machines need the chief's tuning/ folder (a shared file system)")
+
+
+def _worker_plan(argv):
+    """The WorkerPlan `python -m nnlab.search ARGV` starts its workers by, made as its main does."""
+    from nnlab.api import worker_plan
+    from nnlab.search import parse_args
+
+    args = parse_args(argv)
+    return worker_plan(args.experiment, vars(args), args.workers, args.worker_trials, args.oracle, args.gpus)
 
 
 def test_the_chief_hands_its_options_and_gpus_to_its_workers():
-    from nnlab.search import _worker_plan, parse_args
     from nnlab.workers import Workers, worker_environment
 
-    plan = _worker_plan(parse_args(["mnist", "--model", "dfn", "--workers", "3", "--gpus", "0,1", "--jit",
-                                    "--mixed-precision", "--steps-per-execution", "4", "--worker-trials", "5"]))
+    plan = _worker_plan(["mnist", "--model", "dfn", "--workers", "3", "--gpus", "0,1", "--jit", "--mixed-precision",
+                         "--steps-per-execution", "4", "--worker-trials", "5"])
     assert plan.command[1:] == ("-m", "nnlab.search", "mnist", "--model", "dfn", "--mixed-precision", "--jit",
                                 "--steps-per-execution", "4")
     assert (plan.count, plan.trials_each, plan.bind, plan.gpus) == (3, 5, "127.0.0.1:0", ("0", "1"))
@@ -169,7 +170,7 @@ def test_the_chief_hands_its_options_and_gpus_to_its_workers():
         "KERASTUNER_TUNER_ID": "worker2", "KERASTUNER_ORACLE_IP": "10.0.0.5", "KERASTUNER_ORACLE_PORT": "50051",
         "CUDA_VISIBLE_DEVICES": "1"}
     # Without --gpus on a machine without one, the workers see what the chief sees.
-    alone = Workers(_worker_plan(parse_args(["mnist", "--workers", "2"])), oracle=None, server=None, tracking_uri="",
+    alone = Workers(_worker_plan(["mnist", "--workers", "2"]), oracle=None, server=None, tracking_uri="",
                     kill_trial_runs=None)
     assert [slot.gpu for slot in alone.slots] == [None, None]
     assert "CUDA_VISIBLE_DEVICES" not in worker_environment("worker1", "127.0.0.1:1")
@@ -199,18 +200,18 @@ def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir,
     (workdir / "apart.toml").write_text(EXPERIMENT.replace("max_trials = 4", "max_trials = 2") + "epochs = 1\n")
     common = ["apart.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking]
     try:
-        chief = subprocess.Popen([sys.executable, "-m", "nnlab.search", *common, "--role", "chief", "--workers", "0",
-                                  "--oracle", oracle], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while not (workdir / "tuning" / "mnist-dfn" / "nnlab.json").is_file():  # the chief has opened the search
-            assert chief.poll() is None and time.monotonic() < deadline, chief.communicate()[1][-3000:]
-            time.sleep(0.2)
-        time.sleep(3)
+        with open(workdir / "chief-err", "w") as err:
+            chief = subprocess.Popen([sys.executable, "-m", "nnlab.search", *common, "--role", "chief", "--workers",
+                                      "0", "--oracle", oracle], stdout=subprocess.PIPE, stderr=err, text=True)
+        said = []
+        while not said or not said[-1].startswith("Starting search"):  # said once its run and oracle are up
+            said.append(chief.stdout.readline())
+            assert said[-1] or chief.poll() is None, (workdir / "chief-err").read_text()[-3000:]
         worker = subprocess.run([sys.executable, "-m", "nnlab.search", *common, "--role", "worker", "--oracle", oracle],
                                 capture_output=True, text=True, timeout=300)
         assert worker.returncode == 0 and worker.stdout == "", worker.stderr[-3000:]
-        stdout, stderr = chief.communicate(timeout=300)
-        assert chief.returncode == 0, stderr[-3000:]
+        stdout = "".join(said) + chief.communicate(timeout=300)[0]
+        assert chief.returncode == 0, (workdir / "chief-err").read_text()[-3000:]
         assert "0 worker processes)" in stdout and f"; oracle {oracle}" in stdout and "Registered mnist-dfn version 1" in stdout
         parents, children = runs_of(tracking)
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
