@@ -19,6 +19,7 @@ from functools import partial
 import numpy as np
 
 from nnlab import plots
+from nnlab.formats import wrapped
 from nnlab.provenance import package_version
 
 CLASS_NAMES_TAG = "nnlab.class_names"  # a JSON list: the registered model's output i is class_names[i]
@@ -227,7 +228,7 @@ def _trained_on(config, tuner, trial, hypermodel, dataset, echo, callbacks, trac
                                      initial_epoch=trial.best_step + 1, epochs=config.final_epochs, callbacks=callbacks)
     if tracker is not None:
         tracker.log_metrics(further.metrics())
-    echo(further_line(what, further))
+    echo(wrapped(further_line(what, further)))  # "none beat its start ..." runs past the width
     return model
 
 

@@ -128,6 +128,10 @@ class TrackedTrials:
         self._epoch_logs = []
         try:
             histories = super().run_trial(trial, *args, **kwargs)
+            if self.interrupted():
+                # The signal came while it trained and TensorFlow swallowed its KeyboardInterrupt:
+                # the trial stopped at an epoch's end (on_epoch_end) and is KILLED, as Ctrl-C says.
+                raise KeyboardInterrupt
             timed_out = bool(self.hypermodel.timer and self.hypermodel.timer.stopped)
             self._last_trial = (time.monotonic() - started, self._epoch_seconds(), timed_out)
             metrics = summarise(histories, self.hypermodel.task)
@@ -154,6 +158,8 @@ class TrackedTrials:
         self.oracle.update_trial(trial.trial_id, dict(zip(TIMING_METRICS, (seconds, epoch_seconds, float(timed_out)))))
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
+        if self.interrupted():  # a signal TensorFlow swallowed: no further epoch
+            model.stop_training = True
         self._epoch_ends.append(time.monotonic())
         self._epoch_logs.append((epoch + 1, dict(logs or {})))
         self.tracker.log_metrics(logs or {}, step=epoch + 1)

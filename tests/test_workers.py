@@ -200,18 +200,19 @@ def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir,
     (workdir / "apart.toml").write_text(EXPERIMENT.replace("max_trials = 4", "max_trials = 2") + "epochs = 1\n")
     common = ["apart.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking]
     try:
-        with open(workdir / "chief-err", "w") as err:
+        with open(workdir / "chief-out", "w") as out, open(workdir / "chief-err", "w") as err:
             chief = subprocess.Popen([sys.executable, "-m", "nnlab.search", *common, "--role", "chief", "--workers",
-                                      "0", "--oracle", oracle], stdout=subprocess.PIPE, stderr=err, text=True)
-        said = []
-        while not said or not said[-1].startswith("Starting search"):  # said once its run and oracle are up
-            said.append(chief.stdout.readline())
-            assert said[-1] or chief.poll() is None, (workdir / "chief-err").read_text()[-3000:]
+                                      "0", "--oracle", oracle], stdout=out, stderr=err)
+        deadline = time.monotonic() + 120
+        # Said once the chief's run and its oracle are up, for a worker to find.
+        while "\nStarting search " not in "\n" + (workdir / "chief-out").read_text():
+            assert chief.poll() is None and time.monotonic() < deadline, (workdir / "chief-err").read_text()[-3000:]
+            time.sleep(0.2)
         worker = subprocess.run([sys.executable, "-m", "nnlab.search", *common, "--role", "worker", "--oracle", oracle],
                                 capture_output=True, text=True, timeout=300)
         assert worker.returncode == 0 and worker.stdout == "", worker.stderr[-3000:]
-        stdout = "".join(said) + chief.communicate(timeout=300)[0]
-        assert chief.returncode == 0, (workdir / "chief-err").read_text()[-3000:]
+        assert chief.wait(timeout=300) == 0, (workdir / "chief-err").read_text()[-3000:]
+        stdout = (workdir / "chief-out").read_text()
         assert "0 worker processes)" in stdout and f"; oracle {oracle}" in stdout and "Registered mnist-dfn version 1" in stdout
         parents, children = runs_of(tracking)
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
