@@ -240,7 +240,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(
             f"{where}: name {config.name!r} must be letters, digits, '-', '_' or '.' (no path separators, no '..')"
         )
-    choice("dataset", DATASETS)
+    choice("dataset", [name for name in DATASETS if name != MEMORY or config.dataset == MEMORY])  # not a name to type
     source = DATASETS[config.dataset]
     choice("model", FAMILIES)
     family = FAMILIES[config.model]

@@ -253,3 +253,18 @@ def search_here(experiment: str, **flags):
 def too_wide(lines) -> list[str]:
     """The lines wider than WIDTH that hold no path or address to excuse them."""
     return [line for line in lines if len(line) > WIDTH and not re.search(r"(/|https?://)\S{20,}", line)]
+
+
+@pytest.fixture(autouse=True)
+def registries_as_they_were():
+    """A test that searches a builder or data handed over from Python registers a family or the
+    data set `memory` in nnlab's registries: put them back, so that the next test's lists of
+    known names are the built-ins'."""
+    from nnlab.data import DATASETS
+    from nnlab.models import FAMILIES
+
+    saved = [(registry, dict(registry)) for registry in (FAMILIES, DATASETS)]
+    yield
+    for registry, entries in saved:
+        registry.clear()
+        registry.update(entries)

@@ -124,7 +124,7 @@ def load_dataset(name: str, options: dict | None = None, **common) -> Dataset:
     `options` (window, horizon for co2; csv, target, ... for a CSV; classes and labels_per_class,
     which the image data sets take, applied here to what its loader gives)."""
     if name not in DATASETS:
-        raise DataError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
+        raise DataError(f"unknown data set {name!r}; known: {', '.join(sorted(set(DATASETS) - {MEMORY}))}")
     options = {key: value for key, value in (options or {}).items() if value is not None}
     subset = {key: options.pop(key) for key in CLASSIFICATION_OPTIONS if key in options}
     dataset = DATASETS[name].load(**common, **options)
