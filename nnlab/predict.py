@@ -78,11 +78,9 @@ def pixel_max_of(model) -> float:
     return 1.0
 
 
-def table_rows(path: Path, columns: list[str]):
-    """The rows of a CSV, the model's columns only, and how many."""
+def read_rows(path: Path):
+    """A CSV file as pandas reads it; one that is missing or does not parse is an InputError."""
     import pandas as pd
-
-    from nnlab.tabular import input_name
 
     try:
         frame = pd.read_csv(path)
@@ -90,6 +88,14 @@ def table_rows(path: Path, columns: list[str]):
         raise InputError("does not exist") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as error:
         raise InputError(f"not a CSV table pandas can read ({' '.join(str(error).split())[:160]})") from None
+    return frame
+
+
+def table_rows(path: Path, columns: list[str]):
+    """The rows of a CSV, the model's columns only, and how many."""
+    from nnlab.tabular import input_name
+
+    frame = read_rows(path)
     by_input = {input_name(column): column for column in frame.columns}
     missing = [column for column in columns if column not in by_input]
     if missing:
@@ -101,14 +107,7 @@ def table_rows(path: Path, columns: list[str]):
 
 def number_rows(path: Path, features: int):
     """A CSV's rows as `features` numbers each (a model over arrays: its columns in order), and how many."""
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError("does not exist") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as error:
-        raise InputError(f"not a CSV table pandas can read ({' '.join(str(error).split())[:160]})") from None
+    frame = read_rows(path)
     if frame.shape[1] != features:
         raise InputError(f"has {frame.shape[1]} columns; the model takes rows of {features} numbers")
     if frame.empty:
