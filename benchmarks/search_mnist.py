@@ -52,7 +52,7 @@ def main() -> int:
     print("| command | wall time | trials (finished) | parent runs | champion test accuracy | test images |")
     print("| --- | --- | --- | --- | --- | --- |")
     print(
-        f"| `{' '.join(command[2:])}` | {seconds / 60:.1f} min | {len(trials)} ({finished}) | {len(parents)} "
+        f"| `{' '.join(command[2:])}` | {seconds / 60:.1f} min ({seconds:.0f} s) | {len(trials)} ({finished}) | {len(parents)} "
         f"| {accuracy:.4f} | {len(test_labels)} |"
     )
     print(f"(run folder: {folder})")

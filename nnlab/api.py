@@ -8,7 +8,7 @@ and version, the leaderboard as a DataFrame, the search's MLflow run id, the tes
     result.leaderboard; result.champion.predict(x_test)
 
 From Python the trials run in the calling process (a notebook or a debugger sees them); the
-commands, thin callers of the same functions, keep their worker process. A user's mistake raises
+commands, thin callers of the same functions, run a long search's in a worker process. A user's mistake raises
 one type, nnlab.NnlabError, with the command's one-line message and no traceback from inside
 nnlab; Ctrl-C or a notebook's stop button ends the trial in progress KILLED, keeps the finished
 ones, and raises KeyboardInterrupt: the same call resumes. Keras and MLflow are imported inside
@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
+import time
 import types
 
 from nnlab.accelerators import start_tensorflow
@@ -97,9 +98,11 @@ def finetune(source: str, target: str, *, search: bool = False, strategy: str | 
 
 
 def run(experiment: str, settings: dict, *, model=None, memory: dict | None = None, fresh: bool = False,
-        workers=None, interrupted=None, echo=print, prog: str = PROG) -> SearchResult:
+        workers=None, interrupted=None, echo=print, prog: str = PROG, started: float | None = None) -> SearchResult:
     """The search both doors share: `settings` are the command's flags (None: not given); `workers`
-    a WorkerPlan, a count of worker processes, or None (the trials here)."""
+    a WorkerPlan, a count of worker processes, or None (the trials here). `started`: when the
+    command started (time.monotonic), where a time budget counts from (None: now)."""
+    started = time.monotonic() if started is None else started
     settings = {key: value for key, value in settings.items() if value is not None}
     memory = {key: value for key, value in (memory or {}).items() if value is not None}
     family = _own_family(model)
@@ -123,7 +126,13 @@ def run(experiment: str, settings: dict, *, model=None, memory: dict | None = No
     else:
         start_tensorflow(echo=lambda line: echo(f"{prog}: {line}"))
         say_data(prog, dataset, echo)
-    return run_search(config, dataset, fresh=fresh, interrupted=interrupted, workers=workers, echo=echo)
+    if workers is not None and workers.automatic:
+        from nnlab.oracles import planned_trials_of  # KerasTuner, loaded with the data's TensorFlow
+
+        if workers.runs_here(planned_trials_of(config)):
+            workers = None
+    return run_search(config, dataset, fresh=fresh, interrupted=interrupted, workers=workers, echo=echo,
+                      started=started)
 
 
 def run_finetune(source: str, target: str, options: dict, *, fresh: bool = False, interrupted=None, echo=print,
@@ -168,10 +177,13 @@ def _library_workers(experiment: str, settings: dict, count: int, in_process: bo
     return worker_plan(experiment, settings, count)
 
 
-def worker_plan(experiment: str, settings: dict, count: int, trials_each: int = DEFAULT_TRIALS_PER_WORKER,
+def worker_plan(experiment: str, settings: dict, count: int | None, trials_each: int = DEFAULT_TRIALS_PER_WORKER,
                 oracle: str | None = None, gpus: str | None = None) -> WorkerPlan:
     """The chief's WorkerPlan: `count` processes each started as `python -m nnlab.search EXPERIMENT`
-    with the search's own options; ConfigError for a mistake in it."""
+    with the search's own options; ConfigError for a mistake in it. `count` None: one, or none
+    where the search is short enough to run here (WorkerPlan.runs_here)."""
+    automatic = count is None and oracle is None and not gpus
+    count = 1 if count is None else count
     for flag, value in (("--workers", count), ("--worker-trials", trials_each)):
         if value < 0:
             raise ConfigError(f"{flag} {value}: must be 0 or more")
@@ -193,7 +205,8 @@ def worker_plan(experiment: str, settings: dict, count: int, trials_each: int = 
             command.append(flag_name(key))
         elif value is not None and value is not False:
             command += [flag_name(key), str(value)]
-    return WorkerPlan(count=count, command=tuple(command), trials_each=trials_each, bind=bind, gpus=numbers)
+    return WorkerPlan(count=count, command=tuple(command), trials_each=trials_each, bind=bind, gpus=numbers,
+                      automatic=automatic)
 
 
 def callable_module(name: str, function) -> None:

@@ -46,34 +46,49 @@ def format_duration(seconds: float) -> str:
 
 
 CHAMPION_SHARE = 0.5
+# What a search does once its training is over, beside its models' test and validation passes:
+# the leaderboard, logging and registering the model, the figures, closing the runs. About 2 s
+# for the default CNN search (BENCHMARKS.md, issue 30); the passes are estimated apart.
+ENDING_SECONDS = 4.0
 
 
 @dataclass
 class TimeBudget:
-    """Wall-clock seconds for one run of the search command, trials and champion together.
+    """Wall-clock seconds for one run of the search command, from its start to its end: the data,
+    the trials, the champion's training and its ending (`ending`: the test and validation passes
+    of the champion's models, at their trials' rates, and ENDING_SECONDS).
 
-    The next trial may start only if the longest trial so far, plus the champion's further
-    epochs at the slowest epoch rate seen, still fit in what is left. The champion's reserve is
-    at most CHAMPION_SHARE of the budget: a full reserve (20 epochs for each of three members of
-    an average) outgrew a short budget, and a 5-minute CNN search stopped after its first trial,
-    leaving half the budget unused. The members share whatever is left at the end. The first
-    trial always starts: until one has run there is nothing to estimate from.
+    The next trial may start only if the longest trial so far, the champion's further epochs at
+    the slowest epoch rate seen, and the ending still fit in what is left. The champion's reserve
+    is at most CHAMPION_SHARE of the budget: a full reserve outgrew a short budget, and a
+    5-minute CNN search stopped after its first trial, leaving half the budget unused. A trial
+    still training when only the ending is left is stopped (`training_deadline`); the members of
+    an average share what is left before it, each training as many epochs as fit its share at
+    its own trial's rate (`member_epochs`). The first trial always starts: until one has run
+    there is nothing to estimate from.
     """
 
     seconds: float
-    champion_epochs: int = 0
+    final_epochs: int = 0  # each member's further epochs, at most
+    members: int = 1
+    # A member's passes at the end (test and validation rows) in epochs of its training: a
+    # forward pass costs about a third of a training step's.
+    prediction_epochs: float = 0.0
     clock: object = time.monotonic
     started: float = field(default=None)
     longest_trial: float = 0.0
     slowest_epoch: float = 0.0
+    epoch_seconds: dict = field(default_factory=dict)  # trial id -> its epoch's seconds
 
     def __post_init__(self):
         if self.started is None:
             self.started = self.clock()
 
-    def record_trial(self, seconds: float, epoch_seconds: float) -> None:
+    def record_trial(self, seconds: float, epoch_seconds: float, trial_id: str | None = None) -> None:
         self.longest_trial = max(self.longest_trial, seconds)
         self.slowest_epoch = max(self.slowest_epoch, epoch_seconds)
+        if trial_id is not None and epoch_seconds:
+            self.epoch_seconds[trial_id] = epoch_seconds
 
     def left(self) -> float:
         return self.seconds - (self.clock() - self.started)
@@ -82,8 +97,24 @@ class TimeBudget:
         """The clock reading at which the budget runs out."""
         return self.started + self.seconds
 
+    def rate(self, trial_id: str) -> float:
+        """Seconds an epoch of the trial's model, or the slowest seen where its own is unknown."""
+        return self.epoch_seconds.get(trial_id) or self.slowest_epoch
+
+    def ending(self, trial_ids=None) -> float:
+        """Seconds the search needs once the training of `trial_ids` (the champion's; None: the
+        slowest trials') is over."""
+        rates = ([self.rate(trial_id) for trial_id in trial_ids] if trial_ids is not None
+                 else [self.slowest_epoch] * self.members)
+        return ENDING_SECONDS + self.prediction_epochs * sum(rates)
+
+    def training_deadline(self, trial_ids=None) -> float:
+        """The clock reading by which all training ends: the ending's time before the deadline."""
+        return self.deadline() - self.ending(trial_ids)
+
     def needed_for_next(self) -> float:
-        return self.longest_trial + min(self.champion_epochs * self.slowest_epoch, CHAMPION_SHARE * self.seconds)
+        champion = min(self.members * self.final_epochs * self.slowest_epoch, CHAMPION_SHARE * self.seconds)
+        return self.longest_trial + champion + self.ending()
 
     def stop_reason(self) -> str | None:
         """Why no further trial should start, or None while one still fits."""
@@ -94,3 +125,13 @@ class TimeBudget:
             return None
         return (f"time budget {format_duration(self.seconds)}: {format_duration(max(left, 0))} left, "
                 f"the next trial and the champion need about {format_duration(needed)}")
+
+    def member_epochs(self, trial_id: str, seconds: float, epochs: int) -> int:
+        """Of `epochs` further epochs, as many as fit in `seconds` at the trial's own rate: a
+        learning rate annealed over the epochs a member will run ends near zero, where one cut
+        short by the clock would end high."""
+        rate = self.rate(trial_id)
+        if not rate:
+            return epochs
+        # Half an epoch for what precedes the first: the restore, a validation pass, the tracing.
+        return max(0, min(epochs, int(seconds / rate - 0.5)))

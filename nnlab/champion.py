@@ -33,24 +33,24 @@ class Champion:
     label: str  # the trials registered: "05", or an average's "08,00,01"
 
 
-def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, echo, deadline=None) -> Champion:
+def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, echo, budget=None) -> Champion:
     """Restore the best trial at its best epoch, train it on, test it, log and register it.
     With `config.ensemble` K of 2 or more, the next best trials of other hyperparameters up to K
     are restored and trained on the same way, and their average is registered unless the best
     alone is surely better on the validation split (SINGLE_SURE; never the test split's word);
-    both test scores go on the search's run. By `deadline` (time.monotonic, a time budget's end)
-    the further training stops, the time left shared evenly by the members still to train."""
+    both test scores go on the search's run. Within a time `budget` (nnlab.budget.TimeBudget) the
+    members share the time left before its ending evenly, each training the epochs that fit."""
     task = hypermodel.task
     best_trial = best_trials[0]
     best_trials = best_trials[: max(1, config.ensemble)]
-    _say_plan(config, task, best_trials, echo)
+    _say_plan(config, hypermodel, best_trials, echo)
     further_logs: list[tuple[int, dict]] = []
-    model = _trained_on(config, tuner, best_trial, hypermodel, dataset, echo,
-                        _share_of_time(deadline, len(best_trials)), tracker, further_logs, (1, len(best_trials)))
+    model = _trained_on(config, tuner, best_trial, hypermodel, dataset, echo, _share_of_time(config, budget, best_trials, 0),
+                        tracker, further_logs, (1, len(best_trials)))
     # One pass over the test split feeds the test metrics, the signature's example and the figures.
     test_metrics, inputs, predictions = hypermodel.test(model, dataset.test)
     chosen = _Chosen([best_trial], model, predictions, test_metrics)
-    others = _trained_others(config, tuner, best_trials, hypermodel, dataset, echo, deadline)
+    others = _trained_others(config, tuner, best_trials, hypermodel, dataset, echo, budget)
     if others:
         chosen = _single_or_average(task, dataset, chosen, others, inputs, echo)
     label = ",".join(trial.trial_id for trial in chosen.trials)
@@ -72,18 +72,21 @@ class _Chosen:
     test_metrics: dict
 
 
-def _share_of_time(deadline, members_left: int) -> list:
-    """The callbacks that stop a member's further training at its even share of the time left
-    to `deadline`, shared by the `members_left` still to train (this one included)."""
-    if deadline is None:
-        return []
+def _share_of_time(config, budget, members: list, index: int) -> tuple[int, list]:
+    """(the further epochs of member `index` of `members`, the callbacks that stop it at its
+    share of the time): within a budget, an even share of what is left before its ending among
+    the members still to train (this one included), and the epochs that fit in it; else
+    config.final_epochs and none."""
+    if budget is None:
+        return config.final_epochs, []
     from nnlab.hypermodel import StopAt
 
     now = time.monotonic()
-    return [StopAt(deadline=now + (deadline - now) / members_left)]
+    share = (budget.training_deadline([trial.trial_id for trial in members]) - now) / (len(members) - index)
+    return budget.member_epochs(members[index].trial_id, share, config.final_epochs), [StopAt(deadline=now + share)]
 
 
-def _say_plan(config, task, best_trials: list, echo) -> None:
+def _say_plan(config, hypermodel, best_trials: list, echo) -> None:
     """The champion step's first line: which trials, how far, watching what."""
     trials = ", ".join(trial.trial_id for trial in best_trials)
     one = len(best_trials) == 1
@@ -91,18 +94,21 @@ def _say_plan(config, task, best_trials: list, echo) -> None:
     if not config.final_epochs:
         echo(f"Champion step: {which}, restored at {'its best epoch' if one else 'their best epochs'} and tested")
         return
-    monitored, mode = task.further_monitor
     echo(f"Champion step: {which} train{'s' if one else ''} on for up to {config.final_epochs} epochs"
          f"{'' if one else ' each'},")
-    keeping, extreme = ("its" if one else "each one's"), ("lowest" if mode == "min" else "highest")
-    echo(f"  keeping {keeping} epoch of {extreme} {monitored}")
+    keeping = "its" if one else "each one's"
+    if hypermodel.anneals_further:
+        echo(f"  the learning rate annealed to zero over them, keeping {keeping} last epoch")
+        return
+    monitored, mode = hypermodel.task.further_monitor
+    echo(f"  keeping {keeping} epoch of {'lowest' if mode == 'min' else 'highest'} {monitored}")
 
 
-def _trained_others(config, tuner, best_trials, hypermodel, dataset, echo, deadline) -> list[tuple]:
+def _trained_others(config, tuner, best_trials, hypermodel, dataset, echo, budget) -> list[tuple]:
     """The average's other members, (trial, model) each, in order: restored and trained on like
     the best trial, but with no tracker (only the champion's own curves go on the search's run)."""
     return [(trial, _trained_on(config, tuner, trial, hypermodel, dataset, echo,
-                                _share_of_time(deadline, len(best_trials) - member), member=(member + 1, len(best_trials))))
+                                _share_of_time(config, budget, best_trials, member), member=(member + 1, len(best_trials))))
             for member, trial in enumerate(best_trials[1:], 1)]
 
 
@@ -202,30 +208,34 @@ def single_better_share(task, targets, single, averaged, seed: int = 0) -> float
     return lower / RESAMPLES
 
 
-def _trained_on(config, tuner, trial, hypermodel, dataset, echo, callbacks, tracker=None, further_logs=None,
-                member=(1, 1)):
-    """`trial`'s model restored at its best epoch and trained on for `config.final_epochs`; with
-    a `tracker`, its further curves go on the search's run (the best trial's, under the trials'
-    names) and into `further_logs`. `member`: (its place, of how many) in an average."""
+def _trained_on(config, tuner, trial, hypermodel, dataset, echo, share: tuple[int, list], tracker=None,
+                further_logs=None, member=(1, 1)):
+    """`trial`'s model restored at its best epoch and trained on for `share`'s epochs with its
+    callbacks (_share_of_time); with a `tracker`, its further curves go on the search's run (the
+    best trial's, under the trials' names) and into `further_logs`. `member`: (its place, of how
+    many) in an average."""
     import keras
 
     from nnlab.hypermodel import SaysProgress
 
     task = hypermodel.task
+    epochs, callbacks = share
     model = tuner.load_model(trial)
-    if not config.final_epochs:
+    what = f"trial {trial.trial_id}" + (f" (member {member[0]} of {member[1]})" if member[1] > 1 else "")
+    if not epochs:
         # Saved with an unbuilt optimizer, the model would load with a warning that Keras
         # skipped the saved optimizer's variables (it builds its own from the compile config).
         hypermodel.built_before_tracing(model, dataset.validation)
+        if config.final_epochs:
+            echo(f"{what}: no time left in the budget to train on; kept as its trial left it")
         return model
     if tracker is not None:
         callbacks = [*callbacks, keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: (tracker.log_metrics(logs, step=epoch + 1),
                                               further_logs.append((epoch + 1, dict(logs)))))]
-    what = f"trial {trial.trial_id}" + (f" (member {member[0]} of {member[1]})" if member[1] > 1 else "")
-    callbacks = [*callbacks, SaysProgress(echo, what, task.further_monitor[0], config.final_epochs)]
+    callbacks = [*callbacks, SaysProgress(echo, what, task.further_monitor[0], epochs)]
     further = hypermodel.fit_further(trial.hyperparameters, model, dataset.train, dataset.validation,
-                                     initial_epoch=trial.best_step + 1, epochs=config.final_epochs, callbacks=callbacks)
+                                     initial_epoch=trial.best_step + 1, epochs=epochs, callbacks=callbacks)
     if tracker is not None:
         tracker.log_metrics(further.metrics())
     echo(wrapped(further_line(what, further)))  # "none beat its start ..." runs past the width

@@ -34,8 +34,9 @@ TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
 # epoch a batch-normalised model's validation score is still noise (0.11 measured for one that
 # reached 0.97 after two), and a round of 1 would discard the best configurations.
 # ensemble 3: the average of the best three trials, registered unless the best alone is surely
-# better on validation (champion.SINGLE_SURE); final_epochs 20: the champion trains on while its validation loss falls
-# (hypermodel.fit_further). Both measured in BENCHMARKS.md, issue 15.
+# better on validation (champion.SINGLE_SURE); final_epochs 20: the champion trains on with its
+# learning rate annealed to zero over them (hypermodel.fit_further; the CNN's row says 6, where
+# an epoch costs seconds). Measured in BENCHMARKS.md, issues 15 and 30.
 # A search whose epochs is set below its default and whose final_epochs is not trains its
 # champion on in proportion: round(final_epochs * epochs / default epochs), at least 1 (epochs 2:
 # round(20 * 2 / 6) = 7, a GAN's round(40 * 2 / 6) = 13, a table's round(60 * 2 / 60) = 2), so

@@ -15,6 +15,7 @@ import numpy as np
 
 from nnlab.accelerators import Acceleration
 from nnlab.budget import format_duration
+from nnlab.data.types import row_count
 from nnlab.errors import NotAModel
 from nnlab.space import COUNT, LEARNING_RATE, Narrowed, within
 from nnlab.tabular import keras_inputs
@@ -68,16 +69,6 @@ def learning_rate_schedule(model):
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # under mixed precision: the wrapped one
     rate = getattr(optimizer, "_learning_rate", None)  # Keras keeps the schedule itself there
     return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
-
-
-def _rows(inputs) -> int | None:
-    """How many examples `inputs` holds (an array, a table's DataFrame or dict of columns)."""
-    if isinstance(inputs, dict):
-        inputs = next(iter(inputs.values()), None)
-    try:
-        return len(inputs)
-    except TypeError:
-        return None
 
 
 def scores(model, labels, predictions) -> dict:
@@ -163,6 +154,40 @@ class SaysProgress(keras.callbacks.Callback):
                   f"at most {format_duration(left)} left for it")
 
 
+class CosineToZero(keras.callbacks.Callback):
+    """A constant learning rate taken from its value at the fit's start down to zero along half
+    a cosine over the fit's `epochs`, batch by batch (epoch by epoch where Keras does not know
+    an epoch's steps), and put back at its end: the saved model's optimizer keeps the rate its
+    trial trained with. A short run that ends at a rate near zero settles into its minimum; a
+    rate halved when the loss stalls needs many epochs to get there (BENCHMARKS.md, issue 30)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = max(1, epochs)
+        self.step, self.steps, self.start = 0, None, None
+
+    def on_train_begin(self, logs=None):
+        self.step = 0
+        self.steps = self.params.get("steps")  # an epoch's, None for data of unknown length
+        self.start = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def _anneal(self, progress: float) -> None:
+        self.model.optimizer.learning_rate = self.start * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.steps:
+            self._anneal(self.step / self.epochs)
+            self.step += 1
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.steps:
+            self._anneal(self.step / (self.steps * self.epochs))
+            self.step += 1
+
+    def on_train_end(self, logs=None):
+        self.model.optimizer.learning_rate = self.start
+
+
 class StopAt(keras.callbacks.Callback):
     """Stops training after the batch during which the clock passes `deadline` (time.monotonic),
     or `seconds` after training began. Keras still validates the epoch it stopped in."""
@@ -205,6 +230,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.trial_timeout = trial_timeout
         self.accelerate = accelerate or Acceleration()
         self.timer: StopAt | None = None  # the last trial's, to tell whether it ran out of time
+        self.stop_by = None  # a time budget's: when every trial must have stopped (a callable, time.monotonic)
 
     @classmethod
     def for_search(cls, builder, spec, batch_size: int, patience: int, source=None, tracking_uri=None, **options):
@@ -288,14 +314,17 @@ class SearchHyperModel(keras_tuner.HyperModel):
 
     def further_patience(self) -> int:
         """Epochs the champion's further training waits for a better monitored value: twice a
-        trial's, since it has the epochs to spare and the learning rate is cut on the way."""
+        trial's; on a rate that falls to zero over the further epochs it rarely stops one."""
         return 2 * self.patience
 
-    def further_callbacks(self) -> list:
-        """Callbacks of the champion's further training: half the learning rate once the
-        monitored metric has stalled for two epochs, the usual last stretch of training."""
-        monitored, mode = self.task.further_monitor
-        return [keras.callbacks.ReduceLROnPlateau(monitor=monitored, mode=mode, factor=0.5, patience=2)]
+    # The champion's further training anneals the learning rate to zero and keeps its last epoch
+    # (fit_further); a family whose optimizers are its own (the GAN) keeps its best epoch instead.
+    anneals_further = True
+
+    def further_callbacks(self, epochs: int) -> list:
+        """Callbacks of the champion's further training of `epochs` epochs: its constant learning
+        rate annealed to zero over them (a scheduled rate: the schedule does it, fit_further)."""
+        return [CosineToZero(epochs)]
 
     def test(self, model, test) -> tuple[dict, object, object]:
         """(test_<metric> scores, the inputs, the model's outputs for them) of one pass over the
@@ -326,8 +355,11 @@ class SearchHyperModel(keras_tuner.HyperModel):
                                           restore_best_weights=restore_best_weights),
             keras.callbacks.TerminateOnNaN(),
         ]
-        # `deadline` (time.monotonic): a trial's later phase ends when its first one would have.
-        self.timer = StopAt(deadline, self.trial_timeout) if timed and self.trial_timeout is not None else None
+        # `deadline` (time.monotonic): a trial's later phase ends when its first one would have;
+        # a time budget's end (`stop_by`) ends any trial.
+        if timed and self.stop_by is not None:
+            deadline = self.stop_by() if deadline is None else min(deadline, self.stop_by())
+        self.timer = StopAt(deadline, self.trial_timeout) if timed and (deadline or self.trial_timeout) else None
         if self.timer is not None:
             callbacks.append(self.timer)
         self.built_before_tracing(model, args)
@@ -352,7 +384,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
             return
         steps_per_epoch = fit_options.get("steps_per_epoch")
         if steps_per_epoch is None:
-            rows = _rows(args[0]) if args else None
+            rows = row_count(args[0]) if args else None
             if not rows:
                 return  # not known here: the steps set when it compiled stand
             steps_per_epoch = math.ceil(rows / batch_size)
@@ -361,8 +393,12 @@ class SearchHyperModel(keras_tuner.HyperModel):
 
     def fit_further(self, hp, model, train, validation, initial_epoch: int, epochs: int, callbacks=()) -> Further:
         """Train a restored model on for up to `epochs` more epochs, as KerasTuner advises for the
-        best model of a search, watching the task's `further_monitor` (`further_patience`); its
-        best epoch's weights are kept only if they beat its start on that metric."""
+        best model of a search. Its learning rate annealed over them (further_callbacks, or its
+        own schedule), its last epoch's weights are kept: they are where the annealing settles,
+        and the few hundred validation examples that would choose another epoch choose noise
+        (BENCHMARKS.md, issue 30). A rate not annealed (a GAN's) keeps the epoch best on the
+        task's `further_monitor`, and stops after `further_patience` epochs without a better one.
+        Either way the weights are kept only if they beat the start on that metric."""
         task = self.task
         monitored, mode = task.further_monitor
         self.built_before_tracing(model, validation)
@@ -372,14 +408,14 @@ class SearchHyperModel(keras_tuner.HyperModel):
             scores = self.validation_scores(model, validation)
             start, start_monitored = scores[task.objective], scores[monitored]
         weights = model.get_weights()
-        further_callbacks = self.further_callbacks()
+        further_callbacks = self.further_callbacks(epochs)
         if learning_rate_schedule(model) is not None:
-            # A scheduled rate is the schedule's to lower: Keras refuses ReduceLROnPlateau's new
-            # rate for it (TypeError). The restored model's fresh optimizer starts the schedule
-            # again at the trial's learning rate and decays it over these further epochs
-            # (fit: `_decay_over_this_fit`); the weights are kept only if they do better.
-            further_callbacks = [callback for callback in further_callbacks
-                                 if not isinstance(callback, keras.callbacks.ReduceLROnPlateau)]
+            # A scheduled rate is the schedule's to lower: the restored model's fresh optimizer
+            # starts it again at the trial's learning rate and decays it over these further
+            # epochs (fit: `_decay_over_this_fit`).
+            further_callbacks = [callback for callback in further_callbacks if not isinstance(callback, CosineToZero)]
+        annealed = learning_rate_schedule(model) is not None or any(
+            isinstance(callback, CosineToZero) for callback in further_callbacks)
         history = self.fit(
             hp,
             model,
@@ -388,22 +424,22 @@ class SearchHyperModel(keras_tuner.HyperModel):
             initial_epoch=initial_epoch,
             epochs=initial_epoch + epochs,
             callbacks=[*callbacks, *further_callbacks],
-            restore_best_weights=True,
+            restore_best_weights=not annealed,
             monitor=(monitored, mode),
-            patience=self.further_patience(),
+            patience=epochs + 1 if annealed else self.further_patience(),
             timed=False,  # the trial timeout is for trials; the search's budget bounds this
             verbose=0,
         )
         values = np.asarray(history.history.get(monitored, []), dtype=float)
-        best_index = None
+        kept_index = None
         if np.isfinite(values).any():
-            candidate = int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
+            candidate = len(values) - 1 if annealed else int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
             better = values[candidate] < start_monitored if mode == "min" else values[candidate] > start_monitored
-            if better or not np.isfinite(start_monitored):
-                best_index = candidate
-        if best_index is None:
+            if np.isfinite(values[candidate]) and (better or not np.isfinite(start_monitored)):
+                kept_index = candidate
+        if kept_index is None:
             model.set_weights(weights)
-        kept = start if best_index is None else float(history.history[task.objective][best_index])
+        kept = start if kept_index is None else float(history.history[task.objective][kept_index])
         return Further(task.objective, start, kept, monitored, start_monitored,
-                       start_monitored if best_index is None else float(values[best_index]), len(history.epoch),
-                       None if best_index is None else best_index + 1)
+                       start_monitored if kept_index is None else float(values[kept_index]), len(history.epoch),
+                       None if kept_index is None else kept_index + 1)

@@ -79,6 +79,17 @@ def planned_trials(oracle) -> int | None:
     return planned
 
 
+def planned_trials_of(config) -> int | None:
+    """planned_trials of `config`'s search before its oracle exists: Hyperband's schedule (capped
+    at max_trials), else max_trials (None: no end set)."""
+    if config.tuner != "hyperband":
+        return config.max_trials
+    oracle = keras_tuner.oracles.HyperbandOracle(objective="loss", max_epochs=config.epochs,
+                                                 factor=config.hyperband_factor)
+    oracle.max_trials = config.max_trials
+    return planned_trials(oracle)
+
+
 def planned_epochs(oracle, epochs: int) -> int | None:
     """The epochs the planned trials train in all, at most (early stopping cuts some short):
     Hyperband's schedule in the order it runs it (its most-trial bracket first, each round's

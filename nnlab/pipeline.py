@@ -20,9 +20,10 @@ from pathlib import Path
 
 from nnlab import space
 from nnlab.accelerators import Acceleration, missing_gpus
-from nnlab.budget import TimeBudget
+from nnlab.budget import TimeBudget, format_duration
 from nnlab.config import ExperimentConfig, as_params, named_setting
 from nnlab.data import Dataset, load_dataset
+from nnlab.data.types import row_count
 from nnlab.errors import ConfigError, SearchError, SearchFailed, WorkersError, one_line
 from nnlab.builders import check_builds
 from nnlab.formats import wrapped
@@ -86,13 +87,15 @@ def run_search(
     interrupted=None,
     source=None,
     workers=None,
+    started: float | None = None,
 ) -> SearchResult:
     """Search `config`'s space, one MLflow run per trial, then log and register the champion.
     `interrupted`, a callable, tells whether the user has asked the search to stop: the trial in
     progress then ends KILLED and KeyboardInterrupt is raised, whatever became of the signal's own.
     `source`: the loaded nnlab.source.Source of `config.source` (loaded here when not given).
-    `workers`: a nnlab.workers.WorkerPlan to run the trials in worker processes; None: here."""
-    search = _Search(config, dataset, Path(tuning_root), echo, interrupted, source, workers)
+    `workers`: a nnlab.workers.WorkerPlan to run the trials in worker processes; None: here.
+    `started`: where a time budget counts from (time.monotonic; None: now), the command's start."""
+    search = _Search(config, dataset, Path(tuning_root), echo, interrupted, source, workers, started)
     # Closed last, whatever happens: the oracle's server, the tracking server, in that order. An
     # earlier search that this one replaces is put back if this one fails before it has started.
     with search_lock(search.directory), contextlib.ExitStack() as servers:
@@ -121,7 +124,8 @@ def run_search(
 class _Search:
     """One search's state as its steps build it up; run_search says the order."""
 
-    def __init__(self, config: ExperimentConfig, dataset, tuning_root: Path, echo, interrupted, source, workers):
+    def __init__(self, config: ExperimentConfig, dataset, tuning_root: Path, echo, interrupted, source, workers,
+                 started=None):
         """The policy step: the data, the family's policy, the space checked against it, the budget,
         and what can be found wrong before anything is created."""
         import keras
@@ -145,9 +149,9 @@ class _Search:
             raise ConfigError(str(error)) from None
         self.hypermodel = policy(space=config.space, trial_timeout=config.trial_timeout)
         self.task = self.hypermodel.task
-        # The champion step's worst case: each member of an average trained on for final_epochs.
-        self.budget = (TimeBudget(config.time_budget, config.final_epochs * max(1, config.ensemble))
-                       if config.time_budget else None)
+        self.budget = time_budget(config, dataset, started)
+        if self.budget is not None:  # a trial still training when only the ending is left stops
+            self.hypermodel.stop_by = self.budget.training_deadline
         self.directory = tuning_root / config.tuning_name
         self.store_uri = resolve_tracking_uri(config.tracking_uri)
         check_before_start(config, workers)
@@ -247,9 +251,9 @@ class _Search:
         long the rest will take at its pace."""
         self.trials_run += 1
         if self.budget is not None:
-            self.budget.record_trial(trial.seconds, trial.epoch_seconds)
+            self.budget.record_trial(trial.seconds, trial.epoch_seconds, trial.trial_id)
         several = self.workers is not None and self.workers.count != 1
-        self.echo(trial_line(trial, self.task.objective, self.config.trial_timeout, several))
+        self.echo(trial_line(trial, self.task.objective, self._stopped_at(), several))
         if trial.number == 1:
             from nnlab.oracles import planned_epochs
 
@@ -259,6 +263,13 @@ class _Search:
                              max(1, config.ensemble), config.final_epochs)
             if pace:
                 self.echo(pace)
+
+    def _stopped_at(self) -> str | None:
+        """What stops a trial that runs out of time now: the budget's end, else the trial timeout."""
+        budget, timeout = self.budget, self.config.trial_timeout
+        if budget is not None and time.monotonic() >= budget.training_deadline() - 1:
+            return f"the end of time budget {format_duration(budget.seconds)}"
+        return f"trial_timeout {format_duration(timeout)}" if timeout else None
 
     def _progress(self, trial_id: str, epoch: int, value: float | None, epochs: int | None) -> None:
         """A trial's epoch has ended: said only when nothing has been said for PROGRESS_SECONDS,
@@ -340,7 +351,7 @@ class _Search:
         from nnlab.champion import register_champion
 
         champion = register_champion(self.config, self.tuner, best_trials, self.hypermodel, self.dataset,
-                                     self.tracker, self.echo, self.budget.deadline() if self.budget else None)
+                                     self.tracker, self.echo, self.budget)
         errors = _log_figures(self.tracker, champion.figures)
         record = champion.record
         holder = None if record.promoted else (record.previous_version, record.previous_test_score)
@@ -385,6 +396,19 @@ def _store_named(config: ExperimentConfig, store_uri: str) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return f"MLFLOW_TRACKING_URI={store_uri}"
     return f"the MLflow store {store_uri}"
+
+
+def time_budget(config: ExperimentConfig, dataset: Dataset, started: float | None) -> TimeBudget | None:
+    """The search's TimeBudget where it has one: its members' further epochs, and their passes over
+    the test and validation splits at the end in epochs of training (a forward pass costs about
+    a third of a training step)."""
+    if not config.time_budget:
+        return None
+    rows = [row_count(split[0]) for split in (dataset.train, dataset.validation, dataset.test)]
+    train, validation, test = (count or 0 for count in rows)
+    passes = (test + validation) / (3 * train + validation) if train else 0.0
+    return TimeBudget(config.time_budget, final_epochs=config.final_epochs, members=max(1, config.ensemble),
+                      prediction_epochs=passes, started=started)
 
 
 def source_of(config: ExperimentConfig, source=None):

@@ -34,15 +34,16 @@ class Narrator:
         return time.monotonic() - self.last
 
 
-def trial_line(report, objective: str, trial_timeout: float | None, several_workers: bool) -> str:
-    """`trial 06 (7 of 10)  val_accuracy 0.9900  best 0.9900, trial 06  elapsed 2m34s`."""
+def trial_line(report, objective: str, stopped_at: str | None, several_workers: bool) -> str:
+    """`trial 06 (7 of 10)  val_accuracy 0.9900  best 0.9900, trial 06  elapsed 2m34s`; a trial
+    that timed out says what stopped it (`stopped_at`: "trial_timeout 30s", "time budget 3m00s")."""
     counted = f" ({report.number} of {report.planned})" if report.planned else f" ({report.number})"
     if report.worker is not None and several_workers:
         counted += f" [{report.worker}]"
     result = (f"{objective} {report.score:.4f}" if report.status == "COMPLETED"
               else f"{report.status}: {report.message or 'no reason given'}")
-    if report.timed_out and trial_timeout:
-        result += f" (stopped at trial_timeout {format_duration(trial_timeout)})"
+    if report.timed_out and stopped_at:
+        result += f" (stopped at {stopped_at})"
     best = (f"best {report.best_score:.4f}, trial {report.best_trial_id}" if report.best_score is not None
             else "best -")
     return f"trial {report.trial_id}{counted}  {result}  {best}  elapsed {format_duration(report.elapsed_seconds)}"

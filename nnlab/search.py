@@ -17,6 +17,7 @@ import io
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 from nnlab import cli
@@ -101,8 +102,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=cli.positive, help="most epochs per trial (Hyperband's max_epochs; "
                         "default 6, a table's 60)")
     parser.add_argument("--final-epochs", type=cli.whole_number, help="most epochs the champion trains on after "
-                        "the search (0: none; default 20, a GAN's 40, a table's 60, in proportion where --epochs is "
-                        "below its default: round(default x epochs / default epochs), e.g. --epochs 2: 7)")
+                        "the search (0: none; default 20, the CNN's 6, a GAN's 40, a table's 60, in proportion where "
+                        "--epochs is below its default: round(default x epochs / default epochs), e.g. a DFN's "
+                        "--epochs 2: 7)")
     parser.add_argument("--seed", type=cli.whole_number, help="random seed for data split, search and training")
     parser.add_argument("--data-dir", help=cli.DATA_DIR_HELP)
     parser.add_argument("--tracking-uri", help=cli.TRACKING_URI_HELP)
@@ -113,9 +115,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(default 3, the GAN 0; 0: the best alone)")
     parser.add_argument("--fresh", action="store_true", help="discard the saved tuner state and start a new search")
     scale = parser.add_argument_group("worker processes and machines (README: Scaling out)")
-    scale.add_argument("--workers", type=cli.whole_number, default=1,
-                       help="worker processes on this machine that run the trials (default 1; with several and "
-                       "the default SQLite store, a local mlflow server writes for them all)")
+    scale.add_argument("--workers", type=cli.whole_number,
+                       help="worker processes on this machine that run the trials (default: none, the trials run in "
+                       "this process, where the search plans no more than --worker-trials of them, else 1; with "
+                       "several and the default SQLite store, a local mlflow server writes for them all)")
     scale.add_argument("--worker-trials", type=cli.whole_number, default=DEFAULT_TRIALS_PER_WORKER,
                        help="trials a worker process runs before a fresh one replaces it, so that memory stays "
                        f"flat (default {DEFAULT_TRIALS_PER_WORKER}; 0: never)")
@@ -138,6 +141,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    started = time.monotonic()  # a --time-budget is the whole command's (the 0.4 s of Python's start aside)
     args = parse_args(argv)
     overrides = {key: getattr(args, key) for key in (*WORKER_OPTIONS, "final_epochs", "tracking_uri", "time_budget",
                                                      "ensemble")}
@@ -153,7 +157,8 @@ def main(argv=None) -> int:
         return 2
 
     def search(interrupted) -> SearchResult:
-        return run(args.experiment, overrides, fresh=args.fresh, workers=plan, interrupted=interrupted)
+        return run(args.experiment, overrides, fresh=args.fresh, workers=plan, interrupted=interrupted,
+                   started=started)
 
     return run_command(PROG, "nnlab.search", argv, search, "the trial in progress is marked KILLED and runs again "
                        "on resume, finished trials are kept. Resume with")

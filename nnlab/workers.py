@@ -55,13 +55,25 @@ class WorkerPlan:
     on other machines), each replaced after `trials_each` trials (0: never), each started as
     `command` (python -m nnlab.search EXPERIMENT and the search's own options) plus its role;
     the oracle listens on `bind`; `gpus` are handed out to the workers in turn (none given:
-    with several workers, each GPU found in turn; one worker sees them all)."""
+    with several workers, each GPU found in turn; one worker sees them all). `automatic`: the
+    count was not asked for; the trials run in the chief instead where a worker would never be
+    replaced (`runs_here`)."""
 
     count: int
     command: tuple[str, ...]
     trials_each: int = DEFAULT_TRIALS_PER_WORKER
     bind: str = "127.0.0.1:0"
     gpus: tuple[str, ...] = ()
+    automatic: bool = False
+
+    def runs_here(self, planned_trials: int | None) -> bool:
+        """An automatic plan's trials run in the chief when the search plans no more than one
+        worker would run before its replacement: that worker's start (TensorFlow, the data, a
+        model: about 10 s, and 900 MB) would buy nothing; a longer search keeps the worker,
+        whose replacement keeps memory flat (BENCHMARKS.md, issue 14)."""
+        if not self.automatic:
+            return False
+        return not self.trials_each or (planned_trials is not None and planned_trials <= self.trials_each)
 
     def needs_tracking_server(self) -> bool:
         """More than one process will write trial runs at once."""

@@ -153,7 +153,7 @@ def searched_store(tmp_path_factory, small_mnist):
     # In 2 epochs on 600 images random draws differ so widely (0.14 to 0.8 validation accuracy:
     # sigmoid, batch statistics not yet settled, large steps) that the best alone is always surely
     # better; with those knobs fixed they are close, as the default search's best trials are.
-    config = ExperimentConfig(name="mnist", tuner="random", max_trials=3, epochs=2, final_epochs=1, seed=5,
+    config = ExperimentConfig(name="mnist", tuner="random", max_trials=3, epochs=2, final_epochs=2, seed=5,
                               batch_size=64, tracking_uri=tracking_uri,
                               space={"activation": "relu", "learning_rate": 3e-3, "batch_norm": False})
     assert config.ensemble == 3  # the default's

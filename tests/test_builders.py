@@ -44,7 +44,7 @@ def test_a_builder_named_in_the_experiment_file_searches_registers_resumes_and_r
     builder.write_text(BUILDER)
     (workdir / "experiments" / "my.toml").write_text(EXPERIMENT)
     command = [sys.executable, "-m", "nnlab.search", "my", "--tracking-uri", tracking_uri]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=600)  # trials in a worker process
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Starting search my-build (random, 2 trials" in first.stdout
     assert "Registered my-build version 1; alias champion now points to it." in first.stdout
@@ -55,7 +55,7 @@ def test_a_builder_named_in_the_experiment_file_searches_registers_resumes_and_r
     assert {child.data.params["units"] for child in children} <= {"16", "32", "48", "64"}  # its own space
     assert str(MlflowClient(tracking_uri).get_model_version_by_alias("my-build", "champion").version) == "1"
 
-    # The same search, resumed (here in this process: the command's worker start-up spared).
+    # The same search, resumed from Python.
     resumed = nnlab.search("my", max_trials=3, tracking_uri=tracking_uri)
     assert "Resuming search my-build (random, 3 trials" in capsys.readouterr().out
     assert resumed.trials_run == 1 and len(runs_of(tracking_uri, "my")[1]) == 3  # the finished two not run again

@@ -27,8 +27,9 @@ def test_training_defaults_per_family_and_a_set_one_wins(workdir):
     gan = load_config("mnist", {"model": "gan"})
     # A GAN learns per step; an average of generators' images is no generator's.
     assert (gan.batch_size, gan.final_epochs, gan.patience, gan.ensemble) == (32, 40, 8, 0)
-    cnn = load_config("mnist")
-    assert (cnn.batch_size, cnn.final_epochs, cnn.patience, cnn.ensemble) == (128, 20, 3, 3)
+    cnn = load_config("mnist")  # the CNN's members train on for 6 annealed epochs, other families 20
+    assert (cnn.batch_size, cnn.final_epochs, cnn.patience, cnn.ensemble) == (128, 6, 3, 3)
+    assert load_config("mnist", {"model": "dfn"}).final_epochs == 20
     assert load_config("mnist", {"ensemble": 0}).ensemble == 0
     assert load_config("mnist", {"model": "gan", "batch_size": 64}).batch_size == 64
     write(workdir / "experiments" / "gan.toml", 'dataset = "mnist"\nmodel = "gan"\nbatch_size = 16\nfinal_epochs = 0\n')
@@ -189,19 +190,21 @@ def test_the_flags_given_are_kept_but_not_logged(workdir):
 
 
 def test_a_shorter_search_trains_its_champion_on_in_proportion(workdir):
-    # round(default final_epochs x epochs / default epochs), at least 1: 20 x 2 / 6 = 6.7.
-    assert load_config("mnist", {"epochs": 2}).final_epochs == 7
-    assert load_config("mnist", {"epochs": 1}).final_epochs == 3
+    # round(default final_epochs x epochs / default epochs), at least 1: the CNN's 6 x 2 / 6 = 2,
+    # a DFN's 20 x 2 / 6 = 6.7.
+    assert load_config("mnist", {"epochs": 2}).final_epochs == 2
+    assert load_config("mnist", {"epochs": 1}).final_epochs == 1
+    assert load_config("mnist", {"epochs": 2, "model": "dfn"}).final_epochs == 7
     assert load_config("mnist", {"epochs": 2, "model": "gan"}).final_epochs == 13  # 40 x 2 / 6
     assert (load_config("wine", {"epochs": 2}).final_epochs, load_config("wine", {"epochs": 1}).final_epochs) == (2, 1)
     assert load_config("co2", {"epochs": 2}).final_epochs == 7
     # The default's epochs or more: the default's final_epochs, never more.
-    assert [load_config("mnist", {"epochs": epochs}).final_epochs for epochs in (None, 6, 12)] == [20, 20, 20]
+    assert [load_config("mnist", {"epochs": epochs}).final_epochs for epochs in (None, 6, 12)] == [6, 6, 6]
     # A final_epochs set always wins, 0 included: the flag's, the file's, the flag's over the file's.
     assert [load_config("mnist", {"epochs": 2, "final_epochs": final}).final_epochs for final in (0, 2, 30)] == [0, 2, 30]
     write(workdir / "experiments" / "short.toml", 'dataset = "mnist"\nepochs = 2\n')
     write(workdir / "experiments" / "set.toml", 'dataset = "mnist"\nepochs = 2\nfinal_epochs = 9\n')
-    assert (load_config("short").final_epochs, load_config("set").final_epochs) == (7, 9)
+    assert (load_config("short").final_epochs, load_config("set").final_epochs) == (2, 9)
     assert load_config("set", {"final_epochs": 1}).final_epochs == 1
 
 

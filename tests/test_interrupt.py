@@ -78,7 +78,9 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(workdir, 
     same command again, which resumes: one search stopped three ways (three processes started
     instead of six, the same checks) and finished by the fourth."""
     (workdir / "interrupted.toml").write_text(EXPERIMENT)
-    arguments = ["interrupted.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri]
+    # In a worker process (the default for a search this short is this process): kill -9 of the
+    # chief is then survived by a worker that marks its trial KILLED.
+    arguments = ["interrupted.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri, "--workers", "1"]
     command = [sys.executable, "-u", "-m", "nnlab.search", *arguments]
     interrupted = []
     for finished, signal_number in enumerate([signal.SIGINT, signal.SIGKILL, signal.SIGTERM], 1):

@@ -107,15 +107,22 @@ def test_a_schedule_decays_over_the_epochs_a_fit_trains(schedule, small_mnist):
     assert logs and "learning_rate" not in logs[0]
 
 
-def test_a_constant_rate_keeps_the_plateau_callback_for_the_champion(small_mnist):
-    policy = hypermodel("dfn", batch_size=32)
+def test_the_champion_anneals_a_constant_rate_to_zero_and_keeps_its_last_epoch(small_mnist):
+    policy = hypermodel("dfn", {"learning_rate": 2e-3}, batch_size=32)
     hp = keras_tuner.HyperParameters()
     model = policy.build(hp)
-    logs = []
+    rates = []  # the rate each step trained with
     validation = tuple(part[:32] for part in small_mnist.validation)
-    policy.fit_further(hp, model, tuple(part[:64] for part in small_mnist.train), validation, initial_epoch=0, epochs=1,
-                       callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda _epoch, epoch_logs: logs.append(epoch_logs))])
-    assert logs[0]["learning_rate"] == pytest.approx(2e-3)  # ReduceLROnPlateau's, as before
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: rates.append(rate(model.optimizer)))
+    further = policy.fit_further(hp, model, tuple(part[:64] for part in small_mnist.train), validation,
+                                 initial_epoch=0, epochs=2, callbacks=[record])
+    # 64 images in batches of 32: 4 steps in the 2 epochs, along half a cosine from 2e-3 to zero.
+    assert rates == pytest.approx([2e-3 * 0.5 * (1 + math.cos(math.pi * step / 4)) for step in range(4)], abs=1e-9)
+    assert rate(model.optimizer) == pytest.approx(2e-3)  # put back: the saved model keeps its trial's rate
+    # Both epochs ran (no early stopping on an annealed rate), and the last is kept where it beats the start.
+    assert further.epochs == 2 and further.kept_epoch in (2, None)
+    if further.kept_epoch is None:
+        assert further.kept_monitored == further.start_monitored
 
 
 def test_average_pooling_opened_up():

@@ -98,8 +98,8 @@ def test_the_search_command_end_to_end_beside_another_says_only_nnlab_lines_with
     members = [line for line in lines if re.match(r"trial \S+ \(member \d of 2\) trained on 1 epoch, kept ", line)]
     assert sorted(line.split()[1] for line in members) == sorted(said)
 
-    # The trials ran in a worker process (the default, --workers 1), replaced after each trial
-    # (--worker-trials 1), so that a long search's memory stays flat.
+    # The trials ran in a worker process, replaced after each trial (--worker-trials 1), so that a
+    # long search's memory stays flat: the default for a search of more trials than a worker runs.
     ran_by = [child.data.tags["nnlab.worker"] for child in trials["cnn"]]
     assert all(worker.startswith("worker1, process ") for worker in ran_by) and len(set(ran_by)) == 2
     assert (workdir / "tuning" / "mnist-cnn" / "nnlab.json").is_file()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import mlflow
@@ -14,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 import nnlab
-from nnlab.budget import TimeBudget, parse_duration
+from nnlab.budget import ENDING_SECONDS, TimeBudget, parse_duration
 from nnlab.config import ExperimentConfig
 from nnlab.errors import SearchFailed, TrackingError
 from nnlab.search import parse_args, run_search
@@ -90,11 +91,14 @@ def test_time_budget_stops_starting_trials_and_still_registers_a_champion(workdi
     assert result.trials_run == 1 and result.champion_version == "1"
     assert result.stopped_because.startswith("time budget 1s: 0s left, the next trial and the champion need about")
     assert any(line.startswith("No further trials: time budget 1s") for line in lines)
+    # The budget's end stopped the trial too (after its first batch) and left no time for the champion.
+    assert "(stopped at the end of time budget 1s)" in next(line for line in lines if line.startswith("trial 0 (1 of 4)"))
+    assert "trial 0: no time left in the budget to train on; kept as its trial left it" in lines
     parents, children = runs_of(tracking_uri)
     assert len(children) == 1 and parents[0].info.status == "FINISHED"
+    assert children[0].data.tags["nnlab.timed_out"] == "true"
     assert parents[0].data.tags["nnlab.stopped"] == result.stopped_because
-    # The champion's further training stopped at the deadline too: after one batch, one epoch.
-    assert parents[0].data.metrics["further_epochs"] == 1
+    assert "further_epochs" not in parents[0].data.metrics
 
 
 def test_a_search_whose_trials_all_ran_is_not_said_to_be_stopped_by_its_budget(workdir, config, small_mnist):
@@ -106,26 +110,44 @@ def test_a_search_whose_trials_all_ran_is_not_said_to_be_stopped_by_its_budget(w
     assert not any(line.startswith("No further trials") for line in lines)
 
 
-def test_time_budget_keeps_room_for_the_next_trial_and_the_champion():
+def test_time_budget_keeps_room_for_the_next_trial_the_champion_and_the_ending():
     now = [0.0]
-    budget = TimeBudget(600, champion_epochs=10, clock=lambda: now[0])
+    budget = TimeBudget(600, final_epochs=10, clock=lambda: now[0])
     assert budget.stop_reason() is None  # nothing measured yet
     now[0] = 100
     budget.record_trial(100, epoch_seconds=20)
-    assert budget.stop_reason() is None  # 500 s left >= 100 + 10 * 20
+    assert budget.stop_reason() is None  # 500 s left >= 100 + 10 * 20 + the ending
     now[0] = 320
     budget.record_trial(60, epoch_seconds=30)  # the slowest rate counts
-    assert budget.needed_for_next() == 100 + 10 * 30
-    assert budget.stop_reason() == "time budget 10m00s: 4m40s left, the next trial and the champion need about 6m40s"
-    # The champion's reserve is at most half the budget: 60 epochs at 10 s would be all 10 minutes.
+    assert budget.needed_for_next() == 100 + 10 * 30 + ENDING_SECONDS
+    assert budget.stop_reason() == "time budget 10m00s: 4m40s left, the next trial and the champion need about 6m44s"
+    # The champion's reserve is at most half the budget: 3 x 20 epochs at 10 s would be all 10 minutes.
     now[0] = 0
-    budget = TimeBudget(600, champion_epochs=60, clock=lambda: now[0])
+    budget = TimeBudget(600, final_epochs=20, members=3, clock=lambda: now[0])
     budget.record_trial(30, epoch_seconds=10)
-    assert budget.needed_for_next() == 30 + 300
+    assert budget.needed_for_next() == 30 + 300 + ENDING_SECONDS
     now[0] = 260
     assert budget.stop_reason() is None  # 340 s left
     now[0] = 280
-    assert budget.stop_reason() == "time budget 10m00s: 5m20s left, the next trial and the champion need about 5m30s"
+    assert budget.stop_reason() == "time budget 10m00s: 5m20s left, the next trial and the champion need about 5m34s"
+
+
+def test_time_budget_ends_training_before_the_champions_passes_and_fits_each_member_its_epochs():
+    now = [0.0]
+    # 10,500 rows to predict a member at the end, 4,500 trained an epoch: 0.75 epochs of passes.
+    budget = TimeBudget(180, final_epochs=5, members=3, prediction_epochs=0.75, clock=lambda: now[0])
+    budget.record_trial(40, epoch_seconds=4.0, trial_id="05")
+    budget.record_trial(20, epoch_seconds=8.0, trial_id="06")
+    # The ending: each member's passes at its own rate (the slowest seen for one not measured).
+    assert budget.ending(["05", "06", "07"]) == ENDING_SECONDS + 0.75 * (4 + 8 + 8)
+    assert budget.ending() == ENDING_SECONDS + 0.75 * 8 * 3  # before the members are known: the slowest
+    assert budget.training_deadline(["05"]) == 180 - ENDING_SECONDS - 3
+    # As many epochs as fit a member's share at its own rate, half an epoch kept for its start.
+    assert budget.member_epochs("05", 30, 5) == 5
+    assert budget.member_epochs("05", 21, 5) == 4
+    assert budget.member_epochs("06", 21, 5) == 2
+    assert budget.member_epochs("06", 3, 5) == 0
+    assert TimeBudget(60).member_epochs("05", 10, 5) == 5  # nothing measured: the clock stops it
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("900", 900), (900, 900), ("15m", 900), ("1h", 3600),
@@ -293,3 +315,17 @@ def test_damaged_search_state_is_reported_and_fresh_starts_over(workdir, config)
     again = open_state(config, "source", directory, fresh=True)
     assert again.search_id != first.search_id
     assert open_state(config, "source", directory, fresh=False) == replace(again, replaced_search_id=None)
+
+
+def test_the_search_command_ends_within_seconds_of_its_time_budget(workdir, tracking_uri):
+    """--time-budget is the whole command's, wall clock: Python's start, the data, the trials, the
+    champion's training, its test passes, registering and figures. The default CNN search on
+    the shipped images would run for minutes; 40 s stops it after a trial or two."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "nnlab.search", "mnist", "--time-budget", "40",
+                           "--tracking-uri", tracking_uri], capture_output=True, text=True, timeout=300)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "No further trials: time budget 40s" in done.stdout
+    assert 30 <= seconds <= 50, done.stdout  # within 10 s of the budget, either way
+    assert "Registered mnist-cnn version 1" in done.stdout

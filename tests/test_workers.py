@@ -176,6 +176,26 @@ def test_the_chief_hands_its_options_and_gpus_to_its_workers():
     assert "CUDA_VISIBLE_DEVICES" not in worker_environment("worker1", "127.0.0.1:1")
 
 
+def test_without_workers_asked_for_a_short_search_runs_its_trials_in_the_chief():
+    """The default plan: a worker process only where it would be replaced (more trials planned than
+    --worker-trials), for memory's sake; otherwise its start would buy nothing."""
+    from nnlab.config import load_config
+    from nnlab.oracles import planned_trials_of
+
+    default = load_config("mnist", {})  # Hyperband's schedule: 10 trials
+    assert planned_trials_of(default) == 10
+    plan = _worker_plan(["mnist"])
+    assert plan.automatic and plan.count == 1 and plan.runs_here(planned_trials_of(default))
+    assert not _worker_plan(["mnist", "--worker-trials", "9"]).runs_here(10)
+    assert _worker_plan(["mnist", "--worker-trials", "0"]).runs_here(None)  # never replaced: no need
+    random = load_config("mnist", {"tuner": "random"})  # max_trials 20
+    assert planned_trials_of(random) == 20 and not plan.runs_here(20)
+    assert not plan.runs_here(None)  # no end planned
+    # Asked for, a worker it is, however short the search; so with an --oracle or --gpus.
+    for argv in (["--workers", "1"], ["--oracle", "127.0.0.1:0"], ["--gpus", "0"]):
+        assert not _worker_plan(["mnist", *argv]).runs_here(1), argv
+
+
 def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir, free_port):
     """The README's several-machine recipe on loopback: an mlflow server of the user's, a chief
     serving the oracle at an address it is told, running no worker itself, and a worker started

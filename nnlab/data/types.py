@@ -56,3 +56,13 @@ class Dataset:
     uri: str | None = None
     # A table's target column: the inputs are a DataFrame of its feature columns, the targets its values.
     target: str | None = None
+
+
+def row_count(inputs) -> int | None:
+    """How many examples `inputs` holds (an array, a table's DataFrame or dict of columns)."""
+    if isinstance(inputs, dict):
+        inputs = next(iter(inputs.values()), None)
+    try:
+        return len(inputs)
+    except TypeError:
+        return None

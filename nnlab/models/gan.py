@@ -367,8 +367,10 @@ class GANHyperModel(SearchHyperModel):
     def further_patience(self) -> int:
         return self.patience  # a GAN's own (8) is already the champion's (its row in nnlab.models)
 
-    def further_callbacks(self) -> list:
-        return []  # ReduceLROnPlateau would cut the rate of an optimizer neither network uses
+    anneals_further = False
+
+    def further_callbacks(self, epochs: int) -> list:
+        return []  # an annealed rate would be that of an optimizer neither network uses
 
     def test(self, model, test) -> tuple[dict, np.ndarray, np.ndarray]:
         latent, samples = generated(model.average_generator)
