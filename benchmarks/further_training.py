@@ -1,7 +1,7 @@
 """The champion's further training, rule against rule, on one finished search's own members.
 
     python benchmarks/search_mnist.py --data-dir ../shared/data/mnist --keep /tmp/search1
-    python benchmarks/further_training.py /tmp/search1 --data-dir ../shared/data/mnist [--cosine 2 4 6] [--plateau 20]
+    python benchmarks/further_training.py /tmp/search1 --data-dir ../shared/data/mnist [--cosine 2 4 6 8] [--best 6] [--plateau 20] [--even 37]
 
 The folder is a finished default search (its tuning/ state and its mlruns/ store, as
 search_mnist.py --keep leaves them). The members of its average (the search run's
@@ -13,9 +13,10 @@ same checkpoint and seed:
 - plateau N: the rule before issue 30, up to N epochs, the rate halved after two epochs without
   a lower validation loss, stopped after six, the best epoch's weights kept;
 - cosine K: nnlab's rule since issue 30 (SearchHyperModel.fit_further): K epochs, the rate
-  annealed to zero along half a cosine, the best epoch's weights kept;
-- last K: the same K epochs, the last epoch's weights kept (no choice on the validation split);
-- even S: each member S seconds, in as many whole cosine epochs as fit at its own epoch rate
+  annealed to zero along half a cosine, the last epoch's weights kept;
+- best K: the same K annealed epochs, the epoch of lowest validation loss kept (the rule's first
+  draft: on 500 validation images that choice is noise);
+- even S: each member S seconds, in as many whole annealed epochs as fit at its own epoch rate
   (measured in the rules before it), the last epoch's weights kept.
 
 Each member and their average (the mean of the members' outputs, what nnlab registers) are
@@ -74,15 +75,16 @@ def trained_plateau(hypermodel, trial, model, dataset, epochs: int) -> None:
                    timed=False, verbose=0)
 
 
-def trained_to_the_last(hypermodel, trial, model, dataset, epochs: int) -> None:
-    """`epochs` further epochs, the rate annealed to zero, the last epoch's weights kept."""
+def trained_annealed(hypermodel, trial, model, dataset, epochs: int, keep_best: bool) -> None:
+    """`epochs` further epochs, the rate annealed to zero; the epoch of lowest validation loss
+    kept (`keep_best`) or the last."""
     from nnlab.hypermodel import CosineToZero
 
     hypermodel.built_before_tracing(model, dataset.validation)
     hypermodel.fit(trial.hyperparameters, model, *dataset.train, validation_data=dataset.validation,
                    initial_epoch=trial.best_step + 1, epochs=trial.best_step + 1 + epochs,
-                   callbacks=[CosineToZero(epochs)], monitor=("val_loss", "min"), patience=epochs + 1,
-                   timed=False, verbose=0)
+                   callbacks=[CosineToZero(epochs)], restore_best_weights=keep_best, monitor=("val_loss", "min"),
+                   patience=epochs + 1, timed=False, verbose=0)
 
 
 def main() -> int:
@@ -94,7 +96,7 @@ def main() -> int:
     parser.add_argument("--trials", help="the members, e.g. 05,08,06 (default: the registered champion's)")
     parser.add_argument("--cosine", type=int, nargs="*", default=[2, 4, 6], help="epochs of each cosine rule")
     parser.add_argument("--plateau", type=int, nargs="*", default=[20], help="most epochs of each plateau rule")
-    parser.add_argument("--last", type=int, nargs="*", default=[], help="epochs of each keep-the-last rule")
+    parser.add_argument("--best", type=int, nargs="*", default=[], help="epochs of each keep-the-best rule")
     parser.add_argument("--even", type=float, nargs="*", default=[], help="seconds per member of each even rule")
     args = parser.parse_args()
 
@@ -115,7 +117,7 @@ def main() -> int:
     members = members_of(Path("."), args.trials, config.name)
     images, labels = dataset.test
     rules = ([("restored", 0)] + [(f"plateau {n}", n) for n in args.plateau] + [(f"cosine {k}", k) for k in args.cosine]
-             + [(f"last {k}", k) for k in args.last] + [(f"even {s:g}", s) for s in args.even])
+             + [(f"best {k}", k) for k in args.best] + [(f"even {s:g}", s) for s in args.even])
     rows, rates = [], {}  # trial id -> seconds per further epoch, from the epoch rules
     for rule, epochs in rules:
         outputs, accuracies, seconds, ran = [], [], 0.0, []
@@ -129,17 +131,17 @@ def main() -> int:
                 further = hypermodel.fit_further(trial.hyperparameters, model, dataset.train, dataset.validation,
                                                  initial_epoch=trial.best_step + 1, epochs=epochs)
                 ran.append(f"{further.epochs} epochs, kept {further.kept_epoch}")
-            elif rule.startswith("last"):
-                trained_to_the_last(hypermodel, trial, model, dataset, epochs)
+            elif rule.startswith("best"):
+                trained_annealed(hypermodel, trial, model, dataset, epochs, keep_best=True)
             elif rule.startswith("even"):
                 fitting = max(1, int(epochs / rates[trial_id]))
-                trained_to_the_last(hypermodel, trial, model, dataset, fitting)
+                trained_annealed(hypermodel, trial, model, dataset, fitting, keep_best=False)
                 ran.append(f"{fitting} epochs")
             else:
                 hypermodel.built_before_tracing(model, dataset.validation)
             spent = time.perf_counter() - started
             seconds += spent
-            if rule.startswith(("cosine", "last")):
+            if rule.startswith(("cosine", "best")):
                 rates[trial_id] = spent / epochs
             output = model.predict(images, batch_size=1024, verbose=0)
             outputs.append(output)

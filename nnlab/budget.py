@@ -58,8 +58,9 @@ class TimeBudget:
     the trials, the champion's training and its ending (`ending`: the test and validation passes
     of the champion's models, at their trials' rates, and ENDING_SECONDS).
 
-    The next trial may start only if the longest trial so far, the champion's further epochs at
-    the slowest epoch rate seen, and the ending still fit in what is left. The champion's reserve
+    The next trial may start only if the longest trial so far, the champion's further epochs (of
+    the members it would have now, at their own rates: `champion_plan`), and the ending still fit
+    in what is left. The champion's reserve
     is at most CHAMPION_SHARE of the budget: a full reserve outgrew a short budget, and a
     5-minute CNN search stopped after its first trial, leaving half the budget unused. A trial
     still training when only the ending is left is stopped (`training_deadline`); the members of
@@ -71,9 +72,10 @@ class TimeBudget:
     seconds: float
     final_epochs: int = 0  # each member's further epochs, at most
     members: int = 1
-    # A member's passes at the end (test and validation rows) in epochs of its training: a
-    # forward pass costs about a third of a training step's.
+    # A member's passes at the end (test and validation rows) in epochs of its training.
     prediction_epochs: float = 0.0
+    # The champion if the search stopped now: its members' trial ids -> their further epochs.
+    champion_plan: dict = field(default_factory=dict)
     clock: object = time.monotonic
     started: float = field(default=None)
     longest_trial: float = 0.0
@@ -103,7 +105,8 @@ class TimeBudget:
 
     def ending(self, trial_ids=None) -> float:
         """Seconds the search needs once the training of `trial_ids` (the champion's; None: the
-        slowest trials') is over."""
+        planned champion's, else the slowest trials') is over."""
+        trial_ids = trial_ids if trial_ids is not None else (list(self.champion_plan) or None)
         rates = ([self.rate(trial_id) for trial_id in trial_ids] if trial_ids is not None
                  else [self.slowest_epoch] * self.members)
         return ENDING_SECONDS + self.prediction_epochs * sum(rates)
@@ -112,9 +115,17 @@ class TimeBudget:
         """The clock reading by which all training ends: the ending's time before the deadline."""
         return self.deadline() - self.ending(trial_ids)
 
+    def champion_seconds(self) -> float:
+        """The champion's further training: its planned members' epochs at their own rates (the
+        slowest rate for each where none is planned yet), at most CHAMPION_SHARE of the budget."""
+        if self.champion_plan:
+            seconds = sum(epochs * self.rate(trial_id) for trial_id, epochs in self.champion_plan.items())
+        else:
+            seconds = self.members * self.final_epochs * self.slowest_epoch
+        return min(seconds, CHAMPION_SHARE * self.seconds)
+
     def needed_for_next(self) -> float:
-        champion = min(self.members * self.final_epochs * self.slowest_epoch, CHAMPION_SHARE * self.seconds)
-        return self.longest_trial + champion + self.ending()
+        return self.longest_trial + self.champion_seconds() + self.ending()
 
     def stop_reason(self) -> str | None:
         """Why no further trial should start, or None while one still fits."""

@@ -72,18 +72,30 @@ class _Chosen:
     test_metrics: dict
 
 
+def further_epochs(config, trial) -> int:
+    """The epochs `trial`'s model trains on: config.final_epochs, and as many more as it was
+    restored short of a trial's `epochs` (a member from a Hyperband round of 2 epochs, or
+    restored at an early best epoch), so that every member has trained as long. Measured: a
+    seed whose best trial had trained 2 epochs got the same 6 further epochs as the others, and
+    its average tested 0.9882 (BENCHMARKS.md, issue 30)."""
+    if not config.final_epochs:
+        return 0
+    return config.final_epochs + max(0, (config.epochs or 0) - (trial.best_step + 1))
+
+
 def _share_of_time(config, budget, members: list, index: int) -> tuple[int, list]:
     """(the further epochs of member `index` of `members`, the callbacks that stop it at its
     share of the time): within a budget, an even share of what is left before its ending among
-    the members still to train (this one included), and the epochs that fit in it; else
-    config.final_epochs and none."""
+    the members still to train (this one included), and the epochs of further_epochs that fit
+    in it; else further_epochs and none."""
+    wanted = further_epochs(config, members[index])
     if budget is None:
-        return config.final_epochs, []
+        return wanted, []
     from nnlab.hypermodel import StopAt
 
     now = time.monotonic()
     share = (budget.training_deadline([trial.trial_id for trial in members]) - now) / (len(members) - index)
-    return budget.member_epochs(members[index].trial_id, share, config.final_epochs), [StopAt(deadline=now + share)]
+    return budget.member_epochs(members[index].trial_id, share, wanted), [StopAt(deadline=now + share)]
 
 
 def _say_plan(config, hypermodel, best_trials: list, echo) -> None:
@@ -94,8 +106,8 @@ def _say_plan(config, hypermodel, best_trials: list, echo) -> None:
     if not config.final_epochs:
         echo(f"Champion step: {which}, restored at {'its best epoch' if one else 'their best epochs'} and tested")
         return
-    echo(f"Champion step: {which} train{'s' if one else ''} on for up to {config.final_epochs} epochs"
-         f"{'' if one else ' each'},")
+    echo(f"Champion step: {which} train{'s' if one else ''} on for {config.final_epochs} epochs"
+         f"{'' if one else ' each'} (more where restored before epoch {config.epochs}),")
     keeping = "its" if one else "each one's"
     if hypermodel.anneals_further:
         echo(f"  the learning rate annealed to zero over them, keeping {keeping} last epoch")

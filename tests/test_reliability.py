@@ -148,6 +148,14 @@ def test_time_budget_ends_training_before_the_champions_passes_and_fits_each_mem
     assert budget.member_epochs("06", 21, 5) == 2
     assert budget.member_epochs("06", 3, 5) == 0
     assert TimeBudget(60).member_epochs("05", 10, 5) == 5  # nothing measured: the clock stops it
+    # Once the champion the search would have now is known, its members' own rates and epochs
+    # (a member restored at epoch 2 trains more) stand in for the slowest rate.
+    budget.champion_plan = {"05": 5, "06": 4}
+    assert budget.champion_seconds() == 5 * 4 + 4 * 8
+    assert budget.ending() == ENDING_SECONDS + 0.75 * (4 + 8)
+    assert budget.needed_for_next() == 40 + 52 + ENDING_SECONDS + 0.75 * 12
+    budget.champion_plan = {"05": 5, "06": 9}
+    assert budget.champion_seconds() == 90  # 92, but at most half the budget
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("900", 900), (900, 900), ("15m", 900), ("1h", 3600),
@@ -329,3 +337,20 @@ def test_the_search_command_ends_within_seconds_of_its_time_budget(workdir, trac
     assert "No further trials: time budget 40s" in done.stdout
     assert 30 <= seconds <= 50, done.stdout  # within 10 s of the budget, either way
     assert "Registered mnist-cnn version 1" in done.stdout
+
+
+def test_every_member_trains_on_to_the_same_length():
+    """A member restored short of a trial's epochs (from a Hyperband round of 2, or at an early
+    best epoch) trains on for the epochs it missed too; final_epochs 0 trains none."""
+    from types import SimpleNamespace
+
+    from nnlab.champion import further_epochs
+
+    config = ExperimentConfig(name="mnist", epochs=6, final_epochs=6)
+    assert [further_epochs(config, SimpleNamespace(best_step=step)) for step in (1, 3, 5)] == [10, 8, 6]
+    assert further_epochs(replace(config, final_epochs=0), SimpleNamespace(best_step=1)) == 0
+    # Within a budget, what fits of it (TimeBudget.member_epochs caps it at the time's share).
+    budget = TimeBudget(100, final_epochs=6, members=1)
+    budget.record_trial(10, epoch_seconds=2.0, trial_id="00")
+    assert budget.member_epochs("00", 100, further_epochs(config, SimpleNamespace(best_step=1))) == 10
+    assert budget.member_epochs("00", 15, further_epochs(config, SimpleNamespace(best_step=1))) == 7
