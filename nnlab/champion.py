@@ -106,9 +106,11 @@ def _say_plan(config, hypermodel, best_trials: list, echo) -> None:
     if not config.final_epochs:
         echo(f"Champion step: {which}, restored at {'its best epoch' if one else 'their best epochs'} and tested")
         return
-    echo(f"Champion step: {which} train{'s' if one else ''} on for {config.final_epochs} epochs"
-         f"{'' if one else ' each'} (more where restored before epoch {config.epochs}),")
+    epochs = f"{config.final_epochs} epoch{'s' if config.final_epochs != 1 else ''}"
+    echo(f"Champion step: {which} train{'s' if one else ''} on for {epochs}{'' if one else ' each'},")
     keeping = "its" if one else "each one's"
+    if config.epochs and config.epochs > 1:  # further_epochs: restored before the last epoch, more
+        echo(f"  and those {'it' if one else 'each'} was restored short of epoch {config.epochs},")
     if hypermodel.anneals_further:
         echo(f"  the learning rate annealed to zero over them, keeping {keeping} last epoch")
         return
