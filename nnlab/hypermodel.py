@@ -409,13 +409,13 @@ class SearchHyperModel(keras_tuner.HyperModel):
             start, start_monitored = scores[task.objective], scores[monitored]
         weights = model.get_weights()
         further_callbacks = self.further_callbacks(epochs)
-        if learning_rate_schedule(model) is not None:
+        scheduled = learning_rate_schedule(model) is not None
+        if scheduled:
             # A scheduled rate is the schedule's to lower: the restored model's fresh optimizer
             # starts it again at the trial's learning rate and decays it over these further
             # epochs (fit: `_decay_over_this_fit`).
             further_callbacks = [callback for callback in further_callbacks if not isinstance(callback, CosineToZero)]
-        annealed = learning_rate_schedule(model) is not None or any(
-            isinstance(callback, CosineToZero) for callback in further_callbacks)
+        annealed = scheduled or self.anneals_further
         history = self.fit(
             hp,
             model,

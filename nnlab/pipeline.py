@@ -415,7 +415,7 @@ def time_budget(config: ExperimentConfig, dataset: Dataset, started: float | Non
     rows = [row_count(split[0]) for split in (dataset.train, dataset.validation, dataset.test)]
     train, validation, test = (count or 0 for count in rows)
     # A prediction costs about a fifth of a training step's example (no gradients, no
-    # augmentation, larger batches): the default search's ending took 9 s where 11 s were estimated.
+    # augmentation, larger batches): a third over-reserved (BENCHMARKS.md, issue 30).
     passes = (test + validation) / (5 * train + validation) if train else 0.0
     return TimeBudget(config.time_budget, final_epochs=config.final_epochs, members=max(1, config.ensemble),
                       prediction_epochs=passes, started=started)
