@@ -5,7 +5,10 @@ library out of a fast path, each such module saying so in its docstring."""
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "nnlab"
 # What takes seconds to import, or starts TensorFlow: worth keeping out of `--help`, a config
 # check, `nnlab.report` or a worker's chief.
-SLOW = {"tensorflow", "keras", "keras_tuner", "mlflow", "pandas", "sklearn", "statsmodels", "scipy", "PIL",
+SLOW = {"tensorflow", "keras", "keras_tuner", "mlflow", "pandas", "sklearn", "scipy", "PIL",
         "grpc", "matplotlib", "mlxtend"}
 LONGEST = 60
 SAYS_SO = "inside functions"  # the words a module's docstring uses for its function-level imports
@@ -144,3 +147,28 @@ def test_the_fast_paths_load_nothing_slow(module):
     """What `--help`, a config check and the choice of `--model` import stays light."""
     assert module in MODULES
     assert module not in slow_at_import(), f"importing {module} loads a slow library"
+
+
+# Declared for what nnlab runs rather than what it imports: keras-tuner imports tensorboard in
+# every trial on the TensorFlow backend without declaring it.
+RUN_TIME_ONLY = {"tensorboard"}
+
+
+def declared_distributions() -> set[str]:
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    return {re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower() for requirement in project["dependencies"]}
+
+
+def test_every_imported_package_is_declared_and_none_other():
+    # Issue 31: scipy, Pillow and grpcio came in through other packages, statsmodels for one series.
+    third_party = {name.split(".")[0] for module in MODULES for node in ast.walk(TREES[module])
+                   if isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0)
+                   for name in ([alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module])}
+    third_party -= set(sys.stdlib_module_names) | {"nnlab"}
+    providers = {name: {distribution.lower() for distribution in distributions}
+                 for name, distributions in importlib.metadata.packages_distributions().items()}
+    declared = declared_distributions()
+    # A module may come from several distributions (mlflow from mlflow and mlflow-skinny).
+    assert {name for name in third_party if not providers.get(name, set()) & declared} == set()
+    used = {distribution for name in third_party for distribution in providers.get(name, set())}
+    assert declared - used - RUN_TIME_ONLY == set()

