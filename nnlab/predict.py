@@ -2,7 +2,8 @@
 
 MODEL is a registered name as `nnlab.load_model` takes it ("mnist-cnn", its champion;
 "mnist-cnn@ALIAS", "mnist-cnn/3"). A model over images reads image files (any format Pillow
-opens), resized to its input and made grey or colour as it takes them; a model over a table
+opens), decoded and resized to its input as training reads an image folder, grey or colour as
+it takes them; a model over a table
 reads CSV files, one prediction per row (columns the model does not take, the target say, are
 left aside), and a model over arrays of features (`nnlab.search(data=(x, y))`) reads CSV rows of
 that many numbers, in its columns' order. A classifier prints the most probable class, by name where the registered version
@@ -23,6 +24,7 @@ import numpy as np
 
 from nnlab import cli
 from nnlab.accelerators import start_tensorflow
+from nnlab.data.folders import read_image
 from nnlab.errors import InputError, TrackingError, print_error
 
 PROG = "nnlab.predict"
@@ -40,23 +42,18 @@ def parse_args(argv=None):
 
 def image_batch(paths: list[Path], model):
     """(the images the model can take, the paths they came from, [(path, why not)] for the rest):
-    each resized to the model's input and scaled to its range. A model that rescales raw pixels
-    inside itself (a `to_unit_range` layer, 1 / pixel_max) takes pixel_max for white; one without
-    takes MNIST's 0-1."""
-    from PIL import Image, UnidentifiedImageError
-
+    each read and resized to the model's input as training reads an image folder (one decoder,
+    one resize: nnlab.data.folders.read_image) and scaled to its range. A model that rescales raw
+    pixels inside itself (a `to_unit_range` layer, 1 / pixel_max) takes pixel_max for white; one
+    without takes MNIST's 0-1."""
     _, height, width, channels = model.input.shape
     pixel_max = pixel_max_of(model)
     images, kept, refused = [], [], []
     for path in paths:
         try:
-            with Image.open(path) as image:
-                image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-                pixels = np.asarray(image, dtype=np.float32).reshape(height, width, channels)
-        except (OSError, UnidentifiedImageError) as error:
-            reason = "not an image Pillow can open" if isinstance(error, UnidentifiedImageError) else (
-                error.strerror or str(error))
-            refused.append((path, reason))
+            pixels = read_image(path, height, width, channels)
+        except InputError as error:
+            refused.append((path, str(error)))
             continue
         images.append(pixels / 255.0 * pixel_max)
         kept.append(path)

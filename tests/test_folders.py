@@ -12,7 +12,7 @@ import pytest
 
 from nnlab.config import load_config
 from nnlab.data import DATASETS
-from nnlab.data.folders import check_images_option, load_images
+from nnlab.data.folders import INTERPOLATION, check_images_option, load_images
 from nnlab.errors import DataError
 from nnlab.search import main
 from conftest import search_here
@@ -72,6 +72,37 @@ def test_image_size_resizes_and_colour_images_give_three_channels(tmp_path, digi
     colour = load_images(images=str(write_digits(tmp_path / "rgb", *mnist_subset, per_class=3, mode="RGB")))
     assert colour.spec.input_shape == (28, 28, 3) and colour.train[0].shape[1:] == (28, 28, 3)
     assert colour.source.endswith("30 images, 28x28, rgb)")
+
+
+def test_predict_reads_an_odd_sized_image_as_training_does(tmp_path, mnist_subset):
+    # Issue 31: one resize. Training read the folder with TensorFlow's decoder and
+    # tf.image.resize; nnlab.predict resized with Pillow, which antialiases when it shrinks.
+    import keras
+
+    from nnlab.predict import image_batch
+
+    images, labels = mnist_subset
+    for mode, channels in (("L", 1), ("RGB", 3)):
+        folder = tmp_path / mode
+        for digit in range(2):
+            (folder / str(digit)).mkdir(parents=True)
+            for index, row in enumerate(np.flatnonzero(labels == digit)[:10]):
+                # 61x45: shrunk on one side, grown on none, by odd factors
+                picture = PIL.Image.fromarray(images[row]).resize((45, 61), PIL.Image.NEAREST).convert(mode)
+                picture.save(folder / str(digit) / f"{index:02d}.png")
+        dataset = load_images(images=str(folder), image_size=[28, 28], seed=0, validation_fraction=0.1)
+        trained_on = np.concatenate([dataset.train[0], dataset.validation[0], dataset.test[0]])
+        inputs = keras.Input((28, 28, channels))
+        model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+        paths = sorted(folder.glob("*/*.png"))
+        predicted, kept, refused = image_batch(paths, model)  # a model without to_unit_range: 0-1
+        assert kept == paths and refused == []
+        for pixels in predicted * 255.0:
+            assert np.abs(trained_on - pixels).max(axis=(1, 2, 3)).min() < 1e-3, mode  # the very image
+        # The fine-tune's input adapter resizes inside the model (a Resizing layer) the same way.
+        raw = np.asarray(PIL.Image.open(paths[0]), dtype=np.float32).reshape(61, 45, channels)
+        adapter = keras.layers.Resizing(28, 28, interpolation=INTERPOLATION)
+        np.testing.assert_allclose(np.asarray(adapter(raw[np.newaxis]))[0], predicted[0] * 255.0, atol=1e-3)
 
 
 def test_an_experiment_file_names_the_data_set_by_its_images_key(tmp_path):

@@ -9,7 +9,8 @@ Keras reads the images (`keras.utils.image_dataset_from_directory`); the classes
 subfolder names. Keras silently skips a file it cannot read by its extension, so every file is
 checked here first, and the first that is not an image Keras reads is named. The pixels stay as
 the user holds them (0-255): the spec's `pixel_max` tells the model to scale them inside itself,
-so that a registered model predicts on images read straight from files.
+so that a registered model predicts on images read straight from files. `read_image` reads one
+file the same way, decoder and resize (bilinear, no antialiasing), for nnlab.predict.
 
 TensorFlow, Keras and Pillow are imported inside functions, when the folder is read: a config
 check needs none.
@@ -17,6 +18,7 @@ check needs none.
 
 from __future__ import annotations
 
+import io
 import os
 from numbers import Real
 from pathlib import Path
@@ -26,7 +28,7 @@ import numpy as np
 from nnlab.data.types import DataSpec, Dataset
 from nnlab.data.mnist import _split
 from nnlab.data.subsets import _whole, check_option
-from nnlab.errors import DataError
+from nnlab.errors import DataError, InputError
 
 PIXEL_MAX = 255.0  # 8-bit images: Keras decodes every format to 0-255
 # The extensions Keras reads (keras.utils.image_dataset_from_directory skips all others) and the
@@ -34,6 +36,12 @@ PIXEL_MAX = 255.0  # 8-bit images: Keras decodes every format to 0-255
 KERAS_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 KERAS_FORMATS = {"BMP", "DIB", "GIF", "JPEG", "MPO", "PNG"}
 GREY_MODES = {"L", "1"}  # PIL's one-channel modes; any other becomes RGB
+# How every image nnlab reads is resized, in training (Keras' loader: tf.image.resize, which does
+# not antialias) and in nnlab.predict (read_image); the fine-tune's adapter, a Resizing layer,
+# calls the same resize inside the model.
+INTERPOLATION = "bilinear"
+# The first bytes of the formats TensorFlow's decode_image reads, as Keras' loader uses it.
+TENSORFLOW_DECODES = (b"\x89PNG", b"\xff\xd8", b"GIF8", b"BM")
 READ_BATCH = 256  # images per batch as Keras reads them: a batch of one is slow, all at once large
 SHOWN_CLASSES = 12  # class names the source line lists before "..."
 
@@ -114,7 +122,7 @@ def _read(folder: Path, shown: str, image_size: tuple[int, int], color_mode: str
 
     reader = keras.utils.image_dataset_from_directory(
         str(folder), labels="inferred", label_mode="int", color_mode=color_mode, image_size=image_size,
-        shuffle=False, batch_size=READ_BATCH, interpolation="bilinear", verbose=False)
+        shuffle=False, batch_size=READ_BATCH, interpolation=INTERPOLATION, verbose=False)
     batches = []
     try:
         for images, labels in reader.as_numpy_iterator():
@@ -122,6 +130,32 @@ def _read(folder: Path, shown: str, image_size: tuple[int, int], color_mode: str
     except tf.errors.OpError as error:  # a file PIL reads and TensorFlow's decoder does not
         raise DataError(f"image folder {shown}: Keras cannot decode an image ({error.message.splitlines()[0]})") from None
     return np.concatenate([images for images, _ in batches]), np.concatenate([labels for _, labels in batches])
+
+
+def read_image(path: Path, height: int, width: int, channels: int) -> np.ndarray:
+    """One image file as float32 (height, width, channels) in 0-255, read as an image folder is
+    read for training: TensorFlow's decoder with `channels`, then tf.image.resize (INTERPOLATION).
+    A format TensorFlow does not decode (TIFF, WebP, ...) Pillow decodes, greyed or coloured as
+    Pillow does, then the same resize. An InputError says why a file cannot be read."""
+    import PIL.Image
+    import tensorflow as tf
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise InputError(error.strerror or str(error)) from None
+    try:
+        if data.startswith(TENSORFLOW_DECODES):
+            pixels = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        else:
+            with PIL.Image.open(io.BytesIO(data)) as image:
+                pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+                pixels = pixels.reshape(*pixels.shape[:2], channels)
+    except tf.errors.InvalidArgumentError as error:
+        raise InputError(f"an image TensorFlow cannot decode ({error.message.splitlines()[0]})") from None
+    except (PIL.UnidentifiedImageError, OSError):
+        raise InputError("not an image Pillow can open") from None
+    return tf.image.resize(pixels, (height, width), method=INTERPOLATION).numpy()
 
 
 def load_images(data_dir=None, seed: int = 0, validation_fraction: float = 0.1, images: str | None = None,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import keras
 
+from nnlab.data.folders import INTERPOLATION
 from nnlab.hypermodel import SearchHyperModel
 from nnlab.models import TRANSFER_SOURCE_MEMBERS as SOURCE_MEMBERS
 from nnlab.models import TRANSFER_STRATEGIES as STRATEGIES
@@ -128,7 +129,8 @@ def adapt_input(x, target_shape: tuple, source_shape: tuple, margin: int = 0):
     (height, width, channels), (source_height, source_width, source_channels) = target_shape, source_shape
     if (height, width) != (source_height, source_width):
         inner = (source_height - 2 * margin, source_width - 2 * margin)
-        x = keras.layers.Resizing(*inner, interpolation="bilinear", name="resized")(x)
+        # The resize training and nnlab.predict use (folders.INTERPOLATION), here inside the model.
+        x = keras.layers.Resizing(*inner, interpolation=INTERPOLATION, name="resized")(x)
         if margin:
             x = keras.layers.ZeroPadding2D(margin, name="margin")(x)
     if channels != source_channels:
