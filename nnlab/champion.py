@@ -186,6 +186,8 @@ def _logged_and_registered(config, hypermodel, dataset, tracker, chosen: _Chosen
            for key, value in config.data.items()}
         # What its outputs 0..K-1 are called, where not their numbers: nnlab.predict prints them.
         | ({CLASS_NAMES_TAG: json.dumps(list(dataset.spec.class_names))} if dataset.spec.class_names else {}),
+        # The same names in the model's own MLmodel, for whoever loads or serves it without nnlab.
+        metadata={"class_names": list(dataset.spec.class_names)} if dataset.spec.class_names else None,
     )
 
 

@@ -245,8 +245,10 @@ def test_champion_is_a_keras_file_and_code_is_never_loaded(workdir, searched_sto
     import keras
 
     client = MlflowClient(searched_store.tracking_uri)
-    files = [item.path for item in client.list_artifacts(searched_store.result.parent_run_id, "champion/data")]
-    assert "champion/data/model.keras" in files
+    # A logged model's files are its own, not its run's (MLflow 3): found through the version.
+    version = client.get_model_version_by_alias("mnist-cnn", "champion")
+    files = [item.path for item in client.list_logged_model_artifacts(version.source.removeprefix("models:/"), "data")]
+    assert "data/model.keras" in files
 
     # A registered model that carries Python code (a Lambda layer) is refused, not run.
     inputs = keras.Input((28, 28))

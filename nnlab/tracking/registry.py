@@ -15,10 +15,10 @@ import logging
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -53,32 +53,35 @@ def log_champion(
     pip_requirements: list[str],
     task=None,
     version_tags: dict | None = None,
+    metadata: dict | None = None,
+    datasets: dict | None = None,
 ) -> ChampionRecord:
-    """Log the champion (.keras, signature, input example) on the search's run `run_id` (the
-    active run), register a new version, and move the `champion` alias to it when its test score
-    beats the holder's, as the task ranks them (`task` None: classification). SearchTracker's
-    log_champion says what the arguments are."""
+    """Log the champion (.keras, signature, input example, `metadata`) as an MLflow 3 logged
+    model of the search's run `run_id` (the active run), register a new version from it, and move
+    the `champion` alias to it when its test score beats the holder's, as the task ranks them
+    (`task` None: classification). `test_metrics` are logged on the run, linked to the logged
+    model and to the split of `datasets` (MLflow datasets by context) they were measured on.
+    SearchTracker's log_champion says what the other arguments are."""
     task = task or get_task(None)
     import mlflow.keras  # imports Keras: only where a model is saved or loaded
 
     # Looked up when called, not imported by name: benchmarks/search_overhead.py wraps it there.
     signature = mlflow.models.infer_signature(example_inputs, example_outputs)
-    # mlflow.keras.log_model(input_example=...) writes the example before it creates its
-    # folder (mlflow issue 16183): save into a folder that exists, then log and register it.
-    with tempfile.TemporaryDirectory() as folder:
+
+    def save(folder: str, description: Model) -> None:
         if isinstance(example_inputs, pd.DataFrame):
-            _save_table_model(model, folder, signature, example_inputs[:2], pip_requirements)
+            _save_table_model(model, folder, description, signature, example_inputs[:2], pip_requirements)
         else:
-            mlflow.keras.save_model(
-                model,
-                folder,
-                signature=signature,
-                input_example=example_inputs[:2],
-                pip_requirements=pip_requirements,
-            )
-        mlflow.log_artifacts(folder, CHAMPION_ARTIFACT)
+            mlflow.keras.save_model(model, folder, mlflow_model=description, signature=signature,
+                                    input_example=example_inputs[:2], pip_requirements=pip_requirements)
+
     with _in_nnlabs_words():
-        registered = mlflow.register_model(f"runs:/{run_id}/{CHAMPION_ARTIFACT}", registered_name)
+        logged = Model.log(artifact_path=None, flavor=_SavedByNnlab(save), name=CHAMPION_ARTIFACT, run_id=run_id,
+                           metadata=metadata, params={"nnlab.champion_trials": trial_id}, flavor_name="keras",
+                           # nnlab's tests serve every kind it registers; not paid again in each search
+                           validate_serving_input=False)
+        registered = mlflow.register_model(logged.model_uri, registered_name)
+    _log_linked_metrics(test_metrics, logged.model_id, datasets or {})
     version = str(registered.version)
     test_score = float(test_metrics[task.test_key])
     tags = {**(version_tags or {}), task.test_key: test_score, "trial": trial_id, "run_id": run_id}
@@ -97,6 +100,34 @@ def log_champion(
         previous_version=str(previous.version) if previous else None,
         previous_test_score=previous_score,
     )
+
+
+def _log_linked_metrics(metrics: dict, model_id: str, datasets: dict) -> None:
+    """`metrics` on the active run, each linked to the logged model and to the split it was
+    measured on: test_ ones to the test split, val_ ones to the validation split."""
+    remaining = {key: float(value) for key, value in metrics.items()}
+    for context, prefix in (("test", "test_"), ("validation", "val_"), (None, "")):
+        part = {key: value for key, value in remaining.items() if key.startswith(prefix)}
+        remaining = {key: value for key, value in remaining.items() if key not in part}
+        if part:
+            mlflow.log_metrics(part, model_id=model_id, dataset=datasets.get(context))
+
+
+class _SavedByNnlab:
+    """A flavor for mlflow.models.Model.log, the way MLflow 3 makes a logged model: the model
+    saved by `save(folder, description)` into the folder Model.log names. The folder is created
+    first: mlflow.keras.save_model(input_example=...) writes the example before it creates its
+    folder (mlflow issue 16183, still so in MLflow 3.17), so mlflow.keras.log_model cannot log
+    an input example."""
+
+    __name__ = "nnlab"
+
+    def __init__(self, save):
+        self.save = save
+
+    def save_model(self, path: str, mlflow_model: Model, **_) -> None:
+        Path(path).mkdir(parents=True)
+        self.save(path, mlflow_model)
 
 
 def _alias_holder(client: MlflowClient, registered_name: str):
@@ -158,12 +189,14 @@ class _WithoutLines(io.TextIOBase):
         self.target.flush()
 
 
-def _save_table_model(model, folder: str, signature, example, pip_requirements: list[str]) -> None:
+def _save_table_model(model, folder: str, description: Model, signature, example,
+                      pip_requirements: list[str]) -> None:
     """A model over a table's columns, saved as the Keras flavor (nnlab.load_model and
     mlflow.keras.load_model read it) whose python_function flavor (what `mlflow models serve`
     runs) is nnlab/tabular.py, shipped in the model's code/: the stock Keras one hands a DataFrame
     to the model as one array, which a model with one input per column cannot take. The
-    signature is the table's columns, so that a served model takes `dataframe_split` rows."""
+    signature is the table's columns, so that a served model takes `dataframe_split` rows.
+    `description` is the MLmodel being written (Model.log's)."""
     import mlflow.keras
 
     from nnlab import tabular
@@ -173,13 +206,12 @@ def _save_table_model(model, folder: str, signature, example, pip_requirements: 
     level = keras_logger.level
     keras_logger.setLevel(logging.ERROR)
     try:
-        mlflow.keras.save_model(model, folder, pip_requirements=pip_requirements)
+        mlflow.keras.save_model(model, folder, mlflow_model=description, pip_requirements=pip_requirements)
     finally:
         keras_logger.setLevel(level)
     code = Path(folder) / "code"
     code.mkdir()
     shutil.copyfile(tabular.__file__, code / "nnlab_tabular.py")
-    description = Model.load(Path(folder) / "MLmodel")
     # Every column may be missing in a request, as in the CSV: the model fills it (FillMissing).
     columns = [ColSpec(column.type, column.name, required=False) for column in signature.inputs.inputs]
     description.signature = ModelSignature(inputs=Schema(columns), outputs=signature.outputs)

@@ -220,13 +220,15 @@ class SearchTracker:
         pip_requirements: list[str],
         task=None,
         version_tags: dict | None = None,
+        metadata: dict | None = None,
     ) -> ChampionRecord:
-        """Log the champion (.keras, signature, input example) on the parent run, register a new
-        version, and move the `champion` alias to it when its test score beats the holder's, as
-        the task ranks them (higher accuracy, lower RMSE; `task` None: classification).
-        `example_outputs` are the model's predictions for `example_inputs`, for the signature;
-        `version_tags` go on the new version beside its test score (a fine-tune's lineage)."""
-        self.log_metrics(test_metrics)
+        """Log the champion (.keras, signature, input example) as a logged model of the parent
+        run, register a new version, and move the `champion` alias to it when its test score
+        beats the holder's, as the task ranks them (higher accuracy, lower RMSE; `task` None:
+        classification). `example_outputs` are the model's predictions for `example_inputs`, for
+        the signature; `version_tags` go on the new version beside its test score (a fine-tune's
+        lineage); `metadata` in its MLmodel (its class names). The test_ metrics are linked to
+        the test split, the val_ ones to the validation split, and all to the logged model."""
         return registry.log_champion(self.client, self.parent_run_id, model, registered_name, example_inputs,
                                      example_outputs, test_metrics, trial_id, pip_requirements, task=task,
-                                     version_tags=version_tags)
+                                     version_tags=version_tags, metadata=metadata, datasets=self.data_inputs)
