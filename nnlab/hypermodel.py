@@ -231,6 +231,9 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.accelerate = accelerate or Acceleration()
         self.timer: StopAt | None = None  # the last trial's, to tell whether it ran out of time
         self.stop_by = None  # a time budget's: when every trial must have stopped (a callable, time.monotonic)
+    # What scores a model besides the test split, where something does (a GAN's judge, "mnist-cnn/3"):
+    # two versions' test scores compare only when both the split and this are the same.
+    judged_by: str | None = None
 
     @classmethod
     def for_search(cls, builder, spec, batch_size: int, patience: int, source=None, tracking_uri=None, **options):
@@ -336,6 +339,13 @@ class SearchHyperModel(keras_tuner.HyperModel):
     def exported(self, model) -> keras.Model:
         """What is logged and registered of a trained model."""
         return model
+
+    def holder_score(self, registered, test) -> float:
+        """A registered model (what `exported` gave, loaded back: the champion alias's holder,
+        tested on other data) scored on `test` as this search's champion is: the task's metric."""
+        inputs, targets = test
+        predictions = registered.predict(keras_inputs(inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        return self.task.score(targets, predictions)
 
     def epoch_figures(self, epoch: int) -> dict:
         """Figures for a trial's run after `epoch` (1-based): name -> a function that draws it."""

@@ -220,6 +220,7 @@ def test_mlflow_ui_shows_a_trial_runs_learning_curves(searched_store, ui, reques
     else:
         no_browser = None
         shows_a_trial_runs_learning_curves(browser, client, searched_store, runs_link, parent_run_name, tmp_path)
+        shows_the_champion_with_its_test_metrics(browser, client, address, experiment_id, tmp_path)
 
     # Stopped as a service manager would: a clean exit, and the mlflow server under it gone too.
     assert ui.stop() == 0, f"nnlab.ui exited with {ui.process.returncode}; it printed:\n{ui.printed()}"
@@ -283,3 +284,34 @@ def shows_a_trial_runs_learning_curves(browser, client, searched_store, runs_lin
     screenshot_bytes = screenshot.read_bytes()
     width, height = png_size(screenshot_bytes)
     assert width >= 1000 and height >= 700 and len(screenshot_bytes) > 20_000, (width, height, len(screenshot_bytes))
+
+
+def page_text(driver) -> str:
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def shows_the_champion_with_its_test_metrics(browser, client, address, experiment_id, tmp_path):
+    """Issue 31: the experiment's Models tab lists the champion (an MLflow 3 logged model) with
+    its test metrics, and the registered version's page shows them too."""
+    wait = WebDriverWait(browser, STEP_SECONDS)
+    version = client.get_model_version_by_alias("mnist-cnn", "champion")
+    model_id = version.source.removeprefix("models:/")
+    accuracy = float(version.tags["test_accuracy"])
+    shown = [f"{accuracy:.4f}".rstrip("0"), f"{accuracy:.3f}".rstrip("0")]  # as the UI may round it
+    pages = [(f"{address}/#/experiments/{experiment_id}/models", "the experiment's Models tab", "champion"),
+             (f"{address}/#/models/mnist-cnn/versions/{version.version}", "the version's page", "test_accuracy")]
+    for link, what, name in pages:
+        screenshot = tmp_path / f"mlflow-ui-{what.split()[-2].lower()}.png"
+        browser.get(link)
+        try:
+            wait.until(lambda driver: name in page_text(driver) and "test_accuracy" in page_text(driver)
+                       and any(value in page_text(driver) for value in shown),
+                       message=f"{what} ({link}) shows no {name} with test_accuracy {accuracy:.4f}")
+            if what == "the experiment's Models tab":
+                # The champion's row links to its logged model.
+                wait.until(expected_conditions.presence_of_element_located(
+                    (By.XPATH, f"//a[contains(@href, '{model_id}')]")), message=f"no link to {model_id} in {what}")
+        except TimeoutException as timeout:
+            pytest.fail(f"{timeout.msg}; {screenshot} shows the page")
+        finally:
+            browser.save_screenshot(str(screenshot))

@@ -212,3 +212,54 @@ def test_a_loss_that_is_not_finite_stops_the_fit_and_fails_the_trial():
                                               "val_fid_mnist": [90.0, float("nan")]}
     with pytest.raises(keras_tuner.errors.FailedTrialError, match="generator_loss became nan at epoch 2"):
         summarise(history, GENERATION)
+
+
+def test_the_generator_serves_its_own_input_example(gan_search, tmp_path, free_port):
+    # Issue 31: what `mlflow models serve` answers for the latent vectors registered beside it is
+    # what mlflow.pyfunc draws from them.
+    from test_serve import assert_serves_its_example, own_example, served_answer
+
+    example, expected = own_example("mnist-gan", gan_search.tracking_uri)
+    assert expected.shape[1:] == (28, 28, 1)
+    served = served_answer("mnist-gan", gan_search.tracking_uri, free_port, tmp_path / "serve.log", example)
+    assert_serves_its_example(served, expected, "mnist-gan")
+
+
+def test_a_holder_judged_by_another_judge_is_rejudged_by_this_one(gan_search, tmp_path, small_mnist):
+    # Issue 31: a GAN's comparison uses one judge, named by version, for both. The holder was
+    # judged by mnist-judge-cnn; the same network registered as mnist-cnn (the first judge nnlab
+    # takes) judges the next search, which must judge the holder again, and gets the same FID.
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from nnlab.config import ExperimentConfig
+    from nnlab.search import run_search
+
+    (tmp_path / "mlruns").mkdir()
+    shutil.copyfile(gan_search.root / "mlruns" / "mlflow.db", tmp_path / "mlruns" / "mlflow.db")
+    tracking_uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    client = MlflowClient(tracking_uri)
+    judge = client.get_model_version_by_alias("mnist-judge-cnn", "champion")
+    client.create_registered_model("mnist-cnn")
+    # Its files named by where they are: MLflow's SQL store resolves a models:/ source in the
+    # process's own store, not this client's.
+    files = client.get_model_version_download_uri("mnist-judge-cnn", judge.version)
+    copy = client.create_model_version("mnist-cnn", files, run_id=judge.run_id)
+    client.set_registered_model_alias("mnist-cnn", "champion", copy.version)
+    holder = client.get_model_version_by_alias("mnist-gan", "champion")
+    assert holder.tags["nnlab.test_data"].endswith(f" judged by mnist-judge-cnn/{judge.version}")
+
+    config = ExperimentConfig(name="mnist", model="gan", tuner="random", max_trials=1, epochs=1, final_epochs=0,
+                              batch_size=64, seed=7, tracking_uri=tracking_uri)
+    lines: list[str] = []
+    result = run_search(config, small_mnist, tuning_root=tmp_path / "tuning", echo=lines.append)
+    run = client.get_run(result.parent_run_id)
+    assert run.data.tags["nnlab.judge"] == f"mnist-cnn/{copy.version}"
+    assert run.data.tags["nnlab.holder_version"] == str(holder.version)
+    # The same network, the same test split and latent vectors: the same score, under the new name.
+    assert run.data.metrics["holder_test_fid_mnist"] == pytest.approx(float(holder.tags["test_fid_mnist"]), rel=1e-4)
+    version = client.get_model_version("mnist-gan", result.champion_version)
+    assert version.tags["nnlab.test_data"].endswith(f" judged by mnist-cnn/{copy.version}")
+    assert f"judged by mnist-judge-cnn/{judge.version}" in version.description
+    assert result.promoted == (result.test_metrics["test_fid_mnist"] < run.data.metrics["holder_test_fid_mnist"])

@@ -356,3 +356,30 @@ def test_every_member_trains_on_to_the_same_length():
     budget.record_trial(10, epoch_seconds=2.0, trial_id="00")
     assert budget.member_epochs("00", 100, further_epochs(config, SimpleNamespace(best_step=1))) == 10
     assert budget.member_epochs("00", 15, further_epochs(config, SimpleNamespace(best_step=1))) == 7
+
+
+def test_a_budget_the_trials_left_over_is_the_champions():
+    """Within a time budget each member trains on for as many epochs as fit its share of what
+    is left, up to BUDGET_FURTHER_EPOCHS: a 15-minute search no longer ends after 6 minutes
+    with its members at the 6 epochs of a budget-less one."""
+    import time
+    from types import SimpleNamespace
+
+    from nnlab.champion import BUDGET_FURTHER_EPOCHS, _share_of_time
+
+    config = ExperimentConfig(name="mnist", epochs=6, final_epochs=6)
+    members = [SimpleNamespace(trial_id="00", best_step=5), SimpleNamespace(trial_id="01", best_step=5)]
+    assert _share_of_time(config, None, members, 0)[0] == 6  # no budget: further_epochs
+
+    def budget_of(seconds: float) -> TimeBudget:
+        budget = TimeBudget(seconds, final_epochs=6, members=2, started=time.monotonic())
+        for trial in members:
+            budget.record_trial(10, epoch_seconds=2.0, trial_id=trial.trial_id)
+        return budget
+
+    epochs, callbacks = _share_of_time(config, budget_of(1000), members, 0)
+    assert epochs == BUDGET_FURTHER_EPOCHS == 20 and len(callbacks) == 1  # the room is there: the most
+    # 60 s less the ending (4 s and the passes), half of it each: 2 s an epoch, half an epoch aside.
+    ending = budget_of(60).ending(["00", "01"])
+    assert _share_of_time(config, budget_of(60), members, 0)[0] == int((60 - ending) / 2 / 2.0 - 0.5) < 20
+    assert _share_of_time(replace(config, final_epochs=0), budget_of(1000), members, 0)[0] == 0

@@ -19,7 +19,7 @@ from nnlab.errors import DataError
 from nnlab.search import main
 from conftest import search_here
 from test_bad_input import assert_refused
-from test_serve import served_answer
+from test_serve import assert_serves_its_example, own_example, served_answer
 
 
 def diabetes_csv(path: Path) -> Path:
@@ -128,9 +128,11 @@ def test_a_csv_searches_registers_and_serves_raw_rows(workdir, capsys, free_port
     np.testing.assert_allclose(model.predict(rows.assign(progression=1.0), verbose=0), expected, rtol=1e-5)
 
     split = json.loads(rows.to_json(orient="split", index=False))  # NaN -> null, as a client sends it
-    served = np.asarray(served_answer("progression-dfn", tracking_uri, free_port, workdir / "serve.log",
-                                      {"dataframe_split": split}), dtype=float)
-    np.testing.assert_allclose(served.reshape(-1, 1), expected, rtol=1e-4)
+    example, example_expected = own_example("progression-dfn", tracking_uri)
+    served, served_example = served_answer("progression-dfn", tracking_uri, free_port, workdir / "serve.log",
+                                           [{"dataframe_split": split}, example])
+    np.testing.assert_allclose(np.asarray(served, dtype=float).reshape(-1, 1), expected, rtol=1e-4)
+    assert_serves_its_example(served_example, example_expected, "progression-dfn")  # its own input example
 
     # The same rows through nnlab.predict: one value a row, the target column (when there) left aside.
     from nnlab.predict import main as predict

@@ -458,3 +458,14 @@ def test_figures_read_the_source_body_and_raw_pixels(mnist_source):
     figure = plots.worst_misclassified(*digits.test, probabilities, "champion", count=4, pixel_max=digits.spec.pixel_max)
     limits = {image.get_clim() for axes in figure.axes for image in axes.get_images()}
     assert limits == {(0, 16)}
+
+
+def test_the_fine_tune_serves_its_own_input_example(finetuned, tmp_path, free_port):
+    # Issue 31: the registered fine-tune (its input adapter inside it) answers the digits example
+    # registered beside it, served, as mlflow.pyfunc predicts it.
+    from test_serve import assert_serves_its_example, own_example, served_answer
+
+    example, expected = own_example("digits-from-mnist-cnn", finetuned.tracking_uri)
+    assert expected.shape[1:] == (10,)
+    served = served_answer("digits-from-mnist-cnn", finetuned.tracking_uri, free_port, tmp_path / "serve.log", example)
+    assert_serves_its_example(served, expected, "digits-from-mnist-cnn")

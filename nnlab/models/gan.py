@@ -323,6 +323,7 @@ class GANHyperModel(SearchHyperModel):
 
     def prepare(self, dataset, tuning_root, echo, search=None) -> tuple[dict, dict]:
         self.judge, tags = find_judge(dataset, self.tracking_uri, tuning_root, echo, search)
+        self.judged_by = tags["nnlab.judge"]
         if self.judge.input_shape != tuple(self.spec.input_shape):
             raise ConfigError(f"fid_mnist judges images of {self.judge.input_shape} as {tags['nnlab.judge']} "
                               f"reads them; {dataset.name}'s are {tuple(self.spec.input_shape)}")
@@ -376,6 +377,11 @@ class GANHyperModel(SearchHyperModel):
         latent, samples = generated(model.average_generator)
         scores = self.judge.scores(self.judge.look(test[0])[0], samples)
         return {f"test_{name}": value for name, value in scores.items()}, latent, samples
+
+    def holder_score(self, registered, test) -> float:
+        # The holder's generator judged by this search's judge against this test split: one
+        # judge for both, as the champion's own test_fid_mnist.
+        return self.judge.scores(self.judge.look(test[0])[0], generated(registered)[1])["fid_mnist"]
 
     def exported(self, model):
         return model.average_generator

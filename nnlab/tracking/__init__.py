@@ -29,6 +29,7 @@ from nnlab.tracking.queries import (
 )
 from nnlab.tracking.registry import (
     ChampionRecord,
+    HolderScore,
     RegisteredVersion,
     load_registered_model,
     model_uri,
@@ -56,6 +57,7 @@ from nnlab.tracking.tags import (
     ORACLE_PORT_TAG,
     SEARCH_ID_TAG,
     TASK_TAG,
+    TEST_DATA_TAG,
     TIE_BREAK_METRIC,
     TRIAL_ID_TAG,
 )
@@ -63,8 +65,8 @@ from nnlab.tracking.tags import (
 __all__ = [
     "CHAMPION_ALIAS", "CHAMPION_ARTIFACT", "CHAMPION_TRIAL_TAG", "CHAMPION_VERSION_TAG", "DATA_CONTEXTS",
     "DEFAULT_TRACKING_URI", "EXPERIMENT_KIND_TAG", "MODEL_TRAINING", "ORACLE_PORT_TAG", "PROBE_SECONDS",
-    "SEARCH_ID_TAG", "TASK_TAG", "TIE_BREAK_METRIC", "TRIAL_ID_TAG",
-    "ChampionRecord", "RegisteredVersion", "SearchRun", "SearchTracker", "TrackingError",
+    "SEARCH_ID_TAG", "TASK_TAG", "TEST_DATA_TAG", "TIE_BREAK_METRIC", "TRIAL_ID_TAG",
+    "ChampionRecord", "HolderScore", "RegisteredVersion", "SearchRun", "SearchTracker", "TrackingError",
     "absolute_uri", "champions_table", "configure", "data_inputs", "empty_store_template", "ensure_experiment",
     "experiments_with_runs", "find_searches", "load_registered_model", "model_uri", "registered_version",
     "resolve_tracking_uri", "runs_page", "sqlite_file", "store_problem", "trial_leaderboard",

@@ -30,7 +30,13 @@ from nnlab.accelerators import start_tensorflow
 from nnlab.errors import TrackingError
 from nnlab.tasks import get_task
 from nnlab.tracking.store import configure, resolve_tracking_uri, sqlite_file
-from nnlab.tracking.tags import CHAMPION_ALIAS, CHAMPION_ARTIFACT, CHAMPION_TRIAL_TAG, CHAMPION_VERSION_TAG
+from nnlab.tracking.tags import (
+    CHAMPION_ALIAS,
+    CHAMPION_ARTIFACT,
+    CHAMPION_TRIAL_TAG,
+    CHAMPION_VERSION_TAG,
+    TEST_DATA_TAG,
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,20 @@ class ChampionRecord:
     version: str
     promoted: bool
     previous_version: str | None
-    previous_test_score: float | None  # the alias holder's test_<task metric>
+    # The alias holder's test_<task metric>: on this search's test split, rescored there when it
+    # was tested on other data (`rescored`).
+    previous_test_score: float | None
+    rescored: bool = False
+
+
+@dataclass(frozen=True)
+class HolderScore:
+    """The alias holder scored on a new search's test split (it was tested on other data), or
+    why it could not be (`score` None)."""
+
+    version: str
+    score: float | None
+    reason: str | None = None
 
 
 def log_champion(
@@ -55,12 +74,15 @@ def log_champion(
     version_tags: dict | None = None,
     metadata: dict | None = None,
     datasets: dict | None = None,
+    holder_score: HolderScore | None = None,
+    judged_by: str | None = None,
 ) -> ChampionRecord:
     """Log the champion (.keras, signature, input example, `metadata`) as an MLflow 3 logged
     model of the search's run `run_id` (the active run), register a new version from it, and move
     the `champion` alias to it when its test score beats the holder's, as the task ranks them
     (`task` None: classification). `test_metrics` are logged on the run, linked to the logged
     model and to the split of `datasets` (MLflow datasets by context) they were measured on.
+    The holder's score is its own where it was tested on the same split, else `holder_score`.
     SearchTracker's log_champion says what the other arguments are."""
     task = task or get_task(None)
     import mlflow.keras  # imports Keras: only where a model is saved or loaded
@@ -84,22 +106,62 @@ def log_champion(
     _log_linked_metrics(test_metrics, logged.model_id, datasets or {})
     version = str(registered.version)
     test_score = float(test_metrics[task.test_key])
-    tags = {**(version_tags or {}), task.test_key: test_score, "trial": trial_id, "run_id": run_id}
+    test_data = test_label(datasets["test"], judged_by) if datasets and "test" in datasets else None
+    tags = {**(version_tags or {}), task.test_key: test_score, "trial": trial_id, "run_id": run_id,
+            **({TEST_DATA_TAG: test_data} if test_data else {})}
     for key, value in tags.items():
         client.set_model_version_tag(registered_name, version, key, str(value))
+    record = _alias_moved(client, registered_name, version, task, test_score, test_data, holder_score)
+    mlflow.set_tags({CHAMPION_VERSION_TAG: version, CHAMPION_TRIAL_TAG: trial_id})
+    return record
 
-    previous = _alias_holder(client, registered_name)
-    previous_score = float(previous.tags[task.test_key]) if previous and task.test_key in previous.tags else None
+
+def test_label(dataset, judged_by: str | None = None) -> str:
+    """How a version was tested, as its TEST_DATA_TAG says: the MLflow dataset, "name@digest",
+    and what judged it where something did (" judged by mnist-cnn/3")."""
+    return f"{dataset.name}@{dataset.digest}" + (f" judged by {judged_by}" if judged_by else "")
+
+
+def _alias_moved(client: MlflowClient, name: str, version: str, task, test_score: float, test_data: str | None,
+                 holder_score: HolderScore | None) -> ChampionRecord:
+    """Move the alias to `version` when it beats the holder on the same test split: the
+    holder's own score where its TEST_DATA_TAG is `test_data`, else `holder_score` (the holder
+    rescored on this split). A holder that could not be scored here gives way. The version's
+    description says which test split decided."""
+    previous = alias_holder(client, name)
+    rescored = previous is not None and previous.tags.get(TEST_DATA_TAG) != test_data
+    previous_score = None
+    if previous is None:
+        decided = "the first version of this model: alias champion set"
+    elif not rescored:
+        previous_score = float(previous.tags[task.test_key]) if task.test_key in previous.tags else None
+        decided = f"version {previous.version} had {task.test_key} {previous_score:.4f} on the same test split"
+    elif holder_score is not None and holder_score.version == str(previous.version) and holder_score.score is not None:
+        previous_score = holder_score.score
+        decided = (f"version {previous.version}, tested on {_shown(previous.tags.get(TEST_DATA_TAG))}, scored "
+                   f"{task.test_key} {previous_score:.4f} on this version's test split")
+    else:
+        why = holder_score.reason if holder_score and holder_score.reason else "it was not scored"
+        decided = f"version {previous.version} could not be scored on this test split ({why})"
     promoted = previous is None or task.better(test_score, previous_score)
     if promoted:
-        client.set_registered_model_alias(registered_name, CHAMPION_ALIAS, version)
-    mlflow.set_tags({CHAMPION_VERSION_TAG: version, CHAMPION_TRIAL_TAG: trial_id})
-    return ChampionRecord(
-        version=version,
-        promoted=promoted,
-        previous_version=str(previous.version) if previous else None,
-        previous_test_score=previous_score,
-    )
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+    outcome = "alias champion moved here" if promoted else f"alias champion stays on version {previous.version}"
+    client.update_model_version(name, version, description=(
+        f"Tested on {_shown(test_data)}: {task.test_key} {test_score:.4f}. {decided[0].upper()}{decided[1:]}"
+        + ("" if previous is None else f"; {outcome}.")))
+    return ChampionRecord(version=version, promoted=promoted,
+                          previous_version=str(previous.version) if previous else None,
+                          previous_test_score=previous_score, rescored=rescored and previous_score is not None)
+
+
+def _shown(test_data: str | None) -> str:
+    """A TEST_DATA_TAG in words: "mnist-test (digest 1a2b3c4d)"."""
+    if not test_data:
+        return "a test split nnlab did not record (registered before nnlab named it)"
+    split, _, judge = test_data.partition(" judged by ")
+    name, _, digest = split.rpartition("@")
+    return f"{name} (digest {digest})" + (f", judged by {judge}" if judge else "")
 
 
 def _log_linked_metrics(metrics: dict, model_id: str, datasets: dict) -> None:
@@ -130,7 +192,8 @@ class _SavedByNnlab:
         self.save(path, mlflow_model)
 
 
-def _alias_holder(client: MlflowClient, registered_name: str):
+def alias_holder(client: MlflowClient, registered_name: str):
+    """The version the champion alias of `registered_name` is on (MLflow's ModelVersion), or None."""
     try:
         return client.get_model_version_by_alias(registered_name, CHAMPION_ALIAS)
     except MlflowException:

@@ -17,9 +17,9 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.exceptions import MlflowException
 
 from nnlab.tracking import queries, registry
-from nnlab.tracking.registry import ChampionRecord
+from nnlab.tracking.registry import ChampionRecord, HolderScore, RegisteredVersion, test_label
 from nnlab.tracking.store import connect, resolve_tracking_uri
-from nnlab.tracking.tags import ORACLE_PORT_TAG, SEARCH_ID_TAG, TRIAL_ID_TAG
+from nnlab.tracking.tags import ORACLE_PORT_TAG, SEARCH_ID_TAG, TEST_DATA_TAG, TRIAL_ID_TAG
 
 # The MLflow input contexts of a data set's splits, in the order of Dataset's fields.
 DATA_CONTEXTS = ("training", "validation", "test")
@@ -209,6 +209,26 @@ class SearchTracker:
 
     # ------------------------------------------------------------ the champion
 
+    def holder_tested_elsewhere(self, registered_name: str, judged_by: str | None = None) -> RegisteredVersion | None:
+        """The version holding `registered_name`'s champion alias when it was tested otherwise
+        than this search's champion is (another test split or judge, or no record of either): it
+        must be scored as this one is before the alias can move."""
+        holder = registry.alias_holder(self.client, registered_name)
+        test = self.data_inputs.get("test")
+        if holder is None or (test is not None and holder.tags.get(TEST_DATA_TAG) == test_label(test, judged_by)):
+            return None
+        return RegisteredVersion(registered_name, str(holder.version), holder.run_id,
+                                 f"models:/{registered_name}/{holder.version}", dict(holder.tags or {}))
+
+    def log_holder_score(self, key: str, holder: HolderScore) -> None:
+        """The alias holder's score on this search's test split, beside the champion's own on the
+        search's run: holder_<key>, linked to the test split, and which version it was."""
+        mlflow.set_tag("nnlab.holder_version", holder.version)
+        if holder.score is not None:
+            mlflow.log_metric(f"holder_{key}", float(holder.score), dataset=self.data_inputs.get("test"))
+        else:
+            mlflow.set_tag("nnlab.holder_unscored", (holder.reason or "")[:5000])
+
     def log_champion(
         self,
         model,
@@ -221,14 +241,20 @@ class SearchTracker:
         task=None,
         version_tags: dict | None = None,
         metadata: dict | None = None,
+        holder_score: HolderScore | None = None,
+        judged_by: str | None = None,
     ) -> ChampionRecord:
         """Log the champion (.keras, signature, input example) as a logged model of the parent
         run, register a new version, and move the `champion` alias to it when its test score
         beats the holder's, as the task ranks them (higher accuracy, lower RMSE; `task` None:
         classification). `example_outputs` are the model's predictions for `example_inputs`, for
         the signature; `version_tags` go on the new version beside its test score (a fine-tune's
-        lineage); `metadata` in its MLmodel (its class names). The test_ metrics are linked to
-        the test split, the val_ ones to the validation split, and all to the logged model."""
+        lineage); `metadata` in its MLmodel (its class names); `holder_score` the alias holder's
+        score on this search's test split where it was tested on another (`judged_by`: what
+        scores a model besides the split, a GAN's judge). The test_ metrics are
+        linked to the test split, the val_ ones to the validation split, and all to the logged
+        model."""
         return registry.log_champion(self.client, self.parent_run_id, model, registered_name, example_inputs,
                                      example_outputs, test_metrics, trial_id, pip_requirements, task=task,
-                                     version_tags=version_tags, metadata=metadata, datasets=self.data_inputs)
+                                     version_tags=version_tags, metadata=metadata, datasets=self.data_inputs,
+                                     holder_score=holder_score, judged_by=judged_by)

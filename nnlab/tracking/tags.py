@@ -9,6 +9,9 @@ SEARCH_ID_TAG = "nnlab.search_id"
 TRIAL_ID_TAG = "nnlab.trial_id"
 CHAMPION_VERSION_TAG = "nnlab.champion_version"
 CHAMPION_TRIAL_TAG = "nnlab.champion_trial"  # its trial id, or an average champion's ids: "08,00,01"
+# On a registered version: the MLflow dataset it was tested on, "name@digest". The alias moves
+# only on scores of one test split: a holder tested on another is rescored on the new one's.
+TEST_DATA_TAG = "nnlab.test_data"
 TASK_TAG = "nnlab.task"  # classification or regression: how the search's results are ranked
 # MLflow 3's kind of experiment: training models, not GenAI, so that its UI shows runs.
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
