@@ -149,7 +149,7 @@ def _alias_moved(client: MlflowClient, name: str, version: str, task, test_score
     outcome = "alias champion moved here" if promoted else f"alias champion stays on version {previous.version}"
     client.update_model_version(name, version, description=(
         f"Tested on {_shown(test_data)}: {task.test_key} {test_score:.4f}. {decided[0].upper()}{decided[1:]}"
-        + ("" if previous is None else f"; {outcome}.")))
+        + ("." if previous is None else f"; {outcome}.")))
     return ChampionRecord(version=version, promoted=promoted,
                           previous_version=str(previous.version) if previous else None,
                           previous_test_score=previous_score, rescored=rescored and previous_score is not None)
