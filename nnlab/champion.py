@@ -92,9 +92,10 @@ def further_epochs(config, trial) -> int:
 
 def _share_of_time(config, budget, members: list, index: int) -> tuple[int, list]:
     """(the further epochs of member `index` of `members`, the callbacks that stop it at its
-    share of the time): within a budget, an even share of what is left before its ending among
-    the members still to train (this one included), and as many epochs as fit in it, at most
-    BUDGET_FURTHER_EPOCHS or further_epochs where that is more; else further_epochs and none."""
+    share of the time): within a budget, its share of what is left before the ending among the
+    members still to train (this one included), in proportion to its epoch's seconds, and as
+    many epochs as fit in it, at most BUDGET_FURTHER_EPOCHS or further_epochs where that is
+    more; else further_epochs and none."""
     wanted = further_epochs(config, members[index])
     if budget is None:
         return wanted, []
@@ -102,7 +103,11 @@ def _share_of_time(config, budget, members: list, index: int) -> tuple[int, list
     from nnlab.hypermodel import StopAt
 
     now = time.monotonic()
-    share = (budget.training_deadline([trial.trial_id for trial in members]) - now) / (len(members) - index)
+    # In proportion to each one's rate, so that the members still to train fit as many epochs
+    # each: an even share of the time gave a slow last member 4 epochs where the others had 9 and 20.
+    rates = [budget.rate(trial.trial_id) for trial in members[index:]]
+    part = rates[0] / sum(rates) if all(rates) else 1 / len(rates)
+    share = (budget.training_deadline([trial.trial_id for trial in members]) - now) * part
     return budget.member_epochs(members[index].trial_id, share, wanted), [StopAt(deadline=now + share)]
 
 

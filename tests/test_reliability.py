@@ -383,3 +383,15 @@ def test_a_budget_the_trials_left_over_is_the_champions():
     ending = budget_of(60).ending(["00", "01"])
     assert _share_of_time(config, budget_of(60), members, 0)[0] == int((60 - ending) / 2 / 2.0 - 0.5) < 20
     assert _share_of_time(replace(config, final_epochs=0), budget_of(1000), members, 0)[0] == 0
+    # Members of different speeds get the same epochs, not the same seconds: 1 s and 3 s an epoch.
+    def uneven(used: float) -> TimeBudget:
+        budget = TimeBudget(60, final_epochs=6, members=2, started=time.monotonic() - used)
+        budget.record_trial(10, epoch_seconds=1.0, trial_id="00")
+        budget.record_trial(10, epoch_seconds=3.0, trial_id="01")
+        return budget
+
+    room = 60 - uneven(0).ending(["00", "01"])
+    fast = _share_of_time(config, uneven(0), members, 0)[0]
+    assert fast == int(room / 4 * 1 / 1.0 - 0.5) == 13  # a quarter of the time at 1 s an epoch
+    # Once the fast one has used its quarter, the slow one gets the rest: as many epochs.
+    assert _share_of_time(config, uneven(room / 4), members, 1)[0] == fast
