@@ -4,11 +4,18 @@ it, so that the experiment's Models tab lists it and the version's page shows it
 
 from __future__ import annotations
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+from mlflow.models import Model
 
 from nnlab.tracking import CHAMPION_ALIAS
+
+
+def registered_mlmodel(client: MlflowClient, name: str, version: str) -> Model:
+    # Read where the version's files are: a models:/ URI resolves in the process's registry,
+    # whichever store a test before this one configured.
+    return Model.load(download_artifacts(artifact_uri=client.get_model_version_download_uri(name, version)))
 
 
 def logged_model_of(version) -> str:
@@ -41,7 +48,7 @@ def test_the_champion_is_a_logged_model_of_its_search(searched_store):
     assert accuracy.model_id == model.model_id and accuracy.run_id == result.parent_run_id
 
     # The version is the logged model's.
-    description = mlflow.models.get_model_info(f"models:/mnist-cnn/{version.version}")
+    description = registered_mlmodel(client, "mnist-cnn", version.version)
     assert description.model_id == model.model_id and description.signature is not None
     assert description.saved_input_example_info is not None
 
@@ -63,7 +70,7 @@ def test_class_names_are_in_the_model_itself(workdir, tracking_uri, small_mnist)
     tracker.close_search()
     client = MlflowClient(tracking_uri)
     version = client.get_model_version("named-linear", "1")
-    assert mlflow.models.get_model_info(f"models:/named-linear/1").metadata == {"class_names": names}
+    assert registered_mlmodel(client, "named-linear", "1").metadata == {"class_names": names}
     linked = {metric.key: metric for metric in client.get_logged_model(logged_model_of(version)).metrics}
     assert linked["test_accuracy"].dataset_name == f"{small_mnist.name}-test"
     assert linked["val_loss_single"].dataset_name == f"{small_mnist.name}-validation"
