@@ -297,8 +297,8 @@ def shows_the_champion_with_its_test_metrics(browser, client, address, experimen
     wait = WebDriverWait(browser, STEP_SECONDS)
     version = client.get_model_version_by_alias("mnist-cnn", "champion")
     model_id = version.source.removeprefix("models:/")
-    accuracy = client.get_logged_model(model_id).metrics
-    shown = str(next(metric.value for metric in accuracy if metric.key == "test_accuracy"))[:6]
+    metrics = client.get_logged_model(model_id).metrics
+    shown = str(next(metric.value for metric in metrics if metric.key == "test_accuracy"))[:6]
     # Wide enough for the Models table's metric columns, which render only when in view.
     browser.set_window_size(3000, 1000)
     pages = [

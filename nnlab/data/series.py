@@ -21,10 +21,9 @@ from __future__ import annotations
 import functools
 import math
 from numbers import Integral
+from pathlib import Path
 
 import numpy as np
-
-from pathlib import Path
 
 from nnlab.data.types import DataSpec, Dataset
 from nnlab.errors import DataError

@@ -129,7 +129,7 @@ def _alias_moved(client: MlflowClient, name: str, version: str, task, test_score
     rescored on this split). A holder that could not be scored here gives way. The version's
     description says which test split decided."""
     previous = alias_holder(client, name)
-    rescored = previous is not None and previous.tags.get(TEST_DATA_TAG) != test_data
+    rescored = previous is not None and tested_otherwise(previous, test_data)
     previous_score = None
     if previous is None:
         decided = "the first version of this model: alias champion set"
@@ -153,6 +153,12 @@ def _alias_moved(client: MlflowClient, name: str, version: str, task, test_score
     return ChampionRecord(version=version, promoted=promoted,
                           previous_version=str(previous.version) if previous else None,
                           previous_test_score=previous_score, rescored=rescored and previous_score is not None)
+
+
+def tested_otherwise(version, test_data: str | None) -> bool:
+    """Whether a registered version (MLflow's ModelVersion) was tested otherwise than `test_data`
+    (a TEST_DATA_TAG value) says: its test score cannot be compared with one on `test_data`."""
+    return version.tags.get(TEST_DATA_TAG) != test_data
 
 
 def _shown(test_data: str | None) -> str:

@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from nnlab.tracking import queries, registry
 from nnlab.tracking.registry import ChampionRecord, HolderScore, RegisteredVersion, test_label
 from nnlab.tracking.store import connect, resolve_tracking_uri
-from nnlab.tracking.tags import ORACLE_PORT_TAG, SEARCH_ID_TAG, TEST_DATA_TAG, TRIAL_ID_TAG
+from nnlab.tracking.tags import ORACLE_PORT_TAG, SEARCH_ID_TAG, TRIAL_ID_TAG
 
 # The MLflow input contexts of a data set's splits, in the order of Dataset's fields.
 DATA_CONTEXTS = ("training", "validation", "test")
@@ -215,7 +215,8 @@ class SearchTracker:
         must be scored as this one is before the alias can move."""
         holder = registry.alias_holder(self.client, registered_name)
         test = self.data_inputs.get("test")
-        if holder is None or (test is not None and holder.tags.get(TEST_DATA_TAG) == test_label(test, judged_by)):
+        if holder is None or not registry.tested_otherwise(
+                holder, test_label(test, judged_by) if test is not None else None):
             return None
         return RegisteredVersion(registered_name, str(holder.version), holder.run_id,
                                  f"models:/{registered_name}/{holder.version}", dict(holder.tags or {}))
