@@ -57,8 +57,10 @@ def main() -> int:
     parser.add_argument("search_flags", nargs="*", help="extra flags for both nnlab.search commands, after --")
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
-    commands = {"offline": ["mnist", *args.search_flags], "official": ["mnist", "--data-dir", str(data_dir),
-                                                                       *args.search_flags]}
+    # --fresh: the second search's tuner state replaces the first's (other data: a resume would be
+    # refused); the store, and the registry in it, is kept.
+    commands = {"offline": ["mnist", "--fresh", *args.search_flags],
+                "official": ["mnist", "--fresh", "--data-dir", str(data_dir), *args.search_flags]}
     here = Path.cwd()
     print("| order | version | its search | its test_accuracy (own split) | holder_test_accuracy on its run "
           "| official 10,000 | alias |")

@@ -39,7 +39,7 @@ from nnlab.workers import DEFAULT_TRIALS_PER_WORKER, WorkerPlan, split_address
 
 # The options that define what a worker runs: a chief hands its own to the workers it starts.
 WORKER_OPTIONS = ("model", "tuner", "max_trials", "epochs", "seed", "data_dir", "mixed_precision", "jit_compile",
-                  "steps_per_execution")
+                  "steps_per_execution", "cross_validation", "executions_per_trial")
 PROG = "nnlab.search"
 
 

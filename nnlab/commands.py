@@ -92,6 +92,8 @@ def print_results(result: SearchResult, echo=print) -> None:
     env = "" if store == DEFAULT_TRACKING_URI else f"MLFLOW_TRACKING_URI={store} "
     report = f"{env}python -m nnlab.report {result.experiment} --model {result.model}"
     _print_leaderboard(result.leaderboard, report, echo)
+    if result.ties:
+        echo(wrapped(result.ties))
     trials = result.champion_trial.split(",")
     which = f"trial {trials[0]}" if len(trials) == 1 else f"the average of trials {', '.join(trials)}"
     task = get_task(result.task)
@@ -126,7 +128,9 @@ def _print_leaderboard(leaderboard, report: str, echo) -> None:
     out said below it, and where the whole table is."""
     shown = leaderboard.head(LEADERBOARD_ROWS)
     echo(f"\nLeaderboard (best first, {len(shown)} of {len(leaderboard)} trials):")
-    table = fitted(shown, TERMINAL_WIDTH, keep=LEADERBOARD_COLUMNS, names=LEADERBOARD_NAMES)
+    spread = [column for column in shown.columns if column.endswith("_std")][:1]  # cross-validated trials
+    names = LEADERBOARD_NAMES | {column: "spread" for column in spread}
+    table = fitted(shown, TERMINAL_WIDTH, keep=LEADERBOARD_COLUMNS + len(spread), names=names)
     echo(table.text)
     if table.short_names:
         legend = [f"{short} = {name}" for short, name in table.short_names.items()]

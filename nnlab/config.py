@@ -94,6 +94,17 @@ class ExperimentConfig:
     # the best trial alone is surely better on the validation split (champion.SINGLE_SURE); 0 or
     # 1: the best trial alone. None: 3 (the GAN: 0).
     ensemble: int | None = None
+    # Folds each trial is cross-validated on (nnlab/data/folds.py): K fits, one per fold of the
+    # training and validation rows, scored as their mean. 0: the one validation split. None: 5
+    # for a table of fewer than folds.SMALL_TABLE_ROWS training and validation rows, else 0.
+    cross_validation: int | None = None
+    # The champion (each member of an average) trained once more from scratch on all the training
+    # and validation rows for the epochs its folds chose, then registered. None: where the search
+    # cross-validates.
+    refit: bool | None = None
+    # Fits of each trial (of each fold) from different initial weights, scored as their mean:
+    # KerasTuner's own setting, for trials whose score is noisy.
+    executions_per_trial: int = 1
     # Failed trials in a row after which the search stops (a broken space, not bad luck).
     max_consecutive_failed_trials: int = 3
     data_dir: str | None = None
@@ -172,6 +183,9 @@ FILE_KEYS: dict[str, tuple[type, ...]] = {
     "steps_per_execution": (int,),
     "keep_checkpoints": (int,),
     "ensemble": (int,),
+    "cross_validation": (int,),
+    "refit": (bool,),
+    "executions_per_trial": (int,),
     "max_consecutive_failed_trials": (int,),
     "data_dir": (str,),
     "source": (str,),
@@ -255,7 +269,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     _check_data_options(config.data, config.dataset, source, where)
     choice("tuner", TUNER_NAMES)
     for key in ("epochs", "batch_size", "patience", "max_trials", "keep_checkpoints", "max_consecutive_failed_trials",
-                "steps_per_execution"):
+                "steps_per_execution", "executions_per_trial"):
         value = getattr(config, key)
         if value is not None and value < 1:
             raise ConfigError(f"{named(key)} must be at least 1")
@@ -267,6 +281,8 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     for key in ("final_epochs", "ensemble"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{named(key)} must be 0 or more")
+    if config.cross_validation is not None and (config.cross_validation < 0 or config.cross_validation == 1):
+        raise ConfigError(f"{named('cross_validation')} must be 0 (one validation split) or at least 2 folds")
     if config.hyperband_factor < 2:
         raise ConfigError(f"{named('hyperband_factor')} must be at least 2")
     if not 0 < config.validation_fraction < 1:

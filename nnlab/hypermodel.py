@@ -231,6 +231,9 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.accelerate = accelerate or Acceleration()
         self.timer: StopAt | None = None  # the last trial's, to tell whether it ran out of time
         self.stop_by = None  # a time budget's: when every trial must have stopped (a callable, time.monotonic)
+    # Whether a trial's fits can be scored on folds of the data (nnlab/data/folds.py) and the
+    # champion refit on all of it: a GAN's trials are scored by a judge, not on validation rows.
+    cross_validates = True
     # What scores a model besides the test split, where something does (a GAN's judge, "mnist-cnn/3"):
     # two versions' test scores compare only when both the split and this are the same.
     judged_by: str | None = None
@@ -356,15 +359,16 @@ class SearchHyperModel(keras_tuner.HyperModel):
         return {}
 
     def fit(self, hp, model, *args, callbacks=None, restore_best_weights=False, timed=True, deadline=None,
-            monitor: tuple[str, str] | None = None, patience: int | None = None, **kwargs):
+            monitor: tuple[str, str] | None = None, patience: int | None = None, early_stopping: bool = True,
+            **kwargs):
         # Early stopping on `monitor` (metric, mode) after `patience` epochs: the objective and
-        # the trials' patience unless the champion's further training says otherwise.
+        # the trials' patience unless the champion's further training says otherwise; none for
+        # a refit, which has no validation rows to watch.
         monitored, mode = monitor or (self.task.objective, self.task.direction)
-        callbacks = list(callbacks or []) + [
-            keras.callbacks.EarlyStopping(monitor=monitored, mode=mode, patience=patience or self.patience,
-                                          restore_best_weights=restore_best_weights),
-            keras.callbacks.TerminateOnNaN(),
-        ]
+        callbacks = list(callbacks or []) + [keras.callbacks.TerminateOnNaN()]
+        if early_stopping:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor=monitored, mode=mode, patience=patience or self.patience,
+                                                           restore_best_weights=restore_best_weights))
         # `deadline` (time.monotonic): a trial's later phase ends when its first one would have;
         # a time budget's end (`stop_by`) ends any trial.
         if timed and self.stop_by is not None:
@@ -400,6 +404,20 @@ class SearchHyperModel(keras_tuner.HyperModel):
             steps_per_epoch = math.ceil(rows / batch_size)
         epochs = fit_options.get("epochs", 1) - fit_options.get("initial_epoch", 0)
         schedule.decay_steps = max(1, steps_per_epoch * epochs)
+
+    def refit(self, hp, train, epochs: int, further_epochs: int = 0, callbacks=()) -> keras.Model:
+        """A model built afresh with `hp` and trained on `train` (all the training and validation
+        rows) as the model chosen on validation was, with no validation split to stop it: its
+        trial's `epochs`, then `further_epochs` with the learning rate annealed to zero (a
+        constant rate; a scheduled one has run its schedule over the first part)."""
+        model = self.build(hp)
+        fit = partial(self.fit, hp, model, *train, early_stopping=False, timed=False, verbose=0)
+        history = fit(epochs=epochs, callbacks=list(callbacks))
+        stopped = any(getattr(callback, "stopped", False) for callback in callbacks)
+        if further_epochs and not stopped and self.anneals_further and learning_rate_schedule(model) is None:
+            done = len(history.epoch)
+            fit(initial_epoch=done, epochs=done + further_epochs, callbacks=[*callbacks, CosineToZero(further_epochs)])
+        return model
 
     def fit_further(self, hp, model, train, validation, initial_epoch: int, epochs: int, callbacks=()) -> Further:
         """Train a restored model on for up to `epochs` more epochs, as KerasTuner advises for the

@@ -57,6 +57,8 @@ class SearchResult:
     model: str = ""
     task: str = "classification"  # how the scores are ranked (nnlab.tasks)
     experiment_id: str = ""
+    # Where the best trials are within one validation example of each other, says so (ties_note).
+    ties: str | None = None
 
     @functools.cached_property
     def champion(self):
@@ -149,6 +151,7 @@ class _Search:
             raise ConfigError(str(error)) from None
         self.hypermodel = policy(space=config.space, trial_timeout=config.trial_timeout)
         self.task = self.hypermodel.task
+        self.folds = trial_folds(config, dataset, self.hypermodel)
         self.budget = time_budget(config, dataset, started)
         if self.budget is not None:  # a trial still training when only the ending is left stops
             self.hypermodel.stop_by = self.budget.training_deadline
@@ -213,7 +216,7 @@ class _Search:
         budget, tracker = self.budget, self.tracker
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner from ..."
-                self.tuner = make_tuner(self.config, self.hypermodel, tracker, self.tuning_root,
+                self.tuner = make_tuner(self.config, self.hypermodel, tracker, self.tuning_root, folds=self.folds,
                                         on_trial_done=self._report, on_trial_progress=self._progress,
                                         interrupted=self.interrupted,
                                         stop_reason=budget.stop_reason if budget else None,
@@ -352,7 +355,14 @@ class _Search:
             promoted=promoted, alias_holder=alias_holder, newly_registered=newly_registered,
             trials_run=self.trials_run, stopped_because=self.tuner.oracle.stopped_because, experiment=config.name,
             model=config.model, task=task.name, experiment_id=tracker.experiment_id,
+            ties=ties_note(leaderboard, task, self._validation_examples()),
         )
+
+    def _validation_examples(self) -> int:
+        """The examples a trial's score is the mean over: the validation split's, or with folds
+        every training and validation row (each validated once)."""
+        rows = row_count(self.dataset.validation[0]) or 0
+        return rows + (row_count(self.dataset.train[0]) or 0) if self.folds else rows
 
     def _register(self, best_trials) -> tuple[tuple, list[str]]:
         """The champion step (nnlab/champion.py): (label, test metrics, version, promoted, the
@@ -365,6 +375,22 @@ class _Search:
         record = champion.record
         holder = None if record.promoted else (record.previous_version, record.previous_test_score)
         return (champion.label, champion.test_metrics, record.version, record.promoted, holder), errors
+
+
+def ties_note(leaderboard, task, examples: int) -> str | None:
+    """Where the best trials' accuracy is within one validation example of the best (1 /
+    `examples`): which they are, and that the validation loss ranked them; else None."""
+    best = task.best_key
+    if task.name != "classification" or not examples or best not in leaderboard or len(leaderboard) < 2:
+        return None
+    scores = leaderboard[best].astype(float)
+    one = 1 / examples
+    close = leaderboard["trial"][(scores.iloc[0] - scores).abs() <= one + 1e-9].tolist()
+    if len(close) < 2:
+        return None
+    listed = ", ".join(map(str, close[:-1])) + f" and {close[-1]}"
+    return (f"Trials {listed} are within one validation example of each other in {task.objective} "
+            f"(1/{examples} = {one:.4f}): ranked on val_loss at their best epochs, not by chance.")
 
 
 def check_before_start(config: ExperimentConfig, workers=None) -> None:
@@ -419,6 +445,21 @@ def time_budget(config: ExperimentConfig, dataset: Dataset, started: float | Non
     passes = (test + validation) / (5 * train + validation) if train else 0.0
     return TimeBudget(config.time_budget, final_epochs=config.final_epochs, members=max(1, config.ensemble),
                       prediction_epochs=passes, started=started)
+
+
+def trial_folds(config: ExperimentConfig, dataset: Dataset, hypermodel) -> int:
+    """The folds each trial fits (nnlab/data/folds.py): the experiment's cross_validation, else
+    by the data's size; none for a family whose trials are not scored on validation rows (the
+    GAN's), which refuses a cross_validation or refit asked of it."""
+    from nnlab.data.folds import search_folds
+
+    if not hypermodel.cross_validates:
+        for key in ("cross_validation", "refit"):
+            if getattr(config, key):
+                raise ConfigError(f"{named_setting(config, key)}: the {config.model} family's trials are scored by "
+                                  "its judge, not on validation rows; it cannot be cross-validated or refit")
+        return 0
+    return search_folds(config.cross_validation, dataset.train, dataset.validation, dataset.spec, config.seed)
 
 
 def source_of(config: ExperimentConfig, source=None):

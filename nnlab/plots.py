@@ -120,6 +120,30 @@ def learning_curves(epochs: list[int], logs: list[dict], objective: str, title: 
     return figure
 
 
+def fits_curves(curves: dict, objective: str, title: str) -> Figure:
+    """A trial of several fits (K folds, repeats): each fit's loss and objective per epoch, its
+    training line dashed and its validation line solid in one colour, labelled "fold2" etc."""
+    metric = objective.removeprefix("val_")
+    figure = Figure(figsize=(9, 3.6))
+    _margins(figure, left=0.75, right=0.15, bottom=0.55, top=0.75, wspace=0.85, columns=2)
+    for axes, name in zip(figure.subplots(1, 2), ("loss", metric)):
+        for number, (label, epoch_logs) in enumerate(curves.items()):
+            epochs = [epoch for epoch, _logs in epoch_logs]
+            colour = f"C{number % 10}"
+            for key, style, shown in ((name, "--", None), (f"val_{name}", "-", label.strip("/"))):
+                values = [logs.get(key, np.nan) for _epoch, logs in epoch_logs]
+                if np.isfinite(np.asarray(values, dtype=float)).any():
+                    axes.plot(epochs, values, style, color=colour, label=shown)
+        axes.set(xlabel="epoch", ylabel=name)
+        axes.set_title(f"{name} (dashed: training)", y=TITLE_Y)
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.grid(alpha=0.3)
+        if axes.lines:
+            axes.legend(fontsize="small")
+    figure.suptitle(title)
+    return figure
+
+
 def confusion_counts(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
     """counts[true, predicted]."""
     counts = np.zeros((classes, classes), dtype=int)

@@ -28,7 +28,8 @@ from nnlab.config import TUNER_NAMES, ExperimentConfig, load_config
 from nnlab.data import Dataset
 from nnlab.errors import ConfigError, SearchError, SearchFailed, print_error
 from nnlab.models import family_names
-from nnlab.pipeline import TUNING_ROOT, SearchResult, check_before_start, hypermodel_policy, run_search, source_of
+from nnlab.pipeline import (TUNING_ROOT, SearchResult, check_before_start, hypermodel_policy, run_search, source_of,
+                            trial_folds)
 from nnlab.state import check_state
 from nnlab.workers import (DEFAULT_TRIALS_PER_WORKER, WORKER_RETIRED, check_address, die_with_chief,
                            quiet_trial_protos, split_address, wait_while_idle, worker_environment)
@@ -64,7 +65,7 @@ def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_i
     os.environ.update(worker_environment(worker_id, oracle))  # what makes KerasTuner's tuner a worker
     with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner from ..."
         tuner = make_tuner(config, hypermodel, tracker, tuning_root, interrupted=interrupted,
-                           retire_after=trials_each or None)
+                           retire_after=trials_each or None, folds=trial_folds(config, dataset, hypermodel))
     wait_while_idle(tuner.oracle)
     quiet_trial_protos()
     gc.freeze()  # as in run_search: the long-lived objects are left out of every collection
@@ -113,8 +114,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ensemble", type=cli.whole_number, help="average the best K trials of different "
                         "hyperparameters into one model, registered unless the best alone is surely better on validation "
                         "(default 3, the GAN 0; 0: the best alone)")
+    parser.add_argument("--cross-validation", type=cli.whole_number, metavar="K",
+                        help="score each trial as the mean of K fits on K folds of the training and validation rows, "
+                        "and refit the champion on all of them (default: 5 for a table under 2,000 rows, else 0: "
+                        "one validation split)")
+    parser.add_argument("--executions-per-trial", type=cli.positive, metavar="N",
+                        help="fit each trial (each fold) N times from different initial weights and score the mean "
+                        "(KerasTuner's setting; default 1)")
     parser.add_argument("--fresh", action="store_true", help="discard the saved tuner state and start a new search")
-    scale = parser.add_argument_group("worker processes and machines (README: Scaling out)")
+    _scaling_flags(parser.add_argument_group("worker processes and machines (README: Scaling out)"))
+    return parser.parse_args(argv)
+
+
+def _scaling_flags(scale) -> None:
+    """The flags of worker processes, machines and accelerators."""
     scale.add_argument("--workers", type=cli.whole_number,
                        help="worker processes on this machine that run the trials (default: none, the trials run in "
                        "this process, where the search plans no more than --worker-trials of them, else 1; with "
@@ -137,7 +150,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="XLA-compile every model (jit_compile; default: Keras' own choice, XLA where a GPU is)")
     scale.add_argument("--steps-per-execution", type=cli.positive,
                        help="batches per call into the compiled training step (steps_per_execution; default 1)")
-    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:

@@ -19,6 +19,7 @@ import warnings
 
 import keras
 import keras_tuner
+from keras_tuner.src.engine import tuner_utils
 import numpy as np
 
 from nnlab import plots
@@ -38,8 +39,20 @@ def trial_params(hp) -> dict:
 
 
 def summarise(histories, task) -> dict:
-    """best_<objective> and its (1-based) epoch; a loss that went NaN or inf fails the trial."""
-    history = histories[-1] if isinstance(histories, list) else histories
+    """best_<objective> and its (1-based) epoch; a loss that went NaN or inf fails the trial. A
+    trial of several fits (K folds, or repeats: executions_per_trial) is their mean, as KerasTuner
+    scores it, with the spread beside it (best_<objective>_std) and each fit's best."""
+    fits = histories if isinstance(histories, list) else [histories]
+    summaries = [_fit_summary(history, task) for history in fits]
+    if len(summaries) == 1:
+        return summaries[0]
+    summary = {key: float(np.mean([each[key] for each in summaries])) for key in summaries[0]}
+    summary["best_epoch"] = int(round(summary["best_epoch"]))  # what a refit trains (champion._refit)
+    summary[f"{task.best_key}_std"] = float(np.std([each[task.best_key] for each in summaries]))
+    return summary
+
+
+def _fit_summary(history, task) -> dict:
     if not history.history.get(task.objective):
         raise keras_tuner.errors.FailedTrialError(f"no epoch reported {task.objective}")
     for name, values in history.history.items():  # loss, or a GAN's discriminator_loss and generator_loss
@@ -72,11 +85,16 @@ class WorkerRetires(Exception):
 class TrackedTrials:
     """Mixin for a KerasTuner tuner: one nested MLflow run per trial, each trial seeded from the
     search's seed and its number, its timing told to the oracle (ReportsTrials reports it).
-    `retire_after`: in a worker process, the trials it runs before it ends (WorkerRetires)."""
+    `retire_after`: in a worker process, the trials it runs before it ends (WorkerRetires).
+    `folds` K of 2 or more: each trial is K fits, one per fold of the training and validation
+    rows (nnlab/data/folds.py), scored as their mean (KerasTuner averages several fits' results)."""
 
     def __init__(self, oracle, hypermodel, tracker, seed: int = 1, interrupted=None,
-                 retire_after: int | None = None, **kwargs):
+                 retire_after: int | None = None, folds: int = 0, **kwargs):
         self.tracker = tracker
+        self.folds = folds
+        self._fold_rows = None  # (inputs, targets, [(training rows, validation rows) of each fold]), made once
+        self._fit_label = ""  # where a trial fits more than once, the prefix of this fit's curves: "fold2/"
         # A callable: has the user asked the search to stop (Ctrl-C, SIGTERM)? The signal's
         # KeyboardInterrupt can land inside TensorFlow, which may turn it into another error or
         # swallow it; this tells the truth either way.
@@ -87,7 +105,8 @@ class TrackedTrials:
         self._param_count: int | None = None
         self._last_trial = (0.0, 0.0, False)  # seconds, seconds per epoch, timed out
         self._epoch_ends: list[float] = []
-        self._epoch_logs: list[tuple[int, dict]] = []  # (epoch, logs): the trial's learning curves
+        self._epoch_logs: list[tuple[int, dict]] = []  # (epoch, logs): the fit's learning curves
+        self._curves: dict[str, list[tuple[int, dict]]] = {}  # a trial of several fits: each fit's, by its label
         # The algorithms' own constructors only build their oracle; ours comes ready-made.
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
@@ -95,6 +114,10 @@ class TrackedTrials:
     # models): Keras' warning that the fresh optimizer skips the saved one's state is noise.
     def _build_hypermodel(self, hp):
         with _weights_only_restore():
+            if self.folds:
+                # Every fold trains from scratch: a continued Hyperband round's parent checkpoint
+                # is one fold's model, which has trained on the other folds' validation rows.
+                return keras_tuner.Tuner._build_hypermodel(self, hp)
             return super()._build_hypermodel(hp)
 
     def load_model(self, trial):
@@ -125,9 +148,9 @@ class TrackedTrials:
                                  | self.hypermodel.run_params(trial.hyperparameters), tags=ran_by)
         started = time.monotonic()
         self._epoch_ends = [started]
-        self._epoch_logs = []
+        self._epoch_logs, self._curves, self._fit_label = [], {}, ""
         try:
-            histories = super().run_trial(trial, *args, **kwargs)
+            histories = self._fits(trial, *args, **kwargs)
             if self.interrupted():
                 # The signal came while it trained and TensorFlow swallowed its KeyboardInterrupt:
                 # the trial stopped at an epoch's end (on_epoch_end) and is KILLED, as Ctrl-C says.
@@ -153,6 +176,53 @@ class TrackedTrials:
         self._tell_timing(trial)
         return histories
 
+    def _fits(self, trial, *args, **kwargs):
+        """The trial's fits: KerasTuner's (one, or executions_per_trial on the validation split), or
+        with `folds` one per fold, each repeated executions_per_trial times, every fit from scratch
+        and validated on rows it did not train on. KerasTuner's checkpoint keeps the best epoch of
+        any fit. Hyperband's round sets each fit's epochs."""
+        if not self.folds and self.executions_per_trial == 1:
+            return super().run_trial(trial, *args, **kwargs)
+        hp = trial.hyperparameters
+        if "tuner/epochs" in hp.values:  # Hyperband's round (its own run_trial, bypassed here)
+            kwargs["epochs"] = hp.values["tuner/epochs"]
+            kwargs["initial_epoch"] = 0 if self.folds else hp.values["tuner/initial_epoch"]
+        checkpoint = tuner_utils.SaveBestEpoch(objective=self.oracle.objective,
+                                               filepath=self._get_checkpoint_fname(trial.trial_id))
+        callbacks = kwargs.pop("callbacks", [])
+        fits = self._fold_data(args, kwargs) if self.folds else [("", args, kwargs.get("validation_data"))]
+        histories = []
+        for execution in range(1, self.executions_per_trial + 1):
+            for label, fit_args, validation in fits:
+                repeat = f"repeat{execution}/" if self.executions_per_trial > 1 else ""
+                self._fit_label, self._epoch_logs = f"{repeat}{label}", []
+                fit_kwargs = dict(kwargs, validation_data=validation, callbacks=[
+                    *self._deepcopy_callbacks(callbacks), tuner_utils.TunerCallback(self, trial), checkpoint])
+                try:
+                    histories.append(self._build_and_fit_model(trial, *fit_args, **fit_kwargs))
+                finally:  # a fit that failed shows how far it got
+                    self._end_fit()
+        return histories
+
+    def _fold_data(self, args, kwargs) -> list[tuple]:
+        """(label, (inputs, targets), validation) of each fold of the training and validation rows
+        the search was given, made once for the search (the same folds for every trial)."""
+        from nnlab.data.folds import fold_indices, joined, take
+
+        if self._fold_rows is None:
+            inputs, targets = joined(args[:2], kwargs["validation_data"])
+            spec = self.hypermodel.spec
+            self._fold_rows = (inputs, targets, fold_indices(targets, self.folds, spec.task, spec.kind, self.seed))
+        inputs, targets, folds = self._fold_rows
+        return [(f"fold{number}/", (take(inputs, train), targets[train]), (take(inputs, validation), targets[validation]))
+                for number, (train, validation) in enumerate(folds, 1)]
+
+    def _end_fit(self) -> None:
+        """A fit of a trial of several has ended: its curves go on the trial's run at once, under its label."""
+        if self._epoch_logs:
+            self._curves[self._fit_label] = self._epoch_logs
+            self.tracker.log_curves(self._epoch_logs, self._fit_label)
+
     def _tell_timing(self, trial) -> None:
         seconds, epoch_seconds, timed_out = self._last_trial
         self.oracle.update_trial(trial.trial_id, dict(zip(TIMING_METRICS, (seconds, epoch_seconds, float(timed_out)))))
@@ -162,7 +232,8 @@ class TrackedTrials:
             model.stop_training = True
         self._epoch_ends.append(time.monotonic())
         self._epoch_logs.append((epoch + 1, dict(logs or {})))
-        self.tracker.log_metrics(logs or {}, step=epoch + 1)
+        if not self._fit_label:  # a trial of several fits logs each fit's curves at its end (_end_fit)
+            self.tracker.log_metrics(logs or {}, step=epoch + 1)
         objective = (logs or {}).get(self.hypermodel.task.objective, math.nan)
         self.oracle.update_trial(trial.trial_id, dict(zip(PROGRESS_METRICS, (float(epoch + 1), float(objective)))))
         figures = self.hypermodel.epoch_figures(epoch + 1)  # a GAN's sample grid
@@ -173,11 +244,16 @@ class TrackedTrials:
     def _log_learning_curves(self, trial) -> dict:
         """Draw the trial's curves on its run. A figure that cannot be drawn costs the trial
         nothing: the reason becomes a tag of its run (returned), the run is closed as it ended."""
-        if not self._epoch_logs:
+        objective, title = self.hypermodel.task.objective, f"trial {trial.trial_id}"
+        if self._curves:  # a trial of several fits: each one's
+            images, errors = plots.draw_all({"learning_curves": lambda: plots.fits_curves(
+                self._curves, objective, f"{title}, {len(self._curves)} fits")})
+        elif self._epoch_logs:
+            epochs, logs = zip(*self._epoch_logs)
+            images, errors = plots.draw_all({"learning_curves": lambda: plots.learning_curves(
+                list(epochs), list(logs), objective, title)})
+        else:
             return {}
-        epochs, logs = zip(*self._epoch_logs)
-        images, errors = plots.draw_all({"learning_curves": lambda: plots.learning_curves(
-            list(epochs), list(logs), self.hypermodel.task.objective, f"trial {trial.trial_id}")})
         self.tracker.log_images(images)
         return {"nnlab.plot_error": f"learning curves not drawn: {one_line(errors['learning_curves'])}"} if errors else {}
 
@@ -198,11 +274,12 @@ class TrackedTrials:
 
 
 def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_trial_done=None, stop_reason=None,
-               interrupted=None, retire_after: int | None = None, failure_reason=None, on_trial_progress=None):
+               interrupted=None, retire_after: int | None = None, failure_reason=None, on_trial_progress=None,
+               folds: int = 0):
     """The configured KerasTuner algorithm with tracking, resuming from `directory` unless fresh;
     `stop_reason` (a callable) may end the search early, `interrupted` (a callable) says the user
     stopped it, `on_trial_done` hears of every trial that ends and `on_trial_progress` of every
-    epoch's end. In a worker process (KerasTuner's
+    epoch's end; `folds` (pipeline.trial_folds): the folds each trial fits. In a worker process (KerasTuner's
     KERASTUNER_* variables set) the oracle is the chief's, over gRPC, and those three act there."""
     # KerasTuner prints every failed trial's traceback while its DEBUG flag is on (the default);
     # nnlab reports one line and keeps the traceback in the trial's run (failure.txt).
@@ -221,6 +298,8 @@ def make_tuner(config, hypermodel, tracker, directory, fresh: bool = False, on_t
         seed=config.seed,
         interrupted=interrupted,
         retire_after=retire_after,
+        folds=folds,
+        executions_per_trial=config.executions_per_trial,
         directory=str(directory),
         project_name=config.tuning_name,
         overwrite=fresh,

@@ -118,6 +118,17 @@ def test_a_csv_searches_registers_and_serves_raw_rows(workdir, capsys, free_port
     trial = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")[0]
     assert {item.dataset.name for item in trial.inputs.dataset_inputs} == {"diabetes-training", "diabetes-validation"}
 
+    # 353 training and validation rows: cross-validated by default, each trial the mean of 5 fits,
+    # each fit's curves on its run, the spread beside the mean; the champion refit on all rows and
+    # registered, both test scores on the search's run.
+    assert "best_val_rmse_std" in trial.data.metrics
+    for fold in range(1, 6):
+        steps = [point.step for point in client.get_metric_history(trial.info.run_id, f"fold{fold}/val_rmse")]
+        assert steps and steps == list(range(1, len(steps) + 1))
+    assert "Refit: trials" in out and "from scratch on all 353 training and validation rows" in out
+    assert parent.data.metrics["test_rmse"] == parent.data.metrics["test_rmse_refit"]
+    assert "test_rmse_validation_chosen" in parent.data.metrics
+
     # Raw rows as the CSV holds them, a missing value and all; the target left out.
     rows = pd.read_csv(workdir / "diabetes.csv").drop(columns="progression").iloc[[4, 7, 10, 11]].reset_index(drop=True)
     model = nnlab.load_model("progression-dfn", tracking_uri)

@@ -309,6 +309,10 @@ class GANHyperModel(SearchHyperModel):
     labels, where the generator has a class code), scored after each epoch by Quality; early
     stopping and the tuner read val_fid_mnist."""
 
+    # Its trials are scored by the judge on generated images against the validation images'
+    # features, prepared once: no folds, no refit.
+    cross_validates = False
+
     def __init__(self, builder, spec, batch_size: int, patience: int, tracking_uri: str | None = None, **options):
         super().__init__(builder, spec, batch_size, patience, **options)
         self.task = GENERATION

@@ -14,8 +14,9 @@ from typing import Callable, ClassVar, NamedTuple
 import numpy as np
 
 # What follows test_<metric>_ in a champion's test metrics that is no baseline's name: the best
-# trial's and the average's own scores (nnlab/champion.py), the ratio to the best baseline.
-NOT_BASELINES = ("single", "ensemble", "over_best_baseline")
+# trial's and the average's own scores, the refit's and the model chosen on validation (nnlab/champion.py),
+# the ratio to the best baseline.
+NOT_BASELINES = ("single", "ensemble", "over_best_baseline", "refit", "validation_chosen")
 
 
 class ChampionFigure(NamedTuple):

@@ -53,7 +53,7 @@ def trial_runs(client: MlflowClient, experiment_id: str, parent_run_id: str, tri
 
 def trial_leaderboard(tracking_uri: str, experiment_id: str, parent_run_id: str, task) -> pd.DataFrame:
     """A search's trial runs, best first as the task ranks them (nnlab.tasks): trial, status, best
-    objective, best epoch, size, time,
+    objective (and its spread over a trial's fits, where it had several), best epoch, size, time,
     then the hyperparameters as numbers where they are numbers. Hyperband's bookkeeping params
     (tuner/bracket, ...) are left out but for tuner/epochs, the epochs the trial was given."""
     runs = trial_runs(MlflowClient(tracking_uri), experiment_id, parent_run_id)
@@ -70,6 +70,9 @@ def trial_leaderboard(tracking_uri: str, experiment_id: str, parent_run_id: str,
             "train_seconds": [run.data.metrics.get("train_seconds") for run in runs],
         }
     )
+    spread = [run.data.metrics.get(f"{best}_std") for run in runs]
+    if any(value is not None for value in spread):  # trials of several fits: the spread beside their mean
+        table.insert(3, f"{best}_std", pd.to_numeric(pd.Series(spread, dtype=object)).astype(float))
     for column in (best, "train_seconds"):
         table[column] = table[column].astype(float)
     for column in ("best_epoch", "param_count"):  # MLflow keeps every metric as a float

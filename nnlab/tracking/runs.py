@@ -6,6 +6,7 @@ registry.py's and queries.py's; SearchTracker hands them this search's client an
 from __future__ import annotations
 
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import Metric
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.exceptions import MlflowException
 
@@ -145,6 +147,17 @@ class SearchTracker:
 
     # ------------------------------------------------------------ trial runs
 
+    def trial_best_epochs(self, trial_ids: list[str]) -> dict[str, int]:
+        """trial id -> the epoch its finished run was best at (best_epoch: the mean over its folds
+        where it had several fits), for the trials that have one."""
+        epochs = {}
+        for trial_id in trial_ids:
+            finished = [run for run in self._trial_runs(trial_id) if run.info.status == "FINISHED"
+                        and "best_epoch" in run.data.metrics]
+            if finished:
+                epochs[trial_id] = max(1, int(round(finished[0].data.metrics["best_epoch"])))
+        return epochs
+
     def _trial_runs(self, trial_id: str):
         return queries.trial_runs(self.client, self.experiment_id, self.parent_run_id, trial_id)
 
@@ -177,6 +190,17 @@ class SearchTracker:
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         """Metrics of the active run: the trial being run, else the search's parent run."""
         mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
+
+    def log_curves(self, curves: list[tuple[int, dict]], prefix: str) -> None:
+        """A whole fit's epochs, (epoch, logs) each, on the active run in a few batched writes, each
+        name under `prefix` ("fold2/val_loss"): a cross-validated trial's K fits would otherwise
+        write K times as often as a trial of one fit."""
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"{prefix}{name}", float(value), now, step) for step, logs in curves
+                   for name, value in logs.items()]
+        run_id = mlflow.active_run().info.run_id
+        for start in range(0, len(metrics), 1000):  # MLflow takes at most 1,000 metrics a batch
+            self.client.log_batch(run_id, metrics=metrics[start:start + 1000])
 
     def end_trial(self, status: str, metrics: dict | None = None, reason: str | None = None,
                   details: str | None = None, timed_out: bool = False, tags: dict | None = None) -> None:

@@ -1,0 +1,97 @@
+"""Cross-validation's folds (nnlab/data/folds.py): stratified for classes, shuffled for a table's
+values, in time order for a series; which searches make them by default; what is refused."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from nnlab.config import load_config
+from nnlab.data.folds import DEFAULT_FOLDS, SMALL_TABLE_ROWS, fold_indices, folds_for, joined, take
+from nnlab.errors import ConfigError, DataError
+
+
+def test_classification_folds_are_stratified_and_score_every_row_once():
+    targets = np.repeat([0, 1, 2], [50, 30, 10])
+    folds = fold_indices(targets, 5, "classification", "table", seed=1)
+    assert len(folds) == 5
+    validated = np.concatenate([validation for _train, validation in folds])
+    assert sorted(validated) == list(range(len(targets)))  # every row validated exactly once
+    for train, validation in folds:
+        assert not set(train) & set(validation)
+        assert np.bincount(targets[validation]).tolist() == [10, 6, 2]  # each class in proportion
+    assert [list(v) for _t, v in folds] != [list(v) for _t, v in fold_indices(targets, 5, "classification",
+                                                                               "table", seed=2)]
+
+
+def test_a_series_folds_in_time_order_and_values_are_shuffled():
+    for train, validation in fold_indices(np.zeros(60), 4, "regression", "sequence", seed=1):
+        assert train.max() < validation.min()  # trained on the weeks before, never after
+    folds = fold_indices(np.arange(40.0), 4, "regression", "table", seed=1)
+    assert sorted(np.concatenate([v for _t, v in folds])) == list(range(40))
+    assert list(folds[0][1]) != sorted(folds[0][1]) or folds[0][1][0] != 0  # shuffled, not blocks
+
+
+def test_too_few_rows_for_the_folds_are_refused():
+    with pytest.raises(DataError, match="the smallest class has 3 training and validation rows: too few for 5 folds"):
+        fold_indices(np.array([0] * 20 + [1] * 3), 5, "classification", "table", seed=1)
+    with pytest.raises(DataError, match="too few for 5 time-ordered folds"):
+        fold_indices(np.zeros(8), 5, "regression", "sequence", seed=1)
+
+
+def test_which_searches_cross_validate_by_default():
+    assert folds_for(None, 455, "table") == DEFAULT_FOLDS
+    assert folds_for(None, SMALL_TABLE_ROWS, "table") == 0
+    assert folds_for(None, 800, "image") == 0 and folds_for(None, 500, "sequence") == 0
+    assert folds_for(3, 50_000, "image") == 3 and folds_for(0, 100, "table") == 0
+
+
+def test_rows_join_and_split_as_arrays_and_tables():
+    import pandas as pd
+
+    inputs, targets = joined((pd.DataFrame({"a": [1.0, 2.0]}), np.array([0, 1])),
+                             (pd.DataFrame({"a": [3.0]}), np.array([1])))
+    assert list(take(inputs, np.array([2, 0]))["a"]) == [3.0, 1.0] and list(targets) == [0, 1, 1]
+    images, _labels = joined((np.zeros((2, 4, 4)), np.zeros(2)), (np.ones((1, 4, 4)), np.ones(1)))
+    assert take(images, np.array([2])).sum() == 16
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"cross_validation": 1}, "--cross-validation 1 must be 0 (one validation split) or at least 2 folds"),
+    ({"cross_validation": -2}, "--cross-validation -2 must be 0"),
+    ({"executions_per_trial": 0}, "--executions-per-trial 0 must be at least 1"),
+])
+def test_cross_validation_settings_are_checked(flags, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("wine", flags)
+
+
+def test_the_command_refuses_folds_it_cannot_make(workdir, capsys):
+    from nnlab.search import main
+
+    # A GAN's trials are scored by its judge; wine's smallest class has 48 rows for 60 folds.
+    assert main(["mnist", "--model", "gan", "--cross-validation", "3"]) == 2
+    error = capsys.readouterr().err
+    assert "--cross-validation 3: the gan family's trials are scored by its judge" in error
+    assert "Traceback" not in error
+    assert main(["wine", "--cross-validation", "60"]) != 0
+    error = capsys.readouterr().err
+    assert "too few for 60 folds" in error and "Traceback" not in error
+    assert not (workdir / "mlruns").exists() or not list((workdir / "mlruns").rglob("meta.yaml"))
+
+
+def test_the_leaderboard_says_when_the_best_trials_are_within_one_example():
+    import pandas as pd
+
+    from nnlab.pipeline import ties_note
+    from nnlab.tasks import get_task
+
+    leaderboard = pd.DataFrame({"trial": ["04", "01", "07"], "best_val_accuracy": [0.98, 0.975, 0.95]})
+    note = ties_note(leaderboard, get_task("classification"), 142)  # one example: 0.0070
+    assert note.startswith("Trials 04 and 01 are within one validation example of each other in val_accuracy")
+    assert "(1/142 = 0.0070): ranked on val_loss" in note
+    assert ties_note(leaderboard, get_task("classification"), 1000) is None  # 0.005 apart: five examples
+    assert ties_note(leaderboard.rename(columns={"best_val_accuracy": "best_val_rmse"}),
+                     get_task("regression"), 142) is None
