@@ -19,6 +19,8 @@ from functools import partial
 import numpy as np
 
 from nnlab import plots
+from nnlab.budget import format_duration
+from nnlab.data.folds import joined
 from nnlab.errors import TrackingError
 from nnlab.formats import wrapped
 from nnlab.provenance import package_version
@@ -199,8 +201,6 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, tracker, echo, b
     the time budget cut it short; both test scores go on the search's run."""
     import keras
 
-    from nnlab.budget import format_duration
-    from nnlab.data.folds import joined
     from nnlab.hypermodel import StopAt
 
     task, key = hypermodel.task, hypermodel.task.test_key

@@ -23,6 +23,7 @@ from nnlab.accelerators import Acceleration, missing_gpus
 from nnlab.budget import TimeBudget, format_duration
 from nnlab.config import ExperimentConfig, as_params, named_setting
 from nnlab.data import Dataset, load_dataset
+from nnlab.data.folds import search_folds
 from nnlab.data.types import row_count
 from nnlab.errors import ConfigError, SearchError, SearchFailed, WorkersError, one_line
 from nnlab.builders import check_builds
@@ -451,8 +452,6 @@ def trial_folds(config: ExperimentConfig, dataset: Dataset, hypermodel) -> int:
     """The folds each trial fits (nnlab/data/folds.py): the experiment's cross_validation, else
     by the data's size; none for a family whose trials are not scored on validation rows (the
     GAN's), which refuses a cross_validation or refit asked of it."""
-    from nnlab.data.folds import search_folds
-
     if not hypermodel.cross_validates:
         for key in ("cross_validation", "refit"):
             if getattr(config, key):

@@ -23,6 +23,7 @@ from keras_tuner.src.engine import tuner_utils
 import numpy as np
 
 from nnlab import plots
+from nnlab.data.folds import fold_indices, joined, take
 from nnlab.errors import one_line
 from nnlab.oracles import ALGORITHMS, PROGRESS_METRICS, TIMING_METRICS, make_oracle
 from nnlab.tracking import TIE_BREAK_METRIC
@@ -207,8 +208,6 @@ class TrackedTrials:
     def _fold_data(self, args, kwargs) -> list[tuple]:
         """(label, (inputs, targets), validation) of each fold of the training and validation rows
         the search was given, made once for the search (the same folds for every trial)."""
-        from nnlab.data.folds import fold_indices, joined, take
-
         if self._fold_rows is None:
             inputs, targets = joined(args[:2], kwargs["validation_data"])
             spec = self.hypermodel.spec

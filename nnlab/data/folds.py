@@ -7,13 +7,15 @@ Where the data is small a single validation split of a few dozen rows scores in 
 (15 rows: steps of 0.067) and picks the champion by chance among ties; K folds score every
 labelled row once.
 
-scikit-learn (installed with nnlab) makes the folds; it is imported when folds are made.
+scikit-learn (installed with nnlab) makes the folds; it and pandas are imported inside functions, when
+folds are made: a config check loads neither.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from nnlab.data.types import row_count
 from nnlab.errors import DataError
 
 # A table search cross-validates by default below this many training and validation rows: the
@@ -82,8 +84,6 @@ def fold_indices(targets: np.ndarray, folds: int, task: str, kind: str, seed: in
 def search_folds(setting: int | None, train: tuple, validation: tuple, spec, seed: int) -> int:
     """The folds a search makes of its training and validation rows (folds_for), checked against
     them: rows or classes too few for the folds are a DataError, said before the search starts."""
-    from nnlab.data.types import row_count
-
     folds = folds_for(setting, (row_count(train[0]) or 0) + (row_count(validation[0]) or 0), spec.kind)
     if folds:
         fold_indices(np.concatenate([train[1], validation[1]]), folds, spec.task, spec.kind, seed)
