@@ -3,7 +3,7 @@ values and text columns) with their defaults, timed end to end, beside scikit-le
 baselines on the same split, over one or more seeds (the seed also draws the split).
 
     python benchmarks/tables_sklearn.py                           # the three scikit-learn tables, seed 1
-    python benchmarks/tables_sklearn.py --seeds 1 2 3 wine autompg
+    python benchmarks/tables_sklearn.py wine autompg --seeds 1 2 3
     python benchmarks/tables_sklearn.py --seeds 1 2 3 -- --cross-validation 0   # flags for every search
     python benchmarks/tables_sklearn.py --model linear            # the no-hidden-layer family instead of dfn
 

@@ -62,7 +62,10 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
     if others:
         chosen = _single_or_average(task, dataset, chosen, others, inputs, echo)
     if refits(config, tuner):
-        chosen = _refit(config, tuner, hypermodel, dataset, chosen, tracker, echo, budget)
+        # Cross-validated, the members' checkpoints have trained on most of the validation split
+        # that chose between the best alone and the average: the refit averages every member.
+        members = best_trials if getattr(tuner, "folds", 0) else chosen.trials
+        chosen = _refit(config, tuner, hypermodel, dataset, chosen, members, tracker, echo, budget)
     label = ",".join(trial.trial_id for trial in chosen.trials)
     # Beside them, and logged with them, the forecasts that are no model: has it learnt anything?
     test_metrics = chosen.test_metrics | task.baseline_metrics(
@@ -193,11 +196,11 @@ def refits(config, tuner) -> bool:
     return config.refit if config.refit is not None else bool(getattr(tuner, "folds", 0))
 
 
-def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, tracker, echo, budget=None) -> _Chosen:
-    """`chosen`'s trials each built afresh and trained on all the training and validation rows
+def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, tracker, echo, budget=None) -> _Chosen:
+    """`members` (`chosen`'s trials, or every member where cross-validated) each built afresh and trained on all the training and validation rows
     for the epochs its folds (or its validation run) chose and the further epochs the model
-    chosen on validation trained on (hypermodel.refit), averaged where `chosen` is an average,
-    and tested. Registered by rule, decided before either is tested: the refit, unless
+    chosen on validation trained on (hypermodel.refit), averaged where they are several, and
+    tested. Registered by rule, decided before either is tested: the refit, unless
     the time budget cut it short; both test scores go on the search's run."""
     import keras
 
@@ -205,14 +208,14 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, tracker, echo, b
 
     task, key = hypermodel.task, hypermodel.task.test_key
     rows = joined(dataset.train, dataset.validation)
-    epochs = tracker.trial_best_epochs([trial.trial_id for trial in chosen.trials])
+    epochs = tracker.trial_best_epochs([trial.trial_id for trial in members])
     stop = StopAt(deadline=budget.training_deadline()) if budget is not None else None
-    one = len(chosen.trials) == 1
+    one = len(members) == 1
     whose = "its" if one else "each one's"
-    echo(f"Refit: {'trial' if one else 'trials'} {', '.join(t.trial_id for t in chosen.trials)} from scratch on all "
+    echo(f"Refit: {'trial' if one else 'trials'} {', '.join(t.trial_id for t in members)} from scratch on all "
          f"{len(rows[1])} training and validation rows, for the epochs {whose} {'folds' if tuner.folds else 'trial'} chose")
     models = []
-    for trial in chosen.trials:
+    for trial in members:
         keras.utils.set_random_seed(config.seed + int(trial.trial_id))
         wanted, started = epochs.get(trial.trial_id, trial.best_step + 1), time.monotonic()
         further = further_epochs(config, trial) if hypermodel.anneals_further else 0
@@ -221,7 +224,7 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, tracker, echo, b
         then = f", then {further} with the learning rate annealed to zero" if further else ""
         echo(f"  trial {trial.trial_id}: {wanted} epoch{'s' if wanted != 1 else ''}{then} "
              f"({format_duration(time.monotonic() - started)})")
-    model = models[0] if len(models) == 1 else average_model(models, [t.trial_id for t in chosen.trials], task)
+    model = models[0] if len(models) == 1 else average_model(models, [t.trial_id for t in members], task)
     test_metrics, _inputs, predictions = hypermodel.test(model, dataset.test)
     compared = {f"{key}_validation_chosen": chosen.test_metrics[key], f"{key}_refit": test_metrics[key]}
     extras = {name: value for name, value in chosen.test_metrics.items() if name not in test_metrics}
@@ -231,7 +234,7 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, tracker, echo, b
         return replace(chosen, test_metrics=chosen.test_metrics | compared)
     echo(f"Registered: the refit (refit = true, decided before testing); {key} {compared[f'{key}_refit']:.4f}, "
          f"the model chosen on validation {compared[f'{key}_validation_chosen']:.4f}")
-    return _Chosen(chosen.trials, model, predictions, test_metrics | extras | compared)
+    return _Chosen(members, model, predictions, test_metrics | extras | compared)
 
 
 def _holder_rescored(registered_name: str, hypermodel, dataset, tracker, echo):

@@ -39,13 +39,19 @@ TUNER_NAMES = ("random", "bayesian", "hyperband", "grid")
 # an epoch costs seconds). Measured in BENCHMARKS.md, issues 15 and 30.
 # A search whose epochs is set below its default and whose final_epochs is not trains its
 # champion on in proportion: round(final_epochs * epochs / default epochs), at least 1 (epochs 2:
-# round(20 * 2 / 6) = 7, a GAN's round(40 * 2 / 6) = 13, a table's round(60 * 2 / 60) = 2), so
+# round(20 * 2 / 6) = 7, a GAN's round(40 * 2 / 6) = 13; a table's 0 stays 0), so
 # that a short search is short to the end (scaled_final_epochs). A final_epochs set always wins.
-TRAINING_DEFAULTS = {"epochs": 6, "batch_size": 128, "final_epochs": 20, "patience": 3, "ensemble": 3}
+TRAINING_DEFAULTS = {"tuner": "hyperband", "max_trials": 20, "epochs": 6, "batch_size": 128, "final_epochs": 20,
+                     "patience": 3, "ensemble": 3}
 KIND_TRAINING_DEFAULTS = {
     # A table of a few hundred rows is a few steps an epoch: it takes many epochs of small
-    # batches, each a few milliseconds (BENCHMARKS.md, issue 13).
-    "table": {"epochs": 60, "batch_size": 32, "final_epochs": 60, "patience": 10},
+    # batches, each a few milliseconds (BENCHMARKS.md, issue 13). Its trials are cross-validated
+    # (nnlab/data/folds.py) and each trains until its folds stop improving, so that the epochs
+    # they chose are what the champion's refit trains: a random search of 10 whole trials, not
+    # Hyperband, whose 20 trials of a 60-epoch schedule were all 3-epoch first rounds (10: they run
+    # in the search's own process, api.WorkerPlan), and no
+    # further epochs after it (BENCHMARKS.md, issue 32).
+    "table": {"tuner": "random", "max_trials": 10, "epochs": 60, "batch_size": 32, "final_epochs": 0, "patience": 10},
 }
 EXPERIMENTS_DIR = Path("experiments")
 # Names become MLflow names and folders under tuning/ and mlruns/: no separators, no "..".
@@ -58,9 +64,10 @@ class ExperimentConfig:
     dataset: str = "mnist"
     # The model family; None: the data set's own default (mnist: cnn, co2: lstm).
     model: str | None = None
-    tuner: str = "hyperband"
-    # Most trials to run; for Hyperband a cap on its schedule (None: the whole schedule).
-    max_trials: int | None = 20
+    # The KerasTuner algorithm; None: the data's (TRAINING_DEFAULTS: Hyperband, a table's random).
+    tuner: str | None = None
+    # Most trials to run; for Hyperband a cap on its schedule. None: the data's (20, a table's 10).
+    max_trials: int | None = None
     # Most epochs a trial trains (Hyperband's max_epochs); early stopping may end it sooner.
     # None: the data's and the family's (TRAINING_DEFAULTS and the two after it), as for
     # final_epochs, batch_size and patience.

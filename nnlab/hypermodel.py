@@ -1,6 +1,7 @@
 """The compile and fit policy around a pure builder: a KerasTuner HyperModel. SearchHyperModel is
 every family's unless the family has its own, a subclass beside its builder (nnlab/models/gan.py,
-nnlab/models/transfer.py)."""
+nnlab/models/transfer.py). TensorFlow's tf.data is imported inside functions, where a table's
+rows are batched: the rest of the policy speaks Keras alone."""
 
 from __future__ import annotations
 
@@ -80,6 +81,19 @@ def scores(model, labels, predictions) -> dict:
     results["loss"] = model.compute_loss(y=labels, y_pred=predictions, training=False)
     model.reset_metrics()
     return {name: float(value) for name, value in results.items()}
+
+
+def table_batches(rows, targets, batch_size: int, shuffle: bool):
+    """(an endless tf.data stream of batches of a table's rows, one input per column, and the
+    steps of one pass over them): Keras keeps one iterator over it for a whole fit, where rows
+    handed over as arrays get a new one every epoch and every validation pass, 26 ms each for
+    breast_cancer's 30 columns (half of an epoch's time on 2 cores: BENCHMARKS.md, issue 32)."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((keras_inputs(rows), targets))
+    if shuffle:  # a new order every pass, as Keras shuffles arrays every epoch
+        data = data.shuffle(len(targets), reshuffle_each_iteration=True)
+    return data.batch(batch_size).repeat().prefetch(2), math.ceil(len(targets) / batch_size)
 
 
 def built_before_tracing(model, inputs, targets) -> None:
@@ -379,12 +393,12 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.built_before_tracing(model, args)
         batch_size = self.batch_size_of(hp)
         self._decay_over_this_fit(model, args, batch_size, kwargs)
-        # A table's rows (a DataFrame) go in as the model's inputs, one per column.
-        if args:
-            args = (keras_inputs(args[0]), *args[1:])
-        if kwargs.get("validation_data") is not None:
-            inputs, *rest = kwargs["validation_data"]
-            kwargs["validation_data"] = (keras_inputs(inputs), *rest)
+        if args and hasattr(args[0], "columns"):  # a table's rows (a DataFrame): batches of its columns
+            train, kwargs["steps_per_epoch"] = table_batches(args[0], args[1], batch_size, shuffle=True)
+            if kwargs.get("validation_data") is not None:
+                kwargs["validation_data"], kwargs["validation_steps"] = table_batches(
+                    *kwargs["validation_data"][:2], PREDICT_BATCH_SIZE, shuffle=False)
+            return model.fit(train, *args[2:], callbacks=callbacks, shuffle=False, **kwargs)  # shuffled above
         return model.fit(*args, batch_size=batch_size, callbacks=callbacks, **kwargs)
 
     @staticmethod

@@ -98,12 +98,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     # The transfer family starts from a source model: python -m nnlab.finetune names it.
     parser.add_argument("--model", choices=family_names(searchable_only=True), help="model family (default: the data set's own, "
                         "mnist: cnn, co2: lstm)")
-    parser.add_argument("--tuner", choices=TUNER_NAMES, help="search algorithm (default: hyperband)")
-    parser.add_argument("--max-trials", type=cli.positive, help="most trials to run (Hyperband: cap on its schedule)")
+    parser.add_argument("--tuner", choices=TUNER_NAMES, help="search algorithm (default: hyperband; a table's random)")
+    parser.add_argument("--max-trials", type=cli.positive, help="most trials to run (Hyperband: cap on its schedule; default 20, a table's 10)")
     parser.add_argument("--epochs", type=cli.positive, help="most epochs per trial (Hyperband's max_epochs; "
                         "default 6, a table's 60)")
     parser.add_argument("--final-epochs", type=cli.whole_number, help="most epochs the champion trains on after "
-                        "the search (0: none; default 20, the CNN's 6, a GAN's 40, a table's 60, in proportion where "
+                        "the search (0: none; default 20, the CNN's 6, a GAN's 40, a table's 0, in proportion where "
                         "--epochs is below its default: round(default x epochs / default epochs), e.g. a DFN's "
                         "--epochs 2: 7)")
     parser.add_argument("--seed", type=cli.whole_number, help="random seed for data split, search and training")

@@ -203,6 +203,8 @@ class TrackedTrials:
                     histories.append(self._build_and_fit_model(trial, *fit_args, **fit_kwargs))
                 finally:  # a fit that failed shows how far it got
                     self._end_fit()
+                if self.hypermodel.timer is not None and self.hypermodel.timer.stopped:
+                    return histories  # out of time (trial_timeout, the budget): scored on the fits it ran
         return histories
 
     def _fold_data(self, args, kwargs) -> list[tuple]:

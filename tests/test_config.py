@@ -196,7 +196,9 @@ def test_a_shorter_search_trains_its_champion_on_in_proportion(workdir):
     assert load_config("mnist", {"epochs": 1}).final_epochs == 1
     assert load_config("mnist", {"epochs": 2, "model": "dfn"}).final_epochs == 7
     assert load_config("mnist", {"epochs": 2, "model": "gan"}).final_epochs == 13  # 40 x 2 / 6
-    assert (load_config("wine", {"epochs": 2}).final_epochs, load_config("wine", {"epochs": 1}).final_epochs) == (2, 1)
+    # A table's default is none (its trials train until their folds stop improving): none stays none.
+    assert (load_config("wine", {"epochs": 2}).final_epochs, load_config("wine", {"epochs": 1}).final_epochs) == (0, 0)
+    assert load_config("wine", {"epochs": 2, "final_epochs": 3}).final_epochs == 3
     assert load_config("co2", {"epochs": 2}).final_epochs == 7
     # The default's epochs or more: the default's final_epochs, never more.
     assert [load_config("mnist", {"epochs": epochs}).final_epochs for epochs in (None, 6, 12)] == [6, 6, 6]
@@ -222,7 +224,7 @@ def test_the_proportion_is_the_same_rule_for_every_family_and_kind_of_data(workd
                 continue
             for epochs in range(1, default.epochs + 2):
                 config = load_config(dataset, {"model": model, "epochs": epochs})
-                expected = (default.final_epochs if epochs >= default.epochs
+                expected = (default.final_epochs if epochs >= default.epochs or not default.final_epochs
                             else max(1, round(default.final_epochs * epochs / default.epochs)))
                 assert config.final_epochs == expected, (dataset, model, epochs)
                 assert config.final_epochs <= default.final_epochs

@@ -95,3 +95,18 @@ def test_the_leaderboard_says_when_the_best_trials_are_within_one_example():
     assert ties_note(leaderboard, get_task("classification"), 1000) is None  # 0.005 apart: five examples
     assert ties_note(leaderboard.rename(columns={"best_val_accuracy": "best_val_rmse"}),
                      get_task("regression"), 142) is None
+
+
+def test_a_fit_out_of_time_ends_the_trial_on_the_fits_it_ran(workdir, tracking_uri):
+    import mlflow
+
+    import nnlab
+
+    result = nnlab.search("wine", tuner="random", max_trials=1, epochs=3, final_epochs=1, cross_validation=3,
+                          trial_timeout=0.001, tracking_uri=tracking_uri, verbose=False)
+    client = mlflow.MlflowClient(tracking_uri)
+    trial = client.search_runs([result.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")[0]
+    assert trial.data.tags.get("nnlab.timed_out") == "true"
+    names = set(trial.data.metrics)
+    assert "fold1/val_accuracy" in names and not any(name.startswith(("fold2/", "fold3/")) for name in names)
+    assert "best_val_accuracy_std" not in names  # one fit: no spread
