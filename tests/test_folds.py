@@ -110,3 +110,20 @@ def test_a_fit_out_of_time_ends_the_trial_on_the_fits_it_ran(workdir, tracking_u
     names = set(trial.data.metrics)
     assert "fold1/val_accuracy" in names and not any(name.startswith(("fold2/", "fold3/")) for name in names)
     assert "best_val_accuracy_std" not in names  # one fit: no spread
+
+
+def test_repeats_score_a_trial_as_the_mean_of_its_fits(workdir, tracking_uri):
+    import mlflow
+
+    import nnlab
+
+    result = nnlab.search("wine", tuner="random", max_trials=1, epochs=2, final_epochs=1, cross_validation=0,
+                          executions_per_trial=2, tracking_uri=tracking_uri, verbose=False)
+    client = mlflow.MlflowClient(tracking_uri)
+    trial = client.search_runs([result.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")[0]
+    metrics = trial.data.metrics
+    assert {"repeat1/val_accuracy", "repeat2/val_accuracy", "best_val_accuracy_std"} <= set(metrics)
+    bests = [max(point.value for point in client.get_metric_history(trial.info.run_id, f"repeat{n}/val_accuracy"))
+             for n in (1, 2)]
+    assert abs(metrics["best_val_accuracy"] - np.mean(bests)) < 1e-6
+    assert "test_accuracy_refit" not in client.get_run(result.run_id).data.metrics  # no folds: no refit
