@@ -64,7 +64,7 @@ def register_champion(config, tuner, best_trials, hypermodel, dataset, tracker, 
     if refits(config, tuner):
         # Cross-validated, the members' checkpoints have trained on most of the validation split
         # that chose between the best alone and the average: the refit averages every member.
-        members = best_trials if getattr(tuner, "folds", 0) else chosen.trials
+        members = best_trials if tuner.folds else chosen.trials
         chosen = _refit(config, tuner, hypermodel, dataset, chosen, members, tracker, echo, budget)
     label = ",".join(trial.trial_id for trial in chosen.trials)
     # Beside them, and logged with them, the forecasts that are no model: has it learnt anything?
@@ -193,15 +193,16 @@ def _single_or_average(task, dataset, best: _Chosen, others: list[tuple], inputs
 def refits(config, tuner) -> bool:
     """Whether the champion is refit on all the training and validation rows: the experiment's
     `refit`, else wherever its trials were cross-validated."""
-    return config.refit if config.refit is not None else bool(getattr(tuner, "folds", 0))
+    return config.refit if config.refit is not None else bool(tuner.folds)
 
 
 def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, tracker, echo, budget=None) -> _Chosen:
-    """`members` (`chosen`'s trials, or every member where cross-validated) each built afresh and trained on all the training and validation rows
-    for the epochs its folds (or its validation run) chose and the further epochs the model
-    chosen on validation trained on (hypermodel.refit), averaged where they are several, and
-    tested. Registered by rule, decided before either is tested: the refit, unless
-    the time budget cut it short; both test scores go on the search's run."""
+    """`members` (`chosen`'s trials, or every member where cross-validated) each built afresh
+    and trained on all the training and validation rows for the epochs its folds (or its
+    validation run) chose and the further epochs the model chosen on validation trained on
+    (hypermodel.refit), averaged where they are several, and tested. Registered by rule, decided
+    before either is tested: the refit, unless the time budget cut it short; both test scores
+    go on the search's run."""
     import keras
 
     from nnlab.hypermodel import StopAt

@@ -42,7 +42,7 @@ def trial_params(hp) -> dict:
 def summarise(histories, task) -> dict:
     """best_<objective> and its (1-based) epoch; a loss that went NaN or inf fails the trial. A
     trial of several fits (K folds, or repeats: executions_per_trial) is their mean, as KerasTuner
-    scores it, with the spread beside it (best_<objective>_std) and each fit's best."""
+    scores it, with the spread beside it (best_<objective>_std) and their mean best epoch."""
     fits = histories if isinstance(histories, list) else [histories]
     summaries = [_fit_summary(history, task) for history in fits]
     if len(summaries) == 1:
@@ -94,7 +94,7 @@ class TrackedTrials:
                  retire_after: int | None = None, folds: int = 0, **kwargs):
         self.tracker = tracker
         self.folds = folds
-        self._fold_rows = None  # (inputs, targets, [(training rows, validation rows) of each fold]), made once
+        self._fold_fits: list[tuple] | None = None  # each fold's (label, fit args, validation), made once
         self._fit_label = ""  # where a trial fits more than once, the prefix of this fit's curves: "fold2/"
         # A callable: has the user asked the search to stop (Ctrl-C, SIGTERM)? The signal's
         # KeyboardInterrupt can land inside TensorFlow, which may turn it into another error or
@@ -210,13 +210,14 @@ class TrackedTrials:
     def _fold_data(self, args, kwargs) -> list[tuple]:
         """(label, (inputs, targets), validation) of each fold of the training and validation rows
         the search was given, made once for the search (the same folds for every trial)."""
-        if self._fold_rows is None:
+        if self._fold_fits is None:
             inputs, targets = joined(args[:2], kwargs["validation_data"])
             spec = self.hypermodel.spec
-            self._fold_rows = (inputs, targets, fold_indices(targets, self.folds, spec.task, spec.kind, self.seed))
-        inputs, targets, folds = self._fold_rows
-        return [(f"fold{number}/", (take(inputs, train), targets[train]), (take(inputs, validation), targets[validation]))
-                for number, (train, validation) in enumerate(folds, 1)]
+            folds = fold_indices(targets, self.folds, spec.task, spec.kind, self.seed)
+            self._fold_fits = [(f"fold{number}/", (take(inputs, train), targets[train]),
+                                (take(inputs, validation), targets[validation]))
+                               for number, (train, validation) in enumerate(folds, 1)]
+        return self._fold_fits
 
     def _end_fit(self) -> None:
         """A fit of a trial of several has ended: its curves go on the trial's run at once, under its label."""
