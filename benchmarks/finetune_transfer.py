@@ -19,6 +19,13 @@ In a folder of its own (its own tuning/ and mlruns/):
    champion against the best strategy's mean; then the same search for the other seeds, each
    with what it registered and both candidates' test accuracy (the best trial, the average).
 Prints markdown tables: mean test accuracy over the seeds (each seed's after it) and seconds.
+
+    python benchmarks/finetune_transfer.py --keep /tmp/xfer --folds 5   # issue 32's before and after
+
+`--folds K`: only the default search (if the folder lacks mnist-cnn) and `--search` at 10 labels
+per class for each seed, as it is (one validation split, 144 digits) and with `--cross-validation
+K` (each trial scored on K folds of the 100 training and 144 validation digits, its members refit
+on all 244), each with its registered champion's test accuracy and seconds.
 """
 
 from __future__ import annotations
@@ -97,12 +104,34 @@ def members_table(labels: int, seeds: list[int]) -> None:
               f"{statistics.mean(seconds for _, seconds in runs):.0f} |", flush=True)
 
 
+def folds_table(folds: int, seeds: list[int], folds_only: bool = False) -> None:
+    """--search at 10 labels per class, one validation split against K folds and the refit."""
+    print(f"\nmnist-cnn -> digits, --search, 10 labels per class, seeds {', '.join(map(str, seeds))}\n")
+    print("| --search | seed | registered | test accuracy | refit | chosen on validation | seconds |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+    ways = [("one validation split", ()), (f"--cross-validation {folds}", ("--cross-validation", str(folds)))]
+    for how, extra in ways[1:] if folds_only else ways:
+        accuracies = []
+        for seed in seeds:
+            result, seconds = one_finetune("mnist-cnn", "digits", "search", 10, seed, extra)
+            values = result.test_metrics
+            accuracies.append(values["test_accuracy"])
+            refit, chosen = values.get("test_accuracy_refit"), values.get("test_accuracy_validation_chosen")
+            print(f"| {how} | {seed} | {result.champion_trial} | {values['test_accuracy']:.4f} | "
+                  f"{'' if refit is None else f'{refit:.4f}'} | {'' if chosen is None else f'{chosen:.4f}'} | "
+                  f"{seconds:.0f} |", flush=True)
+        print(f"| {how} | mean | | **{statistics.mean(accuracies):.4f}** | | | |", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="run in this folder instead of a temporary one (reused if there)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--members-only", action="store_true", help="the default search, the README's fine-tune "
                         "and the table of what is taken of an average champion, nothing else")
+    parser.add_argument("--folds", type=int, help="only --search at 10 labels per class, with and without "
+                        "--cross-validation FOLDS, each seed")
+    parser.add_argument("--folds-only", action="store_true", help="--folds: only the cross-validated searches")
     args = parser.parse_args()
     split_source = str(REPOSITORY / "experiments" / "mnist-0-4.toml")
     split_target = str(REPOSITORY / "experiments" / "mnist-5-9.toml")
@@ -111,7 +140,7 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     os.chdir(folder)  # the store read back and the in-process fine-tunes' tuning/ are the folder's
     sys.path.insert(0, str(REPOSITORY))
-    sources = (("mnist", "mnist-cnn"),) if args.members_only else (("mnist", "mnist-cnn"), (split_source, "mnist-0-4-cnn"))
+    sources = (("mnist", "mnist-cnn"),) if args.members_only or args.folds else (("mnist", "mnist-cnn"), (split_source, "mnist-0-4-cnn"))
     for experiment, name in sources:
         if champion_exists(name):
             print(f"source {name}: already in {folder}")
@@ -121,6 +150,9 @@ def main() -> int:
             return 1
         print(f"source {name}: python -m nnlab.search {Path(experiment).name} took {seconds / 60:.1f} min", flush=True)
 
+    if args.folds:
+        folds_table(args.folds, args.seeds, args.folds_only)
+        return 0
     _, seconds = run_search_command(["mnist-cnn", "digits", "--labels-per-class", "10"], folder, "",
                                     module="nnlab.finetune", log="finetune.log")
     if seconds is None:

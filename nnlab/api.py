@@ -81,8 +81,9 @@ def finetune(source: str, target: str, *, search: bool = False, strategy: str | 
              unfreeze: int | None = None, learning_rate: float | None = None,
              fine_tune_learning_rate: float | None = None, source_members: str | None = None,
              classes: list | None = None, labels_per_class: int | None = None, epochs: int | None = None, max_trials: int | None = None,
-             ensemble: int | None = None, seed: int | None = None, data_dir: str | None = None,
-             tracking_uri: str | None = None, fresh: bool = False, verbose: bool = True) -> SearchResult:
+             ensemble: int | None = None, cross_validation: int | None = None, seed: int | None = None,
+             data_dir: str | None = None, tracking_uri: str | None = None, fresh: bool = False,
+             verbose: bool = True) -> SearchResult:
     """Train the registered model `source` ("mnist-cnn", "mnist-cnn@champion", "mnist-cnn/3", or a
     .keras file) on the data set or experiment `target`, as `python -m nnlab.finetune SOURCE
     TARGET` does with the same options; returns its SearchResult (registered as
@@ -91,7 +92,7 @@ def finetune(source: str, target: str, *, search: bool = False, strategy: str | 
     options = dict(search=search, strategy=strategy, unfreeze=unfreeze, learning_rate=learning_rate,
                    fine_tune_learning_rate=fine_tune_learning_rate, source_members=source_members,
                    classes=classes, labels_per_class=labels_per_class, epochs=epochs, max_trials=max_trials, ensemble=ensemble,
-                   seed=seed, data_dir=data_dir, tracking_uri=tracking_uri)
+                   cross_validation=cross_validation, seed=seed, data_dir=data_dir, tracking_uri=tracking_uri)
     echo = print if verbose else (lambda _line: None)
     return _as_a_library("finetune", lambda: with_interrupts(
         lambda interrupted: run_finetune(source, target, options, fresh=fresh, interrupted=interrupted, echo=echo)))

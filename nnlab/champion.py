@@ -198,9 +198,10 @@ def refits(config, tuner) -> bool:
 
 def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, tracker, echo, budget=None) -> _Chosen:
     """`members` (`chosen`'s trials, or every member where cross-validated) each built afresh
-    and trained on all the training and validation rows for the epochs its folds (or its
-    validation run) chose and the further epochs the model chosen on validation trained on
-    (hypermodel.refit), averaged where they are several, and tested. Registered by rule, decided
+    (`refit_repeats` times, from different initial weights) and trained on all the training and
+    validation rows for the epochs its folds (or its validation run) chose and the further epochs
+    the model chosen on validation trained on (hypermodel.refit), averaged where they are
+    several, and tested. Registered by rule, decided
     before either is tested: the refit, unless the time budget cut it short; both test scores
     go on the search's run."""
     import keras
@@ -215,17 +216,20 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, t
     whose = "its" if one else "each one's"
     echo(f"Refit: {'trial' if one else 'trials'} {', '.join(t.trial_id for t in members)} from scratch on all "
          f"{len(rows[1])} training and validation rows, for the epochs {whose} {'folds' if tuner.folds else 'trial'} chose")
-    models = []
+    models, names, repeats = [], [], config.refit_repeats
     for trial in members:
+        # Each repeat's initial weights are the next draw after the last: seeded once per member.
         keras.utils.set_random_seed(config.seed + int(trial.trial_id))
         wanted, started = epochs.get(trial.trial_id, trial.best_step + 1), time.monotonic()
         further = further_epochs(config, trial) if hypermodel.anneals_further else 0
-        model = hypermodel.refit(trial.hyperparameters, rows, wanted, further, callbacks=[stop] if stop else ())
-        models.append(model)
+        for repeat in range(1, repeats + 1):
+            models.append(hypermodel.refit(trial.hyperparameters, rows, wanted, further, callbacks=[stop] if stop else ()))
+            names.append(trial.trial_id if repeat == 1 else f"{trial.trial_id}_{repeat}")
         then = f", then {further} with the learning rate annealed to zero" if further else ""
-        echo(f"  trial {trial.trial_id}: {wanted} epoch{'s' if wanted != 1 else ''}{then} "
+        times = f", {repeats} times from different initial weights" if repeats > 1 else ""
+        echo(f"  trial {trial.trial_id}: {wanted} epoch{'s' if wanted != 1 else ''}{then}{times} "
              f"({format_duration(time.monotonic() - started)})")
-    model = models[0] if len(models) == 1 else average_model(models, [t.trial_id for t in members], task)
+    model = models[0] if len(models) == 1 else average_model(models, names, task)
     test_metrics, _inputs, predictions = hypermodel.test(model, dataset.test)
     compared = {f"{key}_validation_chosen": chosen.test_metrics[key], f"{key}_refit": test_metrics[key]}
     extras = {name: value for name, value in chosen.test_metrics.items() if name not in test_metrics}

@@ -28,7 +28,8 @@ from nnlab.models import TRANSFER_STRATEGIES as STRATEGIES
 PROG = "nnlab.finetune"
 # The options this command hands to the fine-tune (nnlab/finetuning.py), as its flags name them.
 OPTIONS = ("search", "strategy", "unfreeze", "learning_rate", "fine_tune_learning_rate", "source_members",
-           "labels_per_class", "epochs", "max_trials", "ensemble", "seed", "data_dir", "tracking_uri")
+           "labels_per_class", "epochs", "max_trials", "ensemble", "cross_validation", "seed", "data_dir",
+           "tracking_uri")
 
 
 def parse_args(argv=None):
@@ -52,6 +53,9 @@ def parse_args(argv=None):
     parser.add_argument("--ensemble", type=cli.whole_number, help="--search: average the best K trials into one "
                         f"model, registered unless the best alone is surely better on validation (default {SEARCH_ENSEMBLE}; "
                         "0: the best alone)")
+    parser.add_argument("--cross-validation", type=cli.whole_number, metavar="K", help="score each trial as the "
+                        "mean of K fits on K folds of the labelled training and validation images, and refit the "
+                        "champion on all of them (default 0: one validation split)")
     parser.add_argument("--unfreeze", type=cli.positive, help="fine-tune: how many of the source's layers with "
                         "weights to unfreeze, from the top (default: all)")
     parser.add_argument("--epochs", type=cli.positive, help=f"most epochs (default {EPOCHS}; fine-tune: half for the "

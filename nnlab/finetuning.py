@@ -72,6 +72,7 @@ def finetune_config(source: str, target: str, options: dict):
         tuner="random",
         max_trials=(get("max_trials") or SEARCH_TRIALS) if get("search") else 1,
         ensemble=(SEARCH_ENSEMBLE if get("ensemble") is None else get("ensemble")) if get("search") else 0,
+        cross_validation=config.cross_validation if get("cross_validation") is None else get("cross_validation"),
         epochs=get("epochs") or EPOCHS,
         final_epochs=0,  # a fine-tune's trial is its whole training; its best epoch is kept
         batch_size=BATCH_SIZE,
@@ -83,7 +84,8 @@ def finetune_config(source: str, target: str, options: dict):
         builder=None,
         origin=f"{config.origin}, fine-tuned from {source}",
         # A mistake in one of this module's own options is named as the flag the user typed.
-        flags=(*config.flags, *(key for key in ("ensemble", "epochs", "max_trials") if get(key) is not None)),
+        flags=(*config.flags, *(key for key in ("ensemble", "epochs", "max_trials", "cross_validation")
+                                 if get(key) is not None)),
     ))
 
 

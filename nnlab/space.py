@@ -97,6 +97,10 @@ class _Bounded:
         self._record(name)
         return self._hp.Fixed(name, *args, **kwargs)
 
+    def Choice(self, name, *args, **kwargs):
+        self._record(name)
+        return self._hp.Choice(name, *args, **kwargs)
+
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

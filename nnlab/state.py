@@ -28,7 +28,8 @@ STATE_FILE = "nnlab.json"
 SERVER_LOG = "mlflow-server.log"  # a search's local mlflow server's output (nnlab.workers.tracking_server)
 # Settings that define a search: resuming with any of them changed would mix two searches.
 SEARCH_DEFINING = ("dataset", "model", "tuner", "epochs", "seed", "batch_size", "patience",
-                   "validation_fraction", "hyperband_factor", "space", "data", "source", "mixed_precision")
+                   "validation_fraction", "hyperband_factor", "space", "data", "source", "mixed_precision",
+                   "cross_validation", "executions_per_trial")  # the last two: how a trial is scored
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,19 +41,37 @@ def trial_params(hp) -> dict:
 
 def summarise(histories, task) -> dict:
     """best_<objective> and its (1-based) epoch; a loss that went NaN or inf fails the trial. A
-    trial of several fits (K folds, or repeats: executions_per_trial) is their mean, as KerasTuner
-    scores it, with the spread beside it (best_<objective>_std) and their mean best epoch."""
+    trial of several fits (K folds, or repeats: executions_per_trial) is scored on their mean
+    curve (mean_history), with the fits' spread at its best epoch beside it (best_<objective>_std)."""
     fits = histories if isinstance(histories, list) else [histories]
-    summaries = [_fit_summary(history, task) for history in fits]
-    if len(summaries) == 1:
-        return summaries[0]
-    summary = {key: float(np.mean([each[key] for each in summaries])) for key in summaries[0]}
-    summary["best_epoch"] = int(round(summary["best_epoch"]))  # what a refit trains (champion._refit)
-    summary[f"{task.best_key}_std"] = float(np.std([each[task.best_key] for each in summaries]))
+    for history in fits:
+        _check_finite(history, task)
+    if len(fits) == 1:
+        return _fit_summary(fits[0], task)
+    summary = _fit_summary(mean_history(fits), task)
+    best = summary["best_epoch"] - 1 - fits[0].epoch[0]
+    summary[f"{task.best_key}_std"] = float(np.std([history.history[task.objective][best] for history in fits]))
     return summary
 
 
-def _fit_summary(history, task) -> dict:
+def mean_history(histories: list) -> keras.callbacks.History:
+    """A trial's fits as one History: each metric's mean over the fits, epoch by epoch, over the
+    epochs they all ran (early stopping ends each fold at its own). The trial is then scored at
+    one epoch for all its fits, the best of their mean, and that epoch is what its refit trains:
+    a fold's own best epoch, chosen on the very rows that score it, flatters every trial alike
+    (diabetes, seed 1: trials scored 53.0-55.6 RMSE on their folds, tested 57-59; BENCHMARKS.md
+    issue 32). KerasTuner, handed this History, ranks the trial on the same number."""
+    length = min(len(history.epoch) for history in histories)
+    merged = keras.callbacks.History()
+    merged.epoch = list(histories[0].epoch[:length])
+    names = [name for name in histories[0].history if all(name in history.history for history in histories)]
+    merged.history = {name: [float(value) for value in np.mean(
+        [np.asarray(history.history[name][:length], dtype=float) for history in histories], axis=0)]
+        for name in names}
+    return merged
+
+
+def _check_finite(history, task) -> None:
     if not history.history.get(task.objective):
         raise keras_tuner.errors.FailedTrialError(f"no epoch reported {task.objective}")
     for name, values in history.history.items():  # loss, or a GAN's discriminator_loss and generator_loss
@@ -61,6 +79,9 @@ def _fit_summary(history, task) -> dict:
         if name.endswith("loss") and not name.startswith("val_") and not np.isfinite(losses).all():
             first_bad = int(np.argmin(np.isfinite(losses)))
             raise keras_tuner.errors.FailedTrialError(f"{name} became {losses[first_bad]} at epoch {history.epoch[first_bad] + 1}")
+
+
+def _fit_summary(history, task) -> dict:
     values = history.history[task.objective]
     best = task.best_index(values)
     summary = {task.best_key: float(values[best]), "best_epoch": history.epoch[best] + 1}
@@ -175,7 +196,9 @@ class TrackedTrials:
         metrics.update(param_count=self._param_count, train_seconds=self._last_trial[0])
         self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out, tags=self._log_learning_curves(trial))
         self._tell_timing(trial)
-        return histories
+        # KerasTuner ranks a trial of several fits on their mean curve too (its own rule would
+        # average each fit's best).
+        return mean_history(histories) if isinstance(histories, list) and len(histories) > 1 else histories
 
     def _fits(self, trial, *args, **kwargs):
         """The trial's fits: KerasTuner's (one, or executions_per_trial on the validation split), or
@@ -204,7 +227,9 @@ class TrackedTrials:
                 finally:  # a fit that failed shows how far it got
                     self._end_fit()
                 if self.hypermodel.timer is not None and self.hypermodel.timer.stopped:
-                    return histories  # out of time (trial_timeout, the budget): scored on the fits it ran
+                    # Out of time (trial_timeout, the budget): scored on the fits it completed,
+                    # the one cut short only where it is the first.
+                    return histories[:-1] if len(histories) > 1 else histories
         return histories
 
     def _fold_data(self, args, kwargs) -> list[tuple]:

@@ -112,6 +112,35 @@ def test_a_fit_out_of_time_ends_the_trial_on_the_fits_it_ran(workdir, tracking_u
     assert "best_val_accuracy_std" not in names  # one fit: no spread
 
 
+def test_a_trial_of_several_fits_is_scored_at_the_best_epoch_of_their_mean_curve():
+    """Not each fold's own best (which flatters every trial): one epoch for all, over the epochs
+    they all ran, the spread of the fits at that epoch beside it; KerasTuner gets the same History."""
+    import keras
+
+    from nnlab.tasks import get_task
+    from nnlab.tuner import mean_history, summarise
+
+    def history(accuracies, losses):
+        made = keras.callbacks.History()
+        made.epoch = list(range(len(accuracies)))
+        made.history = {"val_accuracy": accuracies, "val_loss": losses, "loss": losses}
+        return made
+
+    first = history([0.5, 0.9, 0.6, 0.7], [1.0, 0.3, 0.8, 0.7])  # its own best: epoch 2
+    second = history([0.5, 0.6, 0.9], [1.0, 0.9, 0.2])  # its own best: epoch 3; stopped sooner
+    merged = mean_history([first, second])
+    assert merged.epoch == [0, 1, 2] and merged.history["val_accuracy"] == pytest.approx([0.5, 0.75, 0.75])
+    summary = summarise([first, second], get_task("classification"))
+    # Epochs 2 and 3 tie on the mean (0.75); the first is kept, as for one fit. The mean of each
+    # fold's own best would say 0.9.
+    assert summary["best_val_accuracy"] == pytest.approx(0.75) and summary["best_epoch"] == 2
+    assert summary["best_val_accuracy_std"] == pytest.approx(0.15)
+    assert summary["best_epoch_val_loss"] == pytest.approx(0.6)
+    broken = history([0.5, 0.6], [1.0, float("nan")])
+    with pytest.raises(Exception, match="loss became nan at epoch 2"):
+        summarise([first, broken], get_task("classification"))
+
+
 def test_repeats_score_a_trial_as_the_mean_of_its_fits(workdir, tracking_uri):
     import mlflow
 
@@ -123,7 +152,10 @@ def test_repeats_score_a_trial_as_the_mean_of_its_fits(workdir, tracking_uri):
     trial = client.search_runs([result.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")[0]
     metrics = trial.data.metrics
     assert {"repeat1/val_accuracy", "repeat2/val_accuracy", "best_val_accuracy_std"} <= set(metrics)
-    bests = [max(point.value for point in client.get_metric_history(trial.info.run_id, f"repeat{n}/val_accuracy"))
-             for n in (1, 2)]
-    assert abs(metrics["best_val_accuracy"] - np.mean(bests)) < 1e-6
+    curves = [[point.value for point in sorted(client.get_metric_history(trial.info.run_id, f"repeat{n}/val_accuracy"),
+                                               key=lambda point: point.step)] for n in (1, 2)]
+    length = min(map(len, curves))
+    mean = np.mean([curve[:length] for curve in curves], axis=0)  # scored on the repeats' mean curve
+    assert abs(metrics["best_val_accuracy"] - mean.max()) < 1e-6
+    assert metrics["best_epoch"] == int(np.argmax(mean)) + 1
     assert "test_accuracy_refit" not in client.get_run(result.run_id).data.metrics  # no folds: no refit

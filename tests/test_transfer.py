@@ -323,6 +323,41 @@ def test_search_registers_its_best_trial_or_the_average_of_its_best_three(search
     assert CLASSIFICATION.score(test_labels, model.predict(test_inputs, verbose=0)) == pytest.approx(metrics["test_accuracy"])
 
 
+
+def test_a_cross_validated_search_refits_its_members_on_every_labelled_digit(searched_store, tmp_path):
+    """--search --cross-validation 2 (2 trials of 2 epochs here): each trial is scored on two
+    folds of the 100 training and 144 validation digits, each fold's curves on its run; the
+    members are refit on all 244 and the refit registered, both test scores on the search's run."""
+    import nnlab
+    from mlflow import MlflowClient
+
+    from nnlab.finetune import finetune_config, parse_args
+    from nnlab.search import run_search
+    from nnlab.tasks import CLASSIFICATION
+
+    (tmp_path / "mlruns").mkdir()
+    shutil.copyfile(searched_store.root / "mlruns" / "mlflow.db", tmp_path / "mlruns" / "mlflow.db")
+    tracking_uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    config = finetune_config(parse_args(["mnist-cnn", "digits", "--search", "--max-trials", "2", "--epochs", "2",
+                                         "--labels-per-class", "10", "--cross-validation", "2",
+                                         "--tracking-uri", tracking_uri]))
+    assert config.cross_validation == 2 and config.refit is None  # None: refit where cross-validated
+    dataset = load_dataset(config.dataset, config.data, seed=config.seed, validation_fraction=config.validation_fraction)
+    result = run_search(config, dataset, tuning_root=tmp_path / "tuning", echo=lambda _line: None)
+
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(result.parent_run_id)
+    metrics = parent.data.metrics
+    assert {"test_accuracy_refit", "test_accuracy_validation_chosen"} <= set(metrics)
+    assert metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy_refit"])
+    trials = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+    assert len(trials) == 2
+    for trial in trials:
+        assert {"fold1/val_loss", "fold2/val_loss", "best_val_accuracy_std"} <= set(trial.data.metrics)
+    model = nnlab.load_model(f"digits-from-mnist-cnn/{result.champion_version}", tracking_uri)
+    test_inputs, test_labels = dataset.test
+    assert CLASSIFICATION.score(test_labels, model.predict(test_inputs, verbose=0)) == pytest.approx(metrics["test_accuracy"])
+
 def _store_contents(tracking_uri):
     from mlflow import MlflowClient
 
@@ -347,6 +382,7 @@ def _store_contents(tracking_uri):
     (["mnist-cnn", "digits", "--search", "--learning-rate", "0.01"], "--search chooses the learning rates"),
     (["mnist-cnn", "digits", "--ensemble", "2"], "--ensemble applies to --search"),
     (["mnist-cnn", "digits", "--search", "--ensemble", "-1"], "--ensemble -1 must be 0 or more"),
+    (["mnist-cnn", "digits", "--search", "--cross-validation", "1"], "--cross-validation 1 must be 0 (one validation"),
     (["mnist-cnn", "digits", "--source-members", "most"], "argument --source-members: invalid choice: 'most'"),
     (["mnist-cnn", "digits", "--source-members", "all", "--unfreeze", "40"], "--unfreeze 40: mnist-cnn's body has"),
 ])

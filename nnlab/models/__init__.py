@@ -81,7 +81,8 @@ for _row in (
     Family("cnn", ("image",), "cnn:build", architecture=2, training_defaults={"final_epochs": 6}),
     # The others read an image as a flat vector (dfn, linear) or as a sequence of rows. A table's
     # encoded columns have no order a convolution or a recurrence could read: dfn and linear.
-    Family("dfn", ("image", "sequence", "table"), "dfn:build"),
+    # dfn 2: a table's knobs are its own (tanh first, no batch norm, weight decay searched; issue 32).
+    Family("dfn", ("image", "sequence", "table"), "dfn:build", architecture=2),
     Family("linear", ("image", "sequence", "table"), "linear:build"),
     Family("rnn", ("image", "sequence"), "recurrent:build_rnn"),
     Family("lstm", ("image", "sequence"), "recurrent:build_lstm"),

@@ -1,15 +1,16 @@
-"""Deep feed-forward network: flatten, then two or more dense hidden layers."""
+"""Deep feed-forward network: flatten, then two or more dense hidden layers (a table's with knobs of its own)."""
 
 from __future__ import annotations
 
 import keras
 
-from nnlab.models.layers import activate, kernel_options, layer_scopes, model_input, output_head, shared_knobs
+from nnlab.models.layers import (activate, kernel_options, layer_scopes, model_input, output_head, shared_knobs,
+                                 table_knobs)
 from nnlab.space import COUNT, within
 
 
 def build(hp, spec) -> keras.Model:
-    knobs = shared_knobs(hp)
+    knobs = table_knobs(hp) if spec.kind == "table" else shared_knobs(hp)
     inputs, x = model_input(spec)
     x = keras.layers.Flatten()(x)
     count, scopes = layer_scopes(hp, "hidden_layers", 2, 4)
