@@ -58,9 +58,9 @@ def mean_history(histories: list) -> keras.callbacks.History:
     """A trial's fits as one History: each metric's mean over the fits, epoch by epoch, over the
     epochs they all ran (early stopping ends each fold at its own). The trial is then scored at
     one epoch for all its fits, the best of their mean, and that epoch is what its refit trains:
-    a fold's own best epoch, chosen on the very rows that score it, flatters every trial alike
-    (diabetes, seed 1: trials scored 53.0-55.6 RMSE on their folds, tested 57-59; BENCHMARKS.md
-    issue 32). KerasTuner, handed this History, ranks the trial on the same number."""
+    a fold's own best epoch, chosen on the very rows that score it, flatters every trial, and
+    most the one whose curves are noisiest. KerasTuner, handed this History, ranks the trial on
+    the same number."""
     length = min(len(history.epoch) for history in histories)
     merged = keras.callbacks.History()
     merged.epoch = list(histories[0].epoch[:length])
