@@ -91,9 +91,12 @@ def knobs() -> None:
     import keras
     import numpy as np
 
+    from nnlab.tasks import get_task
+
     for table, variants in VARIANTS.items():
         classes = table != "diabetes"
         metric = "accuracy" if classes else "RMSE"
+        task = get_task("classification" if classes else "regression")
         print(f"\n{table}: test {metric}, networks trained on training and validation rows, seeds 1-3\n")
         print("| network | one network, mean | five averaged, each seed | five averaged, mean |")
         print("| --- | ---: | --- | ---: |")
@@ -110,18 +113,10 @@ def knobs() -> None:
                     model = network(rows.shape[1], 2 if classes else 1, **options)
                     model.fit(rows, (targets - mean) / deviation, batch_size=32, epochs=epochs, verbose=0)
                     predictions.append(model.predict(test_rows, verbose=0) * deviation + mean)
-                    singles.append(_score(predictions[-1], test_targets, classes))
-                averaged.append(_score(np.mean(predictions, axis=0), test_targets, classes))
+                    singles.append(task.score(test_targets, predictions[-1]))
+                averaged.append(task.score(test_targets, np.mean(predictions, axis=0)))
             print(f"| {name} | {np.mean(singles):.4f} | {' '.join(f'{value:.4f}' for value in averaged)} | "
                   f"{np.mean(averaged):.4f} |", flush=True)
-
-
-def _score(predictions, targets, classes: bool) -> float:
-    import numpy as np
-
-    if classes:
-        return float(np.mean(predictions.argmax(axis=1) == targets))
-    return float(np.sqrt(np.mean((predictions.ravel() - targets) ** 2)))
 
 
 def refits(folders: list[Path]) -> None:
@@ -144,6 +139,7 @@ def _replayed(folder: Path, table: str, seed: int):
     from nnlab.hypermodel import CosineToZero, SearchHyperModel
     from nnlab.models import get_builder
     from nnlab.tabular import keras_inputs
+    from nnlab.tasks import get_task
 
     dataset = load_dataset(table, {}, seed=seed, validation_fraction=0.1)
     rows = joined(dataset.train, dataset.validation)
@@ -157,7 +153,7 @@ def _replayed(folder: Path, table: str, seed: int):
             if "nnlab.champion_trial" in run.data.tags:
                 members = run.data.tags["nnlab.champion_trial"].split(",")
                 logged = next(value for key, value in run.data.metrics.items() if key.endswith("_refit"))
-    classes = dataset.spec.task == "classification"
+    task = get_task(dataset.spec.task)
     scores = {}
     for way, annealed, times in (("constant", False, 1), ("annealed", True, 1), ("three", True, 3)):
         predictions = []
@@ -171,7 +167,7 @@ def _replayed(folder: Path, table: str, seed: int):
                 hypermodel.fit(hp, model, *rows, epochs=epochs, early_stopping=False, timed=False, verbose=0,
                                callbacks=[CosineToZero(epochs)] if annealed else [])
                 predictions.append(model.predict(keras_inputs(dataset.test[0]), verbose=0))
-        scores[way] = _score(np.mean(predictions, axis=0), dataset.test[1].ravel(), classes)
+        scores[way] = task.score(dataset.test[1], np.mean(predictions, axis=0))
     return members, logged, scores
 
 

@@ -92,24 +92,22 @@ def sklearn_score(dataset, on_all: bool = False) -> tuple[str, float]:
 def scored(table: str, experiment: str, seed: int, model_family: str | None, folder: Path) -> dict:
     """The search in `folder` read back: its champion scored on the test split, the run's
     refit and validation-chosen scores, scikit-learn's on the same split."""
-    import numpy as np
     from mlflow import MlflowClient
 
     import nnlab
     from nnlab.config import load_config
     from nnlab.data import load_dataset
     from nnlab.tabular import keras_inputs
+    from nnlab.tasks import get_task
 
     config = load_config(experiment, {"model": model_family, "seed": seed})
     dataset = load_dataset(config.dataset, config.data, seed=config.seed, validation_fraction=config.validation_fraction)
     # Each search's own store, named absolutely: MLflow keeps a store open per URI.
     store = f"sqlite:///{folder.resolve()}/mlruns/mlflow.db"
     predictions = nnlab.load_model(config.tuning_name, store).predict(keras_inputs(dataset.test[0]), verbose=0)
-    targets = dataset.test[1]
-    classes = dataset.spec.task == "classification"
-    metric = "accuracy" if classes else "rmse"
-    ours = (float(np.mean(predictions.argmax(axis=1) == targets)) if classes
-            else float(np.sqrt(np.mean((predictions.ravel() - targets.ravel()) ** 2))))
+    task = get_task(dataset.spec.task)
+    metric = task.metric
+    ours = task.score(dataset.test[1], predictions)
     client = MlflowClient(store)
     search = client.search_runs([client.get_experiment_by_name(config.name).experiment_id],
                                 f"tags.`nnlab.model` = '{config.model}'", order_by=["attributes.start_time DESC"])[0]

@@ -427,8 +427,8 @@ class SearchHyperModel(keras_tuner.HyperModel):
         epochs, a constant rate is annealed to zero over the trial's epochs themselves."""
         model = self.build(hp)
         fit = partial(self.fit, hp, model, *train, early_stopping=False, timed=False, verbose=0)
-        constant = self.anneals_further and learning_rate_schedule(model) is None
-        if not further_epochs and constant:
+        anneals = self.anneals_further and learning_rate_schedule(model) is None  # a constant rate it may anneal
+        if not further_epochs and anneals:
             # No further epochs to settle in (a table's final_epochs is 0): the refit's own end
             # annealed, not a random point of a noisy descent (benchmarks/table_knobs.py refits,
             # seeds 1-3, the same members: diabetes RMSE 56.30 annealed against 56.87 constant;
@@ -437,7 +437,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
             return model
         history = fit(epochs=epochs, callbacks=list(callbacks))
         stopped = any(getattr(callback, "stopped", False) for callback in callbacks)
-        if further_epochs and not stopped and constant:
+        if further_epochs and not stopped and anneals:
             done = len(history.epoch)
             fit(initial_epoch=done, epochs=done + further_epochs, callbacks=[*callbacks, CosineToZero(further_epochs)])
         return model
