@@ -54,9 +54,9 @@ def main() -> int:
     parser.add_argument("--models", default="cnn,dfn", help="families to time (default cnn,dfn)")
     args = parser.parse_args()
 
-    from nnlab.accelerators import start_tensorflow
+    from nnlab.accelerators import start_backend
 
-    start_tensorflow()
+    start_backend()
     import keras
     import keras_tuner
     import tensorflow as tf

@@ -38,7 +38,7 @@ def __getattr__(name: str):
 def load_model(reference: str, tracking_uri: str | None = None):
     """A registered champion as a Keras model: "mnist-cnn" (alias champion), "mnist-cnn@alias",
     "mnist-cnn/3" (version 3), from --tracking-uri / $MLFLOW_TRACKING_URI / mlruns/. It prints
-    nothing: TensorFlow starts without its start-up lines, as in nnlab's commands."""
+    nothing: the Keras backend starts without its start-up lines, as in nnlab's commands."""
     from nnlab.tracking import load_registered_model
 
     return load_registered_model(reference, tracking_uri)

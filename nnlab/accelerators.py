@@ -1,22 +1,26 @@
-"""TensorFlow started without its start-up chatter, and the GPUs it finds named in one line.
+"""The Keras backend started without its start-up chatter, and the GPUs it finds named in one line.
 
-Loading TensorFlow's libraries writes to the process's stderr before its own logging is set up
-("All log messages before absl::InitializeLog() is called are written to STDERR", "Could not find
-cuda drivers on your machine", "failed call to cuInit", the CPU instructions it was not built
-for): four to seven lines on a machine without a GPU, which TF_CPP_MIN_LOG_LEVEL does not reach.
-`start_tensorflow` loads TensorFlow and asks for its GPUs with the process's stderr (file
-descriptor 2, where the C++ code writes) pointed at /dev/null, then restores it: a Python error
-while loading still reaches the user, raised after stderr is back.
+nnlab trains on whichever backend Keras runs (KERAS_BACKEND, else ~/.keras/keras.json; Keras'
+own default is TensorFlow): `start_backend` loads it and asks it for its GPUs. Loading
+TensorFlow's libraries writes to the process's stderr before its own logging is set up ("All
+log messages before absl::InitializeLog() is called are written to STDERR", "Could not find cuda
+drivers on your machine", "failed call to cuInit", the CPU instructions it was not built for):
+four to seven lines on a machine without a GPU, which TF_CPP_MIN_LOG_LEVEL does not reach. The
+backend is loaded with the process's stderr (file descriptor 2, where the C++ code writes)
+pointed at /dev/null, then restored: a Python error while loading still reaches the user, raised
+after stderr is back.
 
-On a machine with GPUs it turns memory growth on (TensorFlow otherwise takes all of each GPU's
-memory for the first model, and a second process on the same GPU finds none) and says which it
-found; on one without, it says nothing.
+On a machine with GPUs each backend's memory is handled its own way, and the GPUs found are
+named: TensorFlow's memory growth on (it otherwise takes all of each GPU's memory for the first
+model, and a second process on the same GPU finds none); JAX's preallocation off (it otherwise
+takes three quarters of each GPU's memory at start, XLA_PYTHON_CLIENT_PREALLOCATE); PyTorch's
+caching allocator, which takes memory as it needs it, as it is. On a machine without, nothing is said.
 
 `Acceleration` carries an experiment's training settings for accelerators (issue 14, "GPUs"):
 mixed precision for the whole process (`activate`), and what every hypermodel passes to
-`model.compile` (`compile_options`): XLA and steps per execution.
+`model.compile` (`compile_options`): XLA (JAX: always on; PyTorch: torch.compile) and steps per execution.
 
-TensorFlow and Keras are imported inside functions: importing this module loads neither.
+The backends and Keras are imported inside functions: importing this module loads none of them.
 """
 
 from __future__ import annotations
@@ -44,59 +48,92 @@ def _stderr_silenced():
 
 
 _gpus_said = False
+# A backend's name as Keras says it -> the distribution that holds it (its version is recorded).
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+# ... and as its project spells it, in what nnlab says.
+BACKEND_TITLES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+def backend_name() -> str:
+    """The Keras backend this process runs: "tensorflow", "jax" or "torch"."""
+    import keras
+
+    return keras.config.backend()
 
 
 def _drop_retracing(record) -> bool:
     return "triggered tf.function retracing" not in record.getMessage()
 
 
-def start_tensorflow(echo=None) -> list[str]:
-    """Load TensorFlow quietly, turn memory growth on for each GPU, and return their names; when
-    there are any, `echo` gets one line naming them, once per process. Loaded once: later calls
-    only return."""
+def _tensorflow_gpus(first: bool) -> tuple[list[str], str]:
+    import tensorflow as tf
+
+    if first:
+        # TensorFlow's Python warnings are about tf.functions a user of nnlab does not write.
+        tf.get_logger().setLevel(logging.ERROR)
+    # One of them reaches a user who imported TensorFlow first (a notebook): "N out of the
+    # last M calls to ... triggered tf.function retracing", from Keras' predict on the
+    # champion's splits of different sizes. Only that one is dropped; a level the user set stays.
+    if _drop_retracing not in tf.get_logger().filters:
+        tf.get_logger().addFilter(_drop_retracing)
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):  # initialises CUDA: its errors on a CPU machine
+        if first:
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # the GPU is in use already in this process: as it is
+                pass
+        names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
+    return names, "memory growth on"
+
+
+def _jax_gpus(first: bool) -> tuple[list[str], str]:
+    import jax
+
+    return [device.device_kind for device in jax.devices() if device.platform == "gpu"], "memory taken as needed"
+
+
+def _torch_gpus(first: bool) -> tuple[list[str], str]:
+    import torch
+
+    names = [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())]
+    return names, "memory taken as needed"
+
+
+_GPUS = {"tensorflow": _tensorflow_gpus, "jax": _jax_gpus, "torch": _torch_gpus}
+
+
+def start_backend(echo=None) -> list[str]:
+    """Load the Keras backend quietly, handle each GPU's memory its way, and return the GPUs'
+    names; when there are any, `echo` gets one line naming them, once per process. Loaded once:
+    later calls only return."""
     # INFO and WARNING lines of TensorFlow's C++ logging, once it is set up; a user's own wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    first = "tensorflow" not in sys.modules
+    # Read by JAX when it first starts its GPUs; a user's own wins.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    loaded = set(sys.modules)  # before Keras, which loads its backend
     with _stderr_silenced():
-        import tensorflow as tf
-
-        if first:
-            # TensorFlow's Python warnings are about tf.functions a user of nnlab does not write.
-            tf.get_logger().setLevel(logging.ERROR)
-        # One of them reaches a user who imported TensorFlow first (a notebook): "N out of the
-        # last M calls to ... triggered tf.function retracing", from Keras' predict on the
-        # champion's splits of different sizes. Only that one is dropped; a level the user set stays.
-        if _drop_retracing not in tf.get_logger().filters:
-            tf.get_logger().addFilter(_drop_retracing)
-        gpus = tf.config.list_physical_devices("GPU")  # initialises CUDA: its errors on a CPU machine
-        names = []
-        for gpu in gpus:
-            if first:
-                try:
-                    tf.config.experimental.set_memory_growth(gpu, True)
-                except RuntimeError:  # the GPU is in use already in this process: as it is
-                    pass
-            details = tf.config.experimental.get_device_details(gpu)
-            names.append(details.get("device_name", gpu.name))
+        backend = backend_name()
+        names, memory = _GPUS[backend](BACKEND_PACKAGES[backend] not in loaded)
     global _gpus_said
     if names and echo is not None and not _gpus_said:  # once, to the first caller that says it
         _gpus_said = True
-        echo(f"GPU: {len(names)} found, memory growth on: "
+        echo(f"GPU: {len(names)} found by {BACKEND_TITLES[backend]}, {memory}: "
              + ", ".join(f"{index}: {name}" for index, name in enumerate(names)))
     return names
 
 
 def missing_gpus(requested) -> str | None:
-    """Why GPU numbers asked for (--gpus) name no GPU TensorFlow finds here, or None. A worker
+    """Why GPU numbers asked for (--gpus) name no GPU the backend finds here, or None. A worker
     handed a number that names none would train on the CPU without a word."""
-    found = start_tensorflow()
+    found = start_backend()
     missing = sorted({int(number) for number in requested if int(number) >= len(found)})
     if not missing:
         return None
     if not found:
-        return "TensorFlow finds no GPU on this machine; leave --gpus out to train on the CPU"
+        return f"{BACKEND_TITLES[backend_name()]} finds no GPU on this machine; leave --gpus out to train on the CPU"
     names = ", ".join(str(number) for number in missing)
-    return f"no GPU {names} here: TensorFlow finds {len(found)}, numbered 0 to {len(found) - 1}"
+    return f"no GPU {names} here: {BACKEND_TITLES[backend_name()]} finds {len(found)}, numbered 0 to {len(found) - 1}"
 
 
 # Keras' policy for float16 computation with float32 variables. Under it Keras 3 wraps a compiled

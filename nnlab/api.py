@@ -23,7 +23,7 @@ import threading
 import time
 import types
 
-from nnlab.accelerators import start_tensorflow
+from nnlab.accelerators import start_backend
 from nnlab.builders import is_reference, object_family, reference_family
 from nnlab.cli import flag_name
 from nnlab.commands import load_data, say_data, signals_interrupt
@@ -125,7 +125,7 @@ def run(experiment: str, settings: dict, *, model=None, memory: dict | None = No
     if dataset is None:
         dataset = load_data(prog, config, echo=echo)
     else:
-        start_tensorflow(echo=lambda line: echo(f"{prog}: {line}"))
+        start_backend(echo=lambda line: echo(f"{prog}: {line}"))
         say_data(prog, dataset, echo)
     if workers is not None and workers.automatic:
         from nnlab.oracles import planned_trials_of  # KerasTuner, loaded with the data's TensorFlow

@@ -23,7 +23,7 @@ from nnlab.budget import format_duration
 from nnlab.data.folds import joined
 from nnlab.errors import TrackingError
 from nnlab.formats import wrapped
-from nnlab.provenance import package_version
+from nnlab.provenance import backend_requirement, package_version
 
 CLASS_NAMES_TAG = "nnlab.class_names"  # a JSON list: the registered model's output i is class_names[i]
 # Within a time budget, a member trains on for as many epochs as fit its share of the time left,
@@ -276,7 +276,7 @@ def _logged_and_registered(config, hypermodel, dataset, tracker, chosen: _Chosen
         chosen.predictions[:8],
         test_metrics,
         label,
-        [f"{name}=={package_version(name)}" for name in ("tensorflow", "keras", "mlflow")],
+        [backend_requirement(), *(f"{name}=={package_version(name)}" for name in ("keras", "mlflow"))],
         task=hypermodel.task,
         # Where the model came from and what it learnt on: a fine-tune's source and strategy
         # (an average's: each member's, in order), the data set's options (its classes, labels

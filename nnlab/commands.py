@@ -13,7 +13,7 @@ import sys
 import textwrap
 import time
 
-from nnlab.accelerators import start_tensorflow
+from nnlab.accelerators import start_backend
 from nnlab.budget import format_duration
 from nnlab.config import ExperimentConfig
 from nnlab.data import Dataset, load_dataset
@@ -25,9 +25,9 @@ from nnlab.tasks import get_task
 
 def load_data(prog: str, config: ExperimentConfig, quiet: bool = False, echo=print) -> Dataset:
     """The experiment's data, its notices and its size said to the user (unless `quiet`: a
-    worker's chief has said them); TensorFlow started first, quietly, and the GPUs it found named
+    worker's chief has said them); the Keras backend started first, quietly, and the GPUs it found named
     (nnlab/accelerators.py)."""
-    start_tensorflow(echo=None if quiet else lambda line: echo(f"{prog}: {line}"))
+    start_backend(echo=None if quiet else lambda line: echo(f"{prog}: {line}"))
     if quiet:  # Keras' own "Downloading data from ..." too
         with contextlib.redirect_stdout(io.StringIO()):
             return load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,

@@ -1,7 +1,7 @@
 """The compile and fit policy around a pure builder: a KerasTuner HyperModel. SearchHyperModel is
 every family's unless the family has its own, a subclass beside its builder (nnlab/models/gan.py,
 nnlab/models/transfer.py). TensorFlow's tf.data is imported inside functions, where a table's
-rows are batched: the rest of the policy speaks Keras alone."""
+rows are batched on the TensorFlow backend: the rest of the policy speaks Keras alone."""
 
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ def scores(model, labels, predictions) -> dict:
     results = model.compute_metrics(None, labels, predictions, sample_weight=None)
     results["loss"] = model.compute_loss(y=labels, y_pred=predictions, training=False)
     model.reset_metrics()
-    return {name: float(value) for name, value in results.items()}
+    # convert_to_numpy: a PyTorch loss still holds its graph, and float() of it warns
+    return {name: float(keras.ops.convert_to_numpy(value)) for name, value in results.items()}
 
 
 def table_batches(rows, targets, batch_size: int, shuffle: bool):
@@ -393,6 +394,11 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.built_before_tracing(model, args)
         batch_size = self.batch_size_of(hp)
         self._decay_over_this_fit(model, args, batch_size, kwargs)
+        if args and hasattr(args[0], "columns") and keras.config.backend() != "tensorflow":
+            # a table's rows (a DataFrame) as one array per column, without tf.data (no TensorFlow)
+            if kwargs.get("validation_data") is not None:
+                kwargs["validation_data"] = (keras_inputs(kwargs["validation_data"][0]), *kwargs["validation_data"][1:])
+            return model.fit(keras_inputs(args[0]), *args[1:], batch_size=batch_size, callbacks=callbacks, **kwargs)
         if args and hasattr(args[0], "columns"):  # a table's rows (a DataFrame): batches of its columns
             train, kwargs["steps_per_epoch"] = table_batches(args[0], args[1], batch_size, shuffle=True)
             if kwargs.get("validation_data") is not None:

@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from nnlab import space
-from nnlab.accelerators import Acceleration, missing_gpus
+from nnlab.accelerators import Acceleration, backend_name, missing_gpus
 from nnlab.budget import TimeBudget, format_duration
 from nnlab.config import ExperimentConfig, as_params, named_setting
 from nnlab.data import Dataset, load_dataset
@@ -401,6 +401,9 @@ def check_before_start(config: ExperimentConfig, workers=None) -> None:
     from nnlab.tracking import resolve_tracking_uri, store_problem
 
     store_uri = resolve_tracking_uri(config.tracking_uri)
+    if config.steps_per_execution > 1 and backend_name() == "torch":  # Keras would raise it at the first fit
+        raise ConfigError(f"--steps-per-execution {config.steps_per_execution}: Keras on PyTorch runs one batch a "
+                          "call; leave it at 1 there (it is TensorFlow's and JAX's)")
     if workers is not None:
         if workers.count == 0 and not store_uri.startswith(("http://", "https://")):
             raise ConfigError(f"--workers 0 leaves the trials to workers on other machines, which need an MLflow "

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nnlab import cli
-from nnlab.accelerators import start_tensorflow
+from nnlab.accelerators import start_backend
 from nnlab.data.folders import read_image
 from nnlab.errors import InputError, TrackingError, print_error
 
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
 
     try:
         version = registered_version(args.model, args.tracking_uri)
-        start_tensorflow(echo=lambda line: print(f"{PROG}: {line}", file=sys.stderr))
+        start_backend(echo=lambda line: print(f"{PROG}: {line}", file=sys.stderr))
         model = load_registered_model(version.uri, args.tracking_uri)
         names = json.loads(version.tags[CLASS_NAMES_TAG]) if CLASS_NAMES_TAG in version.tags else None
         refused = predict(model, names, [Path(file) for file in args.files])

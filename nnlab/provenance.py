@@ -7,6 +7,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from nnlab.accelerators import BACKEND_PACKAGES, backend_name
+
 # Tag name on the search's parent run -> the distribution whose version it records.
 VERSION_TAGS = {"nnlab.tensorflow_version": "tensorflow", "nnlab.keras_version": "keras",
                 "nnlab.keras_tuner_version": "keras-tuner", "nnlab.mlflow_version": "mlflow",
@@ -29,7 +31,16 @@ def package_version(name: str) -> str:
         return "unknown"
 
 
+def backend_requirement() -> str:
+    """The Keras backend's package pinned as this process runs it ("jax==0.10.2")."""
+    package = BACKEND_PACKAGES[backend_name()]
+    return f"{package}=={package_version(package)}"
+
+
 def provenance_tags() -> dict:
-    """Python, TensorFlow, Keras, KerasTuner, MLflow and nnlab versions and nnlab's git commit."""
+    """Python, TensorFlow, Keras, KerasTuner, MLflow and nnlab versions, the Keras backend that
+    trained and its version, and nnlab's git commit."""
     tags = {tag: package_version(name) for tag, name in VERSION_TAGS.items()}
-    return tags | {"nnlab.python_version": platform.python_version(), "nnlab.git_commit": git_commit()}
+    backend = backend_name()
+    return tags | {"nnlab.keras_backend": backend, "nnlab.keras_backend_version": package_version(BACKEND_PACKAGES[backend]),
+                   "nnlab.python_version": platform.python_version(), "nnlab.git_commit": git_commit()}

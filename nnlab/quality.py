@@ -47,7 +47,9 @@ class Judge:
         classifier = members(classifier)[0]
         head = classifier.layers[head_index(classifier)]
         self.input_shape = tuple(classifier.inputs[0].shape[1:])
-        self.model = keras.Model(classifier.inputs, [head.input, classifier.outputs[0]], name="judge")
+        # Its one input as itself, not a list of one: Keras on JAX and PyTorch warns at every
+        # predict when a list-input model is handed a plain array.
+        self.model = keras.Model(classifier.inputs[0], [head.input, classifier.outputs[0]], name="judge")
 
     def look(self, images) -> tuple[np.ndarray, np.ndarray]:
         """(features, class probabilities) of `images`, in the classifier's raw input units."""

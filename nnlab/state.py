@@ -16,6 +16,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from nnlab.accelerators import BACKEND_TITLES, backend_name
 from nnlab.errors import SearchError
 from nnlab.models import FAMILIES
 
@@ -44,6 +45,8 @@ def _settings(config, data_source: str) -> dict:
     the version of the family's builder."""
     family = FAMILIES.get(config.model)
     return ({key: getattr(config, key) for key in SEARCH_DEFINING}
+            # The backend that trains: another's checkpoints and numbers differ (accelerators.py).
+            | {"backend": backend_name()}
             | {"data_source": data_source, "architecture": family.architecture if family is not None else None,
                # A user's own builder: its code's digest (nnlab/builders.py); absent for the built-ins.
                **({"builder_code": family.code} if family is not None and family.code is not None else {})})
@@ -55,12 +58,15 @@ def _change(config, key: str, saved, value, joiner: str) -> str:
         family = FAMILIES.get(config.model)
         where = f" ({family.reference})" if family is not None and family.reference else ""
         return f"the code of model {config.model}{where} has changed (digest {saved} {joiner} {value})"
+    if key == "backend":
+        return f"the Keras backend {BACKEND_TITLES.get(saved, saved)} {joiner} {BACKEND_TITLES.get(value, value)}"
     return f"{key} {saved!r} {joiner} {value!r}"
 
 
 def _defaults(config) -> dict:
+    """What a setting saved before it was recorded was: its default (the backend: TensorFlow, the only one then)."""
     return {field.name: field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
-            for field in dataclasses.fields(config)}
+            for field in dataclasses.fields(config)} | {"backend": "tensorflow"}
 
 
 def open_state(config, data_source: str, directory: Path, fresh: bool, discard=shutil.rmtree) -> SearchState:

@@ -28,7 +28,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnlab.accelerators import start_tensorflow
+from nnlab.accelerators import start_backend
 from nnlab.errors import WorkersError
 
 # A worker's exit codes that the chief reads: it ran its share of trials and wants replacing;
@@ -406,7 +406,7 @@ class Workers:
     def __post_init__(self):
         gpus = list(self.plan.gpus)
         if not gpus and self.plan.count > 1:
-            gpus = [str(index) for index in range(len(start_tensorflow()))]  # each worker its own, in turn
+            gpus = [str(index) for index in range(len(start_backend()))]  # each worker its own, in turn
         self.slots = [_Slot(f"worker{index + 1}", gpus[index % len(gpus)] if gpus else None)
                       for index in range(self.plan.count)]
 

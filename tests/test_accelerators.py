@@ -60,14 +60,32 @@ def test_importing_it_loads_no_tensorflow():
     subprocess.run([sys.executable, "-c", script], check=True)
 
 
+@pytest.mark.backends
 def test_xla_and_steps_per_execution_reach_the_compiled_model():
+    """On PyTorch, XLA is torch.compile and steps per execution stays 1 (the next test)."""
     keras.utils.set_random_seed(0)
-    model = dfn(Acceleration(jit_compile=True, steps_per_execution=4))
-    assert model.jit_compile is True and model.steps_per_execution == 4
+    steps = 1 if keras.config.backend() == "torch" else 4
+    model = dfn(Acceleration(jit_compile=True, steps_per_execution=steps))
+    assert model.jit_compile is True and model.steps_per_execution == steps
     assert model._compile_config.config["jit_compile"] is True  # saved with the model, as Keras keeps it
     inputs, labels = tiny_images()
     history = model.fit(inputs, labels, batch_size=16, epochs=1, verbose=0)  # 4 batches: one execution
     assert np.isfinite(history.history["loss"]).all() and int(model.optimizer.iterations) == 4
+
+
+@pytest.mark.backends
+def test_steps_per_execution_is_refused_in_one_line_where_keras_on_pytorch_would_fail(tmp_path):
+    from nnlab.errors import ConfigError
+    from nnlab.pipeline import check_before_start
+
+    config = ExperimentConfig(name="gpu", model="dfn", steps_per_execution=4, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    if keras.config.backend() != "torch":
+        check_before_start(config)
+        return
+    with pytest.raises(ConfigError) as refused:
+        check_before_start(config)
+    assert str(refused.value) == ("--steps-per-execution 4: Keras on PyTorch runs one batch a call; leave it at 1 "
+                                  "there (it is TensorFlow's and JAX's)")
 
 
 def test_the_default_compiles_as_before():
@@ -100,12 +118,13 @@ def test_every_family_compiles_with_it(family):
     assert model.jit_compile is True and model.steps_per_execution == 4
 
 
+@pytest.mark.backends
 def test_mixed_precision_float16_compute_float32_variables(float32_afterwards):
     Acceleration(mixed_precision=True).activate()
     dense = keras.layers.Dense(4)
     dense.build((None, 3))
     assert (dense.compute_dtype, dense.variable_dtype, dense.kernel.dtype) == ("float16", "float32", "float32")
-    assert dense(np.ones((2, 3), "float32")).dtype == "float16"
+    assert keras.backend.standardize_dtype(dense(np.ones((2, 3), "float32")).dtype) == "float16"
 
     keras.utils.set_random_seed(0)
     model = dfn(Acceleration(mixed_precision=True))
@@ -122,15 +141,16 @@ def test_mixed_precision_float16_compute_float32_variables(float32_afterwards):
     assert not isinstance(dfn().optimizer, keras.optimizers.LossScaleOptimizer)
 
 
+@pytest.mark.backends
 def test_gpu_numbers_are_checked_against_the_gpus_found():
-    """--gpus names GPUs by number: one TensorFlow does not find is refused rather than left to a
+    """--gpus names GPUs by number: one the backend does not find is refused rather than left to a
     worker that would train on the CPU without a word (issue 26). Checked against this machine."""
-    from nnlab.accelerators import missing_gpus, start_tensorflow
+    from nnlab.accelerators import BACKEND_TITLES, backend_name, missing_gpus, start_backend
 
-    found = len(start_tensorflow())
+    found = len(start_backend())
     assert missing_gpus([str(number) for number in range(found)]) is None
     problem = missing_gpus([str(found), "0"])
     if found == 0:
-        assert problem == "TensorFlow finds no GPU on this machine; leave --gpus out to train on the CPU"
+        assert problem == f"{BACKEND_TITLES[backend_name()]} finds no GPU on this machine; leave --gpus out to train on the CPU"
     else:
-        assert problem == f"no GPU {found} here: TensorFlow finds {found}, numbered 0 to {found - 1}"
+        assert problem == f"no GPU {found} here: {BACKEND_TITLES[backend_name()]} finds {found}, numbered 0 to {found - 1}"

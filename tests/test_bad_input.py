@@ -261,9 +261,9 @@ def test_resource_and_server_mistakes_change_nothing(workdir, capsys, free_port,
     import time
 
     if arguments == ["--gpus", "7"]:
-        from nnlab.accelerators import start_tensorflow
+        from nnlab.accelerators import start_backend
 
-        if len(start_tensorflow()) > 7:
+        if len(start_backend()) > 7:
             pytest.skip("this machine has a GPU 7")
     _earlier_search(workdir, store_is_a_file=message.startswith("the MLflow store"))
     before = _files_under(workdir)

@@ -42,8 +42,8 @@ def test_an_experiment_created_meanwhile_by_another_search_is_taken(tracking_uri
 
 def test_tensorflow_starts_without_a_word_on_a_machine_without_a_gpu():
     """In a fresh process: no start-up lines on stdout or stderr, no GPU named, none found."""
-    code = ("from nnlab.accelerators import start_tensorflow\n"
-            "print(start_tensorflow(echo=print))\n"
+    code = ("from nnlab.accelerators import start_backend\n"
+            "print(start_backend(echo=print))\n"
             "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))\n")
     environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=300)

@@ -74,6 +74,22 @@ def test_image_size_resizes_and_colour_images_give_three_channels(tmp_path, digi
     assert colour.source.endswith("30 images, 28x28, rgb)")
 
 
+@pytest.mark.parametrize("size, mode", [((28, 28), "L"), ((14, 20), "L"), ((31, 17), "RGB")])
+def test_without_tensorflow_pillow_reads_a_folder_as_keras_loader_does(tmp_path, digit_folder, mnist_subset, size,
+                                                                     mode):
+    """Where TensorFlow is not installed (Keras on JAX or PyTorch alone) Pillow decodes and
+    keras.ops resizes (issue 33): the same images in the same order, the same pixels to within
+    float rounding, at the images' own size, shrunk and enlarged, grey and colour."""
+    from nnlab.data.folders import _read, _read_with_pillow
+
+    folder = digit_folder if mode == "L" else write_digits(tmp_path / "rgb", *mnist_subset, per_class=3, mode="RGB")
+    channels = 1 if mode == "L" else 3
+    by_keras = _read(folder, str(folder), size, "grayscale" if channels == 1 else "rgb")
+    by_pillow = _read_with_pillow(folder, size, channels)
+    assert np.array_equal(by_keras[1], by_pillow[1]) and by_keras[0].shape == by_pillow[0].shape
+    assert np.abs(by_keras[0] - by_pillow[0]).max() < 1e-3
+
+
 def test_predict_reads_an_odd_sized_image_as_training_does(tmp_path, mnist_subset):
     # Issue 31: one resize. Training read the folder with TensorFlow's decoder and
     # tf.image.resize; nnlab.predict resized with Pillow, which antialiases when it shrinks.

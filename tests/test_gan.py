@@ -14,6 +14,7 @@ MNIST = DataSpec(input_shape=(28, 28, 1), num_classes=10)
 DIGITS = DataSpec(input_shape=(8, 8, 1), num_classes=10, pixel_max=16.0)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("spec", [MNIST, DIGITS], ids=["mnist", "digits"])
 def test_builders_make_images_in_the_data_units_and_one_logit(spec):
     from nnlab.models.gan import build_discriminator, build_generator
@@ -65,6 +66,7 @@ def test_a_size_the_generator_cannot_reach_is_refused():
         build_generator(keras_tuner.HyperParameters(), DataSpec(input_shape=(30, 30, 1), num_classes=10))
 
 
+@pytest.mark.backends
 def test_one_train_step_changes_both_networks(small_mnist):
     from nnlab.models.gan import build
 

@@ -17,7 +17,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nnlab"
 # What takes seconds to import, or starts TensorFlow: worth keeping out of `--help`, a config
 # check, `nnlab.report` or a worker's chief.
 SLOW = {"tensorflow", "keras", "keras_tuner", "mlflow", "pandas", "sklearn", "scipy", "PIL",
-        "grpc", "matplotlib", "mlxtend"}
+        "grpc", "matplotlib", "mlxtend", "jax", "torch"}
+# The Keras backends besides TensorFlow, imported only where Keras runs on them: extras of their own.
+BACKEND_EXTRAS = ("jax", "torch")
 LONGEST = 60
 SAYS_SO = "inside functions"  # the words a module's docstring uses for its function-level imports
 
@@ -168,6 +170,10 @@ def test_every_imported_package_is_declared_and_none_other():
     providers = {name: {distribution.lower() for distribution in distributions}
                  for name, distributions in importlib.metadata.packages_distributions().items()}
     declared = declared_distributions()
+    extras = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    backends = {re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower()
+                for extra in BACKEND_EXTRAS for requirement in extras[extra]}
+    third_party -= backends  # each module the distribution of its name, declared as an extra
     # A module may come from several distributions (mlflow from mlflow and mlflow-skinny).
     assert {name for name in third_party if not providers.get(name, set()) & declared} == set()
     used = {distribution for name in third_party for distribution in providers.get(name, set())}

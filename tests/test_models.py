@@ -18,6 +18,7 @@ def layers_of(model, kind):
 
 
 # transfer: test_transfer.py; gan, which draws images: test_gan.py
+@pytest.mark.backends
 @pytest.mark.parametrize("name", [name for name in MODEL_NAMES if name not in (*SOURCE_FAMILIES, "gan")])
 def test_builders_return_uncompiled_probability_models(name, small_mnist):
     model = get_builder(name)(keras_tuner.HyperParameters(), SPEC)
@@ -176,6 +177,7 @@ def test_recurrent_three_bidirectional_layers_and_a_dense_layer():
     assert not layers_of(get_builder("rnn")(hp, SPEC), keras.layers.Bidirectional)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("spec", [SPEC, SERIES], ids=["image", "series"])
 def test_recurrent_model_round_trips_in_safe_mode(spec, tmp_path):
     model = get_builder("lstm")(keras_tuner.HyperParameters(), spec)
@@ -210,6 +212,7 @@ def test_raw_pixels_are_scaled_inside_the_model():
     assert model.predict(digits.test[0][:4], verbose=0).shape == (4, 10)
 
 
+@pytest.mark.backends
 def test_an_average_model_is_the_mean_of_its_members_and_loads_cleanly(tmp_path):
     """The ensemble champion: one model whose output is its members' mean, saved and loaded in
     safe mode without Keras' optimizer warnings, the members named after their trials and

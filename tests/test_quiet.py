@@ -148,10 +148,10 @@ def test_a_gan_trains_without_tensorflows_remapper_error(small_mnist, capfd):
     import keras
     import keras_tuner
 
-    from nnlab.accelerators import start_tensorflow
+    from nnlab.accelerators import start_backend
     from nnlab.models.gan import build
 
-    start_tensorflow()  # as every command does first: TensorFlow's start-up lines are not this test's
+    start_backend()  # as every command does first: TensorFlow's start-up lines are not this test's
     capfd.readouterr()
     gan = build(keras_tuner.HyperParameters(), small_mnist.spec)
     gan.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))

@@ -238,6 +238,8 @@ def test_same_seed_same_trials_and_metrics(searched_store, tmp_path):
     assert (tags["nnlab.tensorflow_version"], tags["nnlab.keras_version"], tags["nnlab.keras_tuner_version"],
             tags["nnlab.mlflow_version"]) == (tensorflow.__version__, keras.__version__, keras_tuner.__version__,
                                              mlflow.__version__)
+    assert (tags["nnlab.keras_backend"], tags["nnlab.keras_backend_version"]) == (keras.config.backend(),
+                                                                                tensorflow.__version__)
     assert len(tags["nnlab.git_commit"]) == 40 or tags["nnlab.git_commit"] == "unknown"
 
 

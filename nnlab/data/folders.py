@@ -12,12 +12,17 @@ the user holds them (0-255): the spec's `pixel_max` tells the model to scale the
 so that a registered model predicts on images read straight from files. `read_image` reads one
 file the same way, decoder and resize (bilinear, no antialiasing), for nnlab.predict.
 
+Where TensorFlow is not installed (Keras on JAX or PyTorch alone), Pillow decodes every image
+and keras.ops.image.resize resizes it, bilinear without antialiasing as well, in the same order
+(the sorted class folders, each one's files sorted by name, as Keras' loader lists them).
+
 TensorFlow, Keras and Pillow are imported inside functions, when the folder is read: a config
 check needs none.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 from numbers import Real
@@ -115,8 +120,14 @@ def _scan(folder: Path, names: list[str], shown: str) -> tuple[int, list[tuple[i
     return count, sizes, modes
 
 
+def tensorflow_installed() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
+
+
 def _read(folder: Path, shown: str, image_size: tuple[int, int], color_mode: str):
     """All images as float32 (N, height, width, channels) in 0-255 and int64 labels, in file order."""
+    if not tensorflow_installed():
+        return _read_with_pillow(folder, image_size, 1 if color_mode == "grayscale" else 3)
     import keras
     import tensorflow as tf
 
@@ -132,18 +143,36 @@ def _read(folder: Path, shown: str, image_size: tuple[int, int], color_mode: str
     return np.concatenate([images for images, _ in batches]), np.concatenate([labels for _, labels in batches])
 
 
+def _read_with_pillow(folder: Path, image_size: tuple[int, int], channels: int):
+    """_read without TensorFlow: every image Pillow decodes, resized as read_image resizes."""
+    images, labels = [], []
+    classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+    for label, name in enumerate(classes):
+        # Keras' order: the class folder's subfolders by path, each one's files by name
+        for root, _folders, files in sorted(os.walk(folder / name), key=lambda walked: walked[0]):
+            for file in sorted(files):
+                if file.lower().endswith(KERAS_EXTENSIONS):
+                    images.append(read_image(Path(root) / file, *image_size, channels))
+                    labels.append(label)
+    return np.stack(images).astype(np.float32), np.asarray(labels, dtype=np.int64)
+
+
 def read_image(path: Path, height: int, width: int, channels: int) -> np.ndarray:
     """One image file as float32 (height, width, channels) in 0-255, read as an image folder is
     read for training: TensorFlow's decoder with `channels`, then tf.image.resize (INTERPOLATION).
     A format TensorFlow does not decode (TIFF, WebP, ...) Pillow decodes, greyed or coloured as
-    Pillow does, then the same resize. An InputError says why a file cannot be read."""
+    Pillow does, then the same resize. Without TensorFlow, Pillow decodes every format and
+    keras.ops.image.resize resizes. An InputError says why a file cannot be read."""
     import PIL.Image
-    import tensorflow as tf
 
     try:
         data = Path(path).read_bytes()
     except OSError as error:
         raise InputError(error.strerror or str(error)) from None
+    if not tensorflow_installed():
+        return _pillow_read(data, height, width, channels)
+    import tensorflow as tf
+
     try:
         if data.startswith(TENSORFLOW_DECODES):
             pixels = tf.io.decode_image(data, channels=channels, expand_animations=False)
@@ -156,6 +185,20 @@ def read_image(path: Path, height: int, width: int, channels: int) -> np.ndarray
     except (PIL.UnidentifiedImageError, OSError):
         raise InputError("not an image Pillow can open") from None
     return tf.image.resize(pixels, (height, width), method=INTERPOLATION).numpy()
+
+
+def _pillow_read(data: bytes, height: int, width: int, channels: int) -> np.ndarray:
+    import keras
+    import PIL.Image
+
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as image:
+            pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+    except (PIL.UnidentifiedImageError, OSError):
+        raise InputError("not an image Pillow can open") from None
+    pixels = pixels.reshape(*pixels.shape[:2], channels)
+    resized = keras.ops.image.resize(pixels, (height, width), interpolation=INTERPOLATION, antialias=False)
+    return keras.ops.convert_to_numpy(resized).astype(np.float32)
 
 
 def load_images(data_dir=None, seed: int = 0, validation_fraction: float = 0.1, images: str | None = None,

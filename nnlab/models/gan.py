@@ -32,7 +32,8 @@ The search policy (GANHyperModel, below the GAN):
 - A loss that is not finite stops the fit, and the trial fails as any other would.
 - The search's run gets the floor and ceiling to read every value against: real validation
   images against real training images, and an untrained generator.
-- The GAN's train function runs with grappler's remapper off (`without_remapping`): on the
+- On TensorFlow (imported inside functions: JAX and PyTorch run the GAN without it), the GAN's
+  train function runs with grappler's remapper off (`without_remapping`): on the
   discriminator's convolution, bias and LeakyReLU it fails, and TensorFlow logs an error line
   ("remapper failed: INVALID_ARGUMENT: Mutation::Apply error: fanout ... LeakyReluGrad") for
   every trial. A failed pass leaves the graph as it was, so the GAN trains the same without it
@@ -50,12 +51,13 @@ from functools import partial
 import keras
 import keras_tuner
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from nnlab import plots
 from nnlab.config import ExperimentConfig
 from nnlab.errors import ConfigError, TrackingError
 from nnlab.hypermodel import SearchHyperModel
+from nnlab.models import gan_training
 from nnlab.models.layers import model_input
 from nnlab.quality import Judge
 from nnlab.space import COUNT, FRACTION, LEARNING_RATE, OPTIONAL_COUNT, within
@@ -160,6 +162,8 @@ def without_remapping():
     the bias' output, which the fusion removes, so the pass fails with an error on fd 2 (the C++
     log) and grappler goes on with the graph as it was. The option travels with each call (the
     call's config), so it is set around the call and the previous setting restored after."""
+    import tensorflow as tf
+
     previous = tf.config.optimizer.get_experimental_options().get("remapping", True)
     tf.config.optimizer.set_experimental_options({"remapping": False})
     try:
@@ -197,6 +201,8 @@ class GAN(keras.Model):
         super().compile(**kwargs)
         self.generator_optimizer = generator_optimizer
         self.discriminator_optimizer = discriminator_optimizer
+        if keras.config.backend() == "jax":  # its trainer carries "the" optimizer's state through each step
+            self.optimizer = gan_training.BothOptimizers(self)
         self.cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
         self.class_cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -205,9 +211,9 @@ class GAN(keras.Model):
         return [self.discriminator_loss, self.generator_loss]
 
     def make_train_function(self, force=False):
-        """Keras' train function (fit's, train_on_batch's), called `without_remapping`."""
-        if self.train_function is not None and not force:
-            return self.train_function
+        """Keras' train function (fit's, train_on_batch's), called `without_remapping` on TensorFlow."""
+        if (self.train_function is not None and not force) or keras.config.backend() != "tensorflow":
+            return super().make_train_function(force)
         super().make_train_function(force)
         train_function = self.train_function
 
@@ -224,42 +230,42 @@ class GAN(keras.Model):
     def latent(self, count):
         return keras.random.normal((count, self.latent_dim), seed=self.seed_generator)
 
-    def _verdicts(self, images):
-        """(real-or-generated logits, class logits or None) of the discriminator."""
-        outputs = self.discriminator(images, training=True)
-        return (outputs[0], outputs[1]) if self.classes else (outputs, None)
+    average_momentum = AVERAGE_MOMENTUM
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        """One step for each network (nnlab/models/gan_training.py: the same step on each
+        backend). Keras calls train_step(data), on JAX train_step(state, data)."""
+        step = {"jax": gan_training.jax_step, "torch": gan_training.torch_step}.get(
+            keras.config.backend(), gan_training.tensorflow_step)
+        return step(self, *args)
+
+    def unpacked(self, data):
+        """(real images, their labels or None) of a batch."""
         real, labels = (data[0], data[1]) if isinstance(data, tuple) else (data, None)
         if self.classes and labels is None:
             raise ValueError("a GAN with a class code trains on (images, labels)")
-        latent = self.latent(tf.shape(real)[0])
-        with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
-            real_logits, real_classes = self._verdicts(real)
-            fake_logits, fake_classes = self._verdicts(self.generator(latent, training=True))
-            discriminator_loss = (self.cross_entropy(tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing), real_logits)
-                                  + self.cross_entropy(tf.zeros_like(fake_logits), fake_logits))
-            generator_loss = self.cross_entropy(tf.ones_like(fake_logits), fake_logits)
-            if self.classes:
-                # Both networks want every image's class recognised: the real ones' labels and the
-                # generated ones' named class (the paper's; measured, a lighter class term for the
-                # generator, or none for the discriminator on generated images, let the generator
-                # drop classes).
-                named = tf.argmax(latent[:, : self.classes], axis=-1)
-                class_loss = self.class_cross_entropy(named, fake_classes)
-                discriminator_loss += self.class_cross_entropy(labels, real_classes) + class_loss
-                generator_loss += class_loss
-        for tape, loss, network, optimizer in (
-                (discriminator_tape, discriminator_loss, self.discriminator, self.discriminator_optimizer),
-                (generator_tape, generator_loss, self.generator, self.generator_optimizer)):
-            weights = network.trainable_weights
-            optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
-        # The average's momentum warms up (as TensorFlow's ExponentialMovingAverage with
-        # num_updates): early on it would hold mostly the untrained weights.
-        steps = tf.cast(self.generator_optimizer.iterations, "float32")
-        momentum = tf.minimum(AVERAGE_MOMENTUM, (1.0 + steps) / (10.0 + steps))
-        for average, weight in zip(self.average_generator.weights, self.generator.weights):
-            average.assign(momentum * average + (1.0 - momentum) * weight)
+        return real, labels
+
+    def game_losses(self, latent, labels, real_outputs, fake_outputs):
+        """(the discriminator's loss, the generator's) from the discriminator's outputs for the
+        real batch and the generated one: keras.ops alone, differentiated by the backend."""
+        real_logits, real_classes = (real_outputs[0], real_outputs[1]) if self.classes else (real_outputs, None)
+        fake_logits, fake_classes = (fake_outputs[0], fake_outputs[1]) if self.classes else (fake_outputs, None)
+        discriminator_loss = (self.cross_entropy(ops.full_like(real_logits, 1.0 - self.label_smoothing), real_logits)
+                              + self.cross_entropy(ops.zeros_like(fake_logits), fake_logits))
+        generator_loss = self.cross_entropy(ops.ones_like(fake_logits), fake_logits)
+        if self.classes:
+            # Both networks want every image's class recognised: the real ones' labels and the
+            # generated ones' named class (the paper's; measured, a lighter class term for the
+            # generator, or none for the discriminator on generated images, let the generator
+            # drop classes).
+            named = ops.argmax(latent[:, : self.classes], axis=-1)
+            class_loss = self.class_cross_entropy(named, fake_classes)
+            discriminator_loss = discriminator_loss + self.class_cross_entropy(labels, real_classes) + class_loss
+            generator_loss = generator_loss + class_loss
+        return discriminator_loss, generator_loss
+
+    def logged(self, discriminator_loss, generator_loss) -> dict:
         self.discriminator_loss.update_state(discriminator_loss)
         self.generator_loss.update_state(generator_loss)
         return {metric.name: metric.result() for metric in self.metrics}

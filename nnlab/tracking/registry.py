@@ -26,7 +26,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.models.utils import _save_example
 from mlflow.types.schema import ColSpec, Schema
 
-from nnlab.accelerators import start_tensorflow
+from nnlab.accelerators import start_backend
 from nnlab.errors import TrackingError
 from nnlab.tasks import get_task
 from nnlab.tracking.store import configure, resolve_tracking_uri, sqlite_file
@@ -94,6 +94,7 @@ def log_champion(
         if isinstance(example_inputs, pd.DataFrame):
             _save_table_model(model, folder, description, signature, example_inputs[:2], pip_requirements)
         else:
+            loadable_anywhere(model)
             mlflow.keras.save_model(model, folder, mlflow_model=description, signature=signature,
                                     input_example=example_inputs[:2], pip_requirements=pip_requirements)
 
@@ -179,6 +180,23 @@ def _log_linked_metrics(metrics: dict, model_id: str, datasets: dict) -> None:
         remaining = {key: value for key, value in remaining.items() if key not in part}
         if part:
             mlflow.log_metrics(part, model_id=model_id, dataset=datasets.get(context))
+
+
+def loadable_anywhere(model) -> None:
+    """Keras on PyTorch saves a compiled model's optimizer as a class of its own backend
+    (keras.src.backend.torch.optimizers.torch_adam.Adam), which Keras on TensorFlow or JAX cannot
+    import, and the whole model fails to load there. Named by its public class instead
+    (keras.optimizers.Adam, the same settings), the saved model loads on every backend."""
+    import keras
+
+    compiled = getattr(model, "_compile_config", None)
+    optimizer = compiled.config.get("optimizer") if compiled is not None else None
+    name = type(optimizer).__name__
+    if (optimizer is None or not type(optimizer).__module__.startswith("keras.src.backend.")
+            or getattr(keras.optimizers, name, None) is None):
+        return
+    compiled.config["optimizer"] = {"module": "keras.optimizers", "class_name": name,
+                                    "config": optimizer.get_config(), "registered_name": name}
 
 
 class _SavedByNnlab:
@@ -275,6 +293,7 @@ def _save_table_model(model, folder: str, description: Model, signature, example
     level = keras_logger.level
     keras_logger.setLevel(logging.ERROR)
     try:
+        loadable_anywhere(model)
         mlflow.keras.save_model(model, folder, mlflow_model=description, pip_requirements=pip_requirements)
     finally:
         keras_logger.setLevel(level)
@@ -341,7 +360,7 @@ def load_registered_model(reference: str, tracking_uri: str | None = None):
     """A registered Keras model, loaded in Keras' safe mode (no pickled code runs). A table's
     model predicts from a DataFrame or a dict of columns (nnlab.tabular.reads_rows). TensorFlow
     starts quietly first, as in nnlab's commands: `nnlab.load_model` from Python is this."""
-    start_tensorflow()
+    start_backend()
     import mlflow.keras
 
     from nnlab.tabular import reads_rows  # and registers the layer a table model holds, FillMissing

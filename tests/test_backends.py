@@ -1,0 +1,106 @@
+"""nnlab on every Keras backend (issue 33). The tests marked `backends` (here and in
+test_models.py, test_gan.py and test_accelerators.py: each family's build, a short search of a
+table with its champion registered and loaded back, the GAN's train step, save and load, XLA,
+mixed precision and the GPUs asked for) run in the default run on TensorFlow, and again on JAX
+and on PyTorch, each in a process of its own started with KERAS_BACKEND: Keras picks its
+backend once per process, when it is first imported."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import search_here
+
+OTHER_BACKENDS = ("jax", "torch")
+
+
+# The files that hold the tests marked `backends`: collecting only these keeps each process short.
+MARKED_FILES = ("test_backends.py", "test_models.py", "test_gan.py", "test_accelerators.py")
+
+
+def test_the_backend_tests_pass_on_jax_and_pytorch():
+    """Both at once, each in its own process (their time in the suite: about a minute and a half
+    on 2 cores; each alone about a minute)."""
+    folder = Path(__file__).parent
+    processes = {}
+    for backend in OTHER_BACKENDS:
+        assert importlib.util.find_spec(backend) is not None, (
+            f"{backend} is not installed here: the tests' install (pip install -e '.[dev]') brings it")
+        processes[backend] = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-m", "backends", "-q", "-p", "no:cacheprovider", "--durations=5",
+             *(str(folder / name) for name in MARKED_FILES)],
+            env={**os.environ, "KERAS_BACKEND": backend}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for backend, process in processes.items():
+        output = process.communicate(timeout=1200)[0]
+        assert process.returncode == 0, f"on {backend}:\n{output[-5000:]}"
+        assert " passed" in output and " skipped" not in output and "warning" not in output, output[-3000:]
+        print(f"on {backend}:\n{output[-1200:]}")  # what each took, for -s and the CI log
+
+
+@pytest.mark.backends
+def test_the_keras_backend_is_the_one_asked_for():
+    import keras
+
+    from nnlab.accelerators import backend_name
+
+    assert backend_name() == keras.config.backend() == os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+@pytest.mark.backends
+def test_a_table_search_records_its_backend_and_its_champion_loads_back(workdir, capsys):
+    """A short table search (wine: cross-validated, refit): the search's run names the backend
+    and its version, the registered model reproduces the logged test score here and predicts the
+    same on another backend, and a resume on another backend is refused in one line (its
+    checkpoints and numbers differ)."""
+    import keras
+    import numpy as np
+    from mlflow import MlflowClient
+
+    from nnlab.accelerators import BACKEND_PACKAGES, BACKEND_TITLES
+    from nnlab import load_model
+    from nnlab.data import load_dataset
+    from nnlab.provenance import package_version
+    from nnlab.search import main
+    from nnlab.tabular import keras_inputs
+
+    result = search_here("wine", max_trials=1, epochs=2, cross_validation=2, refit_repeats=1)
+    backend = keras.config.backend()
+    tags = MlflowClient(result.tracking_uri).get_run(result.parent_run_id).data.tags
+    assert tags["nnlab.keras_backend"] == backend
+    assert tags["nnlab.keras_backend_version"] == package_version(BACKEND_PACKAGES[backend]) != "unknown"
+
+    model = load_model("wine-dfn", tracking_uri=result.tracking_uri)
+    test = load_dataset("wine", {}, seed=1).test
+    predictions = model.predict(keras_inputs(test[0]), verbose=0)
+    accuracy = float((np.argmax(predictions, axis=1) == test[1]).mean())
+    assert accuracy == pytest.approx(result.test_metrics["test_accuracy"], abs=1e-6)
+    # Loaded by Keras on another backend, in a process of its own: the same predictions.
+    elsewhere = {"tensorflow": "torch", "jax": "torch", "torch": "tensorflow"}[backend]
+    script = ("import sys, numpy as np, nnlab\n"
+              "from nnlab.data import load_dataset\nfrom nnlab.tabular import keras_inputs\n"
+              "model = nnlab.load_model('wine-dfn', tracking_uri=sys.argv[1])\n"
+              "rows = load_dataset('wine', {}, seed=1).test[0]\n"
+              "np.save(sys.argv[2], model.predict(keras_inputs(rows), verbose=0))\n")
+    subprocess.run([sys.executable, "-c", script, result.tracking_uri, str(workdir / "elsewhere.npy")], check=True,
+                   env={**os.environ, "KERAS_BACKEND": elsewhere}, timeout=300)
+    np.testing.assert_allclose(np.load(workdir / "elsewhere.npy"), predictions, atol=1e-5)
+
+    state = workdir / "tuning" / "wine-dfn" / "nnlab.json"
+    saved = json.loads(state.read_text())
+    assert saved["settings"]["backend"] == backend
+    other = next(name for name in BACKEND_TITLES if name != backend)
+    saved["settings"]["backend"] = other
+    state.write_text(json.dumps(saved))
+    capsys.readouterr()
+    assert main(["wine", "--max-trials", "1", "--epochs", "2", "--cross-validation", "2"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert (f"holds a search with other settings (the Keras backend {BACKEND_TITLES[other]} -> "
+            f"{BACKEND_TITLES[backend]}): rerun with the same settings" in line), line
+
