@@ -183,14 +183,21 @@ def _log_linked_metrics(metrics: dict, model_id: str, datasets: dict) -> None:
 
 
 def loadable_anywhere(model) -> None:
-    """Keras on PyTorch saves a compiled model's optimizer as a class of its own backend
+    """A compiled model's compile settings made readable on every backend before it is saved.
+    Keras on PyTorch saves its optimizer as a class of its own backend
     (keras.src.backend.torch.optimizers.torch_adam.Adam), which Keras on TensorFlow or JAX cannot
-    import, and the whole model fails to load there. Named by its public class instead
-    (keras.optimizers.Adam, the same settings), the saved model loads on every backend."""
+    import, and the whole model failed to load there: named by its public class instead
+    (keras.optimizers.Adam, the same settings). Keras on JAX saves its "auto" XLA as true, which
+    Keras on PyTorch reads as torch.compile (a wine model's first predict took 38 s there, with
+    dynamo's warnings): saved as "auto", for the loading backend to decide."""
     import keras
 
     compiled = getattr(model, "_compile_config", None)
-    optimizer = compiled.config.get("optimizer") if compiled is not None else None
+    if compiled is None:
+        return
+    if "jit_compile" in compiled.config:
+        compiled.config["jit_compile"] = "auto"
+    optimizer = compiled.config.get("optimizer")
     name = type(optimizer).__name__
     if (optimizer is None or not type(optimizer).__module__.startswith("keras.src.backend.")
             or getattr(keras.optimizers, name, None) is None):
