@@ -80,9 +80,9 @@ def main() -> int:
     for family in ("cnn", "lstm"):
         rate = samples_per_second(family, dataset, args.epochs)[0]
         rows.append((f"{family}: training samples / s (batch 128)", f"{rate:,.0f}"))
-        print(rows[-1], flush=True)
+        print(f"{rows[-1][0]}: {rows[-1][1]}", flush=True)
     rows.append((f"gan: training samples / s (batch {GAN_BATCH})", f"{gan_samples_per_second(dataset, args.epochs):,.0f}"))
-    print(rows[-1], flush=True)
+    print(f"{rows[-1][0]}: {rows[-1][1]}", flush=True)
     if not args.no_search:
         seconds, accuracy = default_search(args.data_dir)
         rows.append(("`python -m nnlab.search mnist --data-dir DIR`: wall time",
