@@ -26,6 +26,8 @@ The backends and Keras are imported inside functions: importing this module load
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -115,6 +117,10 @@ def start_backend(echo=None) -> list[str]:
     with _stderr_silenced():
         backend = backend_name()
         names, memory = _GPUS[backend](BACKEND_PACKAGES[backend] not in loaded)
+        if backend != "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
+            # Keras' set_random_seed seeds TensorFlow too wherever it is installed, loading it
+            # with its start-up lines: loaded here, quietly, instead.
+            importlib.import_module("tensorflow")
     global _gpus_said
     if names and echo is not None and not _gpus_said:  # once, to the first caller that says it
         _gpus_said = True
