@@ -26,28 +26,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from search_command import latest_search_run, local_store  # noqa: E402
+from search_command import latest_search_run, local_store, run_search_command  # noqa: E402
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-
-
-def run(backend: str, folder: Path, python: str) -> tuple[float | None, Path]:
-    import subprocess
-    import time
-
-    folder.mkdir(parents=True, exist_ok=True)
-    # Its own store, named: this process's rescoring sets MLflow's URI, which MLflow keeps in the environment.
-    environment = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-                   "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"}
-    started = time.monotonic()
-    done = subprocess.run([python, "-m", "nnlab.search", "mnist", "--data-dir", str(MNIST)], cwd=folder,
-                          env=environment, capture_output=True, text=True)
-    seconds = time.monotonic() - started
-    (folder / "search.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        print(done.stdout[-2000:], done.stderr[-3000:], sep="\n")
-        return None, folder
-    return seconds, folder
 
 
 def rescored(folder: Path) -> tuple[float, str, str]:
@@ -77,7 +58,8 @@ def main() -> None:
     results = {}
     for backend in args.backends:
         python = sys.executable if backend == "tensorflow" else args.python
-        seconds, folder = run(backend, root.resolve() / backend, python)
+        folder, seconds = run_search_command(["mnist", "--data-dir", str(MNIST)], root.resolve() / backend, "",
+                                             python=python, environment={"KERAS_BACKEND": backend})
         results[backend] = (seconds, *rescored(folder)) if seconds is not None else None
         print(f"{backend}: {'failed' if seconds is None else f'{seconds / 60:.1f} min'} ({folder})", flush=True)
     print("\n| backend (KERAS_BACKEND) | `python -m nnlab.search mnist --data-dir ...` | champion | test accuracy, "

@@ -15,16 +15,20 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def run_search_command(arguments: list[str], folder: Path | None, prefix: str, module: str = "nnlab.search",
-                       log: str = "search.log", repository: Path = REPOSITORY) -> tuple[Path, float | None]:
+                       log: str = "search.log", repository: Path = REPOSITORY, python: str = sys.executable,
+                       environment: dict[str, str] | None = None) -> tuple[Path, float | None]:
     """(the run folder, wall seconds) of `python -m nnlab.search *arguments` (or another of
     nnlab's commands); seconds None, with the output's end printed, when it failed. The caller
     then works inside the folder (os.chdir) with this checkout importable, to read the run's
-    store back. `repository`: the nnlab checkout the command runs (default this one)."""
+    store back. `repository`: the nnlab checkout the command runs (default this one); `python`:
+    the interpreter that runs it (another environment's); `environment`: variables set for the
+    command alone (KERAS_BACKEND, say)."""
     folder = folder or Path(tempfile.mkdtemp(prefix=prefix))
     folder.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, "PYTHONPATH": str(repository), "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
+    environment = {**os.environ, **(environment or {}), "PYTHONPATH": str(repository),
+                   "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", module, *arguments], cwd=folder, env=environment,
+    done = subprocess.run([python, "-m", module, *arguments], cwd=folder, env=environment,
                           capture_output=True, text=True)
     seconds = time.monotonic() - started
     (folder / log).write_text(done.stdout + done.stderr)

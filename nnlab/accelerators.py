@@ -89,20 +89,20 @@ def _tensorflow_gpus(first: bool) -> tuple[list[str], str]:
     return names, "memory growth on"
 
 
-def _jax_gpus(first: bool) -> tuple[list[str], str]:
+def _jax_gpus() -> tuple[list[str], str]:
     import jax
 
     return [device.device_kind for device in jax.devices() if device.platform == "gpu"], "memory taken as needed"
 
 
-def _torch_gpus(first: bool) -> tuple[list[str], str]:
+def _torch_gpus() -> tuple[list[str], str]:
     import torch
 
     names = [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())]
     return names, "memory taken as needed"
 
 
-_GPUS = {"tensorflow": _tensorflow_gpus, "jax": _jax_gpus, "torch": _torch_gpus}
+_OTHER_GPUS = {"jax": _jax_gpus, "torch": _torch_gpus}
 
 
 def start_backend(echo=None) -> list[str]:
@@ -116,7 +116,10 @@ def start_backend(echo=None) -> list[str]:
     loaded = set(sys.modules)  # before Keras, which loads its backend
     with _stderr_silenced():
         backend = backend_name()
-        names, memory = _GPUS[backend](BACKEND_PACKAGES[backend] not in loaded)
+        if backend == "tensorflow":  # its logger and GPU memory are set once, by the first to load it
+            names, memory = _tensorflow_gpus("tensorflow" not in loaded)
+        else:
+            names, memory = _OTHER_GPUS[backend]()
         if backend != "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
             # Keras' set_random_seed seeds TensorFlow too wherever it is installed, loading it
             # with its start-up lines: loaded here, quietly, instead.

@@ -394,18 +394,27 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.built_before_tracing(model, args)
         batch_size = self.batch_size_of(hp)
         self._decay_over_this_fit(model, args, batch_size, kwargs)
-        if args and hasattr(args[0], "columns") and keras.config.backend() != "tensorflow":
-            # a table's rows (a DataFrame) as one array per column, without tf.data (no TensorFlow)
-            if kwargs.get("validation_data") is not None:
-                kwargs["validation_data"] = (keras_inputs(kwargs["validation_data"][0]), *kwargs["validation_data"][1:])
-            return model.fit(keras_inputs(args[0]), *args[1:], batch_size=batch_size, callbacks=callbacks, **kwargs)
-        if args and hasattr(args[0], "columns"):  # a table's rows (a DataFrame): batches of its columns
-            train, kwargs["steps_per_epoch"] = table_batches(args[0], args[1], batch_size, shuffle=True)
-            if kwargs.get("validation_data") is not None:
-                kwargs["validation_data"], kwargs["validation_steps"] = table_batches(
-                    *kwargs["validation_data"][:2], PREDICT_BATCH_SIZE, shuffle=False)
-            return model.fit(train, *args[2:], callbacks=callbacks, shuffle=False, **kwargs)  # shuffled above
-        return model.fit(*args, batch_size=batch_size, callbacks=callbacks, **kwargs)
+        if args and hasattr(args[0], "columns"):  # a table's rows (a DataFrame)
+            args, kwargs = self._table_inputs(args, batch_size, kwargs)
+        else:
+            kwargs["batch_size"] = batch_size
+        return model.fit(*args, callbacks=callbacks, **kwargs)
+
+    @staticmethod
+    def _table_inputs(args, batch_size: int, fit_options: dict) -> tuple[tuple, dict]:
+        """(fit's arguments, its options) for a table's rows (a DataFrame): batches of its columns
+        by tf.data on TensorFlow, shuffled there; elsewhere one array per column (tf.data needs
+        TensorFlow, which a JAX or PyTorch install may lack)."""
+        validation = fit_options.get("validation_data")
+        if keras.config.backend() != "tensorflow":
+            if validation is not None:
+                fit_options["validation_data"] = (keras_inputs(validation[0]), *validation[1:])
+            return (keras_inputs(args[0]), *args[1:]), {**fit_options, "batch_size": batch_size}
+        train, fit_options["steps_per_epoch"] = table_batches(args[0], args[1], batch_size, shuffle=True)
+        if validation is not None:
+            fit_options["validation_data"], fit_options["validation_steps"] = table_batches(
+                *validation[:2], PREDICT_BATCH_SIZE, shuffle=False)
+        return (train, *args[2:]), {**fit_options, "shuffle": False}  # shuffled by table_batches
 
     @staticmethod
     def _decay_over_this_fit(model, args, batch_size: int, fit_options: dict) -> None:

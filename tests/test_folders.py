@@ -80,12 +80,13 @@ def test_without_tensorflow_pillow_reads_a_folder_as_keras_loader_does(tmp_path,
     """Where TensorFlow is not installed (Keras on JAX or PyTorch alone) Pillow decodes and
     keras.ops resizes (issue 33): the same images in the same order, the same pixels to within
     float rounding, at the images' own size, shrunk and enlarged, grey and colour."""
-    from nnlab.data.folders import _read, _read_with_pillow
+    from nnlab.data.folders import _class_folders, _read, _read_with_pillow, _scan
 
     folder = digit_folder if mode == "L" else write_digits(tmp_path / "rgb", *mnist_subset, per_class=3, mode="RGB")
     channels = 1 if mode == "L" else 3
-    by_keras = _read(folder, str(folder), size, "grayscale" if channels == 1 else "rgb")
-    by_pillow = _read_with_pillow(folder, size, channels)
+    files, _, _ = _scan(folder, _class_folders(folder, str(folder)), str(folder))
+    by_keras = _read(folder, str(folder), files, size, "grayscale" if channels == 1 else "rgb")
+    by_pillow = _read_with_pillow(files, size, channels)
     assert np.array_equal(by_keras[1], by_pillow[1]) and by_keras[0].shape == by_pillow[0].shape
     assert np.abs(by_keras[0] - by_pillow[0]).max() < 1e-3
 

@@ -84,14 +84,14 @@ def _class_folders(folder: Path, shown: str) -> list[str]:
     return names
 
 
-def _scan(folder: Path, names: list[str], shown: str) -> tuple[int, list[tuple[int, int]], set[str]]:
-    """Every file of every class folder opened, in the order Keras reads them: (image count,
-    sizes as (width, height), PIL modes). The first file that is not an image Keras reads is
-    named in a DataError."""
+def _scan(folder: Path, names: list[str], shown: str) -> tuple[list[tuple[Path, int]], list[tuple[int, int]], set[str]]:
+    """Every file of every class folder opened, in the order Keras reads them: ((path, label) of
+    each image, sizes as (width, height), PIL modes). The first file that is not an image Keras
+    reads is named in a DataError."""
     import PIL.Image
 
-    count, sizes, modes = 0, [], set()
-    for name in names:
+    found_files, sizes, modes = [], [], set()
+    for label, name in enumerate(names):
         found = 0
         # Keras walks each class folder recursively, sorted by folder, then by file name.
         for root, _, files in sorted(os.walk(folder / name), key=lambda entry: entry[0]):
@@ -112,22 +112,23 @@ def _scan(folder: Path, names: list[str], shown: str) -> tuple[int, list[tuple[i
                 if image_format not in KERAS_FORMATS:
                     raise DataError(f"{path} is a {image_format} image; Keras reads BMP, GIF, JPEG and PNG")
                 found += 1
+                found_files.append((Path(root) / file_name, label))
                 sizes.append(size)
                 modes.add(mode)
         if not found:
             raise DataError(f"image folder {shown}: class folder {name} holds no images")
-        count += found
-    return count, sizes, modes
+    return found_files, sizes, modes
 
 
 def tensorflow_installed() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
-def _read(folder: Path, shown: str, image_size: tuple[int, int], color_mode: str):
-    """All images as float32 (N, height, width, channels) in 0-255 and int64 labels, in file order."""
+def _read(folder: Path, shown: str, files: list[tuple[Path, int]], image_size: tuple[int, int], color_mode: str):
+    """All images as float32 (N, height, width, channels) in 0-255 and int64 labels, in file order
+    (`files`, as _scan found them, is what Keras' reader finds)."""
     if not tensorflow_installed():
-        return _read_with_pillow(folder, image_size, 1 if color_mode == "grayscale" else 3)
+        return _read_with_pillow(files, image_size, 1 if color_mode == "grayscale" else 3)
     import keras
     import tensorflow as tf
 
@@ -143,18 +144,10 @@ def _read(folder: Path, shown: str, image_size: tuple[int, int], color_mode: str
     return np.concatenate([images for images, _ in batches]), np.concatenate([labels for _, labels in batches])
 
 
-def _read_with_pillow(folder: Path, image_size: tuple[int, int], channels: int):
+def _read_with_pillow(files: list[tuple[Path, int]], image_size: tuple[int, int], channels: int):
     """_read without TensorFlow: every image Pillow decodes, resized as read_image resizes."""
-    images, labels = [], []
-    classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
-    for label, name in enumerate(classes):
-        # Keras' order: the class folder's subfolders by path, each one's files by name
-        for root, _folders, files in sorted(os.walk(folder / name), key=lambda walked: walked[0]):
-            for file in sorted(files):
-                if file.lower().endswith(KERAS_EXTENSIONS):
-                    images.append(read_image(Path(root) / file, *image_size, channels))
-                    labels.append(label)
-    return np.stack(images).astype(np.float32), np.asarray(labels, dtype=np.int64)
+    images = [read_image(path, *image_size, channels) for path, _ in files]
+    return np.stack(images).astype(np.float32), np.asarray([label for _, label in files], dtype=np.int64)
 
 
 def read_image(path: Path, height: int, width: int, channels: int) -> np.ndarray:
@@ -218,11 +211,12 @@ def load_images(data_dir=None, seed: int = 0, validation_fraction: float = 0.1, 
             raise DataError(f"data.{key} = {value!r} {problem}")
     folder, shown = Path(images), images
     names = _class_folders(folder, shown)
-    count, sizes, modes = _scan(folder, names, shown)
+    files, sizes, modes = _scan(folder, names, shown)
+    count = len(files)
     width, height = sizes[0]
     target = (height, width) if image_size is None else tuple(image_size)
     color_mode = "grayscale" if modes <= GREY_MODES else "rgb"
-    inputs, labels = _read(folder, shown, target, color_mode)
+    inputs, labels = _read(folder, shown, files, target, color_mode)
 
     rng = np.random.default_rng(seed)
     rest, test = _split(inputs, labels, test_fraction, rng)

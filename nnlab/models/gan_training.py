@@ -24,15 +24,22 @@ def average_momentum(steps, most: float):
     return ops.minimum(most, (1.0 + steps) / (10.0 + steps))
 
 
+def forward(gan, data):
+    """(discriminator loss, generator loss) of one step: a generated batch as large as the real
+    one and the discriminator's verdicts on both, with the backend's own variables (TensorFlow
+    records it on tapes, PyTorch on its graph)."""
+    real, labels = gan.unpacked(data)
+    latent = gan.latent(ops.shape(real)[0])
+    real_outputs = gan.discriminator(real, training=True)
+    fake_outputs = gan.discriminator(gan.generator(latent, training=True), training=True)
+    return gan.game_losses(latent, labels, real_outputs, fake_outputs)
+
+
 def tensorflow_step(gan, data) -> dict:
     import tensorflow as tf
 
-    real, labels = gan.unpacked(data)
-    latent = gan.latent(ops.shape(real)[0])
     with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
-        real_outputs = gan.discriminator(real, training=True)
-        fake_outputs = gan.discriminator(gan.generator(latent, training=True), training=True)
-        discriminator_loss, generator_loss = gan.game_losses(latent, labels, real_outputs, fake_outputs)
+        discriminator_loss, generator_loss = forward(gan, data)
     for tape, loss, network, optimizer in (
             (discriminator_tape, discriminator_loss, gan.discriminator, gan.discriminator_optimizer),
             (generator_tape, generator_loss, gan.generator, gan.generator_optimizer)):
@@ -45,11 +52,7 @@ def tensorflow_step(gan, data) -> dict:
 def torch_step(gan, data) -> dict:
     import torch
 
-    real, labels = gan.unpacked(data)
-    latent = gan.latent(ops.shape(real)[0])
-    real_outputs = gan.discriminator(real, training=True)
-    fake_outputs = gan.discriminator(gan.generator(latent, training=True), training=True)
-    discriminator_loss, generator_loss = gan.game_losses(latent, labels, real_outputs, fake_outputs)
+    discriminator_loss, generator_loss = forward(gan, data)
     # Each loss's gradient for its own network's weights, from the one forward pass (two tapes'
     # worth: the discriminator's loss keeps the graph for the generator's).
     discriminator_weights = gan.discriminator.trainable_weights
