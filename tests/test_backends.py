@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import search_here
+from test_output import FOREIGN
 
 OTHER_BACKENDS = ("jax", "torch")
 
@@ -70,17 +70,29 @@ def test_a_table_search_records_its_backend_and_its_champion_loads_back(workdir,
     from nnlab.search import main
     from nnlab.tabular import keras_inputs
 
-    result = search_here("wine", max_trials=1, epochs=2, cross_validation=2, refit_repeats=1)
+    # The command as a user's shell runs it (TensorFlow's C++ log level unset): on JAX and
+    # PyTorch with TensorFlow installed too, as the tests' install has it, nnlab's lines only.
+    environment = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    (workdir / "experiments").mkdir()
+    (workdir / "experiments" / "wine.toml").write_text('dataset = "wine"\nrefit_repeats = 1\n')
+    done = subprocess.run([sys.executable, "-m", "nnlab.search", "wine", "--max-trials", "1", "--epochs", "2",
+                           "--cross-validation", "2"], env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (done.stdout + done.stderr).splitlines()
+    assert lines and not [line for line in lines if FOREIGN.search(line)], "\n".join(lines)
+    tracking_uri = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("wine").experiment_id])
+    (search,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]  # the search's, not a trial's
     backend = keras.config.backend()
-    tags = MlflowClient(result.tracking_uri).get_run(result.parent_run_id).data.tags
-    assert tags["nnlab.keras_backend"] == backend
-    assert tags["nnlab.keras_backend_version"] == package_version(BACKEND_PACKAGES[backend]) != "unknown"
+    assert search.data.tags["nnlab.keras_backend"] == backend
+    assert search.data.tags["nnlab.keras_backend_version"] == package_version(BACKEND_PACKAGES[backend]) != "unknown"
 
-    model = load_model("wine-dfn", tracking_uri=result.tracking_uri)
+    model = load_model("wine-dfn", tracking_uri=tracking_uri)
     test = load_dataset("wine", {}, seed=1).test
     predictions = model.predict(keras_inputs(test[0]), verbose=0)
     accuracy = float((np.argmax(predictions, axis=1) == test[1]).mean())
-    assert accuracy == pytest.approx(result.test_metrics["test_accuracy"], abs=1e-6)
+    assert accuracy == pytest.approx(search.data.metrics["test_accuracy"], abs=1e-6)
     # Loaded by Keras on another backend, in a process of its own: the same predictions (on
     # JAX and PyTorch: a model saved on TensorFlow is the file Keras has always read).
     elsewhere = {"jax": "torch", "torch": "tensorflow"}.get(backend)
@@ -90,7 +102,7 @@ def test_a_table_search_records_its_backend_and_its_champion_loads_back(workdir,
               "rows = load_dataset('wine', {}, seed=1).test[0]\n"
               "np.save(sys.argv[2], model.predict(keras_inputs(rows), verbose=0))\n")
     if elsewhere is not None:
-        done = subprocess.run([sys.executable, "-c", script, result.tracking_uri, str(workdir / "elsewhere.npy")],
+        done = subprocess.run([sys.executable, "-c", script, tracking_uri, str(workdir / "elsewhere.npy")],
                               env={**os.environ, "KERAS_BACKEND": elsewhere}, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         # Saved as JAX resolved it, XLA would be torch.compile there: slow, and dynamo's warnings.
