@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
 from search_command import latest_search_run, run_search_command  # noqa: E402
-from throughput import cpu_model, samples_per_second  # noqa: E402
+from throughput import cpu_model, rate_of, samples_per_second  # noqa: E402
 
 GAN_BATCH = 32  # the GAN's default batch size (nnlab.models: the gan family's training defaults)
 
@@ -46,12 +45,8 @@ def gan_samples_per_second(dataset, epochs: int) -> float:
     keras.utils.set_random_seed(1)
     gan = build(keras_tuner.HyperParameters(), dataset.spec)
     gan.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
-    ends = []
-    timer = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: ends.append(time.perf_counter()))
-    started = time.perf_counter()
-    gan.fit(*dataset.train, batch_size=GAN_BATCH, epochs=epochs, verbose=0, callbacks=[timer])
-    epoch_seconds = [end - start for start, end in zip([started] + ends, ends)][1:]
-    return len(dataset.train[0]) / statistics.median(epoch_seconds)
+    return rate_of(lambda timer: gan.fit(*dataset.train, batch_size=GAN_BATCH, epochs=epochs, verbose=0,
+                                         callbacks=[timer]), len(dataset.train[0]))
 
 
 def default_search(data_dir: Path) -> tuple[float | None, float | None]:

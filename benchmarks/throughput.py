@@ -113,13 +113,22 @@ def samples_per_second(family: str, dataset, epochs: int) -> tuple[float, object
     hypermodel = SearchHyperModel(get_builder(family), dataset.spec, 128, patience=epochs)
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)
+    rate = rate_of(lambda timer: hypermodel.fit(hp, model, *dataset.train, validation_data=dataset.validation,
+                                                epochs=epochs, verbose=0, callbacks=[timer]), len(dataset.train[0]))
+    return rate, model
+
+
+def rate_of(fit, samples: int) -> float:
+    """Training samples a second of `fit(callback)` (a Keras fit of `samples` rows an epoch, the
+    callback among its own): over the median epoch after the first, which also compiles."""
+    import keras
+
     ends = []
     timer = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: ends.append(time.perf_counter()))
     started = time.perf_counter()
-    hypermodel.fit(hp, model, *dataset.train, validation_data=dataset.validation, epochs=epochs, verbose=0,
-                   callbacks=[timer])
+    fit(timer)
     epoch_seconds = [end - start for start, end in zip([started] + ends, ends)][1:]
-    return len(dataset.train[0]) / statistics.median(epoch_seconds), model
+    return samples / statistics.median(epoch_seconds)
 
 
 def main() -> int:

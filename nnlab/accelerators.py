@@ -26,6 +26,7 @@ The backends and Keras are imported inside functions: importing this module load
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import logging
@@ -54,6 +55,13 @@ _gpus_said = False
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 # ... and as its project spells it, in what nnlab says.
 BACKEND_TITLES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+@functools.cache
+def tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported here, without importing it (asked once a process: an
+    image folder read without it asks per image)."""
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def backend_name() -> str:
@@ -120,7 +128,7 @@ def start_backend(echo=None) -> list[str]:
             names, memory = _tensorflow_gpus("tensorflow" not in loaded)
         else:
             names, memory = _OTHER_GPUS[backend]()
-        if backend != "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
+        if backend != "tensorflow" and tensorflow_installed():
             # Keras' set_random_seed seeds TensorFlow too wherever it is installed, loading it
             # with its start-up lines: loaded here, quietly, instead.
             importlib.import_module("tensorflow")

@@ -33,14 +33,16 @@ def package_version(name: str) -> str:
 
 def backend_requirement() -> str:
     """The Keras backend's package pinned as this process runs it ("jax==0.10.2")."""
-    package = BACKEND_PACKAGES[backend_name()]
-    return f"{package}=={package_version(package)}"
+    return f"{BACKEND_PACKAGES[backend_name()]}=={backend_version()}"
+
+
+def backend_version() -> str:
+    return package_version(BACKEND_PACKAGES[backend_name()])
 
 
 def provenance_tags() -> dict:
     """Python, TensorFlow, Keras, KerasTuner, MLflow and nnlab versions, the Keras backend that
     trained and its version, and nnlab's git commit."""
     tags = {tag: package_version(name) for tag, name in VERSION_TAGS.items()}
-    backend = backend_name()
-    return tags | {"nnlab.keras_backend": backend, "nnlab.keras_backend_version": package_version(BACKEND_PACKAGES[backend]),
+    return tags | {"nnlab.keras_backend": backend_name(), "nnlab.keras_backend_version": backend_version(),
                    "nnlab.python_version": platform.python_version(), "nnlab.git_commit": git_commit()}

@@ -22,7 +22,6 @@ check needs none.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 from numbers import Real
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnlab.accelerators import tensorflow_installed
 from nnlab.data.types import DataSpec, Dataset
 from nnlab.data.mnist import _split
 from nnlab.data.subsets import _whole, check_option
@@ -118,10 +118,6 @@ def _scan(folder: Path, names: list[str], shown: str) -> tuple[list[tuple[Path, 
         if not found:
             raise DataError(f"image folder {shown}: class folder {name} holds no images")
     return found_files, sizes, modes
-
-
-def tensorflow_installed() -> bool:
-    return importlib.util.find_spec("tensorflow") is not None
 
 
 def _read(folder: Path, shown: str, files: list[tuple[Path, int]], image_size: tuple[int, int], color_mode: str):

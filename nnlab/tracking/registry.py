@@ -91,10 +91,10 @@ def log_champion(
     signature = mlflow.models.infer_signature(example_inputs, example_outputs)
 
     def save(folder: str, description: Model) -> None:
+        loadable_anywhere(model)
         if isinstance(example_inputs, pd.DataFrame):
             _save_table_model(model, folder, description, signature, example_inputs[:2], pip_requirements)
         else:
-            loadable_anywhere(model)
             mlflow.keras.save_model(model, folder, mlflow_model=description, signature=signature,
                                     input_example=example_inputs[:2], pip_requirements=pip_requirements)
 
@@ -198,9 +198,8 @@ def loadable_anywhere(model) -> None:
     if "jit_compile" in compiled.config:
         compiled.config["jit_compile"] = "auto"
     optimizer = compiled.config.get("optimizer")
-    name = type(optimizer).__name__
-    if (optimizer is None or not type(optimizer).__module__.startswith("keras.src.backend.")
-            or getattr(keras.optimizers, name, None) is None):
+    name = type(optimizer).__name__  # a backend's own class, e.g. torch_adam.Adam: Adam
+    if not type(optimizer).__module__.startswith("keras.src.backend.") or getattr(keras.optimizers, name, None) is None:
         return
     compiled.config["optimizer"] = {"module": "keras.optimizers", "class_name": name,
                                     "config": optimizer.get_config(), "registered_name": name}
@@ -300,7 +299,6 @@ def _save_table_model(model, folder: str, description: Model, signature, example
     level = keras_logger.level
     keras_logger.setLevel(logging.ERROR)
     try:
-        loadable_anywhere(model)
         mlflow.keras.save_model(model, folder, mlflow_model=description, pip_requirements=pip_requirements)
     finally:
         keras_logger.setLevel(level)
