@@ -178,7 +178,7 @@ def _single_or_average(task, dataset, best: _Chosen, others: list[tuple], inputs
     sureness = (f"  trial {best_trial.trial_id} alone had the lower loss on {share:.0%} of {RESAMPLES} resamples "
                 f"of the validation split ({SINGLE_SURE:.0%} keeps it alone)")
     if share < SINGLE_SURE:
-        model = average_model(members, [trial.trial_id for trial in trials], task)
+        model = average_model(members, [trial.trial_id for trial in trials], task, dataset.spec)
         test_metrics = {f"test_{name}": value for name, value in scores(model, targets, averaged).items()}
         echo(f"Champion: the average of trials {ids} (validation loss {ensemble_loss:.4f}; "
              f"trial {best_trial.trial_id} alone {single_loss:.4f})")
@@ -229,7 +229,7 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, t
         times = f", {repeats} times from different initial weights" if repeats > 1 else ""
         echo(f"  trial {trial.trial_id}: {wanted} epoch{'s' if wanted != 1 else ''}{then}{times} "
              f"({format_duration(time.monotonic() - started)})")
-    model = models[0] if len(models) == 1 else average_model(models, names, task)
+    model = models[0] if len(models) == 1 else average_model(models, names, task, dataset.spec)
     test_metrics, _inputs, predictions = hypermodel.test(model, dataset.test)
     compared = {f"{key}_validation_chosen": chosen.test_metrics[key], f"{key}_refit": test_metrics[key]}
     extras = {name: value for name, value in chosen.test_metrics.items() if name not in test_metrics}
@@ -374,7 +374,7 @@ def further_line(what: str, further) -> str:
     return f"{ran}, {kept}; {further.objective} {further.start:.4f} -> {further.kept:.4f}"
 
 
-def average_model(members: list, trial_ids: list[str], task):
+def average_model(members: list, trial_ids: list[str], task, spec=None):
     """One Keras model whose output is the mean of the members' outputs: it loads, serves, is
     tested and fine-tuned like any single model. Its members are uncompiled copies, named after
     their trials: a compiled member would be saved with its own optimizer, which Keras rebuilds
@@ -395,7 +395,7 @@ def average_model(members: list, trial_ids: list[str], task):
         inputs = keras.Input(shape=structure.shape[1:], dtype=structure.dtype, name="inputs")
     outputs = keras.layers.Average(name="average")([copy(inputs) for copy in copies])
     model = keras.Model(inputs, outputs, name="ensemble")
-    model.compile(optimizer="adam", loss=task.loss, metrics=task.keras_metrics())
+    model.compile(optimizer="adam", **task.compile_options(spec))  # its loss as its members' (spec: the data's)
     model.optimizer.build(model.trainable_variables)  # saved and loaded whole, ready to train on
     return model
 

@@ -300,8 +300,8 @@ class SearchHyperModel(keras_tuner.HyperModel):
                   optimizer: str = "adam", schedule: str = "constant") -> keras.Model:
         """The optimizer (Adam by default) at `learning_rate`, constant or scheduled, the task's
         loss and metrics, the experiment's acceleration."""
-        model.compile(optimizer=make_optimizer(optimizer, learning_rate, schedule, clipnorm), loss=self.task.loss,
-                      metrics=self.task.keras_metrics(), **self.accelerate.compile_options())
+        model.compile(optimizer=make_optimizer(optimizer, learning_rate, schedule, clipnorm),
+                      **self.task.compile_options(self.spec), **self.accelerate.compile_options())
         return model
 
     def _narrowed(self, hp):

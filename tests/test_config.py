@@ -199,8 +199,8 @@ def test_a_shorter_search_trains_its_champion_on_in_proportion(workdir):
     # A table's default is none (its trials train until their folds stop improving): none stays none.
     assert (load_config("wine", {"epochs": 2}).final_epochs, load_config("wine", {"epochs": 1}).final_epochs) == (0, 0)
     assert load_config("wine", {"epochs": 2, "final_epochs": 3}).final_epochs == 3
-    # A table's refit trains each member three times; other data once; a setting wins.
-    assert (load_config("wine", {}).refit_repeats, load_config("mnist", {}).refit_repeats) == (3, 1)
+    # A table's refit trains each member five times; other data once; a setting wins.
+    assert (load_config("wine", {}).refit_repeats, load_config("mnist", {}).refit_repeats) == (5, 1)
     assert load_config("wine", {"refit_repeats": 1}).refit_repeats == 1
     assert load_config("co2", {"epochs": 2}).final_epochs == 7
     # The default's epochs or more: the default's final_epochs, never more.

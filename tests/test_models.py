@@ -104,6 +104,34 @@ def test_hypermodel_compiles_with_the_searched_learning_rate_and_trains(small_mn
     assert traces == {"train": 1, "test": 1}
 
 
+def test_a_standardised_target_is_trained_on_its_squared_error_in_standard_units():
+    # The loss is the squared error over the target's variance plus the weight penalty, so that
+    # a penalty weighs the same whatever the target's units; RMSE stays in the data's units. The
+    # average of such models compiles with the same loss.
+    from nnlab.champion import average_model
+    from nnlab.hypermodel import scores
+    from nnlab.tasks import get_task
+
+    spec = DataSpec(input_shape=(3,), task="regression", kind="sequence", target_scale=(50.0, 20.0))
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("l2", 1e-3)
+    hypermodel = SearchHyperModel(get_builder("linear"), spec, batch_size=8, patience=2)
+    model = hypermodel.build(hp)
+    rows = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    targets = np.linspace(10.0, 90.0, 16).astype("float32").reshape(-1, 1)
+    predictions = model.predict(rows, verbose=0)
+    squared = float(np.mean((predictions - targets) ** 2))
+    penalty = float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
+    assert penalty > 0
+    measured = scores(model, targets, predictions)
+    assert measured["loss"] == pytest.approx(squared / 400.0 + penalty, rel=1e-4)
+    assert measured["rmse"] == pytest.approx(squared ** 0.5, rel=1e-4)
+    average = average_model([model, hypermodel.build(hp)], ["00", "01"], get_task("regression"), spec)
+    averaged = average.predict(rows, verbose=0)
+    assert scores(average, targets, averaged)["loss"] == pytest.approx(
+        float(np.mean((averaged - targets) ** 2)) / 400.0 + float(sum(keras.ops.convert_to_numpy(loss) for loss in average.losses)), rel=1e-4)
+
+
 def test_linear_is_softmax_regression_with_l2():
     hp = keras_tuner.HyperParameters()
     hp.Fixed("l2", 1e-3)

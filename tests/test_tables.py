@@ -130,13 +130,13 @@ def test_a_csv_searches_registers_and_serves_raw_rows(workdir, capsys, free_port
     assert parent.data.metrics["test_rmse"] == parent.data.metrics["test_rmse_refit"]
     assert "test_rmse_validation_chosen" in parent.data.metrics
 
-    assert ", 3 times from different initial weights" in out  # a table's refit_repeats
+    assert ", 5 times from different initial weights" in out  # a table's refit_repeats
     # Raw rows as the CSV holds them, a missing value and all; the target left out.
     rows = pd.read_csv(workdir / "diabetes.csv").drop(columns="progression").iloc[[4, 7, 10, 11]].reset_index(drop=True)
     model = nnlab.load_model("progression-dfn", tracking_uri)
-    # Each member refit three times, all averaged: the first under its trial's name, then _2, _3.
+    # Each member refit five times, all averaged: the first under its trial's name, then _2 to _5.
     members = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
-    assert len(members) == 3 * len(parent.data.tags["nnlab.champion_trial"].split(","))
+    assert len(members) == 5 * len(parent.data.tags["nnlab.champion_trial"].split(","))
     assert {name.removeprefix("trial_").split("_")[0] for name in members} == set(
         parent.data.tags["nnlab.champion_trial"].split(","))
     expected = model.predict(rows, verbose=0)

@@ -33,7 +33,8 @@ class DataSpec:
     adapter: object | None = None
     # A regression target's (mean, standard deviation) over the training split, where the data
     # set states it: the output layer predicts in those units and the model maps them back, so
-    # a table's target of a few hundred is learnt as quickly as one near 0.
+    # a table's target of a few hundred is learnt as quickly as one near 0, and its squared
+    # error is trained in those units (tasks/regression.py, loss_weight).
     target_scale: tuple[float, float] | None = None
 
 

@@ -1,7 +1,7 @@
-"""Regression: values scored by their RMSE (lower is better) and trained on their mean squared
-error, in the data's own units; its trivial baseline the training split's mean; its champion
-drawn as its forecast on a series' test period, its predictions against the actual values and
-its residuals.
+"""Regression: values scored by their RMSE (lower is better) in the data's own units and trained
+on their mean squared error (in the target's standard units where the data standardises it);
+its trivial baseline the training split's mean; its champion drawn as its forecast on a series'
+test period, its predictions against the actual values and its residuals.
 
 nnlab.plots (matplotlib, pandas) and Keras are imported inside functions, the figure functions
 and `keras_metrics`, when they run, which `import nnlab.tasks` leaves out.
@@ -47,6 +47,17 @@ class Regression(Task):
 
         # In the data's own units (the model outputs them): what a user reads off a forecast.
         return [keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")]
+
+    def loss_weight(self, spec) -> float | None:
+        """1 / the target's variance where the data standardises its target (a table's, an
+        array's): the squared error in the target's standard units, so that a weight penalty (a
+        table's searched weight_decay, the linear family's L2) weighs against it as it does against
+        a classification's cross-entropy, whatever the target's units. Against diabetes' squared
+        errors in its own units (a deviation of 77) weight decay 1e-2 was 6,000 times weaker than
+        on a standardised target (BENCHMARKS.md, issue 32, fifth part). RMSE and MAE stay in the
+        data's units."""
+        scale = getattr(spec, "target_scale", None)
+        return None if scale is None else 1.0 / float(scale[1]) ** 2
 
     def score(self, targets: np.ndarray, predictions: np.ndarray) -> float:
         """The RMSE of values."""
