@@ -374,7 +374,7 @@ def further_line(what: str, further) -> str:
     return f"{ran}, {kept}; {further.objective} {further.start:.4f} -> {further.kept:.4f}"
 
 
-def average_model(members: list, trial_ids: list[str], task, spec=None):
+def average_model(members: list, trial_ids: list[str], task, spec):
     """One Keras model whose output is the mean of the members' outputs: it loads, serves, is
     tested and fine-tuned like any single model. Its members are uncompiled copies, named after
     their trials: a compiled member would be saved with its own optimizer, which Keras rebuilds
@@ -395,7 +395,7 @@ def average_model(members: list, trial_ids: list[str], task, spec=None):
         inputs = keras.Input(shape=structure.shape[1:], dtype=structure.dtype, name="inputs")
     outputs = keras.layers.Average(name="average")([copy(inputs) for copy in copies])
     model = keras.Model(inputs, outputs, name="ensemble")
-    model.compile(optimizer="adam", **task.compile_options(spec))  # its loss as its members' (spec: the data's)
+    model.compile(optimizer="adam", **task.compile_options(spec))  # its loss as its members' (spec: their data's)
     model.optimizer.build(model.trainable_variables)  # saved and loaded whole, ready to train on
     return model
 

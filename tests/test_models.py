@@ -112,24 +112,22 @@ def test_a_standardised_target_is_trained_on_its_squared_error_in_standard_units
     from nnlab.hypermodel import scores
     from nnlab.tasks import get_task
 
-    spec = DataSpec(input_shape=(3,), task="regression", kind="sequence", target_scale=(50.0, 20.0))
+    spec = DataSpec(input_shape=(3, 1), task="regression", kind="sequence", target_scale=(50.0, 20.0))
     hp = keras_tuner.HyperParameters()
     hp.Fixed("l2", 1e-3)
     hypermodel = SearchHyperModel(get_builder("linear"), spec, batch_size=8, patience=2)
-    model = hypermodel.build(hp)
-    rows = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    single = hypermodel.build(hp)
+    average = average_model([single, hypermodel.build(hp)], ["00", "01"], get_task("regression"), spec)
+    windows = np.random.default_rng(0).normal(size=(16, 3, 1)).astype("float32")
     targets = np.linspace(10.0, 90.0, 16).astype("float32").reshape(-1, 1)
-    predictions = model.predict(rows, verbose=0)
-    squared = float(np.mean((predictions - targets) ** 2))
-    penalty = float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
-    assert penalty > 0
-    measured = scores(model, targets, predictions)
-    assert measured["loss"] == pytest.approx(squared / 400.0 + penalty, rel=1e-4)
-    assert measured["rmse"] == pytest.approx(squared ** 0.5, rel=1e-4)
-    average = average_model([model, hypermodel.build(hp)], ["00", "01"], get_task("regression"), spec)
-    averaged = average.predict(rows, verbose=0)
-    assert scores(average, targets, averaged)["loss"] == pytest.approx(
-        float(np.mean((averaged - targets) ** 2)) / 400.0 + float(sum(keras.ops.convert_to_numpy(loss) for loss in average.losses)), rel=1e-4)
+    for model in (single, average):
+        predictions = model.predict(windows, verbose=0)
+        squared = float(np.mean((predictions - targets) ** 2))
+        penalty = float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
+        assert penalty > 0
+        measured = scores(model, targets, predictions)
+        assert measured["loss"] == pytest.approx(squared / 20.0**2 + penalty, rel=1e-4)
+        assert measured["rmse"] == pytest.approx(squared**0.5, rel=1e-4)
 
 
 def test_linear_is_softmax_regression_with_l2():
@@ -258,7 +256,7 @@ def test_an_average_model_is_the_mean_of_its_members_and_loads_cleanly(tmp_path)
     inputs = np.random.default_rng(0).random((6, 28, 28, 1), "float32")
     outputs = [member.predict(inputs, verbose=0) for member in members]
     assert not np.allclose(outputs[0], outputs[1])
-    model = average_model(members, ["04", "00", "07"], CLASSIFICATION)
+    model = average_model(members, ["04", "00", "07"], CLASSIFICATION, SPEC)
     assert [layer.name for layer in model.layers[1:]] == ["trial_04", "trial_00", "trial_07", "average"]
     assert [member.name for member in members] == ["dfn"] * 3  # copies go in; the members stay as they were
     np.testing.assert_allclose(model.predict(inputs, verbose=0), np.mean(outputs, axis=0), atol=1e-6)

@@ -61,6 +61,6 @@ def test_the_pixel_range_is_found_inside_an_average_champion():
     spec = DataSpec(input_shape=(8, 8, 1), num_classes=3, pixel_max=255.0)
     members = [get_builder("linear")(keras_tuner.HyperParameters(), spec) for _ in range(2)]
     assert pixel_max_of(members[0]) == 255.0
-    assert pixel_max_of(average_model(members, ["00", "01"], get_task("classification"))) == 255.0
+    assert pixel_max_of(average_model(members, ["00", "01"], get_task("classification"), spec)) == 255.0
     assert pixel_max_of(get_builder("linear")(keras_tuner.HyperParameters(), DataSpec(input_shape=(8, 8, 1),
                                                                                      num_classes=3))) == 1.0

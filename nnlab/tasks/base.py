@@ -78,10 +78,10 @@ class Task:
         """A factor on the loss (Keras' `loss_weights`) for data of `spec`; None: the loss as it is."""
         return None
 
-    def compile_options(self, spec=None) -> dict:
+    def compile_options(self, spec) -> dict:
         """What a model of this task compiles with for data of `spec`: its loss, the loss's
         weight where the task gives one, its metrics."""
-        weight = None if spec is None else self.loss_weight(spec)
+        weight = self.loss_weight(spec)
         return {"loss": self.loss, "metrics": self.keras_metrics()} | ({} if weight is None else {"loss_weights": weight})
 
     def better(self, candidate: float | None, incumbent: float | None) -> bool:

@@ -56,8 +56,7 @@ class Regression(Task):
         errors in its own units (a deviation of 77) weight decay 1e-2 was 6,000 times weaker than
         on a standardised target (BENCHMARKS.md, issue 32, fifth part). RMSE and MAE stay in the
         data's units."""
-        scale = getattr(spec, "target_scale", None)
-        return None if scale is None else 1.0 / float(scale[1]) ** 2
+        return None if spec.target_scale is None else 1.0 / float(spec.target_scale[1]) ** 2
 
     def score(self, targets: np.ndarray, predictions: np.ndarray) -> float:
         """The RMSE of values."""
