@@ -405,16 +405,16 @@ class SearchHyperModel(keras_tuner.HyperModel):
         """(fit's arguments, its options) for a table's rows (a DataFrame): batches of its columns
         by tf.data on TensorFlow, shuffled there; elsewhere one array per column (tf.data needs
         TensorFlow, which a JAX or PyTorch install may lack)."""
-        validation = fit_options.get("validation_data")
+        options, validation = dict(fit_options), fit_options.get("validation_data")
         if keras.config.backend() != "tensorflow":
             if validation is not None:
-                fit_options["validation_data"] = (keras_inputs(validation[0]), *validation[1:])
-            return (keras_inputs(args[0]), *args[1:]), {**fit_options, "batch_size": batch_size}
-        train, fit_options["steps_per_epoch"] = table_batches(args[0], args[1], batch_size, shuffle=True)
+                options["validation_data"] = (keras_inputs(validation[0]), *validation[1:])
+            return (keras_inputs(args[0]), *args[1:]), options | {"batch_size": batch_size}
+        train, options["steps_per_epoch"] = table_batches(args[0], args[1], batch_size, shuffle=True)
         if validation is not None:
-            fit_options["validation_data"], fit_options["validation_steps"] = table_batches(
+            options["validation_data"], options["validation_steps"] = table_batches(
                 *validation[:2], PREDICT_BATCH_SIZE, shuffle=False)
-        return (train, *args[2:]), {**fit_options, "shuffle": False}  # shuffled by table_batches
+        return (train, *args[2:]), options | {"shuffle": False}  # shuffled by table_batches
 
     @staticmethod
     def _decay_over_this_fit(model, args, batch_size: int, fit_options: dict) -> None:
