@@ -2,6 +2,7 @@
 
     python benchmarks/table_knobs.py knobs               # fixed knobs, diabetes and breast_cancer, ~10 min
     python benchmarks/table_knobs.py refits FOLDER ...   # a search's members refit three ways, ~1 min each
+    python benchmarks/table_knobs.py epochs breast_cancer [--l2 1e-2]   # one network trained longer, ~5 min
 
 `knobs`: plain Keras networks of fixed knobs (no search), trained on the training and validation
 rows of nnlab's split for seeds 1-3 (standardised with scikit-learn), each five times from
@@ -16,6 +17,11 @@ the registered champion's members (read from its MLflow store) refit as nnlab's 
 (the epochs their folds chose, seeded as champion._refit seeded them, each repeat its own seed), with
 their learning rate constant, annealed to zero over those epochs, and annealed and trained three
 times from different initial weights; the test score of each average.
+
+`epochs`: the first knobs network (tanh, 2 x 256, dropout 0.2, Adam at 1e-3, batch 32; `--l2`
+its weight decay) trained for 3 to 40 epochs, five initialisations averaged per seed, with its
+learning rate constant and annealed to zero (a cosine, as nnlab's refit anneals): how much the
+epochs a refit trains matter beside what a search's folds can choose.
 """
 
 from __future__ import annotations
@@ -119,6 +125,36 @@ def knobs() -> None:
                   f"{np.mean(averaged):.4f} |", flush=True)
 
 
+def epochs(table: str, l2: float) -> None:
+    import keras
+    import numpy as np
+
+    from nnlab.hypermodel import CosineToZero
+    from nnlab.tasks import get_task
+
+    classes = table != "diabetes"
+    task = get_task("classification" if classes else "regression")
+    data = {seed: standardised(table, seed) for seed in SEEDS}
+    print(f"\n{table}, weight decay {l2:g}: test {task.metric} of five networks averaged, seeds 1-3\n")
+    print("| epochs | learning rate | seeds 1 / 2 / 3 | mean |")
+    print("| ---: | --- | --- | ---: |")
+    for annealed in (False, True):
+        for count in (3, 5, 10, 15, 25, 40):
+            averaged = []
+            for seed, (rows, targets, test_rows, test_targets) in data.items():
+                mean, deviation = (0.0, 1.0) if classes else (targets.mean(), targets.std())
+                predictions = []
+                for start in range(5):
+                    keras.utils.set_random_seed(seed * 10 + start)
+                    model = network(rows.shape[1], 2 if classes else 1, l2=l2)
+                    model.fit(rows, (targets - mean) / deviation, batch_size=32, epochs=count, verbose=0,
+                              callbacks=[CosineToZero(count)] if annealed else [])
+                    predictions.append(model.predict(test_rows, verbose=0) * deviation + mean)
+                averaged.append(task.score(test_targets, np.mean(predictions, axis=0)))
+            print(f"| {count} | {'annealed' if annealed else 'constant'} | {' / '.join(f'{value:.4f}' for value in averaged)} "
+                  f"| {np.mean(averaged):.4f} |", flush=True)
+
+
 def refits(folders: list[Path]) -> None:
     print("| search | members | registered (logged) | constant rate | annealed | annealed, three times each |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
@@ -196,11 +232,14 @@ def _value(text: str):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("knobs", "refits"))
-    parser.add_argument("folders", nargs="*", type=Path, help="refits: the search folders")
+    parser.add_argument("what", choices=("knobs", "refits", "epochs"))
+    parser.add_argument("folders", nargs="*", type=Path, help="refits: the search folders; epochs: the table")
+    parser.add_argument("--l2", type=float, default=0.0, help="epochs: the network's weight decay")
     args = parser.parse_args()
     if args.what == "knobs":
         knobs()
+    elif args.what == "epochs":
+        epochs(str(args.folders[0]) if args.folders else "breast_cancer", args.l2)
     else:
         refits(args.folders)
     return 0
