@@ -107,8 +107,11 @@ def print_results(result: SearchResult, echo=print) -> None:
     else:
         holder, score = result.alias_holder
         held = f" ({task.test_key} {score:.4f})" if score is not None else ""
+        # The alias moves only to a better test score: a tie keeps it where it is.
+        tie = score is not None and not task.better(score, result.test_metrics.get(task.test_key))
+        how = "the same" if tie else "better"
         echo(f"Registered {result.registered_name} version {result.champion_version}; alias champion stays "
-             f"on version {holder}{held}, which tested better.")
+             f"on version {holder}{held}, which tested {how}.")
     page = runs_page("http://127.0.0.1:5000", result.experiment_id or "0")
     echo(f"Browse: {env}python -m nnlab.ui   (or: mlflow ui --backend-store-uri {store}); then open {page}")
     echo(f"Report: {report}")

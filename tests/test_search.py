@@ -247,6 +247,10 @@ def test_results_say_which_version_keeps_the_alias():
     lines = []
     _print_results(result, echo=lines.append)
     assert "Registered mnist-cnn version 2; alias champion stays on version 1 (test_accuracy 0.9850), which tested better." in lines
+    # A tie keeps the alias too, and says so (not "better").
+    lines = []
+    _print_results(replace(result, test_metrics={"test_accuracy": 0.985}), echo=lines.append)
+    assert "Registered mnist-cnn version 2; alias champion stays on version 1 (test_accuracy 0.9850), which tested the same." in lines
     assert ("Browse: python -m nnlab.ui   (or: mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db); then open "
             "http://127.0.0.1:5000/#/experiments/4/runs?workflowType=machine_learning") in lines
     assert "Report: python -m nnlab.report mnist --model cnn" in lines
