@@ -93,39 +93,10 @@ def network(inputs: int, outputs: int, kind="deep", units=256, layers=2, dropout
     return model
 
 
-def knobs() -> None:
-    import keras
-    import numpy as np
-
-    from nnlab.tasks import get_task
-
-    for table, variants in VARIANTS.items():
-        classes = table != "diabetes"
-        metric = "accuracy" if classes else "RMSE"
-        task = get_task("classification" if classes else "regression")
-        print(f"\n{table}: test {metric}, networks trained on training and validation rows, seeds 1-3\n")
-        print("| network | one network, mean | five averaged, each seed | five averaged, mean |")
-        print("| --- | ---: | --- | ---: |")
-        for name, options in variants.items():
-            options = dict(options)
-            epochs = options.pop("epochs")
-            singles, averaged = [], []
-            for seed in SEEDS:
-                rows, targets, test_rows, test_targets = standardised(table, seed)
-                mean, deviation = (0.0, 1.0) if classes else (targets.mean(), targets.std())
-                predictions = []
-                for start in range(5):
-                    keras.utils.set_random_seed(seed * 10 + start)
-                    model = network(rows.shape[1], 2 if classes else 1, **options)
-                    model.fit(rows, (targets - mean) / deviation, batch_size=32, epochs=epochs, verbose=0)
-                    predictions.append(model.predict(test_rows, verbose=0) * deviation + mean)
-                    singles.append(task.score(test_targets, predictions[-1]))
-                averaged.append(task.score(test_targets, np.mean(predictions, axis=0)))
-            print(f"| {name} | {np.mean(singles):.4f} | {' '.join(f'{value:.4f}' for value in averaged)} | "
-                  f"{np.mean(averaged):.4f} |", flush=True)
-
-
-def epochs(table: str, l2: float) -> None:
+def five_averaged(table: str, data: dict, epochs: int, annealed: bool = False, **options) -> tuple[list, list]:
+    """(the test score of five networks averaged, per seed; of each network alone): `network(**options)`
+    trained `epochs` on each seed's standardised training and validation rows (`data`, seed ->
+    `standardised`), from five seeded initialisations, its rate constant or annealed to zero."""
     import keras
     import numpy as np
 
@@ -134,23 +105,47 @@ def epochs(table: str, l2: float) -> None:
 
     classes = table != "diabetes"
     task = get_task("classification" if classes else "regression")
+    averaged, singles = [], []
+    for seed, (rows, targets, test_rows, test_targets) in data.items():
+        mean, deviation = (0.0, 1.0) if classes else (targets.mean(), targets.std())
+        predictions = []
+        for start in range(5):
+            keras.utils.set_random_seed(seed * 10 + start)
+            model = network(rows.shape[1], 2 if classes else 1, **options)
+            model.fit(rows, (targets - mean) / deviation, batch_size=32, epochs=epochs, verbose=0,
+                      callbacks=[CosineToZero(epochs)] if annealed else [])
+            predictions.append(model.predict(test_rows, verbose=0) * deviation + mean)
+            singles.append(task.score(test_targets, predictions[-1]))
+        averaged.append(task.score(test_targets, np.mean(predictions, axis=0)))
+    return averaged, singles
+
+
+def knobs() -> None:
+    import numpy as np
+
+    for table, variants in VARIANTS.items():
+        metric = "RMSE" if table == "diabetes" else "accuracy"
+        data = {seed: standardised(table, seed) for seed in SEEDS}
+        print(f"\n{table}: test {metric}, networks trained on training and validation rows, seeds 1-3\n")
+        print("| network | one network, mean | five averaged, each seed | five averaged, mean |")
+        print("| --- | ---: | --- | ---: |")
+        for name, options in variants.items():
+            averaged, singles = five_averaged(table, data, **options)
+            print(f"| {name} | {np.mean(singles):.4f} | {' '.join(f'{value:.4f}' for value in averaged)} | "
+                  f"{np.mean(averaged):.4f} |", flush=True)
+
+
+def epochs(table: str, l2: float) -> None:
+    import numpy as np
+
     data = {seed: standardised(table, seed) for seed in SEEDS}
-    print(f"\n{table}, weight decay {l2:g}: test {task.metric} of five networks averaged, seeds 1-3\n")
+    metric = "RMSE" if table == "diabetes" else "accuracy"
+    print(f"\n{table}, weight decay {l2:g}: test {metric} of five networks averaged, seeds 1-3\n")
     print("| epochs | learning rate | seeds 1 / 2 / 3 | mean |")
     print("| ---: | --- | --- | ---: |")
     for annealed in (False, True):
         for count in (3, 5, 10, 15, 25, 40):
-            averaged = []
-            for seed, (rows, targets, test_rows, test_targets) in data.items():
-                mean, deviation = (0.0, 1.0) if classes else (targets.mean(), targets.std())
-                predictions = []
-                for start in range(5):
-                    keras.utils.set_random_seed(seed * 10 + start)
-                    model = network(rows.shape[1], 2 if classes else 1, l2=l2)
-                    model.fit(rows, (targets - mean) / deviation, batch_size=32, epochs=count, verbose=0,
-                              callbacks=[CosineToZero(count)] if annealed else [])
-                    predictions.append(model.predict(test_rows, verbose=0) * deviation + mean)
-                averaged.append(task.score(test_targets, np.mean(predictions, axis=0)))
+            averaged, _singles = five_averaged(table, data, count, annealed, l2=l2)
             print(f"| {count} | {'annealed' if annealed else 'constant'} | {' / '.join(f'{value:.4f}' for value in averaged)} "
                   f"| {np.mean(averaged):.4f} |", flush=True)
 
@@ -233,15 +228,15 @@ def _value(text: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=("knobs", "refits", "epochs"))
-    parser.add_argument("folders", nargs="*", type=Path, help="refits: the search folders; epochs: the table")
+    parser.add_argument("names", nargs="*", help="refits: the search folders; epochs: the table (breast_cancer)")
     parser.add_argument("--l2", type=float, default=0.0, help="epochs: the network's weight decay")
     args = parser.parse_args()
     if args.what == "knobs":
         knobs()
     elif args.what == "epochs":
-        epochs(str(args.folders[0]) if args.folders else "breast_cancer", args.l2)
+        epochs(args.names[0] if args.names else "breast_cancer", args.l2)
     else:
-        refits(args.folders)
+        refits([Path(name) for name in args.names])
     return 0
 
 
