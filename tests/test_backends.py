@@ -36,7 +36,7 @@ def test_the_backend_tests_pass_on_jax_and_pytorch():
             f"{backend} is not installed here: the tests' install (pip install -e '.[dev]') brings it")
         processes[backend] = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-m", "backends", "-q", "-p", "no:cacheprovider", "--durations=5",
-             *(str(folder / name) for name in MARKED_FILES)],
+             "-n", "0", *(str(folder / name) for name in MARKED_FILES)],
             env={**os.environ, "KERAS_BACKEND": backend}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for backend, process in processes.items():
         output = process.communicate(timeout=1200)[0]
