@@ -176,9 +176,19 @@ def signals_interrupt():
             signal.signal(name, lambda *_ignored: None)
         raise KeyboardInterrupt
 
+    previous_hook = sys.unraisablehook
+
+    def unraisable(report):
+        # The raise above can land where Python cannot pass it on (a __del__, a garbage collector's
+        # callback such as JAX's): Python would print it with a traceback. `received` holds it.
+        if not (received and report.exc_type is KeyboardInterrupt):
+            previous_hook(report)
+
     previous = {name: signal.signal(name, interrupt) for name in (signal.SIGINT, signal.SIGTERM)}
+    sys.unraisablehook = unraisable
     try:
         yield received
     finally:
+        sys.unraisablehook = previous_hook
         for name, handler in previous.items():
             signal.signal(name, handler)

@@ -174,3 +174,34 @@ def test_a_swallowed_interruption_stops_after_the_trial_and_keeps_it(workdir, sm
     parents, children = runs_of(tracking_uri)
     assert sorted(child.data.tags["nnlab.trial_id"] for child in children) == ["0", "1", "2"]
     assert {child.info.status for child in children} == {"FINISHED"} and parents[0].info.status == "FINISHED"
+
+
+# The signal's KeyboardInterrupt raised where Python cannot pass it on (a __del__, a garbage
+# collector's callback such as JAX's) is printed by Python as "Exception ignored in ..." with a
+# traceback; the record of the signal still stops the search. Seen in the suite: test_api's stop
+# from Python landed in JAX's _xla_gc_callback.
+SWALLOWED = """
+import os, signal
+from nnlab.commands import signals_interrupt
+
+class StoppedInside:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(100_000))  # the handler runs here, inside __del__
+
+class Broken:
+    def __del__(self):
+        raise ValueError("a real fault in a __del__")
+
+with signals_interrupt() as received:
+    StoppedInside()
+    Broken()
+print("received", received)
+"""
+
+
+def test_a_stop_python_cannot_raise_prints_no_traceback_and_other_faults_still_show():
+    done = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == f"received [{int(signal.SIGINT)}]\n", done.stderr
+    assert "KeyboardInterrupt" not in done.stderr and "StoppedInside" not in done.stderr, done.stderr
+    assert "ValueError: a real fault in a __del__" in done.stderr  # not every such report is dropped
