@@ -59,7 +59,8 @@ class TimeBudget:
     of the champion's models, at their trials' rates, and ENDING_SECONDS).
 
     The next trial may start only if the longest trial so far, the champion's further epochs (of
-    the members it would have now, at their own rates: `champion_plan`), and the ending still fit
+    the members it would have now, at their own rates: `champion_plan`, each with the set-up the
+    latest trial measured: `set_up_seconds`), and the ending still fit
     in what is left. The champion's reserve
     is at most CHAMPION_SHARE of the budget: a full reserve outgrew a short budget, and a
     5-minute CNN search stopped after its first trial, leaving half the budget unused. A trial
@@ -81,16 +82,30 @@ class TimeBudget:
     longest_trial: float = 0.0
     slowest_epoch: float = 0.0
     epoch_seconds: dict = field(default_factory=dict)  # trial id -> its epoch's seconds
+    # A fit's seconds beside its epochs (building, restoring, graph tracing), as the latest trial
+    # measured it, under the machine's load of the moment; None until a trial told its epochs.
+    set_up: float | None = None
 
     def __post_init__(self):
         if self.started is None:
             self.started = self.clock()
 
-    def record_trial(self, seconds: float, epoch_seconds: float, trial_id: str | None = None) -> None:
+    def record_trial(self, seconds: float, epoch_seconds: float, trial_id: str | None = None, epochs: int = 0,
+                     fits: int = 1) -> None:
+        """A trial's seconds, its epoch's, and the epochs each of its `fits` (its folds) trained."""
         self.longest_trial = max(self.longest_trial, seconds)
         self.slowest_epoch = max(self.slowest_epoch, epoch_seconds)
         if trial_id is not None and epoch_seconds:
             self.epoch_seconds[trial_id] = epoch_seconds
+        if epochs and epoch_seconds:
+            self.set_up = max(0.0, seconds / fits - epochs * epoch_seconds)
+
+    def set_up_seconds(self, rate: float) -> float:
+        """What a member's training takes before its first epoch: the restore, a validation pass,
+        the tracing. Measured from the trials where they told it (a loaded machine's is several
+        times an idle one's: a 40 s budget ran 18 s over beside another process); half an epoch
+        where not."""
+        return self.set_up if self.set_up is not None else 0.5 * rate
 
     def left(self) -> float:
         return self.seconds - (self.clock() - self.started)
@@ -119,9 +134,12 @@ class TimeBudget:
         """The champion's further training: its planned members' epochs at their own rates (the
         slowest rate for each where none is planned yet), at most CHAMPION_SHARE of the budget."""
         if self.champion_plan:
-            seconds = sum(epochs * self.rate(trial_id) for trial_id, epochs in self.champion_plan.items())
+            seconds = sum(epochs * self.rate(trial_id) + self.set_up_seconds(self.rate(trial_id))
+                          for trial_id, epochs in self.champion_plan.items() if epochs)
+        elif self.final_epochs:
+            seconds = self.members * (self.final_epochs * self.slowest_epoch + self.set_up_seconds(self.slowest_epoch))
         else:
-            seconds = self.members * self.final_epochs * self.slowest_epoch
+            seconds = 0.0
         return min(seconds, CHAMPION_SHARE * self.seconds)
 
     def needed_for_next(self) -> float:
@@ -144,5 +162,4 @@ class TimeBudget:
         rate = self.rate(trial_id)
         if not rate:
             return epochs
-        # Half an epoch for what precedes the first: the restore, a validation pass, the tracing.
-        return max(0, min(epochs, int(seconds / rate - 0.5)))
+        return max(0, min(epochs, int((seconds - self.set_up_seconds(rate)) / rate)))

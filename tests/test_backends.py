@@ -27,8 +27,8 @@ MARKED_FILES = ("test_backends.py", "test_models.py", "test_gan.py", "test_accel
 
 def test_the_backend_tests_pass_on_jax_and_pytorch():
     """Both at once, each in its own process (their time in the fresh-clone suite on 2 cores:
-    57-60 s at 20d9e93; 86 s at 3c10420, whose table search runs as a command, in a suite run
-    about a quarter slower throughout)."""
+    57-60 s at 20d9e93; 86 s at 3c10420, whose table search runs as a command; 99 s and 115 s
+    at 090acf8 and 51d6ac5, beside the suite's second process)."""
     folder = Path(__file__).parent
     processes = {}
     for backend in OTHER_BACKENDS:
@@ -36,7 +36,7 @@ def test_the_backend_tests_pass_on_jax_and_pytorch():
             f"{backend} is not installed here: the tests' install (pip install -e '.[dev]') brings it")
         processes[backend] = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-m", "backends", "-q", "-p", "no:cacheprovider", "--durations=5",
-             *(str(folder / name) for name in MARKED_FILES)],
+             "-n", "0", *(str(folder / name) for name in MARKED_FILES)],
             env={**os.environ, "KERAS_BACKEND": backend}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for backend, process in processes.items():
         output = process.communicate(timeout=1200)[0]

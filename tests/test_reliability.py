@@ -119,7 +119,8 @@ def test_time_budget_keeps_room_for_the_next_trial_the_champion_and_the_ending()
     assert budget.stop_reason() is None  # 500 s left >= 100 + 10 * 20 + the ending
     now[0] = 320
     budget.record_trial(60, epoch_seconds=30)  # the slowest rate counts
-    assert budget.needed_for_next() == 100 + 10 * 30 + ENDING_SECONDS
+    # 10 epochs at 30 s and half an epoch's set-up: 315 s, at most half the budget.
+    assert budget.needed_for_next() == 100 + 300 + ENDING_SECONDS
     assert budget.stop_reason() == "time budget 10m00s: 4m40s left, the next trial and the champion need about 6m44s"
     # The champion's reserve is at most half the budget: 3 x 20 epochs at 10 s would be all 10 minutes.
     now[0] = 0
@@ -151,11 +152,32 @@ def test_time_budget_ends_training_before_the_champions_passes_and_fits_each_mem
     # Once the champion the search would have now is known, its members' own rates and epochs
     # (a member restored at epoch 2 trains more) stand in for the slowest rate.
     budget.champion_plan = {"05": 5, "06": 4}
-    assert budget.champion_seconds() == 5 * 4 + 4 * 8
+    assert budget.champion_seconds() == (5 * 4 + 2) + (4 * 8 + 4)  # each with half an epoch's set-up
     assert budget.ending() == ENDING_SECONDS + 0.75 * (4 + 8)
-    assert budget.needed_for_next() == 40 + 52 + ENDING_SECONDS + 0.75 * 12
+    assert budget.needed_for_next() == 40 + 58 + ENDING_SECONDS + 0.75 * 12
     budget.champion_plan = {"05": 5, "06": 9}
-    assert budget.champion_seconds() == 90  # 92, but at most half the budget
+    assert budget.champion_seconds() == 90  # 98, but at most half the budget
+    budget.champion_plan = {"05": 0, "06": 0}  # final_epochs 0: no further training, no set-up
+    assert budget.champion_seconds() == 0
+
+
+def test_time_budget_reserves_the_set_up_a_trial_measured_for_each_members_start():
+    """A fit's seconds beside its epochs (restoring, tracing, a validation pass) are measured by
+    the latest trial, under the load of the moment: a machine busy beside the search takes several
+    times an idle one's, and a 40 s budget with half an epoch kept for them ran 18 s over."""
+    budget = TimeBudget(180, final_epochs=5, clock=lambda: 0.0)
+    budget.record_trial(40, epoch_seconds=4.0, trial_id="05", epochs=5)  # 20 s of epochs, 20 s beside
+    assert budget.set_up == 20
+    assert budget.member_epochs("05", 30, 5) == 2  # (30 - 20) / 4, not 30 / 4 - 0.5
+    assert budget.member_epochs("05", 19, 5) == 0
+    budget.champion_plan = {"05": 3}
+    assert budget.champion_seconds() == 3 * 4 + 20
+    # Three folds of 5 epochs: each fold's fit had its own set-up, the third of what is beside.
+    budget.record_trial(90, epoch_seconds=4.0, trial_id="06", epochs=5, fits=3)
+    assert budget.set_up == 10
+    # The latest trial's, as the load changes: an idle machine's again after a busy one's.
+    budget.record_trial(21, epoch_seconds=4.0, trial_id="07", epochs=5)
+    assert budget.set_up == 1
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("900", 900), (900, 900), ("15m", 900), ("1h", 3600),
