@@ -82,8 +82,8 @@ class TimeBudget:
     longest_trial: float = 0.0
     slowest_epoch: float = 0.0
     epoch_seconds: dict = field(default_factory=dict)  # trial id -> its epoch's seconds
-    # A fit's seconds beside its epochs (building, restoring, graph tracing), as the latest trial
-    # measured it, under the machine's load of the moment; None until a trial told its epochs.
+    # A fit's seconds beside its epochs (building, graph tracing), as the latest trial measured
+    # it, under the machine's load of the moment; None until a trial told its epochs.
     set_up: float | None = None
 
     def __post_init__(self):
@@ -92,20 +92,21 @@ class TimeBudget:
 
     def record_trial(self, seconds: float, epoch_seconds: float, trial_id: str | None = None, epochs: int = 0,
                      fits: int = 1) -> None:
-        """A trial's seconds, its epoch's, and the epochs each of its `fits` (its folds) trained."""
+        """A trial's seconds, its epoch's, and the epochs all its `fits` (its folds) trained."""
         self.longest_trial = max(self.longest_trial, seconds)
         self.slowest_epoch = max(self.slowest_epoch, epoch_seconds)
         if trial_id is not None and epoch_seconds:
             self.epoch_seconds[trial_id] = epoch_seconds
         if epochs and epoch_seconds:
-            self.set_up = max(0.0, seconds / fits - epochs * epoch_seconds)
+            self.set_up = max(0.0, seconds - epochs * epoch_seconds) / fits
 
     def set_up_seconds(self, rate: float) -> float:
-        """What a member's training takes before its first epoch: the restore, a validation pass,
-        the tracing. Measured from the trials where they told it (a loaded machine's is several
-        times an idle one's: a 40 s budget ran 18 s over beside another process); half an epoch
-        where not."""
-        return self.set_up if self.set_up is not None else 0.5 * rate
+        """What a member's training takes beside its epochs: restoring it and its validation
+        passes, about an epoch at its rate (the default CNN's: 3.9 s at 3.7 s an epoch on an idle
+        machine, 5.4 s at 4.2 s beside another search; BENCHMARKS.md, issue 32's eighth part), and
+        the set-up the latest trial measured beside its epochs (building, graph tracing: little on
+        a CPU, more where XLA compiles). Half an epoch in all let a 40 s budget run 18 s over."""
+        return rate + (self.set_up or 0.0)
 
     def left(self) -> float:
         return self.seconds - (self.clock() - self.started)

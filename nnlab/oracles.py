@@ -51,7 +51,8 @@ class TrialReport:
     timed_out: bool = False
     message: str | None = None
     worker: str | None = None  # the worker process that ran it, when trials run in workers
-    epochs: int = 0  # the epochs it trained (a Hyperband continuation: those it added)
+    epochs: int = 0  # the epochs it trained, all its fits together (a Hyperband continuation: those it added)
+    fits: int = 1  # its fits: its folds, each as many times as executions_per_trial
     best_trial_id: str | None = None
 
 
@@ -279,7 +280,8 @@ class StopsOnRequest:
 
 # What a tuner tells its oracle about a trial beside the metrics KerasTuner sends: its timing,
 # through KerasTuner's own update_trial, so that it reaches a chief oracle over gRPC too.
-TIMING_METRICS = ("nnlab.trial_seconds", "nnlab.epoch_seconds", "nnlab.timed_out")
+TIMING_METRICS = ("nnlab.trial_seconds", "nnlab.epoch_seconds", "nnlab.timed_out", "nnlab.trial_epochs",
+                  "nnlab.trial_fits")
 # A tuner tells its oracle each epoch's end the same way: the epoch and the objective's value,
 # taken out before KerasTuner sees them (its trial's metrics are the whole trial's).
 PROGRESS_METRICS = ("nnlab.epoch", "nnlab.epoch_objective")
@@ -356,7 +358,8 @@ class ReportsTrials:
             timed_out=bool(timing.get("nnlab.timed_out", 0.0)),
             message=last_line(ended.message),
             worker=worker,
-            epochs=len(ended.metrics.get_history(self.objective.name)) if ended.metrics.exists(self.objective.name) else 0,
+            epochs=int(timing.get("nnlab.trial_epochs", 0.0)),
+            fits=max(1, int(timing.get("nnlab.trial_fits", 1.0))),
             best_trial_id=best[0].trial_id if best and best[0].status == "COMPLETED" else None,
         )
 

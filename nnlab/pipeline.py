@@ -273,10 +273,9 @@ class _Search:
         their further epochs, for what the next trial must leave room for."""
         from nnlab.champion import further_epochs
 
-        # A trial cut short may have run fewer fits than planned: its set-up is not told.
+        # A trial cut short ended in a partial epoch, perhaps before its last fit: its set-up is not told.
         self.budget.record_trial(trial.seconds, trial.epoch_seconds, trial.trial_id,
-                                 epochs=0 if trial.timed_out else trial.epochs,
-                                 fits=max(1, self.tuner.folds) * self.tuner.executions_per_trial)
+                                 epochs=0 if trial.timed_out else trial.epochs, fits=trial.fits)
         members = self.tuner.oracle.best_distinct_trials(max(1, self.config.ensemble))
         self.budget.champion_plan = {member.trial_id: further_epochs(self.config, member) for member in members}
 

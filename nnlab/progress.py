@@ -65,10 +65,12 @@ def pace_line(report, planned_epochs: int | None, workers: int, members: int, fi
     if report.status != "COMPLETED" or not report.epochs or not planned_epochs or not report.planned:
         return None
     epoch = report.epoch_seconds or report.seconds / report.epochs
-    set_up = max(0.0, report.seconds - report.epochs * epoch)
+    set_up = max(0.0, report.seconds - report.epochs * epoch)  # all its fits' (its folds')
     parts = []
     if report.planned > 1:  # a search of one trial has none left, whatever epochs it did not need
-        trials_left = (max(0, planned_epochs - report.epochs) * epoch + (report.planned - 1) * set_up) / max(1, workers)
+        # The planned epochs are each trial's fit's: every one of them costs the trial's fits.
+        epochs_left = max(0.0, planned_epochs - report.epochs / report.fits) * report.fits
+        trials_left = (epochs_left * epoch + (report.planned - 1) * set_up) / max(1, workers)
         parts.append(f"trials about {format_duration(trials_left)} more")
     if members and final_epochs:
         parts.append(f"champion up to {format_duration(members * final_epochs * epoch)} ({members} x {final_epochs} "

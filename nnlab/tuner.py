@@ -125,7 +125,9 @@ class TrackedTrials:
         self.retire_after = retire_after
         self.trials_ended = 0
         self._param_count: int | None = None
-        self._last_trial = (0.0, 0.0, False)  # seconds, seconds per epoch, timed out
+        # seconds, seconds per epoch, timed out, epochs of all its fits, fits: TIMING_METRICS
+        self._last_trial = (0.0, 0.0, False, 0, 0)
+        self._fits_started = 0
         self._epoch_ends: list[float] = []
         self._epoch_logs: list[tuple[int, dict]] = []  # (epoch, logs): the fit's learning curves
         self._curves: dict[str, list[tuple[int, dict]]] = {}  # a trial of several fits: each fit's, by its label
@@ -161,7 +163,8 @@ class TrackedTrials:
 
     def run_trial(self, trial, *args, **kwargs):
         self._param_count = None
-        self._last_trial = (0.0, 0.0, False)
+        self._last_trial = (0.0, 0.0, False, 0, 0)
+        self._fits_started = 0
         # Its own seed: a trial trains the same whether the search ran straight or was resumed.
         keras.utils.set_random_seed(self.seed + int(trial.trial_id))
         # Which worker process ran it, where trials run in workers (KerasTuner's tuner id).
@@ -178,11 +181,11 @@ class TrackedTrials:
                 # the trial stopped at an epoch's end (on_epoch_end) and is KILLED, as Ctrl-C says.
                 raise KeyboardInterrupt
             timed_out = bool(self.hypermodel.timer and self.hypermodel.timer.stopped)
-            self._last_trial = (time.monotonic() - started, self._epoch_seconds(), timed_out)
+            self._last_trial = self._timing(started, timed_out)
             metrics = summarise(histories, self.hypermodel.task)
         except BaseException as error:
             # KeyboardInterrupt is the user stopping the search, anything else a broken trial.
-            self._last_trial = (time.monotonic() - started, self._epoch_seconds(), False)
+            self._last_trial = self._timing(started, False)
             if isinstance(error, KeyboardInterrupt) or self.interrupted():
                 self.tracker.end_trial("KILLED", reason="stopped by Ctrl-C or SIGTERM; the trial runs again on resume")
                 if not isinstance(error, KeyboardInterrupt):
@@ -206,6 +209,7 @@ class TrackedTrials:
         and validated on rows it did not train on. KerasTuner's checkpoint keeps the best epoch of
         any fit. Hyperband's round sets each fit's epochs."""
         if not self.folds and self.executions_per_trial == 1:
+            self._fits_started = 1
             return super().run_trial(trial, *args, **kwargs)
         hp = trial.hyperparameters
         if "tuner/epochs" in hp.values:  # Hyperband's round (its own run_trial, bypassed here)
@@ -220,6 +224,7 @@ class TrackedTrials:
             for label, fit_args, validation in fits:
                 repeat = f"repeat{execution}/" if self.executions_per_trial > 1 else ""
                 self._fit_label, self._epoch_logs = f"{repeat}{label}", []
+                self._fits_started += 1
                 fit_kwargs = dict(kwargs, validation_data=validation, callbacks=[
                     *self._deepcopy_callbacks(callbacks), tuner_utils.TunerCallback(self, trial), checkpoint])
                 try:
@@ -251,8 +256,7 @@ class TrackedTrials:
             self.tracker.log_curves(self._epoch_logs, self._fit_label)
 
     def _tell_timing(self, trial) -> None:
-        seconds, epoch_seconds, timed_out = self._last_trial
-        self.oracle.update_trial(trial.trial_id, dict(zip(TIMING_METRICS, (seconds, epoch_seconds, float(timed_out)))))
+        self.oracle.update_trial(trial.trial_id, dict(zip(TIMING_METRICS, map(float, self._last_trial))))
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
         if self.interrupted():  # a signal TensorFlow swallowed: no further epoch
@@ -283,6 +287,12 @@ class TrackedTrials:
             return {}
         self.tracker.log_images(images)
         return {"nnlab.plot_error": f"learning curves not drawn: {one_line(errors['learning_curves'])}"} if errors else {}
+
+    def _timing(self, started: float, timed_out: bool) -> tuple:
+        """The trial's TIMING_METRICS: KerasTuner keeps one value of each metric for the whole
+        trial, so its epochs are counted here, where they end."""
+        epochs = len(self._epoch_ends) - 1
+        return time.monotonic() - started, self._epoch_seconds(), timed_out, epochs, self._fits_started
 
     def _epoch_seconds(self) -> float:
         """The first epoch also traces the model's graphs (seconds on a CPU): time the later ones."""

@@ -18,6 +18,26 @@ from nnlab.formats import TERMINAL_WIDTH as WIDTH  # a line's most, but for a pa
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """In the suite's two processes (pytest-xdist), a test marked `alone` runs while the other
+    process waits: it times a command, and beside another test's training it measured that load
+    instead (a 40 s --time-budget ended after 58 s). Every other test holds the lock shared."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: nothing runs beside
+        yield
+        return
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / f"nnlab-tests-{run}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if item.get_closest_marker("alone") else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def offline(*_args, **_kwargs):
     """Stands in for the Keras download in tests: hermetic, and what CI sees anyway."""
     raise OSError("no network in tests")

@@ -14,6 +14,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 from conftest import too_wide
 from mlflow import MlflowClient
 
@@ -122,6 +123,26 @@ def test_the_champion_says_where_its_further_training_is(small_mnist):
     assert np.isfinite(float(lines[0].split("val_loss ")[1].split()[0]))
 
 
+def test_the_pace_of_a_real_trial_counts_every_epoch_it_trained(small_mnist, workdir, tracking_uri):
+    """KerasTuner keeps one value of a trial's metrics for the whole trial: its epochs are the
+    tuner's count (TIMING_METRICS). Two trials of 3 epochs planned: after the first, the second at
+    its pace is exactly the first's seconds (3 epochs + its set-up); counting one epoch instead
+    said 4 epochs' more, and the time budget took epochs for set-up."""
+    from nnlab.config import ExperimentConfig
+    from nnlab.pipeline import run_search
+
+    config = ExperimentConfig(name="mnist", model="dfn", tuner="random", max_trials=2, epochs=3, patience=3,
+                              final_epochs=0, ensemble=1, tracking_uri=tracking_uri)
+    lines = []
+    result = run_search(config, small_mnist, tuning_root=workdir / "tuning", echo=lines.append)
+    (pace,) = [line for line in lines if line.startswith("At trial 0's pace")]
+    forecast = re.search(r"trials about (\d+(?:\.\d+)?)s more", pace)
+    assert forecast, pace
+    board = result.leaderboard
+    (seconds,) = board.loc[board["trial"].astype(str) == "0", "train_seconds"]
+    assert float(forecast.group(1)) == pytest.approx(seconds, rel=0.06, abs=0.06), pace
+
+
 def test_the_pace_after_the_first_trial_counts_its_epochs_and_its_set_up():
     first = TrialReport(trial_id="00", number=1, planned=10, status="COMPLETED", score=0.98, best_score=0.98,
                         elapsed_seconds=25.0, seconds=20.0, epoch_seconds=5.0, epochs=2, best_trial_id="00")
@@ -130,6 +151,11 @@ def test_the_pace_after_the_first_trial_counts_its_epochs_and_its_set_up():
         "At trial 00's pace (5.0 s an epoch + 10 s a trial): trials about 4m20s more, champion up to 5m00s "
         "(3 x 20 epochs)")
     assert pace_line(first, planned_epochs=36, workers=2, members=0, final_epochs=20).endswith("trials about 2m10s more")
+    # Five folds of 4 epochs each: 32 further epochs of a fit, each five fits' worth.
+    folds = TrialReport(trial_id="00", number=1, planned=10, status="COMPLETED", score=0.98, best_score=0.98,
+                        elapsed_seconds=30.0, seconds=25.0, epoch_seconds=1.0, epochs=20, fits=5, best_trial_id="00")
+    assert pace_line(folds, planned_epochs=36, workers=1, members=0, final_epochs=0) == (
+        "At trial 00's pace (1.0 s an epoch + 5 s a trial): trials about 3m25s more")  # 160 s + 9 x 5 s
     failed = TrialReport(trial_id="00", number=1, planned=10, status="FAILED", score=None, best_score=None,
                          elapsed_seconds=5.0, seconds=5.0, epoch_seconds=0.0)
     assert pace_line(failed, planned_epochs=36, workers=1, members=3, final_epochs=20) is None

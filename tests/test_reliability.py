@@ -119,7 +119,7 @@ def test_time_budget_keeps_room_for_the_next_trial_the_champion_and_the_ending()
     assert budget.stop_reason() is None  # 500 s left >= 100 + 10 * 20 + the ending
     now[0] = 320
     budget.record_trial(60, epoch_seconds=30)  # the slowest rate counts
-    # 10 epochs at 30 s and half an epoch's set-up: 315 s, at most half the budget.
+    # 10 epochs at 30 s and an epoch's start: 330 s, at most half the budget.
     assert budget.needed_for_next() == 100 + 300 + ENDING_SECONDS
     assert budget.stop_reason() == "time budget 10m00s: 4m40s left, the next trial and the champion need about 6m44s"
     # The champion's reserve is at most half the budget: 3 x 20 epochs at 10 s would be all 10 minutes.
@@ -143,37 +143,37 @@ def test_time_budget_ends_training_before_the_champions_passes_and_fits_each_mem
     assert budget.ending(["05", "06", "07"]) == ENDING_SECONDS + 0.75 * (4 + 8 + 8)
     assert budget.ending() == ENDING_SECONDS + 0.75 * 8 * 3  # before the members are known: the slowest
     assert budget.training_deadline(["05"]) == 180 - ENDING_SECONDS - 3
-    # As many epochs as fit a member's share at its own rate, half an epoch kept for its start.
+    # As many epochs as fit a member's share at its own rate, an epoch kept for its start.
     assert budget.member_epochs("05", 30, 5) == 5
     assert budget.member_epochs("05", 21, 5) == 4
-    assert budget.member_epochs("06", 21, 5) == 2
+    assert budget.member_epochs("06", 21, 5) == 1
     assert budget.member_epochs("06", 3, 5) == 0
     assert TimeBudget(60).member_epochs("05", 10, 5) == 5  # nothing measured: the clock stops it
     # Once the champion the search would have now is known, its members' own rates and epochs
     # (a member restored at epoch 2 trains more) stand in for the slowest rate.
     budget.champion_plan = {"05": 5, "06": 4}
-    assert budget.champion_seconds() == (5 * 4 + 2) + (4 * 8 + 4)  # each with half an epoch's set-up
+    assert budget.champion_seconds() == (5 * 4 + 4) + (4 * 8 + 8)  # each with an epoch for its start
     assert budget.ending() == ENDING_SECONDS + 0.75 * (4 + 8)
-    assert budget.needed_for_next() == 40 + 58 + ENDING_SECONDS + 0.75 * 12
+    assert budget.needed_for_next() == 40 + 64 + ENDING_SECONDS + 0.75 * 12
     budget.champion_plan = {"05": 5, "06": 9}
-    assert budget.champion_seconds() == 90  # 98, but at most half the budget
+    assert budget.champion_seconds() == 90  # 104, but at most half the budget
     budget.champion_plan = {"05": 0, "06": 0}  # final_epochs 0: no further training, no set-up
     assert budget.champion_seconds() == 0
 
 
 def test_time_budget_reserves_the_set_up_a_trial_measured_for_each_members_start():
-    """A fit's seconds beside its epochs (restoring, tracing, a validation pass) are measured by
-    the latest trial, under the load of the moment: a machine busy beside the search takes several
-    times an idle one's, and a 40 s budget with half an epoch kept for them ran 18 s over."""
+    """A member's start is an epoch (its restore and validation passes) and the seconds a trial
+    measured beside its epochs (building, tracing), the latest trial's, under the load of the
+    moment: with half an epoch kept for it, a 40 s budget ran 18 s over beside another process."""
     budget = TimeBudget(180, final_epochs=5, clock=lambda: 0.0)
     budget.record_trial(40, epoch_seconds=4.0, trial_id="05", epochs=5)  # 20 s of epochs, 20 s beside
     assert budget.set_up == 20
-    assert budget.member_epochs("05", 30, 5) == 2  # (30 - 20) / 4, not 30 / 4 - 0.5
-    assert budget.member_epochs("05", 19, 5) == 0
+    assert budget.member_epochs("05", 30, 5) == 1  # (30 - 4 - 20) / 4, not 30 / 4 - 0.5
+    assert budget.member_epochs("05", 23, 5) == 0
     budget.champion_plan = {"05": 3}
-    assert budget.champion_seconds() == 3 * 4 + 20
+    assert budget.champion_seconds() == 3 * 4 + 4 + 20
     # Three folds of 5 epochs: each fold's fit had its own set-up, the third of what is beside.
-    budget.record_trial(90, epoch_seconds=4.0, trial_id="06", epochs=5, fits=3)
+    budget.record_trial(90, epoch_seconds=4.0, trial_id="06", epochs=15, fits=3)
     assert budget.set_up == 10
     # The latest trial's, as the load changes: an idle machine's again after a busy one's.
     budget.record_trial(21, epoch_seconds=4.0, trial_id="07", epochs=5)
@@ -351,6 +351,7 @@ def test_damaged_search_state_is_reported_and_fresh_starts_over(workdir, config)
     assert open_state(config, "source", directory, fresh=False) == replace(again, replaced_search_id=None)
 
 
+@pytest.mark.alone
 def test_the_search_command_ends_within_seconds_of_its_time_budget(workdir, tracking_uri):
     """--time-budget is the whole command's, wall clock: Python's start, the data, the trials, the
     champion's training, its test passes, registering and figures. The default CNN search on
@@ -361,7 +362,7 @@ def test_the_search_command_ends_within_seconds_of_its_time_budget(workdir, trac
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     assert "No further trials: time budget 40s" in done.stdout
-    assert 30 <= seconds <= 50, done.stdout  # within 10 s of the budget, either way
+    assert 30 <= seconds <= 50, f"{seconds:.1f} s\n{done.stdout}"  # within 10 s of the budget, either way
     assert "Registered mnist-cnn version 1" in done.stdout
 
 
@@ -379,7 +380,7 @@ def test_every_member_trains_on_to_the_same_length():
     budget = TimeBudget(100, final_epochs=6, members=1)
     budget.record_trial(10, epoch_seconds=2.0, trial_id="00")
     assert budget.member_epochs("00", 100, further_epochs(config, SimpleNamespace(best_step=1))) == 10
-    assert budget.member_epochs("00", 15, further_epochs(config, SimpleNamespace(best_step=1))) == 7
+    assert budget.member_epochs("00", 15, further_epochs(config, SimpleNamespace(best_step=1))) == 6
 
 
 def test_a_budget_the_trials_left_over_is_the_champions():
@@ -403,19 +404,19 @@ def test_a_budget_the_trials_left_over_is_the_champions():
 
     epochs, callbacks = _share_of_time(config, budget_of(1000), members, 0)
     assert epochs == BUDGET_FURTHER_EPOCHS == 20 and len(callbacks) == 1  # the room is there: the most
-    # 60 s less the ending (4 s and the passes), half of it each: 2 s an epoch, half an epoch aside.
-    ending = budget_of(60).ending(["00", "01"])
-    assert _share_of_time(config, budget_of(60), members, 0)[0] == int((60 - ending) / 2 / 2.0 - 0.5) < 20
+    # 61 s less the ending (4 s and the passes), half of it each: 2 s an epoch, an epoch aside.
+    ending = budget_of(61).ending(["00", "01"])
+    assert _share_of_time(config, budget_of(61), members, 0)[0] == int((61 - ending) / 2 / 2.0 - 1) < 20
     assert _share_of_time(replace(config, final_epochs=0), budget_of(1000), members, 0)[0] == 0
     # Members of different speeds get the same epochs, not the same seconds: 1 s and 3 s an epoch.
     def uneven(used: float) -> TimeBudget:
-        budget = TimeBudget(60, final_epochs=6, members=2, started=time.monotonic() - used)
+        budget = TimeBudget(62, final_epochs=6, members=2, started=time.monotonic() - used)
         budget.record_trial(10, epoch_seconds=1.0, trial_id="00")
         budget.record_trial(10, epoch_seconds=3.0, trial_id="01")
         return budget
 
-    room = 60 - uneven(0).ending(["00", "01"])
+    room = 62 - uneven(0).ending(["00", "01"])
     fast = _share_of_time(config, uneven(0), members, 0)[0]
-    assert fast == int(room / 4 * 1 / 1.0 - 0.5) == 13  # a quarter of the time at 1 s an epoch
+    assert fast == int(room / 4 * 1 / 1.0 - 1) == 13  # a quarter of the time at 1 s an epoch
     # Once the fast one has used its quarter, the slow one gets the rest: as many epochs.
     assert _share_of_time(config, uneven(room / 4), members, 1)[0] == fast
