@@ -28,7 +28,7 @@ MARKED_FILES = ("test_backends.py", "test_models.py", "test_gan.py", "test_accel
 def test_the_backend_tests_pass_on_jax_and_pytorch():
     """Both at once, each in its own process (their time in the fresh-clone suite on 2 cores:
     57-60 s at 20d9e93; 86 s at 3c10420, whose table search runs as a command; 99 s and 115 s
-    at 090acf8 and 51d6ac5, beside the suite's second process)."""
+    at 090acf8 and 51d6ac5, and 129 s at 1fdc7ba, beside the suite's second process)."""
     folder = Path(__file__).parent
     processes = {}
     for backend in OTHER_BACKENDS:
