@@ -263,8 +263,12 @@ class _Search:
 
             config = self.config
             workers = self.workers.count if self.workers is not None else 1
+            planned = self.tuner.oracle.trials.get(trial.trial_id)
+            values = planned.hyperparameters.values if planned is not None else {}
+            # A fit's epochs at most: its Hyperband round's, else the experiment's.
+            trial_epochs = values.get("tuner/epochs", config.epochs) - values.get("tuner/initial_epoch", 0)
             pace = pace_line(trial, planned_epochs(self.tuner.oracle, config.epochs), workers,
-                             max(1, config.ensemble), config.final_epochs)
+                             max(1, config.ensemble), config.final_epochs, trial_epochs)
             if pace:
                 self.echo(pace)
 

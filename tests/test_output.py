@@ -156,6 +156,11 @@ def test_the_pace_after_the_first_trial_counts_its_epochs_and_its_set_up():
                         elapsed_seconds=30.0, seconds=25.0, epoch_seconds=1.0, epochs=20, fits=5, best_trial_id="00")
     assert pace_line(folds, planned_epochs=36, workers=1, members=0, final_epochs=0) == (
         "At trial 00's pace (1.0 s an epoch + 5 s a trial): trials about 3m25s more")  # 160 s + 9 x 5 s
+    # Its fits stopped early, at 4 of the 20 epochs a fit could train: the others at its pace too.
+    assert pace_line(folds, planned_epochs=36, workers=1, members=0, final_epochs=0, trial_epochs=20) == (
+        "At trial 00's pace (1.0 s an epoch + 5 s a trial): trials about 1m17s more")  # 32 s + 9 x 5 s
+    assert pace_line(first, planned_epochs=36, workers=1, members=0, final_epochs=0, trial_epochs=2) == (
+        pace_line(first, planned_epochs=36, workers=1, members=0, final_epochs=0))  # trained all it could
     failed = TrialReport(trial_id="00", number=1, planned=10, status="FAILED", score=None, best_score=None,
                          elapsed_seconds=5.0, seconds=5.0, epoch_seconds=0.0)
     assert pace_line(failed, planned_epochs=36, workers=1, members=3, final_epochs=20) is None
