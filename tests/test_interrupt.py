@@ -19,8 +19,8 @@ from conftest import too_wide, with_nan_inputs
 from test_search import runs_of
 from test_workers import processes_in, wait_until_gone
 
-# 40 epochs a trial: with 25 (about 4 s on 800 images) a trial once ended between the test seeing
-# it train and the signal, beside the suite's other process, and was kept FINISHED.
+# 40 epochs a trial: with 25 a trial once ended between the test seeing it train and the signal,
+# beside the suite's other process, and was kept FINISHED.
 EXPERIMENT = 'name = "mnist"\nmodel = "dfn"\ntuner = "random"\nmax_trials = 4\nepochs = 40\npatience = 40\nfinal_epochs = 0\n'
 TRIALS = ["0", "1", "2", "3"]
 
