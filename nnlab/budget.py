@@ -105,7 +105,7 @@ class TimeBudget:
         passes, about an epoch at its rate (the default CNN's: 3.9 s at 3.7 s an epoch on an idle
         machine, 5.4 s at 4.2 s beside another search; BENCHMARKS.md, issue 32's eighth part), and
         the set-up the latest trial measured beside its epochs (building, graph tracing: little on
-        a CPU, more where XLA compiles). Half an epoch in all let a 40 s budget run 18 s over."""
+        a CPU, more where XLA compiles). Half an epoch, kept before, was 1.9 and 2.1 s there."""
         return rate + (self.set_up or 0.0)
 
     def left(self) -> float:

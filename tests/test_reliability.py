@@ -164,7 +164,7 @@ def test_time_budget_ends_training_before_the_champions_passes_and_fits_each_mem
 def test_time_budget_reserves_the_set_up_a_trial_measured_for_each_members_start():
     """A member's start is an epoch (its restore and validation passes) and the seconds a trial
     measured beside its epochs (building, tracing), the latest trial's, under the load of the
-    moment: with half an epoch kept for it, a 40 s budget ran 18 s over beside another process."""
+    moment: half an epoch, kept before, was about half of what the default CNN's start took."""
     budget = TimeBudget(180, final_epochs=5, clock=lambda: 0.0)
     budget.record_trial(40, epoch_seconds=4.0, trial_id="05", epochs=5)  # 20 s of epochs, 20 s beside
     assert budget.set_up == 20
