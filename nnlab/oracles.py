@@ -91,11 +91,11 @@ def planned_trials_of(config) -> int | None:
     return planned_trials(oracle)
 
 
-def planned_epochs(oracle, epochs: int) -> int | None:
+def planned_epochs(oracle, epochs: int, from_scratch: bool = False) -> int | None:
     """The epochs the planned trials train in all, at most (early stopping cuts some short):
     Hyperband's schedule in the order it runs it (its most-trial bracket first, each round's
-    trials training on from the last round's epoch), capped at max_trials; otherwise
-    max_trials trials of `epochs`."""
+    trials training on from the last round's epoch, or `from_scratch` as cross-validated trials
+    do), capped at max_trials; otherwise max_trials trials of `epochs`."""
     planned = planned_trials(oracle)
     if planned is None:
         return None
@@ -104,10 +104,18 @@ def planned_epochs(oracle, epochs: int) -> int | None:
     schedule = []
     for bracket in reversed(range(oracle._get_num_brackets())):
         for round_number in range(bracket + 1):
-            done = oracle._get_epochs(bracket, round_number - 1) if round_number else 0
+            done = oracle._get_epochs(bracket, round_number - 1) if round_number and not from_scratch else 0
             schedule += [oracle._get_epochs(bracket, round_number) - done] * oracle._get_size(bracket, round_number)
     repeats = math.ceil(planned / len(schedule))
     return sum((schedule * repeats)[:planned])
+
+
+def fit_epochs(oracle, trial_id: str, epochs: int, from_scratch: bool = False) -> int:
+    """The epochs a fit of the trial could train at most: its Hyperband round's (continued from
+    the last round's epoch unless `from_scratch`), else the experiment's `epochs`."""
+    trial = oracle.trials.get(trial_id)
+    values = trial.hyperparameters.values if trial is not None else {}
+    return values.get("tuner/epochs", epochs) - (0 if from_scratch else values.get("tuner/initial_epoch", 0))
 
 
 class DefaultsFirst:

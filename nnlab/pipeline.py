@@ -195,7 +195,7 @@ class _Search:
 
         config, workers = self.config, self.workers
         planned = planned_trials(self.tuner.oracle)
-        epochs = planned_epochs(self.tuner.oracle, config.epochs)
+        epochs = planned_epochs(self.tuner.oracle, config.epochs, from_scratch=bool(self.folds))
         how_much = (f", {planned} trial{'s' if planned != 1 else ''}, {epochs} epochs in all at most"
                     if planned and epochs else "")
         where = [config.origin, f"tuner state {self.directory}", f"MLflow run {self.tracker.parent_run_id}"]
@@ -259,16 +259,13 @@ class _Search:
         several = self.workers is not None and self.workers.count != 1
         self.echo(trial_line(trial, self.task.objective, self._stopped_at(), several))
         if trial.number == 1:
-            from nnlab.oracles import planned_epochs
+            from nnlab.oracles import fit_epochs, planned_epochs
 
-            config = self.config
+            config, oracle, from_scratch = self.config, self.tuner.oracle, bool(self.folds)
             workers = self.workers.count if self.workers is not None else 1
-            planned = self.tuner.oracle.trials.get(trial.trial_id)
-            values = planned.hyperparameters.values if planned is not None else {}
-            # A fit's epochs at most: its Hyperband round's, else the experiment's.
-            trial_epochs = values.get("tuner/epochs", config.epochs) - values.get("tuner/initial_epoch", 0)
-            pace = pace_line(trial, planned_epochs(self.tuner.oracle, config.epochs), workers,
-                             max(1, config.ensemble), config.final_epochs, trial_epochs)
+            pace = pace_line(trial, planned_epochs(oracle, config.epochs, from_scratch), workers,
+                             max(1, config.ensemble), config.final_epochs,
+                             fit_epochs(oracle, trial.trial_id, config.epochs, from_scratch))
             if pace:
                 self.echo(pace)
 

@@ -29,6 +29,18 @@ from nnlab.oracles import ALGORITHMS, PROGRESS_METRICS, TIMING_METRICS, make_ora
 from nnlab.tracking import TIE_BREAK_METRIC
 
 
+def epoch_seconds(fits: list[list[float]]) -> float:
+    """An epoch's seconds from each fit's start and its epochs' ends (time.monotonic()). A fit's
+    first epoch also builds its model and traces its graphs (seconds on a CPU): the later epochs
+    of every fit are timed, never across two fits (the gap holds the next one's set-up); where
+    every fit trained one epoch, the first epochs whole."""
+    later = [end - previous for fit in fits for previous, end in zip(fit[1:], fit[2:])]
+    if later:
+        return sum(later) / len(later)
+    firsts = [fit[1] - fit[0] for fit in fits if len(fit) > 1]
+    return sum(firsts) / len(firsts) if firsts else 0.0
+
+
 def trial_params(hp) -> dict:
     """The values a trial used: searched ones only where active, plus Hyperband's tuner/* values."""
     searched = {parameter.name for parameter in hp.space}
@@ -128,7 +140,7 @@ class TrackedTrials:
         # seconds, seconds per epoch, timed out, epochs of all its fits, fits: TIMING_METRICS
         self._last_trial = (0.0, 0.0, False, 0, 0)
         self._fits_started = 0
-        self._epoch_ends: list[float] = []
+        self._epoch_ends: list[list[float]] = []  # each fit's start, then its epochs' ends
         self._epoch_logs: list[tuple[int, dict]] = []  # (epoch, logs): the fit's learning curves
         self._curves: dict[str, list[tuple[int, dict]]] = {}  # a trial of several fits: each fit's, by its label
         # The algorithms' own constructors only build their oracle; ours comes ready-made.
@@ -172,7 +184,7 @@ class TrackedTrials:
         self.tracker.start_trial(trial.trial_id, trial_params(trial.hyperparameters)
                                  | self.hypermodel.run_params(trial.hyperparameters), tags=ran_by)
         started = time.monotonic()
-        self._epoch_ends = [started]
+        self._epoch_ends = []
         self._epoch_logs, self._curves, self._fit_label = [], {}, ""
         try:
             histories = self._fits(trial, *args, **kwargs)
@@ -210,6 +222,7 @@ class TrackedTrials:
         any fit. Hyperband's round sets each fit's epochs."""
         if not self.folds and self.executions_per_trial == 1:
             self._fits_started = 1
+            self._epoch_ends.append([time.monotonic()])
             return super().run_trial(trial, *args, **kwargs)
         hp = trial.hyperparameters
         if "tuner/epochs" in hp.values:  # Hyperband's round (its own run_trial, bypassed here)
@@ -225,6 +238,7 @@ class TrackedTrials:
                 repeat = f"repeat{execution}/" if self.executions_per_trial > 1 else ""
                 self._fit_label, self._epoch_logs = f"{repeat}{label}", []
                 self._fits_started += 1
+                self._epoch_ends.append([time.monotonic()])
                 fit_kwargs = dict(kwargs, validation_data=validation, callbacks=[
                     *self._deepcopy_callbacks(callbacks), tuner_utils.TunerCallback(self, trial), checkpoint])
                 try:
@@ -261,7 +275,8 @@ class TrackedTrials:
     def on_epoch_end(self, trial, model, epoch, logs=None):
         if self.interrupted():  # a signal TensorFlow swallowed: no further epoch
             model.stop_training = True
-        self._epoch_ends.append(time.monotonic())
+        if self._epoch_ends:
+            self._epoch_ends[-1].append(time.monotonic())
         self._epoch_logs.append((epoch + 1, dict(logs or {})))
         if not self._fit_label:  # a trial of several fits logs each fit's curves at its end (_end_fit)
             self.tracker.log_metrics(logs or {}, step=epoch + 1)
@@ -291,15 +306,8 @@ class TrackedTrials:
     def _timing(self, started: float, timed_out: bool) -> tuple:
         """The trial's TIMING_METRICS: KerasTuner keeps one value of each metric for the whole
         trial, so its epochs are counted here, where they end."""
-        epochs = len(self._epoch_ends) - 1
-        return time.monotonic() - started, self._epoch_seconds(), timed_out, epochs, self._fits_started
-
-    def _epoch_seconds(self) -> float:
-        """The first epoch also traces the model's graphs (seconds on a CPU): time the later ones."""
-        ends = self._epoch_ends
-        if len(ends) > 2:
-            return (ends[-1] - ends[1]) / (len(ends) - 2)
-        return ends[-1] - ends[0] if len(ends) == 2 else 0.0
+        epochs = sum(len(fit) - 1 for fit in self._epoch_ends)
+        return time.monotonic() - started, epoch_seconds(self._epoch_ends), timed_out, epochs, self._fits_started
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)  # the oracle, here or the chief's, records and reports it

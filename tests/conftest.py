@@ -18,6 +18,32 @@ from nnlab.formats import TERMINAL_WIDTH as WIDTH  # a line's most, but for a pa
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def lock_path(run: str) -> Path:
+    """The file the two test processes of run `run` (xdist's test run id) lock (pytest_runtest_protocol)."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"nnlab-tests-{run}.lock"
+
+
+def _runs_workers(config) -> bool:
+    """This pytest process starts xdist workers (it is not one, nor a run in one process)."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+
+
+def pytest_configure(config):
+    # The run's id is xdist's own option, chosen here so that the lock file its workers make can go
+    # when the run ends (pytest_unconfigure); a run given one keeps it.
+    if _runs_workers(config) and not config.option.testrunuid:
+        import uuid
+
+        config.option.testrunuid = uuid.uuid4().hex
+
+
+def pytest_unconfigure(config):
+    if _runs_workers(config) and config.option.testrunuid:
+        lock_path(config.option.testrunuid).unlink(missing_ok=True)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """In the suite's two processes (pytest-xdist), a test marked `alone` runs while the other
@@ -28,9 +54,8 @@ def pytest_runtest_protocol(item, nextitem):
         yield
         return
     import fcntl
-    import tempfile
 
-    with open(Path(tempfile.gettempdir()) / f"nnlab-tests-{run}.lock", "a") as lock:
+    with open(lock_path(run), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX if item.get_closest_marker("alone") else fcntl.LOCK_SH)
         try:
             yield

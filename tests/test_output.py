@@ -143,6 +143,24 @@ def test_the_pace_of_a_real_trial_counts_every_epoch_it_trained(small_mnist, wor
     assert float(forecast.group(1)) == pytest.approx(seconds, rel=0.06, abs=0.06), pace
 
 
+def test_the_planned_epochs_of_hyperband_count_a_cross_validated_rounds_fits_from_scratch():
+    """Hyperband at 6 epochs, factor 3: 5 trials of 2 epochs, 2 of them continued to 6, 3 of 6.
+    A continued trial trains 4 more; a cross-validated one retrains its folds from scratch (6)."""
+    import keras_tuner
+
+    from nnlab.oracles import fit_epochs, planned_epochs
+
+    oracle = keras_tuner.oracles.HyperbandOracle(objective="loss", max_epochs=6, factor=3)
+    oracle.max_trials = None
+    assert planned_epochs(oracle, 6) == 5 * 2 + 2 * 4 + 3 * 6
+    assert planned_epochs(oracle, 6, from_scratch=True) == 5 * 2 + 2 * 6 + 3 * 6
+    continued = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id="07")
+    continued.hyperparameters.values.update({"tuner/epochs": 6, "tuner/initial_epoch": 2})
+    oracle.trials["07"] = continued
+    assert fit_epochs(oracle, "07", 6) == 4 and fit_epochs(oracle, "07", 6, from_scratch=True) == 6
+    assert fit_epochs(oracle, "99", 60) == 60  # not a Hyperband trial: the experiment's epochs
+
+
 def test_the_pace_after_the_first_trial_counts_its_epochs_and_its_set_up():
     first = TrialReport(trial_id="00", number=1, planned=10, status="COMPLETED", score=0.98, best_score=0.98,
                         elapsed_seconds=25.0, seconds=20.0, epoch_seconds=5.0, epochs=2, best_trial_id="00")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import lock_path
+
 TIMED = '''
 import time
 
@@ -35,11 +37,13 @@ def test_shared(number):
 def test_a_test_marked_alone_runs_while_the_other_process_waits(tmp_path):
     (tmp_path / "test_timed.py").write_text(TIMED)
     tests = Path(__file__).parent
+    run = f"nnlab-suite-lock-{os.getpid()}"
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "conftest", "-p", "no:cacheprovider",
-                           "-c", os.devnull, "--rootdir", str(tmp_path), "test_timed.py"],
+                           "-c", os.devnull, "--rootdir", str(tmp_path), "--testrunuid", run, "test_timed.py"],
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tests)}, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not lock_path(run).exists()  # the run's end removed its lock file
     spans = {name: (float(start), float(end)) for name, start, end in
              (line.split() for line in (tmp_path / "spans.txt").read_text().splitlines())}
     alone = spans.pop("alone")
