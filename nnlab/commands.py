@@ -77,7 +77,8 @@ def run_command(prog: str, module: str, argv, work, stopped: str | None) -> int:
     if isinstance(result, int):
         return result
     print_results(result)
-    print(f"Done in {format_duration(time.monotonic() - started)} ({result.trials_run} trials run now).")
+    ran = result.trials_run
+    print(f"Done in {format_duration(time.monotonic() - started)} ({ran} trial{'s' if ran != 1 else ''} run now).")
     return 0
 
 

@@ -265,9 +265,10 @@ class _Search:
             workers = self.workers.count if self.workers is not None else 1
             pace = pace_line(trial, planned_epochs(oracle, config.epochs, from_scratch), workers,
                              max(1, config.ensemble), config.final_epochs,
-                             fit_epochs(oracle, trial.trial_id, config.epochs, from_scratch))
+                             fit_epochs(oracle, trial.trial_id, config.epochs, from_scratch),
+                             self.budget.left() if self.budget is not None else None)
             if pace:
-                self.echo(pace)
+                self.echo(wrapped(pace))
 
     def _plan_champion(self, trial) -> None:
         """The budget told the trial's pace and the champion it would have now: its members and

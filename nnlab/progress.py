@@ -58,17 +58,18 @@ def epoch_line(trial_id: str, epoch: int, epochs: int | None, objective: str, va
 
 
 def pace_line(report, planned_epochs: int | None, workers: int, members: int, final_epochs: int,
-              trial_epochs: int | None = None) -> str | None:
+              trial_epochs: int | None = None, budget_left: float | None = None) -> str | None:
     """After a new search's first trial: the rest at its pace, an epoch's training and a trial's
     set-up (building, graph tracing, its first epoch's extra; the first trial's is the largest,
     so this errs long): the trials planned, each stopping early as this one did (of the
-    `trial_epochs` a fit of it could train), then the champion's further training. None where
-    nothing can be said."""
+    `trial_epochs` a fit of it could train), then the champion's further training; where that
+    is more than the time budget's `budget_left` seconds, that the budget ends it sooner. None
+    where nothing can be said."""
     if report.status != "COMPLETED" or not report.epochs or not planned_epochs or not report.planned:
         return None
     epoch = report.epoch_seconds or report.seconds / report.epochs
     set_up = max(0.0, report.seconds - report.epochs * epoch)  # all its fits' (its folds')
-    parts = []
+    parts, forecast = [], 0.0
     if report.planned > 1:  # a search of one trial has none left, whatever epochs it did not need
         # The planned epochs are each trial's fit's: every one of them costs the trial's fits. A
         # table's fits stop early at a fifth of their 60 epochs: counted in full, 3 minutes for 1.
@@ -77,9 +78,15 @@ def pace_line(report, planned_epochs: int | None, workers: int, members: int, fi
         epochs_left = max(0.0, planned_epochs - trained) * early * report.fits
         trials_left = (epochs_left * epoch + (report.planned - 1) * set_up) / max(1, workers)
         parts.append(f"trials about {format_duration(trials_left)} more")
+        forecast += trials_left
     if members and final_epochs:
         parts.append(f"champion up to {format_duration(members * final_epochs * epoch)} ({members} x {final_epochs} "
                      "epochs)")
+        forecast += members * final_epochs * epoch
     if not parts:
         return None
-    return f"At trial {report.trial_id}'s pace ({epoch:.1f} s an epoch + {set_up:.0f} s a trial): {', '.join(parts)}"
+    # A budget with max_trials left high (a random search's) forecasts hours it will never take.
+    budget = (f"; the time budget ends the search sooner, in {format_duration(max(0.0, budget_left))}"
+              if budget_left is not None and forecast > budget_left else "")
+    return (f"At trial {report.trial_id}'s pace ({epoch:.1f} s an epoch + {set_up:.0f} s a trial): "
+            f"{', '.join(parts)}{budget}")

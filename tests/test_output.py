@@ -179,6 +179,11 @@ def test_the_pace_after_the_first_trial_counts_its_epochs_and_its_set_up():
         "At trial 00's pace (1.0 s an epoch + 5 s a trial): trials about 1m17s more")  # 32 s + 9 x 5 s
     assert pace_line(first, planned_epochs=36, workers=1, members=0, final_epochs=0, trial_epochs=2) == (
         pace_line(first, planned_epochs=36, workers=1, members=0, final_epochs=0))  # trained all it could
+    # Under a time budget that ends it first (4m20s of trials and 5m of champion, 3 minutes left):
+    # said, as the budget's own stop line will say when it comes.
+    assert pace_line(first, planned_epochs=36, workers=1, members=3, final_epochs=20, budget_left=180.0).endswith(
+        "(3 x 20 epochs); the time budget ends the search sooner, in 3m00s")
+    assert "budget" not in pace_line(first, planned_epochs=36, workers=1, members=3, final_epochs=20, budget_left=600.0)
     failed = TrialReport(trial_id="00", number=1, planned=10, status="FAILED", score=None, best_score=None,
                          elapsed_seconds=5.0, seconds=5.0, epoch_seconds=0.0)
     assert pace_line(failed, planned_epochs=36, workers=1, members=3, final_epochs=20) is None

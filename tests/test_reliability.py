@@ -3,6 +3,7 @@ safe loading. Real Keras training, real KerasTuner, a real MLflow store in tmp_p
 
 from __future__ import annotations
 
+import re
 import resource
 import subprocess
 import sys
@@ -362,6 +363,10 @@ def test_the_search_command_ends_within_seconds_of_its_time_budget(workdir, trac
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     assert "No further trials: time budget 40s" in done.stdout
+    # The pace line after the first trial forecasts the planned trials (minutes), and says the budget ends them.
+    assert re.search(r"the\s+time\s+budget\s+ends\s+the\s+search\s+sooner,\s+in\s+\d+s\n", done.stdout), done.stdout
+    ran = re.search(r"\((\d+) (trials?) run now\)", done.stdout)
+    assert ran and (ran.group(1) == "1") == (ran.group(2) == "trial"), done.stdout[-300:]
     assert 30 <= seconds <= 50, f"{seconds:.1f} s\n{done.stdout}"  # within 10 s of the budget, either way
     assert "Registered mnist-cnn version 1" in done.stdout
 
