@@ -196,8 +196,9 @@ class _Search:
         config, workers = self.config, self.workers
         planned = planned_trials(self.tuner.oracle)
         epochs = planned_epochs(self.tuner.oracle, config.epochs, from_scratch=bool(self.folds))
-        how_much = (f", {planned} trial{'s' if planned != 1 else ''}, {epochs} epochs in all at most"
-                    if planned and epochs else "")
+        fits = max(1, self.folds) * config.executions_per_trial  # each trains the trial's epochs
+        how_much = (f", {planned} trial{'s' if planned != 1 else ''}{f' of {fits} fits' if fits > 1 else ''}, "
+                    f"{epochs * fits} epochs in all at most" if planned and epochs else "")
         where = [config.origin, f"tuner state {self.directory}", f"MLflow run {self.tracker.parent_run_id}"]
         processes = ""
         if self.oracle_server is not None:

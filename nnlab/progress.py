@@ -88,5 +88,7 @@ def pace_line(report, planned_epochs: int | None, workers: int, members: int, fi
     # A budget with max_trials left high (a random search's) forecasts hours it will never take.
     budget = (f"; the time budget ends the search sooner, in {format_duration(max(0.0, budget_left))}"
               if budget_left is not None and forecast > budget_left else "")
-    return (f"At trial {report.trial_id}'s pace ({epoch:.1f} s an epoch + {set_up:.0f} s a trial): "
+    # A table's epoch takes hundredths of a second: "0.0 s an epoch" said nothing.
+    rate = f"{epoch:.1f}" if epoch >= 0.1 else f"{epoch:.3f}"
+    return (f"At trial {report.trial_id}'s pace ({rate} s an epoch + {set_up:.0f} s a trial): "
             f"{', '.join(parts)}{budget}")

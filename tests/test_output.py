@@ -184,6 +184,10 @@ def test_the_pace_after_the_first_trial_counts_its_epochs_and_its_set_up():
     assert pace_line(first, planned_epochs=36, workers=1, members=3, final_epochs=20, budget_left=180.0).endswith(
         "(3 x 20 epochs); the time budget ends the search sooner, in 3m00s")
     assert "budget" not in pace_line(first, planned_epochs=36, workers=1, members=3, final_epochs=20, budget_left=600.0)
+    quick = TrialReport(trial_id="00", number=1, planned=10, status="COMPLETED", score=0.98, best_score=0.98,
+                        elapsed_seconds=3.0, seconds=2.0, epoch_seconds=0.034, epochs=10, fits=5, best_trial_id="00")
+    assert pace_line(quick, planned_epochs=600, workers=1, members=0, final_epochs=0).startswith(
+        "At trial 00's pace (0.034 s an epoch + 2 s a trial)")  # a table's: not "0.0 s an epoch"
     failed = TrialReport(trial_id="00", number=1, planned=10, status="FAILED", score=None, best_score=None,
                          elapsed_seconds=5.0, seconds=5.0, epoch_seconds=0.0)
     assert pace_line(failed, planned_epochs=36, workers=1, members=3, final_epochs=20) is None
