@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from nnlab.config import ExperimentConfig
 from nnlab.search import run_search
+from nnlab.tracking.runs import EXIT_REASON
 from conftest import too_wide, with_nan_inputs
 from test_search import runs_of
 from test_workers import processes_in, wait_until_gone
@@ -137,8 +138,25 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(workdir, 
         assert sorted(child.info.status for child in runs_per_trial[trial]) == ["FINISHED", "KILLED"]
     (killed,) = [child for child in runs_per_trial[interrupted[1]] if child.info.status == "KILLED"]
     tags = MlflowClient(tracking_uri).get_run(killed.info.run_id).data.tags
-    assert tags["nnlab.failure"] == "stopped by Ctrl-C or SIGTERM; the trial runs again on resume"
+    # Its worker's SIGTERM (the chief's death) ends it, or the worker's exit where that did not.
+    assert tags["nnlab.failure"] in ("stopped by Ctrl-C or SIGTERM; the trial runs again on resume", EXIT_REASON)
     assert processes_in(workdir) == []  # no worker, no server left behind
+
+
+def test_a_trial_run_its_process_leaves_open_at_exit_ends_killed_not_finished(tmp_path):
+    """MLflow ends a run left open at exit FINISHED; a trial's run so left never finished: KILLED,
+    its reason tagged. The search's own run stays MLflow's (nnlab ends it before exit)."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    script = (f"import mlflow\nimport nnlab.tracking\nmlflow.set_tracking_uri({uri!r})\nmlflow.set_experiment('exit')\n"
+              "mlflow.start_run(run_name='search')\n"
+              "mlflow.start_run(nested=True, run_name='trial-3', tags={'nnlab.trial_id': '3'})\n"
+              "mlflow.log_metric('loss', 1.0, step=1)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(uri)
+    runs = {run.info.run_name: run for run in client.search_runs([client.get_experiment_by_name("exit").experiment_id])}
+    assert runs["trial-3"].info.status == "KILLED" and runs["trial-3"].data.tags["nnlab.failure"] == EXIT_REASON
+    assert runs["search"].info.status == "FINISHED"
 
 
 # A signal's KeyboardInterrupt can land inside TensorFlow, which may turn it into another error

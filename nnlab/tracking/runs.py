@@ -5,6 +5,8 @@ registry.py's and queries.py's; SearchTracker hands them this search's client an
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import tempfile
 import time
 import warnings
@@ -25,6 +27,24 @@ from nnlab.tracking.tags import ORACLE_PORT_TAG, SEARCH_ID_TAG, TRIAL_ID_TAG
 
 # The MLflow input contexts of a data set's splits, in the order of Dataset's fields.
 DATA_CONTEXTS = ("training", "validation", "test")
+# The failure tag of a trial's run that its process left open when it exited (_kill_open_trial_runs).
+EXIT_REASON = "its process ended before the trial did; the trial runs again on resume"
+
+
+def _kill_open_trial_runs() -> None:
+    """At a process's exit, a trial's run still open never finished: KILLED, as KerasTuner reruns
+    it, where MLflow's own exit handler (run after this one) would end it FINISHED: what a trial
+    run FINISHED after 2 of its 40 epochs with no score, seen once after its worker's chief was
+    killed, points to. The search's own run is left: nnlab ends it, with its status, before exit."""
+    with contextlib.suppress(Exception):  # the store may be gone with the process's chief
+        run = mlflow.active_run()
+        while run is not None and TRIAL_ID_TAG in run.data.tags:
+            mlflow.set_tag("nnlab.failure", EXIT_REASON)
+            mlflow.end_run("KILLED")
+            run = mlflow.active_run()
+
+
+atexit.register(_kill_open_trial_runs)  # after mlflow's own (imported above), so it runs first
 
 
 def data_inputs(dataset) -> dict:
