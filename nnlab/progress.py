@@ -70,6 +70,7 @@ def pace_line(report, planned_epochs: int | None, workers: int, members: int, fi
     epoch = report.epoch_seconds or report.seconds / report.epochs
     set_up = max(0.0, report.seconds - report.epochs * epoch)  # all its fits' (its folds')
     parts, forecast = [], 0.0
+    champion = members * final_epochs * epoch
     if report.planned > 1:  # a search of one trial has none left, whatever epochs it did not need
         # The planned epochs are each trial's fit's: every one of them costs the trial's fits. A
         # table's fits stop early at a fifth of their 60 epochs: counted in full, 3 minutes for 1.
@@ -79,10 +80,9 @@ def pace_line(report, planned_epochs: int | None, workers: int, members: int, fi
         trials_left = (epochs_left * epoch + (report.planned - 1) * set_up) / max(1, workers)
         parts.append(f"trials about {format_duration(trials_left)} more")
         forecast += trials_left
-    if members and final_epochs:
-        parts.append(f"champion up to {format_duration(members * final_epochs * epoch)} ({members} x {final_epochs} "
-                     "epochs)")
-        forecast += members * final_epochs * epoch
+    if champion:
+        parts.append(f"champion up to {format_duration(champion)} ({members} x {final_epochs} epochs)")
+        forecast += champion
     if not parts:
         return None
     # A budget with max_trials left high (a random search's) forecasts hours it will never take.

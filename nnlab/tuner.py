@@ -139,8 +139,7 @@ class TrackedTrials:
         self._param_count: int | None = None
         # seconds, seconds per epoch, timed out, epochs of all its fits, fits: TIMING_METRICS
         self._last_trial = (0.0, 0.0, False, 0, 0)
-        self._fits_started = 0
-        self._epoch_ends: list[list[float]] = []  # each fit's start, then its epochs' ends
+        self._epoch_ends: list[list[float]] = []  # each fit started: its start, then its epochs' ends
         self._epoch_logs: list[tuple[int, dict]] = []  # (epoch, logs): the fit's learning curves
         self._curves: dict[str, list[tuple[int, dict]]] = {}  # a trial of several fits: each fit's, by its label
         # The algorithms' own constructors only build their oracle; ours comes ready-made.
@@ -176,7 +175,6 @@ class TrackedTrials:
     def run_trial(self, trial, *args, **kwargs):
         self._param_count = None
         self._last_trial = (0.0, 0.0, False, 0, 0)
-        self._fits_started = 0
         # Its own seed: a trial trains the same whether the search ran straight or was resumed.
         keras.utils.set_random_seed(self.seed + int(trial.trial_id))
         # Which worker process ran it, where trials run in workers (KerasTuner's tuner id).
@@ -221,7 +219,6 @@ class TrackedTrials:
         and validated on rows it did not train on. KerasTuner's checkpoint keeps the best epoch of
         any fit. Hyperband's round sets each fit's epochs."""
         if not self.folds and self.executions_per_trial == 1:
-            self._fits_started = 1
             self._epoch_ends.append([time.monotonic()])
             return super().run_trial(trial, *args, **kwargs)
         hp = trial.hyperparameters
@@ -237,7 +234,6 @@ class TrackedTrials:
             for label, fit_args, validation in fits:
                 repeat = f"repeat{execution}/" if self.executions_per_trial > 1 else ""
                 self._fit_label, self._epoch_logs = f"{repeat}{label}", []
-                self._fits_started += 1
                 self._epoch_ends.append([time.monotonic()])
                 fit_kwargs = dict(kwargs, validation_data=validation, callbacks=[
                     *self._deepcopy_callbacks(callbacks), tuner_utils.TunerCallback(self, trial), checkpoint])
@@ -307,7 +303,8 @@ class TrackedTrials:
         """The trial's TIMING_METRICS: KerasTuner keeps one value of each metric for the whole
         trial, so its epochs are counted here, where they end."""
         epochs = sum(len(fit) - 1 for fit in self._epoch_ends)
-        return time.monotonic() - started, epoch_seconds(self._epoch_ends), timed_out, epochs, self._fits_started
+        fits = len(self._epoch_ends)
+        return time.monotonic() - started, epoch_seconds(self._epoch_ends), timed_out, epochs, fits
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)  # the oracle, here or the chief's, records and reports it
