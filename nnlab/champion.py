@@ -22,7 +22,7 @@ from nnlab import plots
 from nnlab.budget import format_duration
 from nnlab.data.folds import joined
 from nnlab.errors import TrackingError
-from nnlab.formats import wrapped
+from nnlab.formats import counted, wrapped
 from nnlab.provenance import backend_requirement, package_version
 
 CLASS_NAMES_TAG = "nnlab.class_names"  # a JSON list: the registered model's output i is class_names[i]
@@ -126,7 +126,7 @@ def _say_plan(config, hypermodel, best_trials: list, echo, budgeted: bool = Fals
     if not config.final_epochs:
         echo(f"Champion step: {which}, restored at {'its best epoch' if one else 'their best epochs'} and tested")
         return
-    epochs = f"{config.final_epochs} epoch{'s' if config.final_epochs != 1 else ''}"
+    epochs = counted(config.final_epochs, "epoch")
     if budgeted:  # _share_of_time
         whose = "its" if one else "each member's"
         echo(f"Champion step: {which} train{'s' if one else ''} on for as many epochs as fit")
@@ -227,7 +227,7 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, t
             names.append(trial.trial_id if repeat == 1 else f"{trial.trial_id}_{repeat}")
         then = f", then {further} with the learning rate annealed to zero" if further else ""
         times = f", {repeats} times from different initial weights" if repeats > 1 else ""
-        echo(f"  trial {trial.trial_id}: {wanted} epoch{'s' if wanted != 1 else ''}{then}{times} "
+        echo(f"  trial {trial.trial_id}: {counted(wanted, 'epoch')}{then}{times} "
              f"({format_duration(time.monotonic() - started)})")
     model = models[0] if len(models) == 1 else average_model(models, names, task, dataset.spec)
     test_metrics, _inputs, predictions = hypermodel.test(model, dataset.test)
@@ -363,7 +363,7 @@ def _trained_on(config, tuner, trial, hypermodel, dataset, echo, share: tuple[in
 def further_line(what: str, further) -> str:
     """What the further training did and kept: `trial 05 trained on 14 epochs, kept epoch 11
     (val_loss 0.0512 -> 0.0398); val_accuracy 0.9800 -> 0.9860`."""
-    ran = f"{what} trained on {further.epochs} epoch{'s' if further.epochs != 1 else ''}"
+    ran = f"{what} trained on {counted(further.epochs, 'epoch')}"
     if further.kept_epoch is None:
         kept = f"none beat its start on {further.monitored} ({further.start_monitored:.4f}): kept as it was"
     else:

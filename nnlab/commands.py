@@ -18,7 +18,7 @@ from nnlab.budget import format_duration
 from nnlab.config import ExperimentConfig
 from nnlab.data import Dataset, load_dataset
 from nnlab.errors import USER_ERRORS, SearchFailed, print_error
-from nnlab.formats import TERMINAL_WIDTH, fitted, wrapped
+from nnlab.formats import TERMINAL_WIDTH, counted, fitted, wrapped
 from nnlab.pipeline import SearchResult
 from nnlab.tasks import get_task
 
@@ -78,7 +78,7 @@ def run_command(prog: str, module: str, argv, work, stopped: str | None) -> int:
         return result
     print_results(result)
     ran = result.trials_run
-    print(f"Done in {format_duration(time.monotonic() - started)} ({ran} trial{'s' if ran != 1 else ''} run now).")
+    print(f"Done in {format_duration(time.monotonic() - started)} ({counted(ran, 'trial')} run now).")
     return 0
 
 

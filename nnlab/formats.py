@@ -17,6 +17,11 @@ TERMINAL_WIDTH = 120
 LONG_NAME = 12
 
 
+def counted(number: int, noun: str) -> str:
+    """`number` and `noun`, its plural where number is not 1: "1 trial", "3 trials", "0 epochs"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _number(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"

@@ -27,7 +27,7 @@ from nnlab.data.folds import search_folds
 from nnlab.data.types import row_count
 from nnlab.errors import ConfigError, SearchError, SearchFailed, WorkersError, one_line
 from nnlab.builders import check_builds
-from nnlab.formats import wrapped
+from nnlab.formats import counted, wrapped
 from nnlab.models import FAMILIES, get_builder
 from nnlab.progress import PROGRESS_SECONDS, Narrator, epoch_line, pace_line, trial_line
 from nnlab.provenance import provenance_tags
@@ -197,7 +197,7 @@ class _Search:
         planned = planned_trials(self.tuner.oracle)
         epochs = planned_epochs(self.tuner.oracle, config.epochs, from_scratch=bool(self.folds))
         fits = max(1, self.folds) * config.executions_per_trial  # each trains the trial's epochs
-        how_much = (f", {planned} trial{'s' if planned != 1 else ''}{f' of {fits} fits' if fits > 1 else ''}, "
+        how_much = (f", {counted(planned, 'trial')}{f' of {fits} fits' if fits > 1 else ''}, "
                     f"{epochs * fits} epochs in all at most" if planned and epochs else "")
         where = [config.origin, f"tuner state {self.directory}", f"MLflow run {self.tracker.parent_run_id}"]
         processes = ""

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from nnlab.accelerators import start_backend
 from nnlab.errors import WorkersError
+from nnlab.formats import counted
 
 # A worker's exit codes that the chief reads: it ran its share of trials and wants replacing;
 # a mistake of the user's (the same as the command's own, said on stderr already).
@@ -115,7 +116,7 @@ def worker_limit() -> tuple[int, str]:
     GB of available memory (each holds its own TensorFlow, data and model); never fewer than 1."""
     cores = usable_cores()
     memory = available_memory()
-    limit, reckoning = cores, f"{cores} core{'s' if cores != 1 else ''}"
+    limit, reckoning = cores, counted(cores, "core")
     if memory is not None:
         limit = min(limit, memory // WORKER_MEMORY_BYTES)
         reckoning += f", {memory / 2**30:.1f} GB of memory available at about 1 GB per TensorFlow worker"

@@ -18,6 +18,7 @@ import pytest
 from conftest import too_wide
 from mlflow import MlflowClient
 
+from nnlab.formats import counted
 from nnlab.hypermodel import SaysProgress
 from nnlab.oracles import TrialReport
 from nnlab.progress import pace_line
@@ -108,6 +109,11 @@ def test_the_search_command_end_to_end_beside_another_says_only_nnlab_lines_with
     params = parents["cnn"].data.params
     assert (params["tuner"], params["final_epochs"], params["batch_size"], params["max_trials"]) == ("random", "1", "64", "2")
     assert params["ensemble"] == "2"
+
+
+def test_a_count_takes_its_nouns_plural_but_for_one():
+    assert [counted(number, "trial") for number in (0, 1, 2)] == ["0 trials", "1 trial", "2 trials"]
+    assert counted(1, "training and validation row") == "1 training and validation row"
 
 
 def test_the_champion_says_where_its_further_training_is(small_mnist):

@@ -17,6 +17,7 @@ import numpy as np
 
 from nnlab.data.types import row_count
 from nnlab.errors import DataError
+from nnlab.formats import counted
 
 # A table search cross-validates by default below this many training and validation rows: the
 # scikit-learn tables (142 to 455 rows), where a validation split of 15 to 46 rows scores trials
@@ -71,8 +72,8 @@ def fold_indices(targets: np.ndarray, folds: int, task: str, kind: str, seed: in
         counts = np.bincount(np.asarray(targets, dtype=np.int64).ravel())
         smallest = int(counts[counts > 0].min())
         if smallest < folds:
-            raise DataError(f"the smallest class has {smallest} training and validation row"
-                            f"{'s' if smallest != 1 else ''}: too few for {folds} folds (set cross_validation "
+            raise DataError(f"the smallest class has {counted(smallest, 'training and validation row')}"
+                            f": too few for {folds} folds (set cross_validation "
                             f"to {smallest} or less, or 0 for one validation split)")
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
         return list(splitter.split(np.zeros(rows), np.asarray(targets).ravel()))

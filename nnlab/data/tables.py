@@ -31,6 +31,7 @@ import numpy as np
 
 from nnlab.data.types import DataSpec, Dataset
 from nnlab.errors import DataError
+from nnlab.formats import counted
 
 TASKS = ("classification", "regression")
 # A numeric target of at most this many distinct whole numbers is a class label (0/1, a rating
@@ -341,7 +342,7 @@ def _split(count: int, labels, seed: int, validation_fraction: float, test_fract
         counts = np.bincount(labels)
         smallest = int(counts[counts > 0].min())
         each = "training, validation and test" if not given else f"training and {drawn[0]}"
-        raise DataError(f"{where}the smallest class has {smallest} row{'s' if smallest != 1 else ''}: too few to "
+        raise DataError(f"{where}the smallest class has {counted(smallest, 'row')}: too few to "
                         f"have one in each of {each}") from None
     return np.sort(train), np.sort(validation), np.sort(test)
 
