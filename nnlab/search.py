@@ -48,7 +48,7 @@ def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_i
     import keras
 
     from nnlab.tracking import SearchTracker
-    from nnlab.tuner import WorkerRetires, make_tuner
+    from nnlab.tuner import OracleLost, WorkerRetires, make_tuner, rpc_failure
 
     keras.utils.set_random_seed(config.seed)
     directory = Path(tuning_root) / config.tuning_name
@@ -73,6 +73,13 @@ def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_i
         tuner.search(*dataset.train, validation_data=dataset.validation, epochs=config.epochs, verbose=0)
     except WorkerRetires:
         return WORKER_RETIRED
+    except OracleLost as error:  # in a trial: said with what became of it
+        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering; {error}") from None
+    except Exception as error:  # between trials
+        lost = rpc_failure(error)
+        if lost is None:
+            raise
+        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering ({lost})") from None
     finally:
         gc.unfreeze()
     return 0

@@ -27,6 +27,7 @@ from nnlab.data.folds import fold_indices, joined, take
 from nnlab.errors import one_line
 from nnlab.oracles import ALGORITHMS, PROGRESS_METRICS, TIMING_METRICS, make_oracle
 from nnlab.tracking import TIE_BREAK_METRIC
+from nnlab.tracking.runs import LOST_REASON, STOPPED_REASON
 
 
 def epoch_seconds(fits: list[list[float]]) -> float:
@@ -116,6 +117,27 @@ class WorkerRetires(Exception):
     """A worker process has run its share of trials and ends, to be replaced by a fresh one."""
 
 
+class OracleLost(keras_tuner.errors.FatalError):
+    """A worker's call to its chief's oracle failed mid-trial: the chief is gone (killed, its
+    machine down). A FatalError: KerasTuner passes it on rather than count a failed trial. Says
+    what became of the trial."""
+
+
+def rpc_failure(error: BaseException) -> str | None:
+    """How a gRPC call (the oracle's, in a worker) failed where `error` is, or was raised from,
+    that failure ("UNAVAILABLE: failed to connect ..."); None where it is not."""
+    import grpc
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, grpc.RpcError):
+            code, details = getattr(error, "code", None), getattr(error, "details", None)
+            return f"{code().name}: {details()}" if callable(code) and callable(details) else one_line(error)
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 class TrackedTrials:
     """Mixin for a KerasTuner tuner: one nested MLflow run per trial, each trial seeded from the
     search's seed and its number, its timing told to the oracle (ReportsTrials reports it).
@@ -194,17 +216,14 @@ class TrackedTrials:
             self._last_trial = self._timing(started, timed_out)
             metrics = summarise(histories, self.hypermodel.task)
         except BaseException as error:
-            # KeyboardInterrupt is the user stopping the search, anything else a broken trial.
             self._last_trial = self._timing(started, False)
-            if isinstance(error, KeyboardInterrupt) or self.interrupted():
-                self.tracker.end_trial("KILLED", reason="stopped by Ctrl-C or SIGTERM; the trial runs again on resume")
-                if not isinstance(error, KeyboardInterrupt):
-                    raise KeyboardInterrupt from error
-            else:
-                # The epochs a failed trial did run show how it failed.
-                self.tracker.end_trial("FAILED", reason=one_line(error), details=traceback.format_exc(),
-                                       tags=self._log_learning_curves(trial))
-                self._tell_timing(trial)
+            try:
+                self._end_unfinished(trial, error)
+            except KeyboardInterrupt as stop:
+                # The stop landed while a failure was recorded: a worker whose chief is killed sees
+                # the oracle's call fail a moment before the SIGTERM that death sends it.
+                self.tracker.end_trial("KILLED", reason=STOPPED_REASON)  # where the run is still open
+                raise stop from error
             raise
         metrics.update(param_count=self._param_count, train_seconds=self._last_trial[0])
         self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out, tags=self._log_learning_curves(trial))
@@ -212,6 +231,26 @@ class TrackedTrials:
         # KerasTuner ranks a trial of several fits on their mean curve too (its own rule would
         # average each fit's best).
         return mean_history(histories) if isinstance(histories, list) and len(histories) > 1 else histories
+
+    def _end_unfinished(self, trial, error: BaseException) -> None:
+        """End the run of a trial that raised `error`: KILLED where the user stopped the search
+        (KeyboardInterrupt, raised here where the signal came during an error) or a worker lost
+        its chief's oracle (OracleLost), FAILED where the trial broke."""
+        if isinstance(error, KeyboardInterrupt) or self.interrupted():
+            self.tracker.end_trial("KILLED", reason=STOPPED_REASON)
+            if not isinstance(error, KeyboardInterrupt):
+                raise KeyboardInterrupt from error
+        elif self._is_worker() and (lost := rpc_failure(error)):
+            # Not the trial's failure: its end cannot be told, and KerasTuner, whose next call to the
+            # oracle would wait an hour for it, must not go on (a FatalError passes through it).
+            self.tracker.end_trial("KILLED", reason=f"{LOST_REASON} ({lost}); the trial runs again on resume")
+            raise OracleLost(f"trial {trial.trial_id} is marked KILLED and runs again when the search resumes "
+                             f"({lost})") from error
+        else:
+            # The epochs a failed trial did run show how it failed.
+            self.tracker.end_trial("FAILED", reason=one_line(error), details=traceback.format_exc(),
+                                   tags=self._log_learning_curves(trial))
+            self._tell_timing(trial)
 
     def _fits(self, trial, *args, **kwargs):
         """The trial's fits: KerasTuner's (one, or executions_per_trial on the validation split), or

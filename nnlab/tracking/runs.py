@@ -27,21 +27,30 @@ from nnlab.tracking.tags import ORACLE_PORT_TAG, SEARCH_ID_TAG, TRIAL_ID_TAG
 
 # The MLflow input contexts of a data set's splits, in the order of Dataset's fields.
 DATA_CONTEXTS = ("training", "validation", "test")
-# The failure tag of a trial's run that its process left open when it exited (_kill_open_trial_runs).
+# The failure tags of a trial's run ended KILLED: the user stopped the search; a worker's call to
+# its chief's oracle failed (the chief has gone; "(how it failed); the trial runs again on
+# resume" follows); its process left it open when it exited (_kill_open_trial_runs).
+STOPPED_REASON = "stopped by Ctrl-C or SIGTERM; the trial runs again on resume"
+LOST_REASON = "its worker lost the chief's oracle"
 EXIT_REASON = "its process ended before the trial did; the trial runs again on resume"
 
 
 def _kill_open_trial_runs() -> None:
     """At a process's exit, a trial's run still open never finished: KILLED, as KerasTuner reruns
-    it, where MLflow's own exit handler (run after this one) would end it FINISHED: what a trial
-    run FINISHED after 2 of its 40 epochs with no score, seen once after its worker's chief was
-    killed, points to. The search's own run is left: nnlab ends it, with its status, before exit."""
+    it, where MLflow's own exit handler (run after this one) would end it FINISHED. A backstop:
+    nnlab.tuner ends every trial's run it can (a worker whose chief was killed once left one open,
+    read FINISHED after 2 of its 40 epochs). The search's own run is left: nnlab ends it, with its
+    status, before exit."""
     with contextlib.suppress(Exception):  # the store may be gone with the process's chief
-        run = mlflow.active_run()
-        while run is not None and TRIAL_ID_TAG in run.data.tags:
+        while _trial_run_open():
             mlflow.set_tag("nnlab.failure", EXIT_REASON)
             mlflow.end_run("KILLED")
-            run = mlflow.active_run()
+
+
+def _trial_run_open() -> bool:
+    """This process's active MLflow run is a trial's."""
+    run = mlflow.active_run()
+    return run is not None and TRIAL_ID_TAG in run.data.tags
 
 
 atexit.register(_kill_open_trial_runs)  # after mlflow's own (imported above), so it runs first
@@ -224,6 +233,10 @@ class SearchTracker:
 
     def end_trial(self, status: str, metrics: dict | None = None, reason: str | None = None,
                   details: str | None = None, timed_out: bool = False, tags: dict | None = None) -> None:
+        """End the trial's run with `status`, where it is still open: a stop that cut an earlier
+        end short ends it again; with none open, MLflow's calls below would start a run."""
+        if not _trial_run_open():
+            return
         if metrics:
             self.log_metrics(metrics)
         if tags:
