@@ -17,6 +17,7 @@ import time
 import traceback
 import warnings
 
+import grpc  # loaded by keras_tuner's import already: its oracle client
 import keras
 import keras_tuner
 from keras_tuner.src.engine import tuner_utils
@@ -126,8 +127,6 @@ class OracleLost(keras_tuner.errors.FatalError):
 def rpc_failure(error: BaseException) -> str | None:
     """How a gRPC call (the oracle's, in a worker) failed where `error` is, or was raised from,
     that failure ("UNAVAILABLE: failed to connect ..."); None where it is not."""
-    import grpc
-
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, grpc.RpcError):
