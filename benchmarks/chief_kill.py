@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlflow import MlflowClient
+
 EXPERIMENT = ('name = "mnist"\nmodel = "dfn"\ntuner = "random"\nmax_trials = 4\nepochs = 40\npatience = 40\n'
               'final_epochs = 0\n')
 
@@ -49,8 +51,6 @@ def write_idx_folder(folder: Path) -> Path:
 
 
 def trial_runs(uri: str) -> list:
-    from mlflow import MlflowClient
-
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("mnist")
     if experiment is None:
@@ -111,7 +111,9 @@ def main() -> int:
                         help="keep one core busy beside the search, as a second test process does (default: on)")
     parser.add_argument("--keep", type=Path, help="a folder to keep each run's folder in (default: a temporary one)")
     args = parser.parse_args()
-    logging.getLogger("mlflow").setLevel(logging.ERROR)  # its store's set-up, said at each query
+    # MLflow sets its loggers' levels as it loads (imported above): its store's set-up, said at
+    # each query, quieted after.
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
     root = args.keep or Path(tempfile.mkdtemp(prefix="nnlab-chief-kill-"))
     idx = write_idx_folder(root / "idx")
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
