@@ -77,8 +77,7 @@ def run_command(prog: str, module: str, argv, work, stopped: str | None) -> int:
     if isinstance(result, int):
         return result
     print_results(result)
-    ran = result.trials_run
-    print(f"Done in {format_duration(time.monotonic() - started)} ({counted(ran, 'trial')} run now).")
+    print(f"Done in {format_duration(time.monotonic() - started)} ({counted(result.trials_run, 'trial')} run now).")
     return 0
 
 

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from nnlab.formats import counted
+
 # Weights drawn with a diverging map centred on 0: positive red, negative blue, zero white.
 WEIGHT_COLOURS = "RdBu_r"
 MOST_MAPS = 64  # units drawn of a wide first dense layer, enough to see what they respond to
@@ -332,7 +334,7 @@ def hyperparameters_vs_objective(table: pd.DataFrame, objective: str, domains: d
             axes.set_xticks(range(len(domain)), [str(value) for value in domain])
             axes.set_xlim(-0.5, len(domain) - 0.5)
         inactive = int(table[name].isna().sum())  # a conditional one, in trials where it did not apply
-        axes.set_title(name + (f" (not in {inactive} trial{'s' if inactive > 1 else ''})" if inactive else ""),
+        axes.set_title(name + (f" (not in {counted(inactive, 'trial')})" if inactive else ""),
                        fontsize=10, y=TITLE_Y)
         axes.grid(alpha=0.3)
     for axes in grid[::columns]:

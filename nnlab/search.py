@@ -45,10 +45,11 @@ def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_i
     the chief for trials and runs them, each a nested run of the chief's search run, until the
     chief has none left (returns 0) or this worker has run `trials_each` (returns
     nnlab.workers.WORKER_RETIRED: the chief starts a fresh process in its place)."""
+    import grpc
     import keras
 
     from nnlab.tracking import SearchTracker
-    from nnlab.tuner import OracleLost, WorkerRetires, make_tuner, rpc_failure
+    from nnlab.tuner import OracleLost, WorkerRetires, make_tuner, rpc_words
 
     keras.utils.set_random_seed(config.seed)
     directory = Path(tuning_root) / config.tuning_name
@@ -73,13 +74,10 @@ def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_i
         tuner.search(*dataset.train, validation_data=dataset.validation, epochs=config.epochs, verbose=0)
     except WorkerRetires:
         return WORKER_RETIRED
-    except OracleLost as error:  # in a trial: said with what became of it
+    except OracleLost as error:  # nnlab's call, in a trial: said with what became of it
         raise SearchFailed(f"the chief's oracle at {oracle} stopped answering; {error}") from None
-    except Exception as error:  # between trials
-        lost = rpc_failure(error)
-        if lost is None:
-            raise
-        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering ({lost})") from None
+    except grpc.RpcError as error:  # KerasTuner's, between trials
+        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering ({rpc_words(error)})") from None
     finally:
         gc.unfreeze()
     return 0

@@ -119,22 +119,16 @@ class WorkerRetires(Exception):
 
 
 class OracleLost(keras_tuner.errors.FatalError):
-    """A worker's call to its chief's oracle failed mid-trial: the chief is gone (killed, its
-    machine down). A FatalError: KerasTuner passes it on rather than count a failed trial. Says
-    what became of the trial."""
+    """A worker's call to its chief's oracle failed (TrackedTrials._tell_oracle): the chief is
+    gone (killed, its machine down). A FatalError: KerasTuner passes it on rather than count a
+    failed trial. Says how the call failed, and in a trial what became of the trial."""
 
 
-def rpc_failure(error: BaseException) -> str | None:
-    """How a gRPC call (the oracle's, in a worker) failed where `error` is, or was raised from,
-    that failure ("UNAVAILABLE: failed to connect ..."); None where it is not."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, grpc.RpcError):
-            code, details = getattr(error, "code", None), getattr(error, "details", None)
-            return f"{code().name}: {details()}" if callable(code) and callable(details) else one_line(error)
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+def rpc_words(error: grpc.RpcError) -> str:
+    """How a gRPC call failed, in one line: "UNAVAILABLE: failed to connect ..." (its text is
+    several lines, the last one ">")."""
+    code, details = getattr(error, "code", None), getattr(error, "details", None)
+    return f"{code().name}: {details()}" if callable(code) and callable(details) else one_line(error)
 
 
 class TrackedTrials:
@@ -234,17 +228,18 @@ class TrackedTrials:
     def _end_unfinished(self, trial, error: BaseException) -> None:
         """End the run of a trial that raised `error`: KILLED where the user stopped the search
         (KeyboardInterrupt, raised here where the signal came during an error) or a worker lost
-        its chief's oracle (OracleLost), FAILED where the trial broke."""
+        its chief's oracle (OracleLost, raised again with the trial's fate), FAILED where the
+        trial broke."""
         if isinstance(error, KeyboardInterrupt) or self.interrupted():
             self.tracker.end_trial("KILLED", reason=STOPPED_REASON)
             if not isinstance(error, KeyboardInterrupt):
                 raise KeyboardInterrupt from error
-        elif self._is_worker() and (lost := rpc_failure(error)):
+        elif isinstance(error, OracleLost):
             # Not the trial's failure: its end cannot be told, and KerasTuner, whose next call to the
             # oracle would wait an hour for it, must not go on (a FatalError passes through it).
-            self.tracker.end_trial("KILLED", reason=f"{LOST_REASON} ({lost}); the trial runs again on resume")
+            self.tracker.end_trial("KILLED", reason=f"{LOST_REASON} ({error}); the trial runs again on resume")
             raise OracleLost(f"trial {trial.trial_id} is marked KILLED and runs again when the search resumes "
-                             f"({lost})") from error
+                             f"({error})") from error
         else:
             # The epochs a failed trial did run show how it failed.
             self.tracker.end_trial("FAILED", reason=one_line(error), details=traceback.format_exc(),
@@ -304,7 +299,16 @@ class TrackedTrials:
             self.tracker.log_curves(self._epoch_logs, self._fit_label)
 
     def _tell_timing(self, trial) -> None:
-        self.oracle.update_trial(trial.trial_id, dict(zip(TIMING_METRICS, map(float, self._last_trial))))
+        self._tell_oracle(trial, dict(zip(TIMING_METRICS, map(float, self._last_trial))))
+
+    def _tell_oracle(self, trial, metrics: dict) -> None:
+        """The trial's metrics to the oracle: here, or in a worker the chief's over gRPC, where a
+        failed call means the chief has gone (it closes its sockets before its workers hear of
+        its death): OracleLost, not a broken trial."""
+        try:
+            self.oracle.update_trial(trial.trial_id, metrics)
+        except grpc.RpcError as error:
+            raise OracleLost(rpc_words(error)) from error
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
         if self.interrupted():  # a signal TensorFlow swallowed: no further epoch
@@ -315,7 +319,7 @@ class TrackedTrials:
         if not self._fit_label:  # a trial of several fits logs each fit's curves at its end (_end_fit)
             self.tracker.log_metrics(logs or {}, step=epoch + 1)
         objective = (logs or {}).get(self.hypermodel.task.objective, math.nan)
-        self.oracle.update_trial(trial.trial_id, dict(zip(PROGRESS_METRICS, (float(epoch + 1), float(objective)))))
+        self._tell_oracle(trial, dict(zip(PROGRESS_METRICS, (float(epoch + 1), float(objective)))))
         figures = self.hypermodel.epoch_figures(epoch + 1)  # a GAN's sample grid
         if figures:
             images, _errors = plots.draw_all(figures)  # a figure not drawn costs the epoch nothing
