@@ -129,8 +129,10 @@ def _print_leaderboard(leaderboard, report: str, echo) -> None:
     """The best trials, cut to the terminal's width: their own columns, then as many searched
     hyperparameters as fit (those that differ between them first); what was shortened or left
     out said below it, and where the whole table is."""
+    from nnlab.tracking import runs_counted
+
     shown = leaderboard.head(LEADERBOARD_ROWS)
-    echo(f"\nLeaderboard (best first, {len(shown)} of {len(leaderboard)} trials):")
+    echo(f"\nLeaderboard (best first, {len(shown)} of {runs_counted(leaderboard)}):")
     spread = [column for column in shown.columns if column.endswith("_std")][:1]  # cross-validated trials
     names = LEADERBOARD_NAMES | {column: "spread" for column in spread}
     table = fitted(shown, TERMINAL_WIDTH, keep=LEADERBOARD_COLUMNS + len(spread), names=names)

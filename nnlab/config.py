@@ -115,7 +115,7 @@ class ExperimentConfig:
     # cross-validates.
     refit: bool | None = None
     # Times the refit trains each member, from different initial weights, all averaged. None: the
-    # data's (a table's 3, else 1).
+    # data's (a table's 5, else 1).
     refit_repeats: int | None = None
     # Fits of each trial (of each fold) from different initial weights, scored as their mean:
     # KerasTuner's own setting, for trials whose score is noisy.

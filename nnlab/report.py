@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         name, model, tracking_uri = _experiment(args.experiment, args.model, args.tracking_uri)
-        from nnlab.tracking import find_searches, resolve_tracking_uri, trial_leaderboard
+        from nnlab.tracking import find_searches, resolve_tracking_uri, runs_counted, trial_leaderboard
 
         try:
             searches = find_searches(name, tracking_uri, model)
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     search = searches[0]
     table = trial_leaderboard(resolve_tracking_uri(tracking_uri), search.experiment_id, search.run_id,
                               get_task(search.task))
-    trials = len(table)
+    trials = runs_counted(table)
     if args.top:
         table = table.head(args.top)
     if args.format == "table":
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
                    for other in searches[1:]]
         others = f"; earlier searches: {', '.join(earlier)} (--model picks a family's latest)" if earlier else ""
         print(f"{name}-{search.model}: search run {search.run_id} ({search.status}, started {started}), "
-              f"{trials} trials, best first{others}")
+              f"{trials}, best first{others}")
     if table.empty:
         print(f"{PROG}: the search has no trial runs yet", file=sys.stderr)
         return 0

@@ -74,10 +74,12 @@ def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_i
         tuner.search(*dataset.train, validation_data=dataset.validation, epochs=config.epochs, verbose=0)
     except WorkerRetires:
         return WORKER_RETIRED
+    # gRPC's details (an address, a socket error) go on a line of their own: they run long.
     except OracleLost as error:  # nnlab's call, in a trial: said with what became of it
-        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering; {error}") from None
+        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering"
+                           + (f"; {error.fate}" if error.fate else ""), details=[error.how]) from None
     except grpc.RpcError as error:  # KerasTuner's, between trials
-        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering ({rpc_words(error)})") from None
+        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering", details=[rpc_words(error)]) from None
     finally:
         gc.unfreeze()
     return 0

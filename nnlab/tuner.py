@@ -121,7 +121,11 @@ class WorkerRetires(Exception):
 class OracleLost(keras_tuner.errors.FatalError):
     """A worker's call to its chief's oracle failed (TrackedTrials._tell_oracle): the chief is
     gone (killed, its machine down). A FatalError: KerasTuner passes it on rather than count a
-    failed trial. Says how the call failed, and in a trial what became of the trial."""
+    failed trial. `how` the call failed (rpc_words), `fate` what became of the trial it was in."""
+
+    def __init__(self, how: str, fate: str = ""):
+        super().__init__(f"{fate} ({how})" if fate else how)
+        self.how, self.fate = how, fate
 
 
 def rpc_words(error: grpc.RpcError) -> str:
@@ -237,9 +241,9 @@ class TrackedTrials:
         elif isinstance(error, OracleLost):
             # Not the trial's failure: its end cannot be told, and KerasTuner, whose next call to the
             # oracle would wait an hour for it, must not go on (a FatalError passes through it).
-            self.tracker.end_trial("KILLED", reason=f"{LOST_REASON} ({error}); the trial runs again on resume")
-            raise OracleLost(f"trial {trial.trial_id} is marked KILLED and runs again when the search resumes "
-                             f"({error})") from error
+            self.tracker.end_trial("KILLED", reason=f"{LOST_REASON} ({error.how}); the trial runs again on resume")
+            raise OracleLost(error.how, f"trial {trial.trial_id} is marked KILLED and runs again when the search "
+                             "resumes") from error
         else:
             # The epochs a failed trial did run show how it failed.
             self.tracker.end_trial("FAILED", reason=one_line(error), details=traceback.format_exc(),

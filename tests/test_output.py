@@ -116,6 +116,17 @@ def test_a_count_takes_its_nouns_plural_but_for_one():
     assert counted(1, "training and validation row") == "1 training and validation row"
 
 
+def test_a_leaderboard_of_trials_that_ran_again_counts_runs_and_trials():
+    import pandas as pd
+
+    from nnlab.tracking import runs_counted
+
+    assert runs_counted(pd.DataFrame({"trial": ["0", "1", "2", "3"]})) == "4 trials"
+    assert runs_counted(pd.DataFrame({"trial": ["0", "1", "1", "2", "3"]})) == "5 runs of 4 trials"
+    assert runs_counted(pd.DataFrame({"trial": ["0", "0"]})) == "2 runs of 1 trial"
+    assert runs_counted(pd.DataFrame({"trial": []})) == "0 trials"
+
+
 def test_the_champion_says_where_its_further_training_is(small_mnist):
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")])
     model.compile("adam", "sparse_categorical_crossentropy")

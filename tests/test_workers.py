@@ -100,6 +100,7 @@ def test_two_workers_share_the_trials_and_a_killed_workers_trial_runs_again(work
     progress = [line for line in stdout.splitlines() if re.match(r"trial \S+ \(\d+ of \d+\)", line)]
     assert len(progress) == 4 and all(" [worker1]  " in line or " [worker2]  " in line for line in progress), progress
     assert f"worker1 ended (killed by SIGKILL) during trial {killed_trial}; the trial runs again; starting a new one" in stdout
+    assert "\nLeaderboard (best first, 5 of 5 runs of 4 trials):\n" in stdout  # the killed trial's two runs
     parents, children = runs_of(tracking_uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert {child.data.tags["mlflow.parentRunId"] for child in children} == {parents[0].info.run_id}
@@ -253,3 +254,54 @@ def test_no_worker_here_needs_a_server_every_machine_reaches(workdir, idx_dir, t
         "nnlab.search: error: --workers 0 leaves the trials to workers on other machines, which need an MLflow server "
         f"they all reach: give --tracking-uri http://HOST:PORT, not {tracking_uri} (README: Scaling out)")
     assert not (workdir / "tuning").exists()
+
+
+# The chief as `python -m nnlab.search` runs it, its oracle failing the first UpdateTrial call
+# as a dying chief's does (UNAVAILABLE): a fault injected into the real servicer, nothing mocked
+# on the worker's side, which runs in a process of its own.
+CHIEF_FAILING_ONE_UPDATE = """
+import sys
+import grpc
+from keras_tuner.src.distribute import oracle_chief
+
+update_trial, failed = oracle_chief.OracleServicer.UpdateTrial, []
+
+def update_or_fail_once(self, request, context):
+    if not failed:
+        failed.append(request.trial_id)
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the chief is going down")
+    return update_trial(self, request, context)
+
+oracle_chief.OracleServicer.UpdateTrial = update_or_fail_once
+from nnlab.search import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_whose_call_to_the_oracle_fails_ends_its_trial_killed_and_exits_in_one_line(
+        workdir, idx_dir, tracking_uri):
+    """The OracleLost path end to end (a chief killed mid-call, test_interrupt's kill -9 race,
+    made certain): the worker marks its trial KILLED with how the call failed and exits 1 with
+    one line (and gRPC's words on the next), and the chief replaces it; the trial runs again."""
+    from nnlab.tracking.runs import LOST_REASON
+
+    (workdir / "lost.toml").write_text(EXPERIMENT.replace("max_trials = 4", "max_trials = 1") + "epochs = 1\n")
+    done = subprocess.run([sys.executable, "-c", CHIEF_FAILING_ONE_UPDATE, "lost.toml", "--workers", "1",
+                           "--data-dir", str(idx_dir), "--tracking-uri", tracking_uri],
+                          capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    said = [line for line in done.stderr.splitlines() if line.startswith("nnlab.search: ")]
+    assert len(said) == 2 and re.fullmatch(r"nnlab\.search: error: the chief's oracle at 127\.0\.0\.1:\d+ stopped "
+                                           r"answering; trial 0 is marked KILLED and runs again when the search "
+                                           r"resumes", said[0]), said
+    assert said[1] == "nnlab.search:   UNAVAILABLE: the chief is going down", said
+    assert "worker1 ended (exit code 1) during trial 0; the trial runs again; starting a new one" in done.stdout
+    assert "\nLeaderboard (best first, 2 of 2 runs of 1 trial):\n" in done.stdout
+    _parents, children = runs_of(tracking_uri)
+    assert sorted((child.data.tags["nnlab.trial_id"], child.info.status) for child in children) == [
+        ("0", "FINISHED"), ("0", "KILLED")]
+    (lost,) = [child for child in children if child.info.status == "KILLED"]
+    assert lost.data.tags["nnlab.failure"] == (f"{LOST_REASON} (UNAVAILABLE: the chief is going down); the trial "
+                                               "runs again on resume")

@@ -24,6 +24,7 @@ from nnlab.tracking.queries import (
     champions_table,
     experiments_with_runs,
     find_searches,
+    runs_counted,
     runs_page,
     trial_leaderboard,
 )
@@ -69,5 +70,5 @@ __all__ = [
     "ChampionRecord", "HolderScore", "RegisteredVersion", "SearchRun", "SearchTracker", "TrackingError",
     "absolute_uri", "champions_table", "configure", "data_inputs", "empty_store_template", "ensure_experiment",
     "experiments_with_runs", "find_searches", "load_registered_model", "model_uri", "registered_version",
-    "resolve_tracking_uri", "runs_page", "sqlite_file", "store_problem", "trial_leaderboard",
+    "resolve_tracking_uri", "runs_counted", "runs_page", "sqlite_file", "store_problem", "trial_leaderboard",
 ]

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from nnlab.errors import TrackingError
+from nnlab.formats import counted
 from nnlab.tasks import get_task
 from nnlab.tracking.store import resolve_tracking_uri, sqlite_file
 from nnlab.tracking.tags import (
@@ -92,6 +93,13 @@ def trial_leaderboard(tracking_uri: str, experiment_id: str, parent_run_id: str,
     table = table.assign(_tie=tie_break, _order=order).sort_values(
         [best, "_tie", "_order"], ascending=[not task.higher_is_better, True, True], na_position="last")
     return table.drop(columns=["_tie", "_order"]).reset_index(drop=True)
+
+
+def runs_counted(leaderboard: pd.DataFrame) -> str:
+    """A leaderboard's rows in words: "4 trials", or "5 runs of 4 trials" where a trial stopped
+    mid-way (Ctrl-C, its worker lost) ran again, a row per run."""
+    trials = leaderboard["trial"].nunique() if len(leaderboard) else 0
+    return counted(trials, "trial") if trials == len(leaderboard) else f"{len(leaderboard)} runs of {counted(trials, 'trial')}"
 
 
 @dataclass(frozen=True)
