@@ -334,6 +334,18 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
 
 
+def _data_hint(path: Path) -> tuple[str, str] | None:
+    """Where a CSV file or a folder is named in an experiment's place: (what it is, the experiment
+    file that would search it); None for anything else."""
+    if path.is_dir():
+        return "a folder", (f"an image folder is named in an experiment file, e.g. {path.name}.toml holding [data] "
+                            f'images = "{path.as_posix().rstrip("/")}/" (README: Your own data)')
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return "a table", (f"an experiment file names it and the column to predict, e.g. {path.stem}.toml holding "
+                           f'[data] csv = "{path.as_posix()}" and target = "COLUMN" (README: Your own data)')
+    return None
+
+
 def known_experiments() -> list[str]:
     files = sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.toml")) if EXPERIMENTS_DIR.is_dir() else []
     # A data set that needs options (a CSV's file, an image folder) is named in a file, not alone.
@@ -361,15 +373,20 @@ def load_config(experiment: str, overrides: dict | None = None) -> ExperimentCon
     path = Path(experiment)
     if experiment.endswith(".toml") or path.parent != Path("."):
         if path.is_dir():
-            raise ConfigError(f"experiment file {path} is a folder, not a TOML file")
+            hint = f": {_data_hint(path)[1]}" if path.suffix != ".toml" else ""
+            raise ConfigError(f"experiment file {path} is a folder, not a TOML file{hint}")
         if not path.is_file():
             raise ConfigError(f"experiment file {path} does not exist")
+        if path.suffix.lower() == ".csv":
+            raise ConfigError(f"{path} is a table, not an experiment file: {_data_hint(path)[1]}")
     elif (EXPERIMENTS_DIR / f"{experiment}.toml").is_file():
         path = EXPERIMENTS_DIR / f"{experiment}.toml"
     elif experiment in DATASETS:
         return validate(ExperimentConfig(**{"name": experiment, "dataset": experiment, **flags}))
     else:
-        raise ConfigError(f"unknown experiment {experiment!r}; known: {', '.join(known_experiments())}")
+        hint = _data_hint(path)
+        said = f", {hint[0]}: {hint[1]}" if hint else ""
+        raise ConfigError(f"unknown experiment {experiment!r}{said}; known: {', '.join(known_experiments())}")
 
     values = _read_toml(path)
     _check_types(values, str(path))

@@ -89,6 +89,16 @@ CASES = {
     "unknown-experiment": (["nope"], "unknown experiment 'nope'; known: breast_cancer, cifar10, co2, diabetes, digits, "
                            "fashion_mnist, mnist, wine", {}),
     "experiment-a-folder": (["exp.toml"], "experiment file exp.toml is a folder, not a TOML file", {"exp.toml/a.toml": ""}),
+    # A table or an image folder named where its experiment file goes: the file to write.
+    "experiment-a-table": (["sales.csv"], "unknown experiment 'sales.csv', a table: an experiment file names it and the "
+                           'column to predict, e.g. sales.toml holding [data] csv = "sales.csv" and target = "COLUMN" '
+                           "(README: Your own data); known: breast_cancer,", {"sales.csv": TABLE}),
+    "experiment-a-table-in-a-folder": (["data/sales.csv"], "data/sales.csv is a table, not an experiment file: an "
+                                       "experiment file names it and the column to predict, e.g. sales.toml holding "
+                                       '[data] csv = "data/sales.csv"', {"data/sales.csv": TABLE}),
+    "experiment-an-image-folder": (["shapes"], "unknown experiment 'shapes', a folder: an image folder is named in an "
+                                   'experiment file, e.g. shapes.toml holding [data] images = "shapes/"',
+                                   {"shapes/circle/a.png": ""}),
     "unknown-dataset": toml('dataset = "cifar"\n', "unknown dataset 'cifar'; known: breast_cancer, cifar10, co2, csv, "
                             "diabetes, digits, fashion_mnist, images, mnist, wine"),
     "unknown-model": toml('model = "vae"\n', "unknown model 'vae'; known: cnn, dfn, gan, gru, linear, lstm, rnn"),
