@@ -91,7 +91,7 @@ def main() -> int:
         results.append(result)
         cells = " | ".join(f"{result['members'][size]:.4f}" for size in sizes)
         print(f"| {folder.name} | {result['metric']} | {result['registered']:.4f} | {cells} |", flush=True)
-    print(f"\n| table | searches | K | mean | ahead of the search's own K, mean ± standard error | better / equal / worse |")
+    print("\n| table | searches | K | mean | ahead of the search's own K, mean ± standard error | better / equal / worse |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for table in dict.fromkeys(result["table"] for result in results):
         mine = [result for result in results if result["table"] == table]
