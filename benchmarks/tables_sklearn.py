@@ -6,8 +6,11 @@ baselines on the same split, over one or more seeds (the seed also draws the spl
     python benchmarks/tables_sklearn.py wine autompg --seeds 1 2 3
     python benchmarks/tables_sklearn.py --seeds 1 2 3 -- --cross-validation 0   # flags for every search
     python benchmarks/tables_sklearn.py --model linear            # the no-hidden-layer family instead of dfn
+    python benchmarks/tables_sklearn.py breast_cancer --seeds 1 2 --read DIR1 DIR2   # kept searches, not run again
 
-Each search runs in a folder of its own (its own tuning/ and mlruns/). The registered champion
+Each search runs in a folder of its own (its own tuning/ and mlruns/). `--read` runs nothing: it
+scores the searches earlier `--keep DIR` runs left (DIR/TABLE-SEED, the first folder given that
+holds one), their time read from the "Done in" line of the folder's search.log. The registered champion
 is loaded back with `nnlab.load_model` and scored on the test split independently of what the
 search logged (and checked against it); where the search refit its champion, the run's
 `test_<metric>_refit` and `test_<metric>_validation_chosen` are printed beside it.
@@ -123,6 +126,21 @@ def scored(table: str, experiment: str, seed: int, model_family: str | None, fol
             "rows": f"{len(dataset.train[0])}/{len(dataset.validation[0])}/{len(dataset.test[0])}"}
 
 
+def kept_search(folders: list[Path], name: str) -> tuple[Path, float | None]:
+    """(the folder, the command's seconds) of a search an earlier --keep run left under one of
+    `folders`; seconds None where none holds it."""
+    import re
+
+    for folder in folders:
+        log = folder / name / "search.log"
+        if log.is_file():
+            done = re.search(r"^Done in (?:(\d+)m)?([\d.]+)s", log.read_text(), re.MULTILINE)
+            os.chdir(folder / name)
+            return folder / name, int(done[1] or 0) * 60 + float(done[2]) if done else None
+    print(f"no search {name} under {', '.join(map(str, folders))}")
+    return folders[0] / name, None
+
+
 def _number(value) -> str:
     return "" if value is None else f"{value:.4f}"
 
@@ -135,6 +153,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="seeds, each its own split and search")
     parser.add_argument("--keep", type=Path, help="run in folders under this one instead of temporary ones")
     parser.add_argument("--model", choices=("dfn", "linear"), help="model family (default: the table's, dfn)")
+    parser.add_argument("--read", type=Path, nargs="+", metavar="DIR",
+                        help="score the searches earlier --keep DIR runs left instead of running them")
     args, search_flags = parser.parse_known_args()
     search_flags = [flag for flag in search_flags if flag != "--"]
     unknown = [table for table in args.tables if table not in TABLES]
@@ -152,9 +172,12 @@ def main() -> int:
         for seed in args.seeds:
             os.chdir(start)
             flags = ["--seed", str(seed), *(["--model", args.model] if args.model else []), *search_flags]
-            folder, seconds = run_search_command([experiments[table], "--fresh", *flags],
-                                                 args.keep / f"{table}-{seed}" if args.keep else None,
-                                                 f"nnlab-bench-{table}-")
+            if args.read:
+                folder, seconds = kept_search(args.read, f"{table}-{seed}")
+            else:
+                folder, seconds = run_search_command([experiments[table], "--fresh", *flags],
+                                                     args.keep / f"{table}-{seed}" if args.keep else None,
+                                                     f"nnlab-bench-{table}-")
             if seconds is None:
                 return 1
             result = scored(table, experiments[table], seed, args.model, folder) | {"seconds": seconds}
