@@ -44,7 +44,8 @@ def member_scores(folder: Path, sizes: list[int]) -> dict:
 
     table, seed = folder.name.rsplit("-", 1)
     config = load_config(table, {"seed": int(seed)})
-    dataset = load_dataset(config.dataset, config.data, seed=config.seed, validation_fraction=config.validation_fraction)
+    dataset = load_dataset(config.dataset, config.data, seed=config.seed,
+                           validation_fraction=config.validation_fraction)
     hypermodel = hypermodel_policy(config, dataset, None)(space=config.space, trial_timeout=None)
     task = hypermodel.task
     store = f"sqlite:///{folder.resolve()}/mlruns/mlflow.db"
@@ -61,9 +62,9 @@ def member_scores(folder: Path, sizes: list[int]) -> dict:
         keras.utils.set_random_seed(config.seed + int(trial_id))  # as champion._refit seeds each member
         predictions[trial_id] = [hypermodel.test(hypermodel.refit(trial.hyperparameters, rows, epochs[trial_id]),
                                                  dataset.test)[2] for _ in range(config.refit_repeats)]
-    scores = {size: task.score(dataset.test[1], np.mean([p for trial_id in ranked[:size] for p in predictions[trial_id]],
-                                                        axis=0))
-              for size in sizes}
+    averaged = {size: np.mean([each for trial_id in ranked[:size] for each in predictions[trial_id]], axis=0)
+                for size in sizes}
+    scores = {size: task.score(dataset.test[1], averaged[size]) for size in sizes}
     own = config.ensemble
     if own in scores:
         assert abs(scores[own] - logged) < 1e-4, f"{folder}: K={own} gives {scores[own]}, the search logged {logged}"
@@ -91,7 +92,8 @@ def main() -> int:
         results.append(result)
         cells = " | ".join(f"{result['members'][size]:.4f}" for size in sizes)
         print(f"| {folder.name} | {result['metric']} | {result['registered']:.4f} | {cells} |", flush=True)
-    print("\n| table | searches | K | mean | ahead of the search's own K, mean ± standard error | better / equal / worse |")
+    print("\n| table | searches | K | mean | ahead of the search's own K, mean ± standard error "
+          "| better / equal / worse |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for table in dict.fromkeys(result["table"] for result in results):
         mine = [result for result in results if result["table"] == table]
@@ -102,7 +104,8 @@ def main() -> int:
                               for result in mine])
             error = ahead.std(ddof=1) / np.sqrt(len(ahead)) if len(ahead) > 1 else float("nan")
             tally = f"{np.sum(ahead > 1e-9)} / {np.sum(np.abs(ahead) <= 1e-9)} / {np.sum(ahead < -1e-9)}"
-            print(f"| {table} | {len(mine)} | {size} | {values.mean():.4f} | {ahead.mean():+.4f} ± {error:.4f} | {tally} |")
+            print(f"| {table} | {len(mine)} | {size} | {values.mean():.4f} | {ahead.mean():+.4f} ± {error:.4f} "
+                  f"| {tally} |")
     return 0
 
 

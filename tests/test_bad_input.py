@@ -90,9 +90,9 @@ CASES = {
                            "fashion_mnist, mnist, wine", {}),
     "experiment-a-folder": (["exp.toml"], "experiment file exp.toml is a folder, not a TOML file", {"exp.toml/a.toml": ""}),
     # A table or an image folder named where its experiment file goes: the file to write.
-    "experiment-a-table": (["sales.csv"], "unknown experiment 'sales.csv', a table: an experiment file names it and the "
-                           'column to predict, e.g. sales.toml holding [data] csv = "sales.csv" and target = "COLUMN" '
-                           "(README: Your own data); known: breast_cancer,", {"sales.csv": TABLE}),
+    "experiment-a-table": (["sales.csv"], "unknown experiment 'sales.csv', a table: an experiment file names it and "
+                           'the column to predict, e.g. sales.toml holding [data] csv = "sales.csv" and target = '
+                           '"COLUMN" (README: Your own data); known: breast_cancer,', {"sales.csv": TABLE}),
     "experiment-a-table-in-a-folder": (["data/sales.csv"], "data/sales.csv is a table, not an experiment file: an "
                                        "experiment file names it and the column to predict, e.g. sales.toml holding "
                                        '[data] csv = "data/sales.csv"', {"data/sales.csv": TABLE}),

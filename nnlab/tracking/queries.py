@@ -99,7 +99,9 @@ def runs_counted(leaderboard: pd.DataFrame) -> str:
     """A leaderboard's rows in words: "4 trials", or "5 runs of 4 trials" where a trial stopped
     mid-way (Ctrl-C, its worker lost) ran again, a row per run."""
     trials = leaderboard["trial"].nunique() if len(leaderboard) else 0
-    return counted(trials, "trial") if trials == len(leaderboard) else f"{len(leaderboard)} runs of {counted(trials, 'trial')}"
+    if trials == len(leaderboard):
+        return counted(trials, "trial")
+    return f"{len(leaderboard)} runs of {counted(trials, 'trial')}"
 
 
 @dataclass(frozen=True)
