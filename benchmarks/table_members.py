@@ -11,9 +11,9 @@ each trial's hyperparameters from KerasTuner's trial.json, the epochs its folds 
 finished run. The best max(K) trials are each refit as `nnlab.champion._refit` trains them (built
 afresh, seeded by the search's seed and the trial's number, `refit_repeats` times, trained on the
 training and validation rows for those epochs, the learning rate annealed to zero over them); the
-average of the first K trials' refits is scored for each K. Where K is the search's own `ensemble`
-the score must be the one the search registered: the script checks that it is, so that the other
-K are the same refit with only the members changed. Prints one markdown row per search, then the
+average of the first K trials' refits is scored for each K. The search's own K (its `ensemble`) is
+always replayed too, and its score must be the one the search registered: the script checks that
+it is, so that the other K are the same refit with only the members changed. Prints one markdown row per search, then the
 means per table and K, and how far each K is ahead of the search's own K, paired search by search
 (higher accuracy, lower RMSE), with the standard error.
 """
@@ -44,6 +44,7 @@ def member_scores(folder: Path, sizes: list[int]) -> dict:
 
     table, seed = folder.name.rsplit("-", 1)
     config = load_config(table, {"seed": int(seed)})
+    sizes = sorted(set(sizes) | {config.ensemble})  # the search's own K always: the replay is checked on it
     dataset = load_dataset(config.dataset, config.data, seed=config.seed,
                            validation_fraction=config.validation_fraction)
     hypermodel = hypermodel_policy(config, dataset, None)(space=config.space, trial_timeout=None)
@@ -66,8 +67,7 @@ def member_scores(folder: Path, sizes: list[int]) -> dict:
                 for size in sizes}
     scores = {size: task.score(dataset.test[1], averaged[size]) for size in sizes}
     own = config.ensemble
-    if own in scores:
-        assert abs(scores[own] - logged) < 1e-4, f"{folder}: K={own} gives {scores[own]}, the search logged {logged}"
+    assert abs(scores[own] - logged) < 1e-4, f"{folder}: K={own} gives {scores[own]}, the search logged {logged}"
     return {"table": table, "seed": int(seed), "metric": task.metric, "registered": logged, "members": scores,
             "own": own, "higher": task.higher_is_better}
 
@@ -76,6 +76,8 @@ def main() -> int:
     import logging
 
     import numpy as np
+
+    from tables_sklearn import paired_lead
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # the predict function's retracing notes
 
@@ -100,12 +102,8 @@ def main() -> int:
         own, sign = mine[0]["own"], 1.0 if mine[0]["higher"] else -1.0
         for size in sizes:
             values = np.array([result["members"][size] for result in mine])
-            ahead = np.array([sign * (result["members"][size] - result["members"].get(own, result["registered"]))
-                              for result in mine])
-            error = ahead.std(ddof=1) / np.sqrt(len(ahead)) if len(ahead) > 1 else float("nan")
-            tally = f"{np.sum(ahead > 1e-9)} / {np.sum(np.abs(ahead) <= 1e-9)} / {np.sum(ahead < -1e-9)}"
-            print(f"| {table} | {len(mine)} | {size} | {values.mean():.4f} | {ahead.mean():+.4f} ± {error:.4f} "
-                  f"| {tally} |")
+            ahead = [sign * (result["members"][size] - result["members"][own]) for result in mine]
+            print(f"| {table} | {len(mine)} | {size} | {values.mean():.4f} | {paired_lead(ahead)} |")
     return 0
 
 

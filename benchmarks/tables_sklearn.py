@@ -134,11 +134,24 @@ def kept_search(folders: list[Path], name: str) -> tuple[Path, float | None]:
     for folder in folders:
         log = folder / name / "search.log"
         if log.is_file():
-            done = re.search(r"^Done in (?:(\d+)m)?([\d.]+)s", log.read_text(), re.MULTILINE)
+            from nnlab.budget import parse_duration
+
+            done = re.search(r"^Done in (\S+) \(", log.read_text(), re.MULTILINE)  # format_duration's words
             os.chdir(folder / name)
-            return folder / name, int(done[1] or 0) * 60 + float(done[2]) if done else None
+            return folder / name, parse_duration(done[1]) if done else None
     print(f"no search {name} under {', '.join(map(str, folders))}")
     return folders[0] / name, None
+
+
+def paired_lead(ahead) -> str:
+    """Markdown cells for differences paired split by split (positive: better): their mean with
+    the standard error over the splits, then how many are better / equal / worse."""
+    import numpy as np
+
+    ahead = np.asarray(ahead, dtype=float)
+    error = ahead.std(ddof=1) / np.sqrt(len(ahead)) if len(ahead) > 1 else float("nan")
+    return (f"{ahead.mean():+.4f} ± {error:.4f} | "
+            f"{np.sum(ahead > 1e-9)} / {np.sum(np.abs(ahead) <= 1e-9)} / {np.sum(ahead < -1e-9)}")
 
 
 def _number(value) -> str:
@@ -199,13 +212,11 @@ def _print_means(results: list[dict]) -> None:
         mine = [result for result in results if result["table"] == table]
         # Paired by seed (the same split): ahead is higher accuracy, lower RMSE.
         sign = -1.0 if mine[0]["metric"] == "rmse" else 1.0
-        ahead = np.array([sign * (result["ours"] - result["theirs"]) for result in mine])
-        error = ahead.std(ddof=1) / np.sqrt(len(ahead)) if len(ahead) > 1 else float("nan")
-        tally = f"{np.sum(ahead > 1e-9)} / {np.sum(np.abs(ahead) <= 1e-9)} / {np.sum(ahead < -1e-9)}"
+        ahead = [sign * (result["ours"] - result["theirs"]) for result in mine]
         print(f"| {table} | {len(mine)} | {max(result['seconds'] for result in mine) / 60:.1f} min | {mine[0]['metric']} "
               f"| {np.mean([result['ours'] for result in mine]):.4f} "
               f"| {mine[0]['baseline']} {np.mean([result['theirs'] for result in mine]):.4f} "
-              f"| {np.mean([result['theirs_all'] for result in mine]):.4f} | {ahead.mean():+.4f} ± {error:.4f} | {tally} |")
+              f"| {np.mean([result['theirs_all'] for result in mine]):.4f} | {paired_lead(ahead)} |")
 
 
 if __name__ == "__main__":
