@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from nnlab import cli
-from nnlab.budget import parse_duration
+from nnlab.budget import format_duration, parse_duration
 from nnlab.api import WORKER_OPTIONS, callable_module, run, search, worker_plan
 from nnlab.commands import load_data, run_command
 from nnlab.config import TUNER_NAMES, ExperimentConfig, load_config
@@ -31,8 +31,9 @@ from nnlab.models import family_names
 from nnlab.pipeline import (TUNING_ROOT, SearchResult, check_before_start, hypermodel_policy, run_search, source_of,
                             trial_folds)
 from nnlab.state import check_state
-from nnlab.workers import (DEFAULT_TRIALS_PER_WORKER, WORKER_RETIRED, check_address, die_with_chief,
-                           quiet_trial_protos, split_address, wait_while_idle, worker_environment)
+from nnlab.workers import (DEFAULT_CHIEF_TIMEOUT, DEFAULT_TRIALS_PER_WORKER, WORKER_RETIRED, answer_within,
+                           check_address, die_with_chief, quiet_trial_protos, split_address, wait_while_idle,
+                           worker_environment)
 
 PROG = "nnlab.search"  # how messages to the user begin
 
@@ -40,11 +41,12 @@ __all__ = ["SearchError", "SearchFailed", "SearchResult", "run_search", "main"]
 
 
 def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_id: str, trials_each: int = 0,
-               tuning_root: Path = TUNING_ROOT, interrupted=None) -> int:
+               tuning_root: Path = TUNING_ROOT, interrupted=None, chief_timeout: float = DEFAULT_CHIEF_TIMEOUT) -> int:
     """A worker of the search a chief serves at `oracle` (HOST:PORT): KerasTuner's tuner asks
     the chief for trials and runs them, each a nested run of the chief's search run, until the
     chief has none left (returns 0) or this worker has run `trials_each` (returns
-    nnlab.workers.WORKER_RETIRED: the chief starts a fresh process in its place)."""
+    nnlab.workers.WORKER_RETIRED: the chief starts a fresh process in its place). A call the
+    chief leaves unanswered for `chief_timeout` seconds ends the worker: the chief has gone."""
     import grpc
     import keras
 
@@ -67,6 +69,7 @@ def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_i
     with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner from ..."
         tuner = make_tuner(config, hypermodel, tracker, tuning_root, interrupted=interrupted,
                            retire_after=trials_each or None, folds=trial_folds(config, dataset, hypermodel))
+    answer_within(tuner.oracle, chief_timeout)
     wait_while_idle(tuner.oracle)
     quiet_trial_protos()
     gc.freeze()  # as in run_search: the long-lived objects are left out of every collection
@@ -76,13 +79,21 @@ def run_worker(config: ExperimentConfig, dataset: Dataset, oracle: str, worker_i
         return WORKER_RETIRED
     # gRPC's details (an address, a socket error) go on a line of their own: they run long.
     except OracleLost as error:  # nnlab's call, in a trial: said with what became of it
-        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering"
-                           + (f"; {error.fate}" if error.fate else ""), details=[error.how]) from None
+        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering" + (f"; {error.fate}" if error.fate else ""),
+                           details=[_waited(error.how, chief_timeout)]) from None
     except grpc.RpcError as error:  # KerasTuner's, between trials
-        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering", details=[rpc_words(error)]) from None
+        raise SearchFailed(f"the chief's oracle at {oracle} stopped answering",
+                           details=[_waited(rpc_words(error), chief_timeout)]) from None
     finally:
         gc.unfreeze()
     return 0
+
+
+def _waited(how: str, chief_timeout: float) -> str:
+    """gRPC's words for a failed call, and for one that waited out its deadline, how long that was."""
+    if how.startswith("DEADLINE_EXCEEDED"):
+        return f"{how}: no answer in {format_duration(chief_timeout)} (--chief-timeout)"
+    return how
 
 
 def _duration(text: str) -> float:
@@ -147,6 +158,10 @@ def _scaling_flags(scale) -> None:
                        "chief at --oracle")
     scale.add_argument("--oracle", metavar="HOST:PORT", help="chief: where to listen for workers (default "
                        "127.0.0.1 and a free port); worker: the chief's address")
+    scale.add_argument("--chief-timeout", type=_duration, metavar="DURATION",
+                       help="worker: how long a call to the chief's oracle may go unanswered before the worker takes "
+                       "the chief for gone, ends its trial KILLED and exits, e.g. 90, 5m (default "
+                       f"{format_duration(DEFAULT_CHIEF_TIMEOUT)}; KerasTuner's own: an hour)")
     scale.add_argument("--worker-id", help="a worker's name, unique among the chief's workers (default: "
                        "worker-HOSTNAME); a worker restarted under its name takes its unfinished trial back")
     scale.add_argument("--gpus", help="GPU numbers handed to the workers in turn, e.g. 0,1 or 0,0 (default: each "
@@ -166,9 +181,10 @@ def main(argv=None) -> int:
                                                      "ensemble")}
     if args.role == "worker":
         return _worker_main(args, overrides)
-    if args.worker_id is not None:
-        print_error(PROG, "--worker-id is for --role worker")
-        return 2
+    for flag, value in (("--worker-id", args.worker_id), ("--chief-timeout", args.chief_timeout)):
+        if value is not None:
+            print_error(PROG, f"{flag} is for --role worker")
+            return 2
     try:
         plan = worker_plan(args.experiment, overrides, args.workers, args.worker_trials, args.oracle, args.gpus)
     except ConfigError as error:
@@ -198,7 +214,7 @@ def _worker_main(args, overrides) -> int:
     def work(interrupted) -> int:
         config = load_config(args.experiment, overrides)
         return run_worker(config, load_data(PROG, config, quiet=True), args.oracle, worker_id, args.worker_trials,
-                          interrupted=interrupted)
+                          interrupted=interrupted, chief_timeout=args.chief_timeout or DEFAULT_CHIEF_TIMEOUT)
 
     return run_command(PROG, "nnlab.search", None, work, None)
 

@@ -48,6 +48,11 @@ DEFAULT_TRIALS_PER_WORKER = 10
 WORKER_MEMORY_BYTES = 1 << 30
 # How long a host name may take to resolve before an --oracle address is refused.
 RESOLVE_SECONDS = 5
+# How long a worker's call to its chief's oracle may go unanswered before the worker takes the
+# chief for gone (--chief-timeout). KerasTuner's client waits an hour, for a chief still starting;
+# nnlab's worker finds the chief's run in MLflow before its first call, and a live chief answers
+# in well under a second (a Bayesian oracle's model fit: seconds).
+DEFAULT_CHIEF_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -356,6 +361,29 @@ def worker_environment(name: str, oracle_address: str, gpu: str | None = None) -
     if gpu is not None:
         environment["CUDA_VISIBLE_DEVICES"] = gpu
     return environment
+
+
+def answer_within(client, seconds: float) -> None:
+    """Every call of a worker's KerasTuner oracle client to its chief ends after `seconds` at
+    most (gRPC's DEADLINE_EXCEEDED), not after KerasTuner's hour: a chief killed, or its machine
+    down, while the worker trained shows only as a call that waits."""
+    client.stub = _CallsWithin(client.stub, seconds)
+
+
+class _CallsWithin:
+    """A gRPC stub whose calls (stub.Method(request, timeout=..., ...)) wait `seconds` at most."""
+
+    def __init__(self, stub, seconds: float):
+        self._stub, self._seconds = stub, seconds
+
+    def __getattr__(self, name):
+        call = getattr(self._stub, name)
+
+        def within(request, **options):
+            options["timeout"] = min(options.get("timeout") or self._seconds, self._seconds)
+            return call(request, **options)
+
+        return within
 
 
 def wait_while_idle(client, pause: float = 0.5) -> None:

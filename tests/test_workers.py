@@ -3,6 +3,7 @@ front of the SQLite store): real processes, real signals, a real store."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -126,6 +127,7 @@ def test_two_workers_share_the_trials_and_a_killed_workers_trial_runs_again(work
     (["--oracle", "nowhere"], "nnlab.search: error: --oracle 'nowhere' is not HOST:PORT (for example 127.0.0.1:50051)"),
     (["--gpus", "first"], "nnlab.search: error: --gpus 'first': GPU numbers separated by commas, e.g. 0,1"),
     (["--role", "worker"], "nnlab.search: error: --role worker needs --oracle HOST:PORT, the chief's address"),
+    (["--chief-timeout", "5m"], "nnlab.search: error: --chief-timeout is for --role worker"),
 ])
 def test_a_mistaken_scale_out_option_is_one_line(workdir, arguments, message):
     done = subprocess.run([sys.executable, "-m", "nnlab.search", "mnist", *arguments], capture_output=True, text=True,
@@ -197,42 +199,62 @@ def test_without_workers_asked_for_a_short_search_runs_its_trials_in_the_chief()
         assert not _worker_plan(["mnist", *argv]).runs_here(1), argv
 
 
-def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir, free_port):
-    """The README's several-machine recipe on loopback: an mlflow server of the user's, a chief
-    serving the oracle at an address it is told, running no worker itself, and a worker started
-    on its own with the chief's address and the server's URI."""
+@contextlib.contextmanager
+def users_mlflow_server(workdir: Path, port: int):
+    """An mlflow server of the user's, as the README's several-machine recipe starts it, on
+    loopback: yields its URI once it answers (a chief refuses a store that does not)."""
     store = f"sqlite:///{workdir}/server/mlflow.db"
     (workdir / "server").mkdir()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
                                "--artifacts-destination", str(workdir / "server" / "artifacts"), "--host", "127.0.0.1",
-                               "--port", str(free_port), "--workers", "1"],
+                               "--port", str(port), "--workers", "1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                               env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    tracking = f"http://127.0.0.1:{free_port}"
+    tracking = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{tracking}/health", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the mlflow server did not start"
+                time.sleep(0.3)
+        yield tracking
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+
+
+def start_chief(workdir: Path, arguments: list[str]) -> subprocess.Popen:
+    """A chief with no worker of its own, started apart; returned once its run and its oracle are
+    up, for a worker to find (it says "Starting search")."""
+    with open(workdir / "chief-out", "w") as out, open(workdir / "chief-err", "w") as err:
+        chief = subprocess.Popen([sys.executable, "-m", "nnlab.search", *arguments, "--role", "chief", "--workers",
+                                  "0"], stdout=out, stderr=err)
     deadline = time.monotonic() + 120
-    while True:  # the server answers before the chief starts: a chief refuses a store that does not
-        try:
-            with urllib.request.urlopen(f"{tracking}/health", timeout=2):
-                break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "the mlflow server did not start"
-            time.sleep(0.3)
+    while "\nStarting search " not in "\n" + (workdir / "chief-out").read_text():
+        assert chief.poll() is None and time.monotonic() < deadline, (workdir / "chief-err").read_text()[-3000:]
+        time.sleep(0.2)
+    return chief
+
+
+def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir, free_port):
+    """The README's several-machine recipe on loopback: an mlflow server of the user's, a chief
+    serving the oracle at an address it is told, running no worker itself, and a worker started
+    on its own with the chief's address and the server's URI."""
     oracle = f"127.0.0.1:{free_port_now()}"
     (workdir / "apart.toml").write_text(EXPERIMENT.replace("max_trials = 4", "max_trials = 2") + "epochs = 1\n")
-    common = ["apart.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking]
-    try:
-        with open(workdir / "chief-out", "w") as out, open(workdir / "chief-err", "w") as err:
-            chief = subprocess.Popen([sys.executable, "-m", "nnlab.search", *common, "--role", "chief", "--workers",
-                                      "0", "--oracle", oracle], stdout=out, stderr=err)
-        deadline = time.monotonic() + 120
-        # Said once the chief's run and its oracle are up, for a worker to find.
-        while "\nStarting search " not in "\n" + (workdir / "chief-out").read_text():
-            assert chief.poll() is None and time.monotonic() < deadline, (workdir / "chief-err").read_text()[-3000:]
-            time.sleep(0.2)
-        worker = subprocess.run([sys.executable, "-m", "nnlab.search", *common, "--role", "worker", "--oracle", oracle],
-                                capture_output=True, text=True, timeout=300)
-        assert worker.returncode == 0 and worker.stdout == "", worker.stderr[-3000:]
-        assert chief.wait(timeout=300) == 0, (workdir / "chief-err").read_text()[-3000:]
+    with users_mlflow_server(workdir, free_port) as tracking:
+        common = ["apart.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking]
+        chief = start_chief(workdir, [*common, "--oracle", oracle])
+        try:
+            worker = subprocess.run([sys.executable, "-m", "nnlab.search", *common, "--role", "worker", "--oracle",
+                                     oracle], capture_output=True, text=True, timeout=300)
+            assert worker.returncode == 0 and worker.stdout == "", worker.stderr[-3000:]
+            assert chief.wait(timeout=300) == 0, (workdir / "chief-err").read_text()[-3000:]
+        finally:
+            chief.kill()
         stdout = (workdir / "chief-out").read_text()
         assert "0 worker processes)" in stdout and f"; oracle {oracle}" in stdout and "Registered mnist-dfn version 1" in stdout
         parents, children = runs_of(tracking)
@@ -240,10 +262,49 @@ def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir,
         assert sorted((child.data.tags["nnlab.trial_id"], child.info.status) for child in children) == [
             ("0", "FINISHED"), ("1", "FINISHED")]
         assert all(child.data.tags["nnlab.worker"].startswith("worker-") for child in children)  # worker-HOSTNAME
-    finally:
-        chief.kill()
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
+
+
+def test_a_worker_apart_whose_chief_stops_answering_mid_trial_ends_it_killed_after_its_chief_timeout(
+        workdir, idx_dir, free_port):
+    """A worker on another machine whose chief's machine goes down hears nothing: no connection
+    is reset, its next call to the oracle (or the one in flight) just waits. KerasTuner's client
+    waits an hour; nnlab's worker waits --chief-timeout, then ends its trial KILLED and exits 1
+    with one line. The chief is stopped with SIGSTOP, as a machine that hangs: its sockets stay
+    open (a chief killed on this machine resets them, and the call fails at once: UNAVAILABLE)."""
+    from nnlab.tracking.runs import LOST_REASON
+
+    oracle = f"127.0.0.1:{free_port_now()}"
+    (workdir / "hangs.toml").write_text(EXPERIMENT.replace("max_trials = 4", "max_trials = 1")
+                                        + "epochs = 40\npatience = 40\n")
+    with users_mlflow_server(workdir, free_port) as tracking:
+        common = ["hangs.toml", "--data-dir", str(idx_dir), "--tracking-uri", tracking]
+        chief = start_chief(workdir, [*common, "--oracle", oracle])
+        worker = subprocess.Popen([sys.executable, "-m", "nnlab.search", *common, "--role", "worker", "--oracle",
+                                   oracle, "--chief-timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            deadline = time.monotonic() + 180
+            while not any(child.info.status == "RUNNING" and "loss" in child.data.metrics
+                          for child in runs_of(tracking)[1]):  # the trial has trained an epoch
+                assert worker.poll() is None and time.monotonic() < deadline, worker.stderr.read()[-3000:]
+                time.sleep(0.3)
+            chief.send_signal(signal.SIGSTOP)
+            stopped = time.monotonic()
+            stdout, stderr = worker.communicate(timeout=120)
+            waited = time.monotonic() - stopped
+        finally:
+            for process in (worker, chief):
+                process.kill()
+                process.wait(30)
+        assert worker.returncode == 1 and stdout == "", stderr[-3000:]
+        said = stderr.strip().splitlines()
+        assert len(said) == 2 and said[0] == (f"nnlab.search: error: the chief's oracle at {oracle} stopped answering; "
+                                              "trial 0 is marked KILLED and runs again when the search resumes"), said
+        assert said[1] == "nnlab.search:   DEADLINE_EXCEEDED: Deadline Exceeded: no answer in 3s (--chief-timeout)"
+        assert 3 <= waited < 60, waited  # the rest of an epoch, the 3 s, the run marked: not KerasTuner's hour
+        (run,) = runs_of(tracking)[1]
+        assert run.info.status == "KILLED" and run.data.tags["nnlab.failure"] == (
+            f"{LOST_REASON} (DEADLINE_EXCEEDED: Deadline Exceeded); the trial runs again on resume")
 
 
 def test_no_worker_here_needs_a_server_every_machine_reaches(workdir, idx_dir, tracking_uri):
