@@ -25,7 +25,7 @@ import types
 
 from nnlab.accelerators import start_backend
 from nnlab.builders import is_reference, object_family, reference_family
-from nnlab.cli import flag_name
+from nnlab.cli import as_typed, flag_name, keywords_named
 from nnlab.commands import load_data, say_data, signals_interrupt
 from nnlab.config import FILE_KEYS, load_config, memory_config
 from nnlab.data import MEMORY, register_memory
@@ -175,6 +175,10 @@ def _library_workers(experiment: str, settings: dict, count: int, in_process: bo
         raise ConfigError(f"workers={count} runs the trials in other processes, which cannot reach a model or data "
                           "held in this one: leave workers out, or name the builder in the experiment file "
                           "(model = \"my_models.py:build\")")
+    if count == 0:  # workers elsewhere reach the chief's oracle at an address the command's --oracle gives
+        raise ConfigError(f"workers=0 leaves the trials to workers on other machines, which need the oracle a "
+                          f"command serves: python -m nnlab.search {experiment} --workers 0 --oracle HOST:PORT "
+                          "(README: Scaling out)")
     return worker_plan(experiment, settings, count)
 
 
@@ -185,9 +189,9 @@ def worker_plan(experiment: str, settings: dict, count: int | None, trials_each:
     where the search is short enough to run here (WorkerPlan.runs_here)."""
     automatic = count is None and oracle is None and not gpus
     count = 1 if count is None else count
-    for flag, value in (("--workers", count), ("--worker-trials", trials_each)):
+    for key, value in (("workers", count), ("worker_trials", trials_each)):
         if value < 0:
-            raise ConfigError(f"{flag} {value}: must be 0 or more")
+            raise ConfigError(f"{as_typed(key, value)}: must be 0 or more")
     if count == 0 and oracle is None:
         raise ConfigError("--workers 0 leaves the trials to workers on other machines: give --oracle HOST:PORT "
                           "for them to reach")
@@ -232,7 +236,8 @@ def _as_a_library(what: str, work):
     """`work()`, a user's mistake raised as it is with its traceback cut here (nothing of nnlab's
     machinery); a stop said in one line, then KeyboardInterrupt, as Python stops."""
     try:
-        return work()
+        with keywords_named():
+            return work()
     except NnlabError as error:
         raise error.with_traceback(None) from None
     except KeyboardInterrupt:

@@ -4,6 +4,8 @@ argument types they parse."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 
 # Help texts the commands share, word for word.
 TRACKING_URI_HELP = "MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)"
@@ -17,9 +19,43 @@ def flag_name(setting: str) -> str:
     return FLAG_NAMES.get(setting, f"--{setting.replace('_', '-')}")
 
 
+# A message names a setting the way its caller gave it: a command's flag (--max-trials 0), or
+# within a library call (nnlab.search(...): keywords_named) the keyword argument (max_trials=0).
+_KEYWORDS = contextvars.ContextVar("nnlab_keywords_named", default=False)
+
+
+@contextlib.contextmanager
+def keywords_named():
+    """Within: messages name settings as a library call's keywords, not as flags."""
+    token = _KEYWORDS.set(True)
+    try:
+        yield
+    finally:
+        _KEYWORDS.reset(token)
+
+
+def setting_name(setting: str) -> str:
+    """A setting's name in a message: `--max-trials` in a command, `max_trials` in a library call."""
+    return setting if _KEYWORDS.get() else flag_name(setting)
+
+
 def as_typed(setting: str, value) -> str:
-    """A setting as the user typed it on the command line: `--ensemble -1`, a switch alone."""
+    """A setting as the user gave it: `--ensemble -1` on the command line (a switch alone),
+    `ensemble=-1` in a library call."""
+    if _KEYWORDS.get():
+        return f"{setting}={value!r}"
     return flag_name(setting) if value is True else f"{flag_name(setting)} {value}"
+
+
+def quoted(setting: str, value) -> str:
+    """A setting and its value as Python writes it: `--model 'rnn5'` or `model='rnn5'`."""
+    return joined(setting, repr(value))
+
+
+def joined(setting: str, text: str) -> str:
+    """A setting's name and a text that begins with its value: `--time-budget 'soon' is ...`,
+    `time_budget='soon' is ...`."""
+    return f"{setting}={text}" if _KEYWORDS.get() else f"{flag_name(setting)} {text}"
 
 
 class Parser(argparse.ArgumentParser):

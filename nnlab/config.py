@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nnlab import space
 from nnlab.budget import parse_duration
-from nnlab.cli import as_typed, flag_name
+from nnlab.cli import as_typed, joined, quoted
 from nnlab.data import DATASETS, MEMORY
 from nnlab.errors import ConfigError
 from nnlab.builders import is_reference, reference_family
@@ -223,7 +223,7 @@ def _check_types(values: dict, where: str | None) -> None:
         expected = FILE_KEYS[key]
         # bool is an int in Python; a TOML `true` is never a count, and only true or false is a switch.
         if isinstance(value, bool) != (bool in expected) or not isinstance(value, expected):
-            named = f"{where}: {key} = {value!r}" if where else f"{flag_name(key)} {value!r}"
+            named = f"{where}: {key} = {value!r}" if where else quoted(key, value)
             raise ConfigError(f"{named} must be {_type_names(expected)}")
 
 
@@ -239,7 +239,7 @@ def _normalise(values: dict, where: str | None) -> dict:
             try:
                 values[key] = parse_duration(values[key])
             except ValueError as error:
-                raise ConfigError(f"{where}: {key} = {error}" if where else f"{flag_name(key)} {error}") from None
+                raise ConfigError(f"{where}: {key} = {error}" if where else joined(key, str(error))) from None
     if "space" in values:
         try:
             values["space"] = space.parse(values["space"], where or "command line")
@@ -264,7 +264,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     def choice(key: str, known) -> None:
         value = getattr(config, key)
         if value not in known:
-            unknown = f"{flag_name(key)} {value!r}: unknown {key}" if key in config.flags else f"{where}: unknown {key} {value!r}"
+            unknown = f"{quoted(key, value)}: unknown {key}" if key in config.flags else f"{where}: unknown {key} {value!r}"
             raise ConfigError(f"{unknown}; known: {', '.join(sorted(known))}")
 
     if not NAME_PATTERN.match(config.name) or ".." in config.name:

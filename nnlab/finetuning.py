@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from nnlab.cli import as_typed, setting_name
 from nnlab.config import load_config, validate
 from nnlab.errors import ConfigError, SourceError
 from nnlab.source import load_source
@@ -26,21 +27,24 @@ SEARCH_ENSEMBLE = 3
 
 
 def finetune_problem(options: dict) -> str | None:
-    """What cannot go together among a fine-tune's options (the command's flags, named as flags)."""
+    """What cannot go together among a fine-tune's options (named as the caller gave them: flags
+    or keywords)."""
     search, strategy = options.get("search"), options.get("strategy")
     fine_tune = (strategy or "fine-tune") == "fine-tune"
+    searched, fine_tuned = as_typed("search", True), as_typed("strategy", "fine-tune")
     if search and strategy:
-        return "--search chooses the strategy: give one or the other"
+        return f"{searched} chooses the strategy: give one or the other"
     if options.get("unfreeze") is not None and (search or not fine_tune):
-        return "--unfreeze applies to --strategy fine-tune"
+        return f"{setting_name('unfreeze')} applies to {fine_tuned}"
     if options.get("fine_tune_learning_rate") is not None and not fine_tune:
-        return "--fine-tune-learning-rate applies to --strategy fine-tune"
+        return f"{setting_name('fine_tune_learning_rate')} applies to {fine_tuned}"
     if search and (options.get("learning_rate") is not None or options.get("fine_tune_learning_rate") is not None):
-        return "--search chooses the learning rates: leave out --learning-rate and --fine-tune-learning-rate"
+        return (f"{searched} chooses the learning rates: leave out {setting_name('learning_rate')} and "
+                f"{setting_name('fine_tune_learning_rate')}")
     if options.get("max_trials") is not None and not search:
-        return "--max-trials applies to --search"
+        return f"{setting_name('max_trials')} applies to {searched}"
     if options.get("ensemble") is not None and not search:
-        return "--ensemble applies to --search (a fixed strategy is one trial)"
+        return f"{setting_name('ensemble')} applies to {searched} (a fixed strategy is one trial)"
     return None
 
 
@@ -100,11 +104,12 @@ def prepare_finetune(config, dataset, options: dict, target: str, say):
         raise SourceError(f"cannot fine-tune {config.source} on {target}: {problem}")
     trials = member_trials(source.model)
     if options.get("source_members") is not None and not trials:
-        raise SourceError(f"--source-members applies to an average champion; {config.source} is one model")
+        raise SourceError(f"{setting_name('source_members')} applies to an average champion; {config.source} is one model")
     taken = config.space.get("source_members", DEFAULT_SOURCE_MEMBERS)
     layers = body_layer_count(source.model, taken)
     if options.get("unfreeze") is not None and options["unfreeze"] > layers:
-        raise SourceError(f"--unfreeze {options['unfreeze']}: {config.source}'s body has {layers} layers with weights")
+        raise SourceError(f"{as_typed('unfreeze', options['unfreeze'])}: {config.source}'s body has {layers} layers "
+                          "with weights")
     lineage = ", ".join(f"{key.removeprefix('nnlab.')} {value}" for key, value in source.tags.items())
     say(f"from {lineage}; input {tuple(source.model.inputs[0].shape[1:])}, {layers} body layers with weights")
     if trials:
@@ -116,5 +121,6 @@ def taken_line(source: str, trials: list[str], taken: str) -> str:
     """What a fine-tune takes of an average champion, in one line."""
     if taken == "all":
         return (f"{source} is the average of trials {', '.join(trials)}: taking all {len(trials)} members' bodies "
-                f"side by side, their features under one new head (--source-members best: trial {trials[0]}'s alone)")
+                f"side by side, their features under one new head ({as_typed('source_members', 'best')}: trial {trials[0]}'s "
+                "alone)")
     return f"{source} is the average of trials {', '.join(trials)}: taking its best member's body alone, trial {trials[0]}"

@@ -407,7 +407,7 @@ def check_before_start(config: ExperimentConfig, workers=None) -> None:
 
     store_uri = resolve_tracking_uri(config.tracking_uri)
     if config.steps_per_execution > 1 and backend_name() == "torch":  # Keras would raise it at the first fit
-        raise ConfigError(f"--steps-per-execution {config.steps_per_execution}: Keras on PyTorch runs one batch a "
+        raise ConfigError(f"{named_setting(config, 'steps_per_execution', ' ')}: Keras on PyTorch runs one batch a "
                           "call; leave it at 1 there (it is TensorFlow's and JAX's)")
     if workers is not None:
         if workers.count == 0 and not store_uri.startswith(("http://", "https://")):

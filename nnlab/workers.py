@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnlab.accelerators import start_backend
+from nnlab.cli import as_typed
 from nnlab.errors import WorkersError
 from nnlab.formats import counted
 
@@ -129,11 +130,12 @@ def worker_limit() -> tuple[int, str]:
 
 
 def check_worker_count(count: int) -> None:
-    """ValueError naming --workers when this machine cannot take `count` local workers."""
+    """ValueError naming the workers asked for when this machine cannot take `count` local workers."""
     limit, reckoning = worker_limit()
     if count > limit:
-        raise ValueError(f"--workers {count}: this machine takes at most {limit} ({reckoning}); "
-                         f"give --workers {limit} or fewer, or start workers on other machines (README: Scaling out)")
+        raise ValueError(f"{as_typed('workers', count)}: this machine takes at most {limit} ({reckoning}); "
+                         f"give {as_typed('workers', limit)} or fewer, or start workers on other machines "
+                         "(README: Scaling out)")
 
 
 def check_address(address: str, listen: bool) -> tuple[str, int]:

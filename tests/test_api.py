@@ -7,6 +7,7 @@ wine table, real MLflow stores in tmp_path."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -185,3 +186,31 @@ def test_a_mistake_only_python_can_make_is_one_line_too(workdir, call, message):
         nnlab.search(**call, verbose=False)
     assert "\n" not in str(raised.value)
     assert not (workdir / "tuning").exists() and not (workdir / "mlruns").exists()
+
+
+@pytest.mark.parametrize("argv, call, said", [
+    (["--cross-validation", "1"], dict(cross_validation=1), ("--cross-validation 1", "cross_validation=1")),
+    (["--model", "cnn"], dict(model="cnn"), ("--model cnn", "model='cnn'")),
+    (["--workers", "99"], dict(workers=99), ("--workers 99", "workers=99")),
+], ids=["folds", "family", "workers"])
+def test_a_setting_is_named_as_the_caller_gave_it_a_flag_or_a_keyword(workdir, capsys, argv, call, said):
+    """The same mistake, made on the command line and in a library call, names the setting as
+    each caller wrote it."""
+    flag, keyword = said
+    assert main(["wine", *argv]) == 2
+    line = capsys.readouterr().err.strip().removeprefix("nnlab.search: error: ")
+    assert line.startswith(f"{flag}: " if call.get("workers") else f"{flag} "), line
+    with pytest.raises(nnlab.NnlabError) as raised:
+        nnlab.search("wine", **call, verbose=False)
+    # The same words after each name ("give --workers 2 or fewer": "give workers=2 or fewer").
+    assert str(raised.value) == keyword + re.sub(r"--workers (\d+)", r"workers=\1", line.removeprefix(flag))
+    assert not (workdir / "tuning").exists() and not (workdir / "mlruns").exists()
+
+
+def test_a_fine_tunes_options_that_cannot_go_together_are_named_as_keywords_from_python(workdir):
+    with pytest.raises(nnlab.NnlabError) as raised:
+        nnlab.finetune("mnist-cnn", "digits", search=True, strategy="head", verbose=False)
+    assert str(raised.value) == "search=True chooses the strategy: give one or the other"
+    with pytest.raises(nnlab.NnlabError) as raised:
+        nnlab.finetune("mnist-cnn", "digits", strategy="head", unfreeze=2, verbose=False)
+    assert str(raised.value) == "unfreeze applies to strategy='fine-tune'"
