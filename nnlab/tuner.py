@@ -240,7 +240,7 @@ class TrackedTrials:
                 raise KeyboardInterrupt from error
         elif isinstance(error, OracleLost):
             # Not the trial's failure: its end cannot be told, and KerasTuner, whose next call to the
-            # oracle would wait an hour for it, must not go on (a FatalError passes through it).
+            # oracle would wait --chief-timeout for it, must not go on (a FatalError passes through it).
             self.tracker.end_trial("KILLED", reason=f"{LOST_REASON} ({error.how}); the trial runs again on resume")
             raise OracleLost(error.how, f"trial {trial.trial_id} is marked KILLED and runs again when the search "
                              "resumes") from error
