@@ -338,12 +338,20 @@ def _data_hint(path: Path) -> tuple[str, str] | None:
     """Where a CSV file or a folder is named in an experiment's place: (what it is, the experiment
     file that would search it); None for anything else."""
     if path.is_dir():
-        return "a folder", (f"an image folder is named in an experiment file, e.g. {path.name}.toml holding [data] "
-                            f'images = "{path.as_posix().rstrip("/")}/" (README: Your own data)')
+        return "a folder", _folder_file(path)
     if path.is_file() and path.suffix.lower() == ".csv":
-        return "a table", (f"an experiment file names it and the column to predict, e.g. {path.stem}.toml holding "
-                           f'[data] csv = "{path.as_posix()}" and target = "COLUMN" (README: Your own data)')
+        return "a table", _table_file(path)
     return None
+
+
+def _folder_file(path: Path) -> str:
+    return (f"an image folder is named in an experiment file, e.g. {path.name}.toml holding [data] "
+            f'images = "{path.as_posix().rstrip("/")}/" (README: Your own data)')
+
+
+def _table_file(path: Path) -> str:
+    return (f"an experiment file names it and the column to predict, e.g. {path.stem}.toml holding "
+            f'[data] csv = "{path.as_posix()}" and target = "COLUMN" (README: Your own data)')
 
 
 def known_experiments() -> list[str]:
@@ -373,12 +381,12 @@ def load_config(experiment: str, overrides: dict | None = None) -> ExperimentCon
     path = Path(experiment)
     if experiment.endswith(".toml") or path.parent != Path("."):
         if path.is_dir():
-            hint = f": {_data_hint(path)[1]}" if path.suffix != ".toml" else ""
+            hint = f": {_folder_file(path)}" if path.suffix != ".toml" else ""
             raise ConfigError(f"experiment file {path} is a folder, not a TOML file{hint}")
         if not path.is_file():
             raise ConfigError(f"experiment file {path} does not exist")
         if path.suffix.lower() == ".csv":
-            raise ConfigError(f"{path} is a table, not an experiment file: {_data_hint(path)[1]}")
+            raise ConfigError(f"{path} is a table, not an experiment file: {_table_file(path)}")
     elif (EXPERIMENTS_DIR / f"{experiment}.toml").is_file():
         path = EXPERIMENTS_DIR / f"{experiment}.toml"
     elif experiment in DATASETS:

@@ -21,6 +21,7 @@ from pathlib import Path
 from nnlab import space
 from nnlab.accelerators import Acceleration, backend_name, missing_gpus
 from nnlab.budget import TimeBudget, format_duration
+from nnlab.cli import as_typed
 from nnlab.config import ExperimentConfig, as_params, named_setting
 from nnlab.data import Dataset, load_dataset
 from nnlab.data.folds import search_folds
@@ -225,8 +226,8 @@ class _Search:
                                         failure_reason=tracker.trial_failure if self.workers is not None else None)
         except Exception as error:
             raise SearchFailed(f"cannot start search {self.config.tuning_name}: {one_line(error)} (a [space] value "
-                               f"the model cannot be built with? damaged state in {self.directory}? --fresh starts "
-                               "over)") from None
+                               f"the model cannot be built with? damaged state in {self.directory}? "
+                               f"{as_typed('fresh', True)} starts over)") from None
         if self.workers is not None:
             self.tuner.oracle.verbose = 0  # KerasTuner's own trial tables: nnlab prints its line per trial
             self.tuner.save()
@@ -319,7 +320,7 @@ class _Search:
         if error is not None:
             self.stop_tags = {"nnlab.stopped": str(error)}
             raise SearchFailed(
-                f"search {config.tuning_name} stopped: {error}; fix the cause, then rerun with --fresh",
+                f"search {config.tuning_name} stopped: {error}; fix the cause, then rerun with {as_typed('fresh', True)}",
                 [f"trial {number}: {reason}" for number, reason in error.failures],
             )
         if oracle.stopped_because:
@@ -407,7 +408,7 @@ def check_before_start(config: ExperimentConfig, workers=None) -> None:
 
     store_uri = resolve_tracking_uri(config.tracking_uri)
     if config.steps_per_execution > 1 and backend_name() == "torch":  # Keras would raise it at the first fit
-        raise ConfigError(f"{named_setting(config, 'steps_per_execution', ' ')}: Keras on PyTorch runs one batch a "
+        raise ConfigError(f"{named_setting(config, 'steps_per_execution')}: Keras on PyTorch runs one batch a "
                           "call; leave it at 1 there (it is TensorFlow's and JAX's)")
     if workers is not None:
         if workers.count == 0 and not store_uri.startswith(("http://", "https://")):

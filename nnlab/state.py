@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from nnlab.accelerators import BACKEND_TITLES, backend_name
+from nnlab.cli import as_typed
 from nnlab.errors import SearchError
 from nnlab.models import FAMILIES
 
@@ -83,7 +84,7 @@ def open_state(config, data_source: str, directory: Path, fresh: bool, discard=s
                 raise ValueError("no search id and settings in it")
         except ValueError as error:
             if not fresh:
-                raise SearchError(f"{path} is damaged ({error}); add --fresh to start a new search") from None
+                raise SearchError(f"{path} is damaged ({error}); add {as_typed('fresh', True)} to start a new search") from None
             saved = None
     # A search that never started a trial has nothing to lose: other settings simply replace it.
     started = any(directory.glob("trial_*/trial.json"))
@@ -97,7 +98,7 @@ def open_state(config, data_source: str, directory: Path, fresh: bool, discard=s
         if started:
             raise SearchError(
                 f"{directory} holds a search with other settings ({'; '.join(changed)}): rerun with the "
-                "same settings to resume it, or add --fresh to start a new search (tracked runs are kept)"
+                f"same settings to resume it, or add {as_typed('fresh', True)} to start a new search (tracked runs are kept)"
             )
     if directory.exists():
         discard(directory)

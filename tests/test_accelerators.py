@@ -79,14 +79,18 @@ def test_steps_per_execution_is_refused_in_one_line_where_keras_on_pytorch_would
     from nnlab.errors import ConfigError
     from nnlab.pipeline import check_before_start
 
-    config = ExperimentConfig(name="gpu", model="dfn", steps_per_execution=4, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    flagged = ExperimentConfig(name="gpu", model="dfn", steps_per_execution=4, tracking_uri=store,
+                               flags=("steps_per_execution",))
+    filed = ExperimentConfig(name="gpu", model="dfn", steps_per_execution=4, tracking_uri=store, origin="gpu.toml")
     if keras.config.backend() != "torch":
-        check_before_start(config)
+        check_before_start(flagged)
         return
-    with pytest.raises(ConfigError) as refused:
-        check_before_start(config)
-    assert str(refused.value) == ("--steps-per-execution 4: Keras on PyTorch runs one batch a call; leave it at 1 "
-                                  "there (it is TensorFlow's and JAX's)")
+    for config, named in ((flagged, "--steps-per-execution 4"), (filed, "gpu.toml: steps_per_execution = 4")):
+        with pytest.raises(ConfigError) as refused:
+            check_before_start(config)
+        assert str(refused.value) == (f"{named}: Keras on PyTorch runs one batch a call; leave it at 1 there (it is "
+                                      "TensorFlow's and JAX's)")
 
 
 def test_the_default_compiles_as_before():

@@ -151,7 +151,8 @@ def test_own_arrays_search_register_serve_raw_rows_and_refuse_other_data_on_resu
 
     changed = images.copy()
     changed[0, 0, 0] += 1
-    with pytest.raises(nnlab.NnlabError, match=r"tuning/own-dfn holds a search with other settings \(data_source"):
+    with pytest.raises(nnlab.NnlabError, match=r"tuning/own-dfn holds a search with other settings \(data_source"
+                       r".*: rerun with the same settings to resume it, or add fresh=True to start a new search"):
         nnlab.search("own", data=(changed, labels), model="dfn", **settings)
     with pytest.raises(nnlab.NnlabError, match="workers=1 runs the trials in other processes"):
         nnlab.search("own", data=(images, labels), model="dfn", workers=1, **settings)

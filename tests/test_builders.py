@@ -137,7 +137,7 @@ def cnn(hp, spec):
     ("mine.py:build", "model mine.py:build: mine.py defines no build"),
     ("broken.py:build", "model broken.py:build: cannot import it: ZeroDivisionError: division by zero"),
     ("no.such.module:build", "model 'no.such.module:build': no module no.such.module on the Python path"),
-    ("mine.py", "--model 'mine.py': unknown model"),
+    ("mine.py", "model='mine.py': unknown model"),
 ], ids=["raises", "not-a-model", "lambda", "built-in-name", "not-a-builder", "no-file", "no-attribute",
         "import-fails", "no-module", "no-colon"])
 def test_a_builders_mistake_is_one_line_before_anything_is_tracked(workdir, tracking_uri, model, message):

@@ -329,7 +329,7 @@ update_trial, failed = oracle_chief.OracleServicer.UpdateTrial, []
 
 def update_or_fail_once(self, request, context):
     if not failed:
-        failed.append(request.trial_id)
+        failed.append(True)
         context.abort(grpc.StatusCode.UNAVAILABLE, "the chief is going down")
     return update_trial(self, request, context)
 
