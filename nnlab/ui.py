@@ -84,6 +84,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    if tracking_uri.startswith(("http://", "https://")):
+        return _server_ui(tracking_uri)
     database = sqlite_file(tracking_uri)
     if database is not None and not database.is_file():  # mlflow ui would create an empty store
         print(f"{PROG}: error: no MLflow store at {tracking_uri}; run a search first "
@@ -126,6 +128,24 @@ def main(argv=None) -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+def _server_ui(tracking_uri: str) -> int:
+    """A tracking server serves its own UI (`mlflow ui` takes a database, not a server): its
+    address and each experiment's runs page, where it answers; nothing is started."""
+    from nnlab.errors import TrackingError
+    from nnlab.tracking import check_server
+
+    try:
+        check_server(tracking_uri)
+    except TrackingError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    address = tracking_uri.rstrip("/")
+    print(f"MLflow UI: {address}   (the tracking server serves it; nothing to start)", flush=True)
+    for name, experiment_id in experiments_with_runs(tracking_uri):
+        print(f"  {name}: {runs_page(address, experiment_id)}", flush=True)
+    return 0
 
 
 def _serve(server: subprocess.Popen, address: str, tracking_uri: str, log: Path) -> int:

@@ -286,3 +286,62 @@ def test_resource_and_server_mistakes_change_nothing(workdir, capsys, free_port,
     assert line.startswith("nnlab.search: error: " + message.format(port=free_port)), line
     assert "Traceback" not in captured.err and seconds < 15
     assert _files_under(workdir) == before
+
+
+@pytest.fixture
+def not_mlflow(free_port):
+    """A web server that answers every request 404, as no MLflow tracking server does."""
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *_args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", free_port), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{free_port}"
+    server.shutdown()
+    server.server_close()
+
+
+READERS = {
+    "predict": ("nnlab.predict", ["mnist-cnn", "digit.png"]),
+    "report": ("nnlab.report", ["mnist"]),
+    "champions": ("nnlab.report", ["mnist", "--champions"]),
+    "ui": ("nnlab.ui", []),
+}
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_command_that_reads_the_store_says_at_once_that_no_mlflow_server_answers(workdir, capsys, not_mlflow,
+                                                                                   reader):
+    """MLflow retries each request to a server for minutes; the commands that only read the store
+    ask it once first, as the search does. (Before: predict, report and finetune waited minutes,
+    ui printed mlflow ui's exception.)"""
+    import importlib
+
+    module, arguments = READERS[reader]
+    started = time.monotonic()
+    code = importlib.import_module(module).main([*arguments, "--tracking-uri", not_mlflow])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "", captured
+    assert captured.err.strip() == (f"{module}: error: {not_mlflow}: a server answers there, but not as an MLflow "
+                                    "tracking server (HTTP 404 for /api/2.0/mlflow/experiments/search); start it "
+                                    "first, or give --tracking-uri the address of one that runs")
+    assert time.monotonic() - started < 10
+
+
+def test_a_fine_tune_from_python_says_so_too_in_its_own_words(workdir, free_port):
+    import nnlab
+
+    started = time.monotonic()
+    with pytest.raises(nnlab.NnlabError) as raised:  # nothing listens on the port: asked again for 5 s
+        nnlab.finetune("mnist-cnn", "digits", tracking_uri=f"http://127.0.0.1:{free_port}", verbose=False)
+    assert str(raised.value) == (f"http://127.0.0.1:{free_port}: no MLflow server answers there within 5 s (Connection "
+                                 "refused); start it first, or give tracking_uri the address of one that runs")
+    assert time.monotonic() - started < 30
+    assert not (workdir / "tuning").exists() and not (workdir / "mlruns").exists()

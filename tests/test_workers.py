@@ -239,7 +239,7 @@ def start_chief(workdir: Path, arguments: list[str]) -> subprocess.Popen:
     return chief
 
 
-def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir, free_port):
+def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir, free_port, capsys):
     """The README's several-machine recipe on loopback: an mlflow server of the user's, a chief
     serving the oracle at an address it is told, running no worker itself, and a worker started
     on its own with the chief's address and the server's URI."""
@@ -262,6 +262,13 @@ def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir,
         assert sorted((child.data.tags["nnlab.trial_id"], child.info.status) for child in children) == [
             ("0", "FINISHED"), ("1", "FINISHED")]
         assert all(child.data.tags["nnlab.worker"].startswith("worker-") for child in children)  # worker-HOSTNAME
+        # nnlab.ui on a tracking server starts nothing: the server serves its own UI, here are its pages.
+        from nnlab.ui import main as ui_main
+
+        assert ui_main(["--tracking-uri", tracking]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            f"MLflow UI: {tracking}   (the tracking server serves it; nothing to start)",
+            f"  mnist: {tracking}/#/experiments/{parents[0].info.experiment_id}/runs?workflowType=machine_learning"]
 
 
 def test_a_worker_apart_whose_chief_stops_answering_mid_trial_ends_it_killed_after_its_chief_timeout(

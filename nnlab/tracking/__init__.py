@@ -41,6 +41,7 @@ from nnlab.tracking.store import (
     DEFAULT_TRACKING_URI,
     PROBE_SECONDS,
     absolute_uri,
+    check_server,
     configure,
     empty_store_template,
     ensure_experiment,
@@ -68,7 +69,7 @@ __all__ = [
     "DEFAULT_TRACKING_URI", "EXPERIMENT_KIND_TAG", "MODEL_TRAINING", "ORACLE_PORT_TAG", "PROBE_SECONDS",
     "SEARCH_ID_TAG", "TASK_TAG", "TEST_DATA_TAG", "TIE_BREAK_METRIC", "TRIAL_ID_TAG",
     "ChampionRecord", "HolderScore", "RegisteredVersion", "SearchRun", "SearchTracker", "TrackingError",
-    "absolute_uri", "champions_table", "configure", "data_inputs", "empty_store_template", "ensure_experiment",
+    "absolute_uri", "champions_table", "check_server", "configure", "data_inputs", "empty_store_template", "ensure_experiment",
     "experiments_with_runs", "find_searches", "load_registered_model", "model_uri", "registered_version",
     "resolve_tracking_uri", "runs_counted", "runs_page", "sqlite_file", "store_problem", "trial_leaderboard",
 ]

@@ -14,7 +14,7 @@ from mlflow.exceptions import MlflowException
 from nnlab.errors import TrackingError
 from nnlab.formats import counted
 from nnlab.tasks import get_task
-from nnlab.tracking.store import resolve_tracking_uri, sqlite_file
+from nnlab.tracking.store import reading_client, resolve_tracking_uri, sqlite_file
 from nnlab.tracking.tags import (
     CHAMPION_ALIAS,
     CHAMPION_TRIAL_TAG,
@@ -123,7 +123,7 @@ def find_searches(experiment_name: str, tracking_uri: str | None = None, model: 
     database = sqlite_file(uri)
     if database is not None and not database.is_file():  # MLflow would create an empty one
         raise TrackingError(f"no MLflow store at {uri}; run a search first (python -m nnlab.search {experiment_name})")
-    client = MlflowClient(uri)
+    client = reading_client(uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         known = sorted(found.name for found in client.search_experiments() if found.name != "Default")
@@ -145,7 +145,7 @@ def champions_table(experiment_name: str, tracking_uri: str | None = None) -> pd
     together) and its search's wall time; best first within each task, the first task's rows first.
     Empty when none is registered."""
     uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(uri)
+    client = reading_client(uri)
     experiment = client.get_experiment_by_name(experiment_name)
     rows = []
     for registered in client.search_registered_models(filter_string=f"name LIKE '{experiment_name}-%'"):

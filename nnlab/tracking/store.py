@@ -20,6 +20,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from nnlab.cli import setting_name
+from nnlab.errors import TrackingError
 from nnlab.tracking.tags import EXPERIMENT_KIND_TAG, MODEL_TRAINING
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -70,6 +72,23 @@ def store_problem(uri: str) -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"the folder {folder} is not writable by this user: make it writable"
     return None
+
+
+def check_server(uri: str) -> None:
+    """A tracking server that does not answer within PROBE_SECONDS is a TrackingError at once,
+    for a command that only reads (MLflow would retry each request for minutes); any other
+    store passes."""
+    if uri.startswith(("http://", "https://")):
+        problem = _server_problem(uri)
+        if problem:
+            raise TrackingError(f"{uri}: {problem}; start it first, or give {setting_name('tracking_uri')} the "
+                                "address of one that runs")
+
+
+def reading_client(uri: str) -> MlflowClient:
+    """A client that reads the store at `uri`, its server found answering first (check_server)."""
+    check_server(uri)
+    return MlflowClient(uri)
 
 
 def _server_problem(uri: str) -> str | None:
