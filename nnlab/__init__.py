@@ -39,6 +39,11 @@ def load_model(reference: str, tracking_uri: str | None = None):
     """A registered champion as a Keras model: "mnist-cnn" (alias champion), "mnist-cnn@alias",
     "mnist-cnn/3" (version 3), from --tracking-uri / $MLFLOW_TRACKING_URI / mlruns/. It prints
     nothing: the Keras backend starts without its start-up lines, as in nnlab's commands."""
-    from nnlab.tracking import load_registered_model
+    from nnlab.tracking import load_registered_model, registered_version
 
-    return load_registered_model(reference, tracking_uri)
+    try:
+        # The version first, read without creating anything: a store, name, alias or version that
+        # is not there is said as such (MLflow would make an empty store where none was).
+        return load_registered_model(registered_version(reference, tracking_uri).uri, tracking_uri)
+    except NnlabError as error:
+        raise error.with_traceback(None) from None

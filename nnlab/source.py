@@ -51,7 +51,7 @@ def load_source(reference: str, tracking_uri: str | None = None) -> Source:
         from nnlab.tracking import load_registered_model, registered_version
 
         try:
-            version = registered_version(reference, tracking_uri)
+            version = registered_version(reference, tracking_uri, or_else=" or name a .keras file")
             model = load_registered_model(version.uri, tracking_uri)
         except TrackingError as error:
             raise SourceError(str(error)) from None

@@ -215,3 +215,12 @@ def test_a_fine_tunes_options_that_cannot_go_together_are_named_as_keywords_from
     with pytest.raises(nnlab.NnlabError) as raised:
         nnlab.finetune("mnist-cnn", "digits", strategy="head", unfreeze=2, verbose=False)
     assert str(raised.value) == "unfreeze applies to strategy='fine-tune'"
+
+
+def test_load_model_from_a_store_that_is_not_there_creates_none(workdir):
+    store = workdir / "nowhere" / "mlflow.db"
+    with pytest.raises(nnlab.NnlabError) as raised:
+        nnlab.load_model("mnist-cnn", tracking_uri=f"sqlite:///{store}")
+    assert str(raised.value) == (f"no MLflow store at sqlite:///{store}, so no registered model 'mnist-cnn'; run a "
+                                 "search first (python -m nnlab.search mnist)")
+    assert not (workdir / "nowhere").exists()  # before: an empty store made there

@@ -415,7 +415,9 @@ def test_missing_store_is_refused_without_creating_one(tmp_path, capsys):
 
     store = tmp_path / "none" / "mlflow.db"
     assert finetune.main(["mnist-cnn", "digits", "--tracking-uri", f"sqlite:///{store}"]) == 2
-    assert "no MLflow store at" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip().endswith(
+        f"nnlab.finetune: error: no MLflow store at sqlite:///{store}, so no registered model 'mnist-cnn'; run a search "
+        "first (python -m nnlab.search mnist) or name a .keras file")  # a fine-tune's source may be a file
     assert not store.parent.exists()
 
 

@@ -333,15 +333,15 @@ class RegisteredVersion:
     tags: dict = field(default_factory=dict)  # the version's tags (its test score, lineage, class names)
 
 
-def registered_version(reference: str, tracking_uri: str | None = None) -> RegisteredVersion:
+def registered_version(reference: str, tracking_uri: str | None = None, or_else: str = "") -> RegisteredVersion:
     """The version a reference names ("mnist-cnn": its champion, "@alias", "/3", models:/...),
     read without creating anything: an unknown name, alias or version, or no store at all, is a
-    TrackingError that says which."""
+    TrackingError that says which (and for no store, `or_else`: what else the caller takes)."""
     uri = resolve_tracking_uri(tracking_uri)
     database = sqlite_file(uri)
     if database is not None and not database.is_file():  # MLflow would create an empty one
         raise TrackingError(f"no MLflow store at {uri}, so no registered model {reference!r}; "
-                            "run a search first (python -m nnlab.search mnist) or name a .keras file")
+                            f"run a search first (python -m nnlab.search mnist){or_else}")
     target = model_uri(reference)[len("models:/"):]
     name, alias = target.split("@", 1) if "@" in target else (target, None)
     name, version = name.split("/", 1) if "/" in name and alias is None else (name, None)
