@@ -24,7 +24,8 @@ import urllib.request
 from pathlib import Path
 
 from nnlab import cli
-from nnlab.tracking import experiments_with_runs, resolve_tracking_uri, runs_page, sqlite_file
+from nnlab.errors import TrackingError
+from nnlab.tracking import check_server, experiments_with_runs, resolve_tracking_uri, runs_page, sqlite_file
 
 PROG = "nnlab.ui"
 HOST = "127.0.0.1"  # loopback: the UI has no login, and runs can hold data
@@ -133,9 +134,6 @@ def main(argv=None) -> int:
 def _server_ui(tracking_uri: str) -> int:
     """A tracking server serves its own UI (`mlflow ui` takes a database, not a server): its
     address and each experiment's runs page, where it answers; nothing is started."""
-    from nnlab.errors import TrackingError
-    from nnlab.tracking import check_server
-
     try:
         check_server(tracking_uri)
     except TrackingError as error:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -271,6 +272,42 @@ def test_a_chief_and_a_worker_started_apart_as_on_two_machines(workdir, idx_dir,
             f"  mnist: {tracking}/#/experiments/{parents[0].info.experiment_id}/runs?workflowType=machine_learning"]
 
 
+def test_a_workers_call_to_a_chief_that_does_not_answer_ends_after_its_chief_timeout_not_an_hour(monkeypatch):
+    """KerasTuner's own client, its calls given --chief-timeout: a real gRPC call to a port that
+    takes the connection and never answers (a hung machine), ended by its deadline."""
+    import grpc
+    from keras_tuner.src.distribute.oracle_client import OracleClient
+
+    from nnlab.search import _waited
+    from nnlab.tuner import rpc_words
+    from nnlab.workers import answer_within, worker_environment
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes the handshake; nothing ever answers
+        for name, value in worker_environment("w1", f"127.0.0.1:{silent.getsockname()[1]}").items():
+            monkeypatch.setenv(name, value)
+        client = OracleClient(oracle=None)
+        answer_within(client, 1.5)
+        raised = []
+
+        def ask():
+            try:
+                client.get_space()  # KerasTuner's call: wait_for_ready, timeout an hour
+            except grpc.RpcError as error:
+                raised.append(error)
+
+        started = time.monotonic()
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        asking.join(30)  # a call still waiting fails the test here, not an hour later
+        waited = time.monotonic() - started
+    assert not asking.is_alive() and 1.5 <= waited < 10, waited
+    assert _waited(rpc_words(raised[0]), 1.5) == ("DEADLINE_EXCEEDED: Deadline Exceeded: no answer in 1.5s "
+                                                  "(--chief-timeout)")
+
+
+@pytest.mark.slow
 def test_a_worker_apart_whose_chief_stops_answering_mid_trial_ends_it_killed_after_its_chief_timeout(
         workdir, idx_dir, free_port):
     """A worker on another machine whose chief's machine goes down hears nothing: no connection
