@@ -404,14 +404,14 @@ def check_before_start(config: ExperimentConfig, workers=None) -> None:
     """What can be found wrong before anything is created or started: a ConfigError or SearchError
     naming the flag (or key) and value. The workers' count against this machine, the oracle's
     address, and the MLflow store: a server that answers, or a SQLite file that can be written."""
-    from nnlab.tracking import resolve_tracking_uri, store_problem
+    from nnlab.tracking import is_server, resolve_tracking_uri, server_advice, store_problem
 
     store_uri = resolve_tracking_uri(config.tracking_uri)
     if config.steps_per_execution > 1 and backend_name() == "torch":  # Keras would raise it at the first fit
         raise ConfigError(f"{named_setting(config, 'steps_per_execution')}: Keras on PyTorch runs one batch a "
                           "call; leave it at 1 there (it is TensorFlow's and JAX's)")
     if workers is not None:
-        if workers.count == 0 and not store_uri.startswith(("http://", "https://")):
+        if workers.count == 0 and not is_server(store_uri):
             raise ConfigError(f"--workers 0 leaves the trials to workers on other machines, which need an MLflow "
                               f"server they all reach: give --tracking-uri http://HOST:PORT, not {store_uri} "
                               "(README: Scaling out)")
@@ -429,8 +429,7 @@ def check_before_start(config: ExperimentConfig, workers=None) -> None:
                 raise ConfigError(f"--gpus {','.join(workers.gpus)}: {problem}")
     problem = store_problem(store_uri)
     if problem:
-        advice = ("; start it first, or give --tracking-uri the address of one that runs"
-                  if store_uri.startswith("http") else ", or give --tracking-uri another store")
+        advice = f"; {server_advice()}" if is_server(store_uri) else ", or give --tracking-uri another store"
         raise SearchError(f"{_store_named(config, store_uri)}: {problem}{advice}")
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from nnlab import cli
 from nnlab.errors import TrackingError
-from nnlab.tracking import check_server, experiments_with_runs, resolve_tracking_uri, runs_page, sqlite_file
+from nnlab.tracking import experiments_with_runs, is_server, resolve_tracking_uri, runs_page, sqlite_file
 
 PROG = "nnlab.ui"
 HOST = "127.0.0.1"  # loopback: the UI has no login, and runs can hold data
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
-    if tracking_uri.startswith(("http://", "https://")):
+    if is_server(tracking_uri):
         return _server_ui(tracking_uri)
     database = sqlite_file(tracking_uri)
     if database is not None and not database.is_file():  # mlflow ui would create an empty store
@@ -135,13 +135,13 @@ def _server_ui(tracking_uri: str) -> int:
     """A tracking server serves its own UI (`mlflow ui` takes a database, not a server): its
     address and each experiment's runs page, where it answers; nothing is started."""
     try:
-        check_server(tracking_uri)
+        experiments = experiments_with_runs(tracking_uri)
     except TrackingError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     address = tracking_uri.rstrip("/")
     print(f"MLflow UI: {address}   (the tracking server serves it; nothing to start)", flush=True)
-    for name, experiment_id in experiments_with_runs(tracking_uri):
+    for name, experiment_id in experiments:
         print(f"  {name}: {runs_page(address, experiment_id)}", flush=True)
     return 0
 

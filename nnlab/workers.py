@@ -51,8 +51,7 @@ WORKER_MEMORY_BYTES = 1 << 30
 RESOLVE_SECONDS = 5
 # How long a worker's call to its chief's oracle may go unanswered before the worker takes the
 # chief for gone (--chief-timeout). KerasTuner's client waits an hour, for a chief still starting;
-# nnlab's worker finds the chief's run in MLflow before its first call, and a live chief answers
-# in well under a second (a Bayesian oracle's model fit: seconds).
+# nnlab's worker finds the chief's run in MLflow before its first call, so the chief is up by then.
 DEFAULT_CHIEF_TIMEOUT = 300.0
 
 

@@ -193,7 +193,7 @@ def runs_page(address: str, experiment_id: str) -> str:
 
 def experiments_with_runs(tracking_uri: str) -> list[tuple[str, str]]:
     """(name, id) of the store's experiments that hold runs, in the order they were made."""
-    client = MlflowClient(tracking_uri)
+    client = reading_client(tracking_uri)
     experiments = sorted(client.search_experiments(), key=lambda experiment: int(experiment.experiment_id))
     return [(experiment.name, experiment.experiment_id) for experiment in experiments
             if client.search_runs([experiment.experiment_id], max_results=1)]

@@ -29,7 +29,7 @@ from mlflow.types.schema import ColSpec, Schema
 from nnlab.accelerators import start_backend
 from nnlab.errors import TrackingError
 from nnlab.tasks import get_task
-from nnlab.tracking.store import check_server, configure, reading_client, resolve_tracking_uri, sqlite_file
+from nnlab.tracking.store import configure, reading_client, resolve_tracking_uri, sqlite_file
 from nnlab.tracking.tags import (
     CHAMPION_ALIAS,
     CHAMPION_ARTIFACT,
@@ -370,7 +370,6 @@ def load_registered_model(reference: str, tracking_uri: str | None = None):
 
     from nnlab.tabular import reads_rows  # and registers the layer a table model holds, FillMissing
 
-    check_server(resolve_tracking_uri(tracking_uri))
     configure(tracking_uri)
     uri = model_uri(reference)
     try:

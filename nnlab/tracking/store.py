@@ -48,11 +48,21 @@ def absolute_uri(uri: str) -> str:
 PROBE_SECONDS = 5
 
 
+def is_server(uri: str) -> bool:
+    """A tracking server's URI (http or https), not a database or a folder."""
+    return uri.startswith(("http://", "https://"))
+
+
+def server_advice() -> str:
+    """What to do about a tracking server that does not answer."""
+    return f"start it first, or give {setting_name('tracking_uri')} the address of one that runs"
+
+
 def store_problem(uri: str) -> str | None:
     """Why the store at `uri` cannot take a search, found before anything is created: a server
     that does not answer within PROBE_SECONDS (MLflow itself would retry for minutes), or a
     SQLite file or folder that cannot be written. None when it can, as far as can be told."""
-    if uri.startswith(("http://", "https://")):
+    if is_server(uri):
         return _server_problem(uri)
     database = sqlite_file(uri)
     if database is None:
@@ -74,20 +84,12 @@ def store_problem(uri: str) -> str | None:
     return None
 
 
-def check_server(uri: str) -> None:
-    """A tracking server that does not answer within PROBE_SECONDS is a TrackingError at once,
-    for a command that only reads (MLflow would retry each request for minutes); any other
-    store passes."""
-    if uri.startswith(("http://", "https://")):
-        problem = _server_problem(uri)
-        if problem:
-            raise TrackingError(f"{uri}: {problem}; start it first, or give {setting_name('tracking_uri')} the "
-                                "address of one that runs")
-
-
 def reading_client(uri: str) -> MlflowClient:
-    """A client that reads the store at `uri`, its server found answering first (check_server)."""
-    check_server(uri)
+    """A client that reads the store at `uri`. A tracking server that does not answer within
+    PROBE_SECONDS is a TrackingError at once (MLflow would retry each request for minutes)."""
+    problem = _server_problem(uri) if is_server(uri) else None
+    if problem:
+        raise TrackingError(f"{uri}: {problem}; {server_advice()}")
     return MlflowClient(uri)
 
 
