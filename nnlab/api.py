@@ -65,7 +65,8 @@ def search(experiment: str = "mnist", *, model=None, data=None, target=None, val
     unknown = sorted(set(settings) - set(FILE_KEYS))
     if unknown:
         error = ConfigError(f"nnlab.search: unknown setting {unknown[0]!r}; known: the experiment file's keys, "
-                            f"{', '.join(FILE_KEYS)}")
+                            f"{', '.join(FILE_KEYS)}; a hyperparameter to fix or search goes in "
+                            f"space={{{unknown[0]!r}: ...}}")
         raise error.with_traceback(None) from None
     settings.update(tuner=tuner, max_trials=max_trials, epochs=epochs, final_epochs=final_epochs, seed=seed,
                     space=space, time_budget=time_budget, ensemble=ensemble, tracking_uri=tracking_uri,

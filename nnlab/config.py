@@ -219,7 +219,8 @@ def _check_types(values: dict, where: str | None) -> None:
     """Each key known and of its type; `where` None: the values came from flags."""
     for key, value in values.items():
         if key not in FILE_KEYS:
-            raise ConfigError(f"{where or 'command line'}: unknown key {key!r}; known keys: {', '.join(FILE_KEYS)}")
+            raise ConfigError(f"{where or 'command line'}: unknown key {key!r}; known keys: {', '.join(FILE_KEYS)}; "
+                              f"a hyperparameter to fix or search goes in the [space] table")
         expected = FILE_KEYS[key]
         # bool is an int in Python; a TOML `true` is never a count, and only true or false is a switch.
         if isinstance(value, bool) != (bool in expected) or not isinstance(value, expected):

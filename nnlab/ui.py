@@ -25,7 +25,7 @@ from pathlib import Path
 
 from nnlab import cli
 from nnlab.errors import TrackingError
-from nnlab.tracking import experiments_with_runs, is_server, resolve_tracking_uri, runs_page, sqlite_file
+from nnlab.tracking import experiments_with_runs, is_server, no_store, resolve_tracking_uri, runs_page, sqlite_file
 
 PROG = "nnlab.ui"
 HOST = "127.0.0.1"  # loopback: the UI has no login, and runs can hold data
@@ -87,10 +87,9 @@ def main(argv=None) -> int:
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     if is_server(tracking_uri):
         return _server_ui(tracking_uri)
-    database = sqlite_file(tracking_uri)
-    if database is not None and not database.is_file():  # mlflow ui would create an empty store
-        print(f"{PROG}: error: no MLflow store at {tracking_uri}; run a search first "
-              "(python -m nnlab.search mnist) or name the store with --tracking-uri", file=sys.stderr)
+    missing = no_store(tracking_uri, or_else=" or name the store with --tracking-uri")  # mlflow ui would make one
+    if missing:
+        print(f"{PROG}: error: {missing}", file=sys.stderr)
         return 2
     if not _port_free(args.port):
         print(f"{PROG}: error: port {args.port} on {HOST} is in use; choose another with --port", file=sys.stderr)

@@ -177,11 +177,14 @@ def test_own_arrays_search_register_serve_raw_rows_and_refuse_other_data_on_resu
 
 @pytest.mark.parametrize("call, message", [
     (dict(experiment="digits", wings=2), "nnlab.search: unknown setting 'wings'; known: the experiment file's keys"),
+    (dict(experiment="digits", learning_rate=0.1),
+     "unknown setting 'learning_rate'; known: the experiment file's keys, .*; a hyperparameter to fix or search goes in "
+     "space={'learning_rate': ...}$"),
     (dict(experiment="digits", target="label"), "target= describe data=, which is missing"),
     (dict(experiment="own.toml", data=([[1.0]], [0])), "data= takes the experiment's name, not a file (own.toml)"),
     (dict(experiment="own", data="rows.csv"), "data must be (x, y) arrays"),
     (dict(experiment="own", data=(np.zeros((4, 3)), [0, 1, 0, 1]), target="y"), "target= names a DataFrame's column"),
-], ids=["unknown-setting", "no-data", "data-and-file", "not-data", "target-with-arrays"])
+], ids=["unknown-setting", "hyperparameter", "no-data", "data-and-file", "not-data", "target-with-arrays"])
 def test_a_mistake_only_python_can_make_is_one_line_too(workdir, call, message):
     with pytest.raises(nnlab.NnlabError, match=message.replace("(", r"\(").replace(")", r"\)")) as raised:
         nnlab.search(**call, verbose=False)
@@ -224,3 +227,19 @@ def test_load_model_from_a_store_that_is_not_there_creates_none(workdir):
     assert str(raised.value) == (f"no MLflow store at sqlite:///{store}, so no registered model 'mnist-cnn'; run a "
                                  "search first (python -m nnlab.search mnist)")
     assert not (workdir / "nowhere").exists()  # before: an empty store made there
+
+
+def test_a_calls_tracking_uri_is_that_calls_alone(workdir, searched_store, monkeypatch):
+    """MLflow's set_tracking_uri writes MLFLOW_TRACKING_URI into the process: in a notebook, a call
+    that named no store after one that named it went to that store, and a mistake then blamed a
+    variable the user never set."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{workdir}/earlier.db")  # as an earlier call on another store left it
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    model = nnlab.load_model("mnist-cnn", tracking_uri=searched_store.tracking_uri)
+    assert model.output_shape == (None, 10)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    with pytest.raises(nnlab.NnlabError) as raised:
+        nnlab.load_model("mnist-cnn")  # the default store, under workdir: there is none
+    assert str(raised.value).startswith("no MLflow store at sqlite:///mlruns/mlflow.db, so no registered model")

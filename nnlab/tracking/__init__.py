@@ -45,6 +45,7 @@ from nnlab.tracking.store import (
     empty_store_template,
     ensure_experiment,
     is_server,
+    no_store,
     resolve_tracking_uri,
     server_advice,
     sqlite_file,
@@ -72,5 +73,5 @@ __all__ = [
     "ChampionRecord", "HolderScore", "RegisteredVersion", "SearchRun", "SearchTracker", "TrackingError",
     "absolute_uri", "champions_table", "configure", "data_inputs", "empty_store_template", "ensure_experiment",
     "experiments_with_runs", "find_searches", "is_server", "load_registered_model", "model_uri", "registered_version",
-    "resolve_tracking_uri", "runs_counted", "runs_page", "server_advice", "sqlite_file", "store_problem", "trial_leaderboard",
+    "no_store", "resolve_tracking_uri", "runs_counted", "runs_page", "server_advice", "sqlite_file", "store_problem", "trial_leaderboard",
 ]

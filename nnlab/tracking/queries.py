@@ -14,7 +14,7 @@ from mlflow.exceptions import MlflowException
 from nnlab.errors import TrackingError
 from nnlab.formats import counted
 from nnlab.tasks import get_task
-from nnlab.tracking.store import reading_client, resolve_tracking_uri, sqlite_file
+from nnlab.tracking.store import no_store, reading_client, resolve_tracking_uri
 from nnlab.tracking.tags import (
     CHAMPION_ALIAS,
     CHAMPION_TRIAL_TAG,
@@ -120,9 +120,9 @@ def find_searches(experiment_name: str, tracking_uri: str | None = None, model: 
     """The searches of an experiment, newest first, those of `model` only when given. An
     experiment the store does not hold is a TrackingError that lists the ones it does."""
     uri = resolve_tracking_uri(tracking_uri)
-    database = sqlite_file(uri)
-    if database is not None and not database.is_file():  # MLflow would create an empty one
-        raise TrackingError(f"no MLflow store at {uri}; run a search first (python -m nnlab.search {experiment_name})")
+    missing = no_store(uri, experiment=experiment_name)
+    if missing:
+        raise TrackingError(missing)
     client = reading_client(uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:

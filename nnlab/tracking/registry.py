@@ -29,7 +29,7 @@ from mlflow.types.schema import ColSpec, Schema
 from nnlab.accelerators import start_backend
 from nnlab.errors import TrackingError
 from nnlab.tasks import get_task
-from nnlab.tracking.store import configure, reading_client, resolve_tracking_uri, sqlite_file
+from nnlab.tracking.store import configure, no_store, reading_client, resolve_tracking_uri
 from nnlab.tracking.tags import (
     CHAMPION_ALIAS,
     CHAMPION_ARTIFACT,
@@ -338,10 +338,9 @@ def registered_version(reference: str, tracking_uri: str | None = None, or_else:
     read without creating anything: an unknown name, alias or version, or no store at all, is a
     TrackingError that says which (and for no store, `or_else`: what else the caller takes)."""
     uri = resolve_tracking_uri(tracking_uri)
-    database = sqlite_file(uri)
-    if database is not None and not database.is_file():  # MLflow would create an empty one
-        raise TrackingError(f"no MLflow store at {uri}, so no registered model {reference!r}; "
-                            f"run a search first (python -m nnlab.search mnist){or_else}")
+    missing = no_store(uri, holding=f", so no registered model {reference!r}", or_else=or_else)
+    if missing:
+        raise TrackingError(missing)
     target = model_uri(reference)[len("models:/"):]
     name, alias = target.split("@", 1) if "@" in target else (target, None)
     name, version = name.split("/", 1) if "/" in name and alias is None else (name, None)

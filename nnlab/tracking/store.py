@@ -37,6 +37,17 @@ def sqlite_file(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
+def no_store(uri: str, *, holding: str = "", experiment: str = "mnist", or_else: str = "") -> str | None:
+    """What a reader says where `uri` names a SQLite store whose file is not there (MLflow would
+    create an empty one and then find nothing in it); None where the store is there or is no
+    SQLite file. `holding`: what it would have held; `or_else`: what else the reader takes."""
+    database = sqlite_file(uri)
+    if database is None or database.is_file():
+        return None
+    return (f"no MLflow store at {uri}{holding}; run a search first "
+            f"(python -m nnlab.search {experiment}){or_else}")
+
+
 def absolute_uri(uri: str) -> str:
     """A sqlite:/// store named by its absolute path: a relative one means another file in another
     folder, and MLflow keeps one store per URI for the life of a process."""
@@ -131,7 +142,15 @@ def configure(uri: str | None = None) -> str:
         database.parent.mkdir(parents=True, exist_ok=True)
         if not database.exists():
             _copy_empty_store(database)
+    # MLflow also writes the URI into this process's MLFLOW_TRACKING_URI (for its subprocesses):
+    # a library call's tracking_uri= would become the store of every later call that names none.
+    # nnlab hands its own processes the store by flag; the variable stays as the user left it.
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     return uri
 
 
