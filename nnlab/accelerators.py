@@ -187,8 +187,10 @@ class Acceleration:
                    steps_per_execution=config.steps_per_execution)
 
     def activate(self) -> None:
-        """Keras' global dtype policy for every model built from now on in this process:
-        mixed_float16 with mixed precision, else float32 (the default, set back)."""
+        """Keras' global dtype policy for the models built from now on in this process:
+        mixed_float16 with mixed precision, else float32 (the default, set back). Called before
+        each model is built: Keras' clear_session, which KerasTuner runs before every trial,
+        forgets the policy (measured: with it set once per search, every trial trained in float32)."""
         import keras
 
         keras.mixed_precision.set_global_policy(MIXED_POLICY if self.mixed_precision else "float32")
@@ -196,3 +198,19 @@ class Acceleration:
     def compile_options(self) -> dict:
         """Keyword arguments for `model.compile`: "auto" (Keras' default) unless XLA is asked for."""
         return {"jit_compile": True if self.jit_compile else "auto", "steps_per_execution": self.steps_per_execution}
+
+
+@contextlib.contextmanager
+def caller_policy_kept():
+    """Within: a search sets Keras' global dtype policy for its models (Acceleration.activate);
+    after, it is the caller's again. From Python, a notebook's own models after a mixed-precision
+    search were built in float16, and a policy of the user's was left at nnlab's float32. Keras is
+    not imported for it: where it was not yet, the caller had the default."""
+    keras = sys.modules.get("keras")
+    before = keras.config.dtype_policy() if keras is not None else None
+    try:
+        yield
+    finally:
+        keras = sys.modules.get("keras")
+        if keras is not None:
+            keras.config.set_dtype_policy(before or keras.config.floatx())

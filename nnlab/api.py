@@ -23,7 +23,7 @@ import threading
 import time
 import types
 
-from nnlab.accelerators import start_backend
+from nnlab.accelerators import caller_policy_kept, start_backend
 from nnlab.builders import is_reference, object_family, reference_family
 from nnlab.cli import as_typed, flag_name, keywords_named
 from nnlab.commands import load_data, say_data, signals_interrupt
@@ -237,7 +237,7 @@ def _as_a_library(what: str, work):
     """`work()`, a user's mistake raised as it is with its traceback cut here (nothing of nnlab's
     machinery); a stop said in one line, then KeyboardInterrupt, as Python stops."""
     try:
-        with keywords_named():
+        with keywords_named(), caller_policy_kept():
             return work()
     except NnlabError as error:
         raise error.with_traceback(None) from None

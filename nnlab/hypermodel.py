@@ -277,6 +277,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
     def architecture(self, hp) -> keras.Model:
         """The builder's model, uncompiled: a checkpoint's weights load into it without building
         an optimizer whose saved state would be skipped anyway (a third of a restore's time)."""
+        self.accelerate.activate()  # after any clear_session: it forgets the dtype policy
         model = self.builder(self._narrowed(hp), self.spec)
         if not isinstance(model, keras.Model):  # a user's own builder (nnlab/builders.py)
             raise NotAModel(f"returned {type(model).__name__}, not a Keras model")

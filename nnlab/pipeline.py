@@ -477,14 +477,12 @@ def source_of(config: ExperimentConfig, source=None):
 
 
 def hypermodel_policy(config: ExperimentConfig, dataset: Dataset, source):
-    """make_hypermodel for this experiment, waiting for its space and trial timeout; Keras'
-    dtype policy set for the process (mixed precision or not) before any model is built."""
+    """make_hypermodel for this experiment, waiting for its space and trial timeout; each model it
+    builds, built under the experiment's dtype policy (mixed precision or not)."""
     from nnlab.policies import make_hypermodel
 
-    accelerate = Acceleration.from_config(config)
-    accelerate.activate()
     return partial(make_hypermodel, config.model, get_builder(config.model, source), dataset.spec, config.batch_size,
-                   config.patience, source, config.tracking_uri, accelerate=accelerate)
+                   config.patience, source, config.tracking_uri, accelerate=Acceleration.from_config(config))
 
 
 def _log_figures(tracker, figures: dict) -> list[str]:

@@ -140,6 +140,8 @@ def test_mixed_precision_float16_compute_float32_variables(float32_afterwards):
     history = model.fit(inputs, labels, batch_size=16, epochs=1, verbose=0)  # one step
     assert np.isfinite(history.history["loss"]).all()
     assert all(weight.dtype == "float32" for weight in model.trainable_weights)
+    # The probabilities in float32, as Keras' mixed-precision guide has the output.
+    assert model.layers[-2].compute_dtype == "float16" and model.layers[-1].compute_dtype == "float32"
 
     Acceleration().activate()  # back to float32
     assert keras.layers.Dense(4).compute_dtype == "float32"

@@ -93,15 +93,15 @@ def model_input(spec):
     x = inputs
     if spec.kind == "image" and spec.pixel_max != 1:  # raw pixels (the digits' 0-16) to [0, 1]
         x = keras.layers.Rescaling(1 / spec.pixel_max, name=UNIT_RANGE_LAYER)(x)
-    if spec.scale is not None:
-        x = keras.layers.Subtract(name="relative_to_last")([inputs, _last_step(inputs, spec, "last_step")])
-        x = keras.layers.Rescaling(1 / spec.scale, name="scaled")(x)
+    if spec.scale is not None:  # in float32 under mixed precision too: float16 rounds 420 ppm to a quarter
+        x = keras.layers.Subtract(name="relative_to_last", dtype="float32")([inputs, _last_step(inputs, spec, "last_step")])
+        x = keras.layers.Rescaling(1 / spec.scale, name="scaled", dtype="float32")(x)
     return inputs, x
 
 
 def _last_step(inputs, spec, name: str):
     """Each window's last step, (N, 1, features)."""
-    return keras.layers.Cropping1D((spec.input_shape[0] - 1, 0), name=name)(inputs)
+    return keras.layers.Cropping1D((spec.input_shape[0] - 1, 0), name=name, dtype="float32")(inputs)
 
 
 def output_head(x, knobs: dict, spec, inputs, **dense_options):
@@ -110,14 +110,19 @@ def output_head(x, knobs: dict, spec, inputs, **dense_options):
     was read that way). `dense_options` go to the output's Dense layer (a regulariser, say)."""
     if knobs.get("dropout", 0) > 0:
         x = keras.layers.Dropout(knobs["dropout"])(x)
+    # The output in float32 under mixed precision too, as Keras' mixed-precision guide has it: a
+    # float16 softmax feeds the loss rounded probabilities, and a value in the data's units (CO2's
+    # 420 ppm) would be rounded to a quarter.
+    dense_options = dict(dense_options, dtype="float32")
     if spec.task == "classification":
         return keras.layers.Dense(spec.num_classes, activation="softmax", name="probabilities", **dense_options)(x)
     if spec.target_scale is not None:  # predicted in the target's standard units, mapped back to its own
         mean, deviation = spec.target_scale
         x = keras.layers.Dense(1, name="standardised", **dense_options)(x)
-        return keras.layers.Rescaling(deviation, offset=mean, name="prediction")(x)
+        return keras.layers.Rescaling(deviation, offset=mean, name="prediction", dtype="float32")(x)
     if spec.scale is None:
         return keras.layers.Dense(1, name="forecast", **dense_options)(x)
-    change = keras.layers.Rescaling(spec.scale, name="unscaled")(keras.layers.Dense(1, name="scaled_change", **dense_options)(x))
-    last = keras.layers.Flatten(name="last_value")(_last_step(inputs, spec, "last_step_again"))
-    return keras.layers.Add(name="forecast")([last, change])
+    change = keras.layers.Rescaling(spec.scale, name="unscaled", dtype="float32")(
+        keras.layers.Dense(1, name="scaled_change", **dense_options)(x))
+    last = keras.layers.Flatten(name="last_value", dtype="float32")(_last_step(inputs, spec, "last_step_again"))
+    return keras.layers.Add(name="forecast", dtype="float32")([last, change])
