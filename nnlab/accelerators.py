@@ -194,10 +194,25 @@ class Acceleration:
         import keras
 
         keras.mixed_precision.set_global_policy(MIXED_POLICY if self.mixed_precision else "float32")
+        if self.mixed_precision:
+            _float16_started()
 
     def compile_options(self) -> dict:
         """Keyword arguments for `model.compile`: "auto" (Keras' default) unless XLA is asked for."""
         return {"jit_compile": True if self.jit_compile else "auto", "steps_per_execution": self.steps_per_execution}
+
+
+@functools.cache
+def _float16_started() -> None:
+    """TensorFlow's first float16 value writes a line from its C++ code on a CPU without AVX-512's
+    half floats ("oneDNN supports DT_HALF only on platforms with AVX-512. Falling back to ..."),
+    tagged E though nothing fails: made once here with stderr silenced; the search says what it
+    means in its own words (emulated, slower: pipeline's start lines)."""
+    if backend_name() == "tensorflow":
+        import tensorflow as tf
+
+        with _stderr_silenced():
+            tf.ones((1,), tf.float16)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from nnlab import space
-from nnlab.accelerators import Acceleration, backend_name, missing_gpus
+from nnlab.accelerators import Acceleration, backend_name, missing_gpus, start_backend
 from nnlab.budget import TimeBudget, format_duration
 from nnlab.cli import as_typed
 from nnlab.config import ExperimentConfig, as_params, named_setting
@@ -199,7 +199,7 @@ class _Search:
         epochs = planned_epochs(self.tuner.oracle, config.epochs, from_scratch=bool(self.folds))
         fits = max(1, self.folds) * config.executions_per_trial  # each trains the trial's epochs
         how_much = (f", {counted(planned, 'trial')}{f' of {fits} fits' if fits > 1 else ''}, "
-                    f"{epochs * fits} epochs in all at most" if planned and epochs else "")
+                    f"{counted(epochs * fits, 'epoch')} in all at most" if planned and epochs else "")
         where = [config.origin, f"tuner state {self.directory}", f"MLflow run {self.tracker.parent_run_id}"]
         processes = ""
         if self.oracle_server is not None:
@@ -209,6 +209,10 @@ class _Search:
         self.echo(f"{'Resuming' if resumed else 'Starting'} search {config.tuning_name} ({config.tuner}{how_much}"
                   f"{processes})")
         self.echo(wrapped("  " + "; ".join(where)))
+        if config.mixed_precision and not start_backend():  # the backend's GPUs, found when it started
+            self.echo(wrapped(f"{named_setting(config, 'mixed_precision')} without a GPU: float16 is emulated on the "
+                              "CPU, slower than float32 (5 times an epoch of the default CNN, measured on 2 cores); "
+                              "it is meant for GPUs"))
 
     def _start_tuner(self, servers: contextlib.ExitStack) -> None:
         """KerasTuner's tuner, and with workers its oracle served to them. KerasTuner reloads its

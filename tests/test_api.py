@@ -245,7 +245,7 @@ def test_a_calls_tracking_uri_is_that_calls_alone(workdir, searched_store, monke
     assert str(raised.value).startswith("no MLflow store at sqlite:///mlruns/mlflow.db, so no registered model")
 
 
-def test_mixed_precision_reaches_every_trial_and_the_callers_policy_comes_back(workdir, tracking_uri):
+def test_mixed_precision_reaches_every_trial_and_the_callers_policy_comes_back(workdir, tracking_uri, capsys):
     """Keras' clear_session, run by KerasTuner before each trial, forgets the global dtype policy:
     a --mixed-precision search set it once and trained every trial in float32. And a notebook's
     own models after such a search were built in mixed_float16 (or in float32 where the user had
@@ -255,10 +255,15 @@ def test_mixed_precision_reaches_every_trial_and_the_callers_policy_comes_back(w
     keras.config.set_dtype_policy("mixed_bfloat16")  # the user's own, before the call
     try:
         result = nnlab.search("wine", model="dfn", max_trials=2, epochs=1, cross_validation=0, ensemble=0,
-                              mixed_precision=True, tracking_uri=tracking_uri, verbose=False)
+                              mixed_precision=True, tracking_uri=tracking_uri)
         assert keras.config.dtype_policy().name == "mixed_bfloat16"
     finally:
         keras.config.set_dtype_policy("float32")
+    from nnlab.accelerators import start_backend
+
+    if not start_backend():  # on the CPU it says why not to
+        assert "mixed_precision=True without a GPU: float16 is emulated on the CPU, slower than float32" in (
+            capsys.readouterr().out.replace("\n  ", " "))
     dense = [layer for layer in result.champion.layers if isinstance(layer, keras.layers.Dense)]
     assert [layer.dtype_policy.name for layer in dense[:-1]] == ["mixed_float16"] * (len(dense) - 1)
     assert dense[-1].name == "probabilities" and dense[-1].dtype_policy.name == "float32"  # the output stays float32
