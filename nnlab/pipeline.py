@@ -211,7 +211,7 @@ class _Search:
         self.echo(wrapped("  " + "; ".join(where)))
         if config.mixed_precision and not start_backend():  # the backend's GPUs, found when it started
             self.echo(wrapped(f"{named_setting(config, 'mixed_precision')} without a GPU: float16 is emulated on the "
-                              "CPU, slower than float32 (5 times an epoch of the default CNN, measured on 2 cores); "
+                              "CPU, slower than float32 (the default CNN 9 times, the DFN 1.2 times: BENCHMARKS.md); "
                               "it is meant for GPUs"))
 
     def _start_tuner(self, servers: contextlib.ExitStack) -> None:
