@@ -393,7 +393,8 @@ def average_model(members: list, trial_ids: list[str], task, spec):
                   for key, tensor in structure.items()}
     else:
         inputs = keras.Input(shape=structure.shape[1:], dtype=structure.dtype, name="inputs")
-    outputs = keras.layers.Average(name="average")([copy(inputs) for copy in copies])
+    # In float32, as each member's output is, under mixed precision too.
+    outputs = keras.layers.Average(name="average", dtype="float32")([copy(inputs) for copy in copies])
     model = keras.Model(inputs, outputs, name="ensemble")
     model.compile(optimizer="adam", **task.compile_options(spec))  # its loss as its members' (spec: their data's)
     model.optimizer.build(model.trainable_variables)  # saved and loaded whole, ready to train on

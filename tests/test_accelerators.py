@@ -143,6 +143,15 @@ def test_mixed_precision_float16_compute_float32_variables(float32_afterwards):
     # The probabilities in float32, as Keras' mixed-precision guide has the output.
     assert model.layers[-2].compute_dtype == "float16" and model.layers[-1].compute_dtype == "float32"
 
+    # An average of such members averages in float32 too.
+    from nnlab.champion import average_model
+    from nnlab.tasks import get_task
+
+    average = average_model([model, dfn(Acceleration(mixed_precision=True))], ["00", "01"],
+                            get_task("classification"), SPEC)
+    assert average.get_layer("average").compute_dtype == "float32"
+    assert keras.backend.standardize_dtype(average(inputs[:2]).dtype) == "float32"
+
     Acceleration().activate()  # back to float32
     assert keras.layers.Dense(4).compute_dtype == "float32"
     assert not isinstance(dfn().optimizer, keras.optimizers.LossScaleOptimizer)
