@@ -381,13 +381,15 @@ def average_model(members: list, trial_ids: list[str], task, spec):
     and warns about on every load."""
     import keras
 
+    from nnlab.tabular import input_of
+
     copies = []
     for member, trial_id in zip(members, trial_ids):
         copy = keras.models.clone_model(member)
         copy.set_weights(member.get_weights())
         copy.name = f"trial_{trial_id}"
         copies.append(copy)
-    structure = members[0].input  # one tensor, or a table's dict of one per column
+    structure = input_of(members[0])  # one tensor, or a table's dict of one per column
     if isinstance(structure, dict):
         inputs = {key: keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=tensor.name)
                   for key, tensor in structure.items()}

@@ -284,6 +284,8 @@ class SearchHyperModel(keras_tuner.HyperModel):
         return model
 
     def compile(self, hp, model: keras.Model) -> keras.Model:
+        if model.compiled:  # a KerasTuner-style builder's own compile: its optimizer and loss train it
+            return self._compiled_as_built(model)
         hp = self._narrowed(hp)
         # Below 3e-4, Adam cannot get far in the few epochs a search gives a trial.
         learning_rate = within(hp, LEARNING_RATE).Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
@@ -296,6 +298,15 @@ class SearchHyperModel(keras_tuner.HyperModel):
         # time) gets it here, where the optimizer is made; 0 means no clipping.
         return self._compiled(model, learning_rate, clipnorm=hp.values.get("clipnorm") or None, optimizer=optimizer,
                               schedule=schedule)
+
+    def _compiled_as_built(self, model: keras.Model) -> keras.Model:
+        """A model its builder compiled (KerasTuner's `build(hp)` usually does): its optimizer, at
+        the rate it chose, and its loss are kept (before, nnlab's Adam replaced them, at the
+        builder's own `learning_rate` if it declared one); the metrics are the task's, which the
+        objective and the tracking read, and the experiment's acceleration applies."""
+        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=self.task.keras_metrics(),
+                      **self.accelerate.compile_options())
+        return model
 
     def _compiled(self, model: keras.Model, learning_rate: float, clipnorm: float | None = None,
                   optimizer: str = "adam", schedule: str = "constant") -> keras.Model:

@@ -46,7 +46,9 @@ def image_batch(paths: list[Path], model):
     one resize: nnlab.data.folders.read_image) and scaled to its range. A model that rescales raw
     pixels inside itself (a `to_unit_range` layer, 1 / pixel_max) takes pixel_max for white; one
     without takes MNIST's 0-1."""
-    _, height, width, channels = model.input.shape
+    from nnlab.tabular import input_of  # Keras, loaded with the model
+
+    _, height, width, channels = input_of(model).shape
     pixel_max = pixel_max_of(model)
     images, kept, refused = [], [], []
     for path in paths:
@@ -127,12 +129,15 @@ def describe(outputs, class_names: list[str] | None) -> list[str]:
 def predict(model, class_names, files: list[Path], echo=print, complain=None) -> int:
     """Print each input's prediction; returns how many files the model could not take."""
     complain = complain or (lambda line: print(line, file=sys.stderr))
+    from nnlab.tabular import input_of  # Keras, loaded with the model
+
     refused = 0
-    if isinstance(model.input, dict) or len(model.input.shape) == 2:
+    structure = input_of(model)
+    if isinstance(structure, dict) or len(structure.shape) == 2:
         # A table: one input per column, or one row of numbers (arrays handed to nnlab.search).
-        columns = list(model.input) if isinstance(model.input, dict) else None
+        columns = list(structure) if isinstance(structure, dict) else None
         read = (lambda path: table_rows(path, columns)) if columns else (
-            lambda path: number_rows(path, int(model.input.shape[1])))
+            lambda path: number_rows(path, int(structure.shape[1])))
         for path in files:
             try:
                 inputs, count = read(path)
@@ -144,8 +149,8 @@ def predict(model, class_names, files: list[Path], echo=print, complain=None) ->
             for row, text in enumerate(texts, start=1):
                 echo(f"{path} row {row}: {text}")
         return refused
-    if len(model.input.shape) != 4:
-        raise InputError(f"the model takes inputs of shape {tuple(model.input.shape[1:])} (a series' windows), "
+    if len(structure.shape) != 4:
+        raise InputError(f"the model takes inputs of shape {tuple(structure.shape[1:])} (a series' windows), "
                          "not image files or CSV rows")
     images, kept, not_taken = image_batch(files, model)
     for path, reason in not_taken:

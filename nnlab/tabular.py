@@ -76,11 +76,21 @@ def _column(values: np.ndarray):
     return keras.ops.convert_to_tensor(np.asarray(text, dtype=str).reshape(-1, 1), dtype="string")
 
 
+def input_of(model):
+    """The model's input as it was built: a dict of tensors (a table: one per column) or one
+    tensor. Keras 3 gives a Sequential model (a user's own) no `input`, only `inputs`."""
+    try:
+        structure = model.input
+    except AttributeError:
+        structure = model.inputs
+    return structure[0] if isinstance(structure, (list, tuple)) and len(structure) == 1 else structure
+
+
 def reads_rows(model):
     """`model` (one input per column), its `predict` taking a DataFrame or a dict of columns as
     they are, text and all (Keras' own takes no text arrays), other columns left aside: what
     nnlab.load_model returns."""
-    predict, names = model.predict, set(model.input)
+    predict, names = model.predict, set(input_of(model))
 
     def predict_rows(x, *args, **kwargs):
         # Columns the model does not take (the target, an identifier) are left aside.

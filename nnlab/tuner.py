@@ -183,7 +183,8 @@ class TrackedTrials:
         # optimizer just to skip its saved state.
         keras.backend.clear_session(free_memory=False)
         model = self.hypermodel.architecture(trial.hyperparameters)
-        model.load_weights(self._get_checkpoint_fname(trial.trial_id))
+        with _weights_only_restore():  # a builder that compiles its model gave it an optimizer not yet built
+            model.load_weights(self._get_checkpoint_fname(trial.trial_id))
         return self.hypermodel.compile(trial.hyperparameters, model)
 
     def _try_build(self, hp):

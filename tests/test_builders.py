@@ -100,6 +100,36 @@ def test_a_keras_tuner_hypermodel_and_a_build_of_hp_alone_search_like_a_family(w
         assert result.champion.input_shape == (None, 8, 8, 1)
 
 
+def compiled_sequential(hp):
+    """KerasTuner's tutorials' form: a Sequential model the builder compiles itself, with its own
+    optimizer at its own searched rate."""
+    import keras
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 16), keras.layers.Flatten(),
+                              keras.layers.Dense(hp.Int("units", 16, 32, step=16), activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(hp.Choice("learning_rate", [0.05, 0.1]), momentum=0.9),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_build_of_hp_that_compiles_its_sequential_model_trains_as_it_compiled(workdir, tracking_uri):
+    """nnlab compiled such a model again with its own Adam (at the builder's rate: 0.1), Keras warned
+    on each restore that the saved optimizer did not match the builder's, and `result.champion`
+    raised AttributeError: Keras 3 gives a loaded Sequential model no `input`."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = nnlab.search("digits", model=compiled_sequential, tuner="random", max_trials=2, epochs=2,
+                              ensemble=0, tracking_uri=tracking_uri, verbose=False)
+    assert not [warning for warning in caught if "Skipping variable loading" in str(warning.message)]
+    assert set(result.leaderboard["learning_rate"]) <= {0.05, 0.1} and "optimizer" not in result.leaderboard.columns
+    champion = result.champion  # loaded back from the registry
+    assert type(champion).__name__ == "Sequential" and type(champion.optimizer).__name__ == "SGD"
+    assert result.test_metrics["test_accuracy"] > 0.8
+
+
 def with_units(hp, spec):
     return dense(spec, hp.Int("units", 16, 64, step=16))
 

@@ -367,13 +367,13 @@ def load_registered_model(reference: str, tracking_uri: str | None = None):
     start_backend()
     import mlflow.keras
 
-    from nnlab.tabular import reads_rows  # and registers the layer a table model holds, FillMissing
+    from nnlab.tabular import input_of, reads_rows  # and registers the layer a table model holds, FillMissing
 
     configure(tracking_uri)
     uri = model_uri(reference)
     try:
         model = mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
-        return reads_rows(model) if isinstance(model.input, dict) else model
+        return reads_rows(model) if isinstance(input_of(model), dict) else model
     except MlflowException as error:
         raise TrackingError(f"cannot load {uri} from {resolve_tracking_uri(tracking_uri)}: {error.message}") from None
     except ValueError as error:
