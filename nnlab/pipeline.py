@@ -99,10 +99,12 @@ def run_search(
     `source`: the loaded nnlab.source.Source of `config.source` (loaded here when not given).
     `workers`: a nnlab.workers.WorkerPlan to run the trials in worker processes; None: here.
     `started`: where a time budget counts from (time.monotonic; None: now), the command's start."""
+    from nnlab.tracking import autologging_off
+
     search = _Search(config, dataset, Path(tuning_root), echo, interrupted, source, workers, started)
     # Closed last, whatever happens: the oracle's server, the tracking server, in that order. An
     # earlier search that this one replaces is put back if this one fails before it has started.
-    with search_lock(search.directory), contextlib.ExitStack() as servers:
+    with search_lock(search.directory), autologging_off(), contextlib.ExitStack() as servers:
         search.open(servers, fresh)
         status = "FAILED"
         # Before each model it builds, KerasTuner collects garbage twice, and building a model

@@ -267,3 +267,19 @@ def test_mixed_precision_reaches_every_trial_and_the_callers_policy_comes_back(w
     dense = [layer for layer in result.champion.layers if isinstance(layer, keras.layers.Dense)]
     assert [layer.dtype_policy.name for layer in dense[:-1]] == ["mixed_float16"] * (len(dense) - 1)
     assert dense[-1].name == "probabilities" and dense[-1].dtype_policy.name == "float32"  # the output stays float32
+
+
+def test_mlflows_autologging_in_the_users_session_stays_out_of_the_search(workdir, tracking_uri, capfd):
+    """`mlflow.keras.autolog()` in a notebook hooked every trial's fit: it logged into nnlab's trial
+    runs and failed there, with a warning per fit ("Changing param values is not allowed ...")."""
+    import mlflow
+
+    mlflow.keras.autolog()
+    try:
+        nnlab.search("wine", max_trials=2, epochs=1, cross_validation=0, tracking_uri=tracking_uri, verbose=False)
+        assert mlflow.utils.autologging_utils.autologging_is_disabled("keras") is False  # the user's setting holds
+    finally:
+        mlflow.keras.autolog(disable=True)
+    err = capfd.readouterr().err
+    assert "autologging" not in err, err
+    assert {run.data.tags.get("mlflow.autologging") for run in MlflowClient(tracking_uri).search_runs(["1"])} == {None}

@@ -36,7 +36,7 @@ from nnlab.tracking.registry import (
     model_uri,
     registered_version,
 )
-from nnlab.tracking.runs import DATA_CONTEXTS, SearchTracker, data_inputs
+from nnlab.tracking.runs import DATA_CONTEXTS, SearchTracker, autologging_off, data_inputs
 from nnlab.tracking.store import (
     DEFAULT_TRACKING_URI,
     PROBE_SECONDS,
@@ -73,5 +73,5 @@ __all__ = [
     "ChampionRecord", "HolderScore", "RegisteredVersion", "SearchRun", "SearchTracker", "TrackingError",
     "absolute_uri", "champions_table", "configure", "data_inputs", "empty_store_template", "ensure_experiment",
     "experiments_with_runs", "find_searches", "is_server", "load_registered_model", "model_uri", "registered_version",
-    "no_store", "resolve_tracking_uri", "runs_counted", "runs_page", "server_advice", "sqlite_file", "store_problem", "trial_leaderboard",
+    "autologging_off", "no_store", "resolve_tracking_uri", "runs_counted", "runs_page", "server_advice", "sqlite_file", "store_problem", "trial_leaderboard",
 ]

@@ -35,6 +35,17 @@ LOST_REASON = "its worker lost the chief's oracle"
 EXIT_REASON = "its process ended before the trial did; the trial runs again on resume"
 
 
+def autologging_off():
+    """Within: MLflow's autologging (`mlflow.autolog()` in a user's notebook; some platforms turn
+    it on) does not hook the search's fits. nnlab logs each trial's run itself; autologging's
+    keras hook would log into the same runs, and failed there with a warning on every fit
+    ("Changing param values is not allowed ... batch_size"). MLflow's own switch, which
+    mlflow.evaluate uses the same way; the user's settings hold again after."""
+    from mlflow.utils.autologging_utils import disable_autologging
+
+    return disable_autologging()
+
+
 def _kill_open_trial_runs() -> None:
     """At a process's exit, a trial's run still open never finished: KILLED, as KerasTuner reruns
     it, where MLflow's own exit handler (run after this one) would end it FINISHED. A backstop:
