@@ -6,6 +6,7 @@ rows are batched on the TensorFlow backend: the rest of the policy speaks Keras 
 from __future__ import annotations
 
 import math
+import weakref
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -244,6 +245,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         self.space = space or {}
         self.trial_timeout = trial_timeout
         self.accelerate = accelerate or Acceleration()
+        self._compiled_by_builder = weakref.WeakSet()  # the models a builder returned compiled
         self.timer: StopAt | None = None  # the last trial's, to tell whether it ran out of time
         self.stop_by = None  # a time budget's: when every trial must have stopped (a callable, time.monotonic)
     # Whether a trial's fits can be scored on folds of the data (nnlab/data/folds.py) and the
@@ -281,10 +283,12 @@ class SearchHyperModel(keras_tuner.HyperModel):
         model = self.builder(self._narrowed(hp), self.spec)
         if not isinstance(model, keras.Model):  # a user's own builder (nnlab/builders.py)
             raise NotAModel(f"returned {type(model).__name__}, not a Keras model")
+        if model.compiled:  # a KerasTuner-style builder's own compile, which compile() keeps
+            self._compiled_by_builder.add(model)
         return model
 
     def compile(self, hp, model: keras.Model) -> keras.Model:
-        if model.compiled:  # a KerasTuner-style builder's own compile: its optimizer and loss train it
+        if model in self._compiled_by_builder:  # its optimizer and loss train it
             return self._compiled_as_built(model)
         hp = self._narrowed(hp)
         # Below 3e-4, Adam cannot get far in the few epochs a search gives a trial.
