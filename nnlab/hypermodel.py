@@ -6,8 +6,8 @@ rows are batched on the TensorFlow backend: the rest of the policy speaks Keras 
 from __future__ import annotations
 
 import math
-import weakref
 import time
+import weakref
 from dataclasses import dataclass
 from functools import partial
 

@@ -128,9 +128,9 @@ def describe(outputs, class_names: list[str] | None) -> list[str]:
 
 def predict(model, class_names, files: list[Path], echo=print, complain=None) -> int:
     """Print each input's prediction; returns how many files the model could not take."""
-    complain = complain or (lambda line: print(line, file=sys.stderr))
     from nnlab.tabular import input_of  # Keras, loaded with the model
 
+    complain = complain or (lambda line: print(line, file=sys.stderr))
     refused = 0
     structure = input_of(model)
     if isinstance(structure, dict) or len(structure.shape) == 2:

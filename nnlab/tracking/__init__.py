@@ -71,7 +71,8 @@ __all__ = [
     "DEFAULT_TRACKING_URI", "EXPERIMENT_KIND_TAG", "MODEL_TRAINING", "ORACLE_PORT_TAG", "PROBE_SECONDS",
     "SEARCH_ID_TAG", "TASK_TAG", "TEST_DATA_TAG", "TIE_BREAK_METRIC", "TRIAL_ID_TAG",
     "ChampionRecord", "HolderScore", "RegisteredVersion", "SearchRun", "SearchTracker", "TrackingError",
-    "absolute_uri", "champions_table", "configure", "data_inputs", "empty_store_template", "ensure_experiment",
-    "experiments_with_runs", "find_searches", "is_server", "load_registered_model", "model_uri", "registered_version",
-    "autologging_off", "no_store", "resolve_tracking_uri", "runs_counted", "runs_page", "server_advice", "sqlite_file", "store_problem", "trial_leaderboard",
+    "absolute_uri", "autologging_off", "champions_table", "configure", "data_inputs", "empty_store_template",
+    "ensure_experiment", "experiments_with_runs", "find_searches", "is_server", "load_registered_model", "model_uri",
+    "no_store", "registered_version", "resolve_tracking_uri", "runs_counted", "runs_page", "server_advice",
+    "sqlite_file", "store_problem", "trial_leaderboard",
 ]
