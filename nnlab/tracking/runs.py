@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.exceptions import MlflowException
+from mlflow.utils.autologging_utils import disable_autologging
 
 from nnlab.tracking import queries, registry
 from nnlab.tracking.registry import ChampionRecord, HolderScore, RegisteredVersion, test_label
@@ -41,8 +42,6 @@ def autologging_off():
     keras hook would log into the same runs, and failed there with a warning on every fit
     ("Changing param values is not allowed ... batch_size"). MLflow's own switch, which
     mlflow.evaluate uses the same way; the user's settings hold again after."""
-    from mlflow.utils.autologging_utils import disable_autologging
-
     return disable_autologging()
 
 
