@@ -46,7 +46,8 @@ def image_batch(paths: list[Path], model):
     one resize: nnlab.data.folders.read_image) and scaled to its range. A model that rescales raw
     pixels inside itself (a `to_unit_range` layer, 1 / pixel_max) takes pixel_max for white; one
     without takes MNIST's 0-1."""
-    from nnlab.tabular import input_of  # Keras, loaded with the model
+    from nnlab.models.layers import pixel_max_of  # Keras, loaded with the model
+    from nnlab.tabular import input_of
 
     _, height, width, channels = input_of(model).shape
     pixel_max = pixel_max_of(model)
@@ -60,21 +61,6 @@ def image_batch(paths: list[Path], model):
         images.append(pixels / 255.0 * pixel_max)
         kept.append(path)
     return (np.stack(images) if images else None), kept, refused
-
-
-def pixel_max_of(model) -> float:
-    """The raw pixel value the model takes for white: 1 / the scale of its `to_unit_range` layer,
-    looked for in the models inside it too (an average champion's members); none: 1."""
-    from nnlab.models.layers import UNIT_RANGE_LAYER
-
-    for layer in model.layers:
-        if layer.name == UNIT_RANGE_LAYER:
-            return 1 / float(layer.scale)
-        if hasattr(layer, "layers"):  # a model within
-            inner = pixel_max_of(layer)
-            if inner != 1.0:
-                return inner
-    return 1.0
 
 
 def read_rows(path: Path):

@@ -266,7 +266,7 @@ def test_a_search_over_an_image_folder_registers_a_model_that_reads_raw_images(w
     assert json.loads(version.tags["nnlab.class_names"]) == list("0123456789")
     images = read_pngs(digit_folder)[::20]  # one raw image of each class, 0-255 as read from its file
     model = nnlab.load_model("digitfolders-cnn", tracking_uri)
-    from nnlab.predict import pixel_max_of
+    from nnlab.models.layers import pixel_max_of
 
     assert pixel_max_of(model) == 255.0  # it scales 0-255 inside itself (each member of an average)
     probabilities = model.predict(images, verbose=0)

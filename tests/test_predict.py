@@ -55,7 +55,7 @@ def test_the_pixel_range_is_found_inside_an_average_champion():
     from nnlab.champion import average_model
     from nnlab.data import DataSpec
     from nnlab.models import get_builder
-    from nnlab.predict import pixel_max_of
+    from nnlab.models.layers import pixel_max_of
     from nnlab.tasks import get_task
 
     spec = DataSpec(input_shape=(8, 8, 1), num_classes=3, pixel_max=255.0)

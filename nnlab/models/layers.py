@@ -99,6 +99,20 @@ def model_input(spec):
     return inputs, x
 
 
+def pixel_max_of(model) -> float:
+    """The raw pixel value the model takes for white: 1 / the scale of its `to_unit_range` layer
+    (model_input's), looked for in the models inside it too (an average champion's members);
+    none: 1."""
+    for layer in model.layers:
+        if layer.name == UNIT_RANGE_LAYER:
+            return 1 / float(layer.scale)
+        if hasattr(layer, "layers"):  # a model within
+            inner = pixel_max_of(layer)
+            if inner != 1.0:
+                return inner
+    return 1.0
+
+
 def _last_step(inputs, spec, name: str):
     """Each window's last step, (N, 1, features)."""
     return keras.layers.Cropping1D((spec.input_shape[0] - 1, 0), name=name, dtype="float32")(inputs)
