@@ -150,7 +150,9 @@ def test_a_source_that_scales_raw_pixels_itself_reads_the_targets_pixels_once():
     import keras
     import keras_tuner
 
+    from nnlab.data.types import DataSpec
     from nnlab.models import get_builder
+    from nnlab.models.layers import pixel_max_of
     from nnlab.models.transfer import BASE_NAME, build, head_index
 
     digits = load_dataset("digits", seed=0)
@@ -163,6 +165,10 @@ def test_a_source_that_scales_raw_pixels_itself_reads_the_targets_pixels_once():
             break
     sources_own = keras.Model(source.inputs, source.layers[head_index(source)].input)(raw, training=False)
     np.testing.assert_allclose(features, sources_own, rtol=1e-5, atol=1e-6)
+    assert pixel_max_of(model) == 16.0  # the digits' white, as nnlab.predict feeds it
+    # To images in [0, 1] (MNIST's), the fine-tune takes [0, 1]: the source's 16 is inside it.
+    mnist_spec = DataSpec(input_shape=(28, 28, 1), num_classes=10)
+    assert pixel_max_of(build(keras_tuner.HyperParameters(), mnist_spec, SimpleNamespace(model=source))) == 1.0
 
 
 @pytest.mark.parametrize("strategy", ["feature-extraction", "fine-tune/1", "full"])

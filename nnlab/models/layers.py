@@ -15,6 +15,8 @@ from nnlab.space import FRACTION, PENALTY, layer_count, within
 ACTIVATIONS = ["relu", "tanh", "sigmoid"]
 # The layer that scales raw pixels to [0, 1] (1 / pixel_max): nnlab.predict reads the range from it.
 UNIT_RANGE_LAYER = "to_unit_range"
+# A fine-tune's layer that scales its [0, 1] images back to its source's raw range (transfer.py).
+SOURCE_RANGE_LAYER = "to_source_range"
 
 
 def shared_knobs(hp) -> dict:
@@ -106,6 +108,8 @@ def pixel_max_of(model) -> float:
     for layer in model.layers:
         if layer.name == UNIT_RANGE_LAYER:
             return 1 / float(layer.scale)
+        if layer.name == SOURCE_RANGE_LAYER:  # a fine-tune whose input took [0, 1]: the source's range is its own
+            return 1.0
         if hasattr(layer, "layers"):  # a model within
             inner = pixel_max_of(layer)
             if inner != 1.0:

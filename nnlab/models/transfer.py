@@ -37,7 +37,7 @@ from nnlab.data.folders import INTERPOLATION
 from nnlab.hypermodel import SearchHyperModel
 from nnlab.models import TRANSFER_SOURCE_MEMBERS as SOURCE_MEMBERS
 from nnlab.models import TRANSFER_STRATEGIES as STRATEGIES
-from nnlab.models.layers import model_input, output_head, pixel_max_of
+from nnlab.models.layers import SOURCE_RANGE_LAYER, model_input, output_head, pixel_max_of
 from nnlab.space import FRACTION, LEARNING_RATE, Bounds, within
 
 BASE_NAME = "source_base"
@@ -191,7 +191,7 @@ def build(hp, spec, source) -> keras.Model:
     x = adapt_input(x, spec.input_shape, source_shape, margin)
     source_white = pixel_max_of(source.model)
     if source_white != 1:  # a source that scales raw pixels itself (its to_unit_range is in the body)
-        x = keras.layers.Rescaling(source_white, name="to_source_range")(x)
+        x = keras.layers.Rescaling(source_white, name=SOURCE_RANGE_LAYER)(x)
     x = base(x, training=None if strategy == "scratch" else False)
     return keras.Model(inputs, output_head(x, knobs, spec, inputs), name="transfer")
 
