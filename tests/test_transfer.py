@@ -163,7 +163,7 @@ def test_a_source_that_scales_raw_pixels_itself_reads_the_targets_pixels_once():
         features = layer(features, training=False)
         if layer.name == BASE_NAME:
             break
-    sources_own = keras.Model(source.inputs, source.layers[head_index(source)].input)(raw, training=False)
+    sources_own = keras.Model(source.input, source.layers[head_index(source)].input)(raw, training=False)
     np.testing.assert_allclose(features, sources_own, rtol=1e-5, atol=1e-6)
     assert pixel_max_of(model) == 16.0  # the digits' white, as nnlab.predict feeds it
     # To images in [0, 1] (MNIST's), the fine-tune takes [0, 1]: the source's 16 is inside it.

@@ -15,6 +15,7 @@ import logging
 import re
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -372,7 +373,13 @@ def load_registered_model(reference: str, tracking_uri: str | None = None):
     configure(tracking_uri)
     uri = model_uri(reference)
     try:
-        model = mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
+        with warnings.catch_warnings():
+            # A model trained in mixed precision saved its loss-scaling optimizer; loaded under the
+            # caller's float32 policy its optimizer is the plain one, and Keras warns that the
+            # saved state does not fit it. What a loaded model is for (predict, serve, a
+            # fine-tune's source) never reads that state.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model = mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
         return reads_rows(model) if isinstance(input_of(model), dict) else model
     except MlflowException as error:
         raise TrackingError(f"cannot load {uri} from {resolve_tracking_uri(tracking_uri)}: {error.message}") from None
