@@ -287,4 +287,6 @@ def test_mlflows_autologging_in_the_users_session_stays_out_of_the_search(workdi
         mlflow.keras.autolog(disable=True)
     err = capfd.readouterr().err
     assert "autologging" not in err, err
-    assert {run.data.tags.get("mlflow.autologging") for run in MlflowClient(tracking_uri).search_runs(["1"])} == {None}
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("wine").experiment_id])
+    assert len(runs) == 3 and {run.data.tags.get("mlflow.autologging") for run in runs} == {None}
