@@ -184,6 +184,9 @@ WITH_NAN[3, 0, 0] = np.nan
     (lambda: memory_dataset((DIGITS.images[:0], DIGITS.target[:0])), "data: x and y have no rows"),
     (lambda: memory_dataset((WITH_NAN, DIGITS.target)),
      "data: x holds NaN, infinite or missing values in 1 of 1,797 rows (first row 3); drop or fill them"),
+    (lambda: memory_dataset((np.where(np.arange(178)[:, None] == 5, np.nan, WINE.data), WINE.target)),
+     "data: x holds NaN, infinite or missing values in 1 of 178 rows (first row 5); drop or fill them (or pass a "
+     "pandas DataFrame with target=: its model fills missing numbers as a CSV's)"),
     (lambda: memory_dataset((DIABETES.data, np.where(np.arange(442) == 9, np.inf, DIABETES.target))),
      "data: y holds NaN, infinite or missing values in 1 of 442 rows (first row 9)"),
     (lambda: memory_dataset((DIGITS.target, DIGITS.target)),

@@ -142,7 +142,9 @@ def _pair(value, part: str) -> tuple[np.ndarray, np.ndarray]:
     if y.ndim != 1:
         raise DataError(f"{part}: y has shape {y.shape}; give one target per row, shape ({len(y)},) (one-hot "
                         "labels: y.argmax(axis=1))")
-    _check_finite(x, f"{part}: x")
+    # A table's missing numbers the model can fill itself, as a CSV's: from a DataFrame.
+    _check_finite(x, f"{part}: x", " (or pass a pandas DataFrame with target=: its model fills missing "
+                                   "numbers as a CSV's)" if x.ndim == 2 else "")
     _check_finite(y, f"{part}: y")
     return x, y
 
@@ -161,8 +163,9 @@ def _array(value, part: str, axis: str) -> np.ndarray:
     return array
 
 
-def _check_finite(array: np.ndarray, what: str) -> None:
-    """A NaN or infinite value (or a missing label) is a DataError naming the first row with one."""
+def _check_finite(array: np.ndarray, what: str, alternative: str = "") -> None:
+    """A NaN or infinite value (or a missing label) is a DataError naming the first row with one
+    (and `alternative`, another way to give it)."""
     if array.dtype.kind in "fc":
         bad = ~np.isfinite(array)
     elif array.dtype == object:
@@ -173,7 +176,7 @@ def _check_finite(array: np.ndarray, what: str) -> None:
     if bad.any():
         rows = bad.reshape(len(array), -1).any(axis=1)
         raise DataError(f"{what} holds NaN, infinite or missing values in {int(rows.sum()):,} of {len(array):,} "
-                        f"rows (first row {int(np.argmax(rows))}); drop or fill them")
+                        f"rows (first row {int(np.argmax(rows))}); drop or fill them{alternative}")
 
 
 def _read_tf_dataset(dataset, part: str) -> tuple[np.ndarray, np.ndarray]:
