@@ -67,8 +67,10 @@ def read_rows(path: Path):
     """A CSV file as pandas reads it; one that is missing or does not parse is an InputError."""
     import pandas as pd
 
+    from nnlab.data.tables import parsed_csv
+
     try:
-        frame = pd.read_csv(path)
+        frame = parsed_csv(path)
     except FileNotFoundError:
         raise InputError("does not exist") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as error:

@@ -196,6 +196,26 @@ def test_table_mistakes(workdir, capsys, text, message):
     assert_refused(capsys, main(["bad.toml"]), workdir, message)
 
 
+def test_a_csv_as_spreadsheets_in_many_locales_write_it_reads_as_the_comma_one(tmp_path):
+    """Semicolons between fields and decimal commas ("1,5"), or tabs: the same table, said."""
+    from nnlab.predict import read_rows
+
+    frame = pd.read_csv(diabetes_csv(tmp_path / "diabetes.csv"))
+    frame.to_csv(tmp_path / "semicolons.csv", sep=";", decimal=",", index=False)
+    frame.to_csv(tmp_path / "tabs.csv", sep="\t", index=False)
+    assert ";18,8;" in (tmp_path / "semicolons.csv").read_text()  # a bmi, written with a decimal comma
+    loaded = {name: load_dataset("csv", {"csv": str(tmp_path / f"{name}.csv"), "target": "progression"}, seed=2)
+              for name in ("diabetes", "semicolons", "tabs")}
+    for name in ("semicolons", "tabs"):
+        pd.testing.assert_frame_equal(loaded[name].train[0], loaded["diabetes"].train[0])
+        np.testing.assert_array_equal(loaded[name].test[1], loaded["diabetes"].test[1])
+    assert "(semicolon-separated, decimal commas in 10 columns): 442 rows" in loaded["semicolons"].source
+    assert "(tab-separated): 442 rows" in loaded["tabs"].source
+    assert "separated" not in loaded["diabetes"].source
+    # nnlab.predict reads such rows too.
+    pd.testing.assert_frame_equal(read_rows(tmp_path / "semicolons.csv"), frame, check_dtype=False)
+
+
 def test_a_class_too_small_to_split_is_refused():
     frame = pd.DataFrame({"x": np.arange(20.0), "y": ["a"] * 19 + ["b"]})
     with pytest.raises(DataError, match="the smallest class has 1 row: too few"):

@@ -347,6 +347,36 @@ def _split(count: int, labels, seed: int, validation_fraction: float, test_fract
     return np.sort(train), np.sort(validation), np.sort(test)
 
 
+# A CSV that a spreadsheet in many locales writes: fields separated by semicolons, decimals
+# written with a comma ("1,5"); and a tab-separated export.
+OTHER_SEPARATORS = (";", "\t")
+READ_AS = "nnlab.read_as"
+
+
+def parsed_csv(path):
+    """The CSV at `path` as pandas reads it: comma-separated, or, where its header line holds no
+    comma but semicolons or tabs, separated by those; a semicolon file's columns of
+    decimal-comma numbers ("1,5") read as numbers. pandas' own errors pass through."""
+    import pandas as pd
+
+    with open(path, encoding="utf-8-sig") as file:
+        header = file.readline()
+    separator = next((mark for mark in OTHER_SEPARATORS if mark in header), None) if "," not in header else None
+    frame = pd.read_csv(path, sep=separator or ",")
+    decimal_commas = 0
+    for column in frame.columns if separator == ";" else ():
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or not values.notna().any():
+            continue
+        if values.dropna().astype(str).str.fullmatch(r"\s*[-+]?\d*,?\d+\s*").all():
+            frame[column] = pd.to_numeric(values.astype(str).str.replace(",", ".", regex=False).where(values.notna()))
+            decimal_commas += 1
+    if separator:  # said where the data is described: what was read is not what pandas reads by default
+        commas = f", decimal commas in {counted(decimal_commas, 'column')}" if decimal_commas else ""
+        frame.attrs[READ_AS] = f"{'semicolon' if separator == ';' else 'tab'}-separated{commas}"
+    return frame
+
+
 def read_csv(path: str | Path):
     """The CSV as pandas reads it; a file that is missing or does not parse is a DataError."""
     import pandas as pd
@@ -357,7 +387,7 @@ def read_csv(path: str | Path):
     if not path.is_file():
         raise DataError(f"CSV file {path} does not exist")
     try:
-        frame = pd.read_csv(path)
+        frame = parsed_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         reason = " ".join(str(error).split())
         raise DataError(f"{path}: not a CSV table pandas can read ({reason[:200]})") from None
@@ -376,7 +406,8 @@ def load_csv(data_dir=None, seed: int = 0, validation_fraction: float = 0.1, csv
         raise DataError("a CSV data set needs [data] csv = PATH and target = COLUMN")
     path = Path(csv)
     frame = read_csv(path)
-    return table_dataset(path.stem, frame, target, f"CSV {path}", str(path.resolve()), seed, validation_fraction,
+    read_as = f" ({frame.attrs[READ_AS]})" if READ_AS in frame.attrs else ""
+    return table_dataset(path.stem, frame, target, f"CSV {path}{read_as}", str(path.resolve()), seed, validation_fraction,
                          test_fraction, task, features, label=str(path))
 
 
