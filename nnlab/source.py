@@ -58,7 +58,10 @@ def load_source(reference: str, tracking_uri: str | None = None) -> Source:
         tags = {"nnlab.source": version.name, "nnlab.source_version": version.version,
                 "nnlab.source_run_id": version.run_id or ""}
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4 or len(model.outputs) != 1:
-        shapes = ", ".join(str(tuple(tensor.shape)) for tensor in model.inputs)
-        raise SourceError(f"{reference} takes input {shapes}: a fine-tune needs a model of one image input "
+        if len(model.inputs) > 1 and all(tuple(tensor.shape) == (None, 1) for tensor in model.inputs):
+            takes = f"a table's {len(model.inputs)} columns, one input each"  # nnlab's table models
+        else:
+            takes = "input " + ", ".join(str(tuple(tensor.shape)) for tensor in model.inputs)
+        raise SourceError(f"{reference} takes {takes}: a fine-tune needs a model of one image input "
                           "(height, width, channels) and one output")
     return Source(model=model, tags=tags)

@@ -403,6 +403,9 @@ def _store_contents(tracking_uri):
     (["nope-cnn", "digits"], "no registered model 'nope-cnn'"),
     (["mnist-cnn/9", "digits"], "registered model 'mnist-cnn' has no version '9'"),
     (["mnist-cnn@best", "digits"], "registered model 'mnist-cnn' has no alias 'best'"),
+    # What it has, after the store's address.
+    (["mnist-cnn/9", "digits"], "/mlflow.db; version 1; alias champion (version 1)"),
+    (["mnist-cnn@1", "digits"], "has no alias '1' (version 1 is mnist-cnn/1) in "),
     (["{notmodel}", "digits"], "is not a Keras model Keras can load"),
     (["mnist-cnn", "co2"], "model transfer cannot take co2's sequence data"),
     (["mnist-cnn", "digits", "--labels-per-class", "200"],
@@ -538,3 +541,18 @@ def test_the_fine_tune_serves_its_own_input_example(finetuned, tmp_path, free_po
     assert expected.shape[1:] == (10,)
     served = served_answer("digits-from-mnist-cnn", finetuned.tracking_uri, free_port, tmp_path / "serve.log", example)
     assert_serves_its_example(served, expected, "digits-from-mnist-cnn")
+
+
+def test_a_table_model_as_a_source_is_refused_in_words_not_thirteen_shapes(tmp_path):
+    import keras
+
+    from nnlab.errors import SourceError
+    from nnlab.source import load_source
+
+    columns = {name: keras.Input((1,), name=name) for name in ("alcohol", "hue", "proline")}
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Concatenate()(list(columns.values())))
+    keras.Model(columns, outputs).save(tmp_path / "wine.keras")
+    with pytest.raises(SourceError) as refused:
+        load_source(str(tmp_path / "wine.keras"))
+    assert str(refused.value) == (f"{tmp_path / 'wine.keras'} takes a table's 3 columns, one input each: a fine-tune "
+                                  "needs a model of one image input (height, width, channels) and one output")

@@ -347,7 +347,7 @@ def registered_version(reference: str, tracking_uri: str | None = None, or_else:
     name, version = name.split("/", 1) if "/" in name and alias is None else (name, None)
     client = reading_client(uri)
     try:
-        client.get_registered_model(name)
+        registered = client.get_registered_model(name)
     except MlflowException:
         known = sorted(model.name for model in client.search_registered_models())
         raise TrackingError(f"no registered model {name!r} in {uri}; registered: "
@@ -356,9 +356,20 @@ def registered_version(reference: str, tracking_uri: str | None = None, or_else:
         found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
     except MlflowException:
         which = f"alias {alias!r}" if alias else f"version {version!r}"
-        raise TrackingError(f"registered model {name!r} has no {which} in {uri}") from None
+        if alias and alias.isdigit():  # "@2" meant as a version
+            which += f" (version {alias} is {name}/{alias})"
+        raise TrackingError(f"registered model {name!r} has no {which} in {uri}; "
+                            f"{_versions_and_aliases(client, registered)}") from None
     return RegisteredVersion(name, str(found.version), found.run_id, f"models:/{name}/{found.version}",
                              dict(found.tags or {}))
+
+
+def _versions_and_aliases(client: MlflowClient, registered) -> str:
+    """What a reference to `registered` may name: "versions 1, 2; alias champion (version 1)"."""
+    versions = sorted(int(found.version) for found in client.search_model_versions(f"name = '{registered.name}'"))
+    aliases = ", ".join(f"{alias} (version {version})" for alias, version in sorted((registered.aliases or {}).items()))
+    return (f"{'version' if len(versions) == 1 else 'versions'} {', '.join(map(str, versions)) or 'none'}"
+            + (f"; {'alias' if len(registered.aliases) == 1 else 'aliases'} {aliases}" if aliases else ""))
 
 
 def load_registered_model(reference: str, tracking_uri: str | None = None):
