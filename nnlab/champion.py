@@ -20,9 +20,10 @@ import numpy as np
 
 from nnlab import plots
 from nnlab.budget import format_duration
-from nnlab.data.folds import joined
+from nnlab.data.folds import fold_indices, joined
 from nnlab.errors import TrackingError
 from nnlab.formats import counted, wrapped
+from nnlab.linear_member import linear_member
 from nnlab.provenance import backend_requirement, package_version
 
 CLASS_NAMES_TAG = "nnlab.class_names"  # a JSON list: the registered model's output i is class_names[i]
@@ -201,7 +202,7 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, t
     (`refit_repeats` times, from different initial weights) and trained on all the training and
     validation rows for the epochs its folds (or its validation run) chose and the further epochs
     the model chosen on validation trained on (hypermodel.refit), averaged where they are
-    several, and tested. Registered by rule, decided
+    several (with the linear member where it ranks among them: _linear_member), and tested. Registered by rule, decided
     before either is tested: the refit, unless the time budget cut it short; both test scores
     go on the search's run."""
     import keras
@@ -229,9 +230,12 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, t
         times = f", {repeats} times from different initial weights" if repeats > 1 else ""
         echo(f"  trial {trial.trial_id}: {counted(wanted, 'epoch')}{then}{times} "
              f"({format_duration(time.monotonic() - started)})")
+    linear = {}
+    if not (stop and stop.stopped):
+        models, names, linear = _with_linear_member(config, tuner, hypermodel, dataset, rows, members, (models, names), echo)
     model = models[0] if len(models) == 1 else average_model(models, names, task, dataset.spec)
     test_metrics, _inputs, predictions = hypermodel.test(model, dataset.test)
-    compared = {f"{key}_validation_chosen": chosen.test_metrics[key], f"{key}_refit": test_metrics[key]}
+    compared = {f"{key}_validation_chosen": chosen.test_metrics[key], f"{key}_refit": test_metrics[key], **linear}
     extras = {name: value for name, value in chosen.test_metrics.items() if name not in test_metrics}
     if stop is not None and stop.stopped:
         echo(f"Registered: the model chosen on validation (the time budget cut the refit short); {key} "
@@ -239,7 +243,69 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, t
         return replace(chosen, test_metrics=chosen.test_metrics | compared)
     echo(f"Registered: the refit (refit = true, decided before testing); {key} {compared[f'{key}_refit']:.4f}, "
          f"the model chosen on validation {compared[f'{key}_validation_chosen']:.4f}")
+    if f"{key}_networks" in linear:
+        echo(f"  {key} of its networks alone {linear[f'{key}_networks']:.4f}, of the linear member alone "
+             f"{linear[f'{key}_linear']:.4f}")
     return _Chosen(members, model, predictions, test_metrics | extras | compared)
+
+
+def linear_member_applies(config, tuner, spec) -> bool:
+    """Whether the refit considers the linear member (nnlab.linear_member): the experiment's
+    `linear_member`, else where nnlab's network family searched a cross-validated table."""
+    if not tuner.folds or spec.kind != "table":
+        return False
+    return config.linear_member if config.linear_member is not None else config.model == "dfn"
+
+
+def _with_linear_member(config, tuner, hypermodel, dataset, rows: tuple, members: list, refits: tuple, echo):
+    """(the refit's models, their names, metrics for the search's run) with the linear member
+    added where it joins (_linear_member), as many times as each trial is refit: it weighs in the
+    average as one trial's refits together weigh."""
+    models, names = refits
+    linear = _linear_member(config, tuner, hypermodel, dataset, rows, members, echo)
+    member = linear.pop("model", None)
+    if member is None:
+        return models, names, linear
+    repeats = len(models) // len(members)
+    linear |= _scored_apart(hypermodel.task, hypermodel.task.test_key, dataset.test, models, member)
+    return models + [member] * repeats, names + [f"linear_{repeat}" for repeat in range(1, repeats + 1)], linear
+
+
+def _linear_member(config, tuner, hypermodel, dataset, rows: tuple, members: list, echo) -> dict:
+    """{"model": the linear member's Keras model, or None where it does not rank among `members`
+    on the folds (its mean fold score below the last member's objective), and its L2 and fold
+    score as metrics}; {} where it does not apply (linear_member_applies)."""
+    spec, task = dataset.spec, hypermodel.task
+    if not linear_member_applies(config, tuner, spec):
+        return {}
+    started = time.monotonic()
+    folds = fold_indices(rows[1], tuner.folds, spec.task, spec.kind, config.seed)  # the trials' folds
+    member = linear_member(spec, task, rows[0], rows[1], folds)
+    last, metric = members[-1], f"val_{task.metric}"
+    # At least as good: equal scores on the same rows differ in their last digits (float32 curves).
+    if task.higher_is_better:
+        joins = member.fold_score >= last.score - 1e-6
+    else:
+        joins = member.fold_score <= last.score + 1e-6
+    ranked = f"trial {last.trial_id}'s {last.score:.4f}" + ("" if len(members) == 1 else f", the last of {len(members)} members")
+    echo(wrapped(f"  the linear model (no hidden layer, fit to its optimum by scikit-learn, L2 {member.penalty:g} chosen on "
+                 f"the folds): {metric} {member.fold_score:.4f} on the folds, {ranked}: "
+                 + ("joins the average as one member more" if joins else "left out")
+                 + f" ({format_duration(time.monotonic() - started)})"))
+    return {"model": member.model if joins else None, "linear_member_l2": member.penalty,
+            f"linear_member_fold_{task.metric}": member.fold_score, "linear_member_joined": float(joins)}
+
+
+def _scored_apart(task, key: str, test: tuple, networks: list, linear) -> dict:
+    """The test scores of the networks' average without the linear member and of the linear
+    member alone, logged beside the champion's."""
+    from nnlab.hypermodel import PREDICT_BATCH_SIZE
+    from nnlab.tabular import keras_inputs
+
+    inputs, targets = keras_inputs(test[0]), test[1]
+    networks_mean = np.mean([model.predict(inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0) for model in networks], axis=0)
+    alone = linear.predict(inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    return {f"{key}_networks": task.score(targets, networks_mean), f"{key}_linear": task.score(targets, alone)}
 
 
 def _holder_rescored(registered_name: str, hypermodel, dataset, tracker, echo):

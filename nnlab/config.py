@@ -117,6 +117,10 @@ class ExperimentConfig:
     # Times the refit trains each member, from different initial weights, all averaged. None: the
     # data's (a table's 5, else 1).
     refit_repeats: int | None = None
+    # The refit's linear member (nnlab/linear_member.py): the no-hidden-layer model fit to its
+    # optimum, averaged in where it scores on the folds as well as the members. None: where the
+    # network family (dfn) searched a cross-validated table.
+    linear_member: bool | None = None
     # Fits of each trial (of each fold) from different initial weights, scored as their mean:
     # KerasTuner's own setting, for trials whose score is noisy.
     executions_per_trial: int = 1
@@ -201,6 +205,7 @@ FILE_KEYS: dict[str, tuple[type, ...]] = {
     "cross_validation": (int,),
     "refit": (bool,),
     "refit_repeats": (int,),
+    "linear_member": (bool,),
     "executions_per_trial": (int,),
     "max_consecutive_failed_trials": (int,),
     "data_dir": (str,),
@@ -298,6 +303,9 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     for key in ("final_epochs", "ensemble"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{named(key)} must be 0 or more")
+    if config.linear_member and source.kind != "table":
+        raise ConfigError(f"{named('linear_member')}: the linear member is fit on a table's columns; "
+                          f"{config.dataset} is {source.kind} data")
     if config.cross_validation is not None and (config.cross_validation < 0 or config.cross_validation == 1):
         raise ConfigError(f"{named('cross_validation')} must be 0 (one validation split) or at least 2 folds")
     if config.hyperband_factor < 2:

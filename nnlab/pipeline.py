@@ -472,7 +472,11 @@ def trial_folds(config: ExperimentConfig, dataset: Dataset, hypermodel) -> int:
                 raise ConfigError(f"{named_setting(config, key)}: the {config.model} family's trials are scored by "
                                   "its judge, not on validation rows; it cannot be cross-validated or refit")
         return 0
-    return search_folds(config.cross_validation, dataset.train, dataset.validation, dataset.spec, config.seed)
+    folds = search_folds(config.cross_validation, dataset.train, dataset.validation, dataset.spec, config.seed)
+    if config.linear_member and not folds:
+        raise ConfigError(f"{named_setting(config, 'linear_member')}: the linear member is chosen on the search's "
+                          "folds; this search has none (set cross_validation to 2 or more)")
+    return folds
 
 
 def source_of(config: ExperimentConfig, source=None):

@@ -25,6 +25,7 @@ import numpy as np
 from nnlab import cli
 from nnlab.accelerators import start_backend
 from nnlab.data.folders import read_image
+from nnlab.data.tables import parsed_csv
 from nnlab.errors import InputError, TrackingError, print_error
 
 PROG = "nnlab.predict"
@@ -66,8 +67,6 @@ def image_batch(paths: list[Path], model):
 def read_rows(path: Path):
     """A CSV file as pandas reads it; one that is missing or does not parse is an InputError."""
     import pandas as pd
-
-    from nnlab.data.tables import parsed_csv
 
     try:
         frame = parsed_csv(path)

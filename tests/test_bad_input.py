@@ -120,6 +120,8 @@ CASES = {
     "trial-timeout": toml("trial_timeout = -5\n", "trial_timeout = -5 must be longer than 0 seconds"),
     "keep-checkpoints": toml("keep_checkpoints = 0\n", "keep_checkpoints = 0 must be at least 1"),
     "refit-repeats": toml("refit_repeats = 0\n", "refit_repeats = 0 must be at least 1"),
+    "linear-member-images": toml("linear_member = true\n", "linear_member = true: the linear member is fit on a "
+                                 "table's columns; mnist is image data"),
     # [space]: its shape, then what the builders declare, then their legal limits.
     "space-order": toml("[space]\nlearning_rate = [0.1, 0.001]\n",
                         "space.learning_rate = [0.1, 0.001]: the range's minimum 0.1 exceeds its maximum 0.001"),

@@ -134,11 +134,17 @@ def test_a_csv_searches_registers_and_serves_raw_rows(workdir, capsys, free_port
     # Raw rows as the CSV holds them, a missing value and all; the target left out.
     rows = pd.read_csv(workdir / "diabetes.csv").drop(columns="progression").iloc[[4, 7, 10, 11]].reset_index(drop=True)
     model = nnlab.load_model("progression-dfn", tracking_uri)
-    # Each member refit five times, all averaged: the first under its trial's name, then _2 to _5.
+    # Each member refit five times, all averaged: the first under its trial's name, then _2 to _5;
+    # the linear member, where it joined, five times as well (it weighs as one member).
     members = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
-    assert len(members) == 5 * len(parent.data.tags["nnlab.champion_trial"].split(","))
-    assert {name.removeprefix("trial_").split("_")[0] for name in members} == set(
+    networks = [name for name in members if not name.startswith("trial_linear_")]
+    joined = parent.data.metrics["linear_member_joined"]
+    assert len(networks) == 5 * len(parent.data.tags["nnlab.champion_trial"].split(","))
+    assert len(members) - len(networks) == 5 * joined
+    assert {name.removeprefix("trial_").split("_")[0] for name in networks} == set(
         parent.data.tags["nnlab.champion_trial"].split(","))
+    assert "the linear model (no hidden layer, fit to its optimum by scikit-learn, L2 " in " ".join(out.split())
+    assert ("test_rmse_networks" in parent.data.metrics) == bool(joined)
     expected = model.predict(rows, verbose=0)
     assert expected.shape == (4, 1) and np.isfinite(expected).all()
     columns = {name: list(values) for name, values in rows.items()}

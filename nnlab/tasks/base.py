@@ -14,9 +14,10 @@ from typing import Callable, ClassVar, NamedTuple
 import numpy as np
 
 # What follows test_<metric>_ in a champion's test metrics that is no baseline's name: the best
-# trial's and the average's own scores, the refit's and the model chosen on validation (nnlab/champion.py),
+# trial's and the average's own scores, the refit's and the model chosen on validation, the refit's
+# networks without the linear member and that member alone (nnlab/champion.py),
 # the ratio to the best baseline.
-NOT_BASELINES = ("single", "ensemble", "over_best_baseline", "refit", "validation_chosen")
+NOT_BASELINES = ("single", "ensemble", "over_best_baseline", "refit", "validation_chosen", "networks", "linear")
 
 
 class ChampionFigure(NamedTuple):
