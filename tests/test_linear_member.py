@@ -4,6 +4,8 @@ search's folds, in a Keras model that predicts what scikit-learn's fit predicts.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,40 @@ def test_linear_member_needs_folds_to_choose_on(tmp_path, monkeypatch):
     with pytest.raises(nnlab.NnlabError, match=r"^linear_member=True: the linear member is chosen on the search's folds; "
                                                r"this search has none \(set cross_validation to 2 or more\)$"):
         nnlab.search("wine", linear_member=True, cross_validation=0, max_trials=1, epochs=1, verbose=False)
+
+
+def test_it_joins_where_its_fold_score_ranks_among_the_members_and_not_below():
+    """The gate: at least the last member's objective (equal counts: float32 curves differ in the
+    last digits), with what it decided said and logged; for a regression, lower is better."""
+    from types import SimpleNamespace
+
+    from keras_tuner.src.engine.hyperparameters import HyperParameters
+    from keras_tuner.src.engine.trial import Trial
+
+    from nnlab.champion import _linear_member
+    from nnlab.config import ExperimentConfig
+
+    for table in ("wine", "diabetes"):
+        dataset = load_dataset(table, {}, seed=3)
+        task = get_task(dataset.spec.task)
+        rows = joined(dataset.train, dataset.validation)
+        config, tuner = ExperimentConfig(name=table, dataset=table, model="dfn", seed=3), SimpleNamespace(folds=5)
+        fold_score = linear_member(dataset.spec, task, *rows, fold_indices(rows[1], 5, task.name, "table", 3)).fold_score
+        worse = -1 if task.higher_is_better else 1
+        for last_score, joins in ((fold_score, True), (fold_score + 1e-7, True), (fold_score - worse * 1e-3, False),
+                                  (fold_score + worse * 1e-3, True)):
+            members = [Trial(HyperParameters(), trial_id=trial_id) for trial_id in ("04", "07")]
+            members[0].score, members[1].score = last_score - worse, last_score
+            lines = []
+            decided = _linear_member(config, tuner, SimpleNamespace(task=task), dataset, rows, members, lines.append)
+            assert (decided["model"] is not None) == joins and decided["linear_member_joined"] == float(joins)
+            said = " ".join(" ".join(lines).split())
+            assert f"val_{task.metric} {fold_score:.4f} on the folds, trial 07's {last_score:.4f}, the last of 2 members: " \
+                   + ("joins the average as one member more" if joins else "left out") in said
+        # Not for the linear family's own search, nor without folds; asked for, it is considered.
+        assert _linear_member(replace(config, model="linear"), tuner, SimpleNamespace(task=task), dataset, rows, members,
+                              lines.append) == {}
+        assert _linear_member(config, SimpleNamespace(folds=0), SimpleNamespace(task=task), dataset, rows, members,
+                              lines.append) == {}
+        assert "model" in _linear_member(replace(config, model="linear", linear_member=True), tuner,
+                                         SimpleNamespace(task=task), dataset, rows, members, lines.append)
