@@ -35,6 +35,7 @@ from nnlab.formats import wrapped
 from nnlab.models import register
 from nnlab.pipeline import SearchResult, check_before_start, run_search
 from nnlab.finetuning import finetune_config, prepare_finetune
+from nnlab.source import found_source
 from nnlab.workers import DEFAULT_TRIALS_PER_WORKER, WorkerPlan, split_address
 
 # The options that define what a worker runs: a chief hands its own to the workers it starts.
@@ -141,6 +142,7 @@ def run_finetune(source: str, target: str, options: dict, *, fresh: bool = False
                  prog: str = "nnlab.finetune") -> SearchResult:
     """The fine-tune both doors share (nnlab/finetuning.py says what it checks and says)."""
     config = finetune_config(source, target, options)
+    found_source(config.source, config.tracking_uri)  # a missing source said before the data loads
     dataset = load_data(prog, config, echo=echo)
     loaded = prepare_finetune(config, dataset, options, target, lambda line: echo(wrapped(f"{prog}: {line}")))
     # A fixed strategy is one trial with nothing to resume: each run starts afresh.

@@ -33,14 +33,30 @@ def source_label(reference: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.") or "source"
 
 
-def load_source(reference: str, tracking_uri: str | None = None) -> Source:
-    """The source model and its lineage; a SourceError when there is none to be had."""
-    import keras
-
+def found_source(reference: str, tracking_uri: str | None = None):
+    """Where the source is, read without loading it (a fine-tune says a missing one before it
+    loads its data): the file's Path, or the registered version (tracking.RegisteredVersion); a
+    SourceError where there is none."""
     if is_file_reference(reference):
         path = Path(reference)
         if not path.is_file():
             raise SourceError(f"source model file {path} does not exist")
+        return path
+    from nnlab.tracking import registered_version
+
+    try:
+        return registered_version(reference, tracking_uri, or_else=" or name a .keras file")
+    except TrackingError as error:
+        raise SourceError(str(error)) from None
+
+
+def load_source(reference: str, tracking_uri: str | None = None) -> Source:
+    """The source model and its lineage; a SourceError when there is none to be had."""
+    import keras
+
+    found = found_source(reference, tracking_uri)
+    if isinstance(found, Path):
+        path = found
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a file it cannot read
@@ -48,10 +64,10 @@ def load_source(reference: str, tracking_uri: str | None = None) -> Source:
             raise SourceError(f"{path} is not a Keras model Keras can load ({reason})") from None
         tags = {"nnlab.source": str(path.resolve())}
     else:
-        from nnlab.tracking import load_registered_model, registered_version
+        from nnlab.tracking import load_registered_model
 
+        version = found
         try:
-            version = registered_version(reference, tracking_uri, or_else=" or name a .keras file")
             model = load_registered_model(version.uri, tracking_uri)
         except TrackingError as error:
             raise SourceError(str(error)) from None
