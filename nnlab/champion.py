@@ -24,6 +24,7 @@ from nnlab.data.folds import fold_indices, joined
 from nnlab.errors import TrackingError
 from nnlab.formats import counted, wrapped
 from nnlab.linear_member import linear_member
+from nnlab.models.layers import AVERAGE_MODEL
 from nnlab.provenance import backend_requirement, package_version
 
 CLASS_NAMES_TAG = "nnlab.class_names"  # a JSON list: the registered model's output i is class_names[i]
@@ -463,7 +464,7 @@ def average_model(members: list, trial_ids: list[str], task, spec):
         inputs = keras.Input(shape=structure.shape[1:], dtype=structure.dtype, name="inputs")
     # In float32, as each member's output is, under mixed precision too.
     outputs = keras.layers.Average(name="average", dtype="float32")([copy(inputs) for copy in copies])
-    model = keras.Model(inputs, outputs, name="ensemble")
+    model = keras.Model(inputs, outputs, name=AVERAGE_MODEL)
     model.compile(optimizer="adam", **task.compile_options(spec))  # its loss as its members' (spec: their data's)
     model.optimizer.build(model.trainable_variables)  # saved and loaded whole, ready to train on
     return model

@@ -19,6 +19,7 @@ from nnlab.accelerators import Acceleration
 from nnlab.budget import format_duration
 from nnlab.data.types import row_count
 from nnlab.errors import NotAModel
+from nnlab.models.layers import AVERAGE_MODEL
 from nnlab.space import COUNT, LEARNING_RATE, Narrowed, within
 from nnlab.tabular import keras_inputs
 from nnlab.tasks import get_task
@@ -76,10 +77,14 @@ def learning_rate_schedule(model):
 def scores(model, labels, predictions) -> dict:
     """What `model.evaluate(inputs, labels, return_dict=True)` gives (the compiled loss with any
     weight penalty, and the compiled metrics), from predictions already made: one pass over a
-    split serves its scores and its figures."""
+    split serves its scores and its figures. An average's loss is its predictions' alone: its
+    members' penalties, summed by Keras (a table's 15 refits: a test_loss of 10 where the
+    predictions' is 0.3), are no loss of a model never trained as one."""
     model.reset_metrics()
     results = model.compute_metrics(None, labels, predictions, sample_weight=None)
     results["loss"] = model.compute_loss(y=labels, y_pred=predictions, training=False)
+    if model.name == AVERAGE_MODEL and model.losses:
+        results["loss"] = results["loss"] - keras.ops.sum(keras.ops.stack(model.losses))
     model.reset_metrics()
     # convert_to_numpy: a PyTorch loss still holds its graph, and float() of it warns
     return {name: float(keras.ops.convert_to_numpy(value)) for name, value in results.items()}

@@ -107,7 +107,7 @@ def test_hypermodel_compiles_with_the_searched_learning_rate_and_trains(small_mn
 def test_a_standardised_target_is_trained_on_its_squared_error_in_standard_units():
     # The loss is the squared error over the target's variance plus the weight penalty, so that
     # a penalty weighs the same whatever the target's units; RMSE stays in the data's units. The
-    # average of such models compiles with the same loss.
+    # average of such models compiles with the same loss, scored without its members' penalties.
     from nnlab.champion import average_model
     from nnlab.hypermodel import scores
     from nnlab.tasks import get_task
@@ -126,7 +126,9 @@ def test_a_standardised_target_is_trained_on_its_squared_error_in_standard_units
         penalty = float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
         assert penalty > 0
         measured = scores(model, targets, predictions)
-        assert measured["loss"] == pytest.approx(squared / 20.0**2 + penalty, rel=1e-4)
+        # An average's loss is its predictions' alone: its members' penalties, which Keras sums
+        # (a table champion's 15 refits gave a test_loss of 10 beside 0.3), were never its own.
+        assert measured["loss"] == pytest.approx(squared / 20.0**2 + (penalty if model is single else 0.0), rel=1e-4)
         assert measured["rmse"] == pytest.approx(squared**0.5, rel=1e-4)
 
 

@@ -17,6 +17,9 @@ ACTIVATIONS = ["relu", "tanh", "sigmoid"]
 UNIT_RANGE_LAYER = "to_unit_range"
 # A fine-tune's layer that scales its [0, 1] images back to its source's raw range (transfer.py).
 SOURCE_RANGE_LAYER = "to_source_range"
+# The champion's average of several models (nnlab.champion.average_model): its members' weight
+# penalties are no loss of the average, which was never trained as one model.
+AVERAGE_MODEL = "ensemble"
 
 
 def shared_knobs(hp) -> dict:
