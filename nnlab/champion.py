@@ -203,9 +203,9 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, t
     (`refit_repeats` times, from different initial weights) and trained on all the training and
     validation rows for the epochs its folds (or its validation run) chose and the further epochs
     the model chosen on validation trained on (hypermodel.refit), averaged where they are
-    several (with the linear member where it ranks among them: _linear_member), and tested. Registered by rule, decided
-    before either is tested: the refit, unless the time budget cut it short; both test scores
-    go on the search's run."""
+    several (with the linear member where it ranks among them: _linear_member), and tested.
+    Registered by rule, decided before either is tested: the refit, unless the time budget cut
+    it short; both test scores go on the search's run."""
     import keras
 
     from nnlab.hypermodel import StopAt

@@ -94,8 +94,7 @@ def print_results(result: SearchResult, echo=print) -> None:
     _print_leaderboard(result.leaderboard, report, echo)
     if result.ties:
         echo(wrapped(result.ties))
-    trials = result.champion_trial.split(",")
-    which = f"trial {trials[0]}" if len(trials) == 1 else f"the average of trials {', '.join(trials)}"
+    which = result.champion_words
     task = get_task(result.task)
     headline = task.headline_text(result.test_metrics)
     champion = f"Champion: {which}; {headline}"

@@ -74,11 +74,20 @@ class SearchResult:
         """The search's MLflow run."""
         return self.parent_run_id
 
+    @property
+    def champion_words(self) -> str:
+        """What the registered champion is: "trial 05", "the average of trials 08, 00, 02", with
+        "and the linear member" where a table's refit averaged it in (nnlab.champion)."""
+        trials = self.champion_trial.split(",")
+        linear = bool(self.test_metrics.get("linear_member_joined"))
+        if len(trials) == 1 and not linear:
+            return f"trial {trials[0]}"
+        return (f"the average of trial{'s' if len(trials) > 1 else ''} {', '.join(trials)}"
+                + (" and the linear member" if linear else ""))
+
     def __repr__(self) -> str:
         metrics = get_task(self.task).headline_text(self.test_metrics)
-        trials = self.champion_trial.split(",")
-        which = f"trial {trials[0]}" if len(trials) == 1 else f"the average of trials {', '.join(trials)}"
-        return (f"<SearchResult {self.registered_name} version {self.champion_version}: {which}; {metrics}; "
+        return (f"<SearchResult {self.registered_name} version {self.champion_version}: {self.champion_words}; {metrics}; "
                 f"{len(self.leaderboard)} trials; run {self.parent_run_id}>")
 
 

@@ -145,6 +145,9 @@ def test_a_csv_searches_registers_and_serves_raw_rows(workdir, capsys, free_port
         parent.data.tags["nnlab.champion_trial"].split(","))
     assert "the linear model (no hidden layer, fit to its optimum by scikit-learn, L2 " in " ".join(out.split())
     assert ("test_rmse_networks" in parent.data.metrics) == bool(joined)
+    champion_line = [line for line in out.splitlines() if line.startswith("Champion: ")][-1]  # the last: what is registered
+    assert champion_line.startswith("Champion: the average of trial") and (
+        "and the linear member" in champion_line) == bool(joined), champion_line
     expected = model.predict(rows, verbose=0)
     assert expected.shape == (4, 1) and np.isfinite(expected).all()
     columns = {name: list(values) for name, values in rows.items()}
