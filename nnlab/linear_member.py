@@ -23,6 +23,8 @@ import numpy as np
 # scikit-learn's defaults on a few hundred rows (LogisticRegression's C = 1: 1 / (2 n), about
 # 1e-3; Ridge's alpha = 1: 1 / n, about 3e-3), a factor of 3 a step, 30 either way.
 PENALTIES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+# The logit of a class the fitting rows did not hold: a probability of about 1e-13 beside the others.
+ABSENT_LOGIT = -30.0
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,15 @@ def fitted_weights(spec, features: np.ndarray, targets: np.ndarray, penalty: flo
     if spec.task == "classification":
         # scikit-learn's objective is |w|^2 / 2 + C * (the summed loss): C = 1 / (2 n penalty).
         model = LogisticRegression(C=1 / (2 * penalty * rows), max_iter=10_000).fit(features, targets.ravel())
-        if not np.array_equal(model.classes_, np.arange(spec.num_classes)):
-            raise ValueError(f"the rows hold classes {model.classes_.tolist()}, not 0 to {spec.num_classes - 1}")
-        if spec.num_classes == 2:  # one logit difference, split evenly between the two softmax outputs
-            return np.hstack([-model.coef_.T, model.coef_.T]) / 2, np.array([-model.intercept_[0], model.intercept_[0]]) / 2
-        return model.coef_.T, model.intercept_
+        # A class these rows lack (none should: the folds are stratified) gets no probability.
+        present = model.classes_.astype(int)
+        kernel, bias = np.zeros((features.shape[1], spec.num_classes)), np.full(spec.num_classes, ABSENT_LOGIT)
+        if len(present) == 2:  # one logit difference, split evenly between the two softmax outputs
+            kernel[:, present], bias[present] = np.hstack([-model.coef_.T, model.coef_.T]) / 2, [
+                -model.intercept_[0] / 2, model.intercept_[0] / 2]
+        else:
+            kernel[:, present], bias[present] = model.coef_.T, model.intercept_
+        return kernel, bias
     mean, deviation = spec.target_scale or (0.0, 1.0)
     model = Ridge(alpha=penalty * rows).fit(features, (targets.ravel() - mean) / deviation)
     return model.coef_.reshape(-1, 1), np.array([model.intercept_])

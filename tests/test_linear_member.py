@@ -89,3 +89,20 @@ def test_it_joins_where_its_fold_score_ranks_among_the_members_and_not_below():
                               lines.append) == {}
         assert "model" in _linear_member(replace(config, model="linear", linear_member=True), tuner,
                                          SimpleNamespace(task=task), dataset, rows, members, lines.append)
+
+
+def test_a_class_the_rows_lack_gets_no_probability_and_the_others_scikit_learns():
+    from types import SimpleNamespace
+
+    from sklearn.linear_model import LogisticRegression
+
+    from nnlab.linear_member import fitted_weights, predicted
+
+    rows = np.random.default_rng(0).normal(size=(90, 4))
+    spec = SimpleNamespace(task="classification", num_classes=4)
+    for labels in (np.repeat([0, 2, 3], 30), np.repeat([1, 3], 45)):  # three of four classes, two of four
+        present = np.unique(labels)
+        probabilities = predicted(spec, rows, fitted_weights(spec, rows, labels, 1e-3))
+        expected = LogisticRegression(C=1 / (2 * 1e-3 * 90), max_iter=10_000).fit(rows, labels).predict_proba(rows)
+        np.testing.assert_allclose(probabilities[:, present], expected, atol=1e-9)
+        assert probabilities[:, np.setdiff1d(np.arange(4), present)].max() < 1e-12
