@@ -231,11 +231,16 @@ def _refit(config, tuner, hypermodel, dataset, chosen: _Chosen, members: list, t
         times = f", {repeats} times from different initial weights" if repeats > 1 else ""
         echo(f"  trial {trial.trial_id}: {counted(wanted, 'epoch')}{then}{times} "
              f"({format_duration(time.monotonic() - started)})")
-    linear = {}
+    linear, member = {}, None
     if not (stop and stop.stopped):
-        models, names, linear = _with_linear_member(config, tuner, hypermodel, dataset, rows, members, (models, names), echo)
+        linear = _linear_member(config, tuner, hypermodel, dataset, rows, members, echo)
+        member = linear.pop("model", None)
+    if member is not None:  # as many times as each trial is refit: it weighs as one trial's refits together
+        models, names = models + [member] * repeats, names + [f"linear_{repeat}" for repeat in range(1, repeats + 1)]
     model = models[0] if len(models) == 1 else average_model(models, names, task, dataset.spec)
     test_metrics, _inputs, predictions = hypermodel.test(model, dataset.test)
+    if member is not None:
+        linear |= _scored_apart(task, dataset.test, predictions, member, repeats / len(models))
     compared = {f"{key}_validation_chosen": chosen.test_metrics[key], f"{key}_refit": test_metrics[key], **linear}
     extras = {name: value for name, value in chosen.test_metrics.items() if name not in test_metrics}
     if stop is not None and stop.stopped:
@@ -256,20 +261,6 @@ def linear_member_applies(config, tuner, spec) -> bool:
     if not tuner.folds or spec.kind != "table":
         return False
     return config.linear_member if config.linear_member is not None else config.model == "dfn"
-
-
-def _with_linear_member(config, tuner, hypermodel, dataset, rows: tuple, members: list, refits: tuple, echo):
-    """(the refit's models, their names, metrics for the search's run) with the linear member
-    added where it joins (_linear_member), as many times as each trial is refit: it weighs in the
-    average as one trial's refits together weigh."""
-    models, names = refits
-    linear = _linear_member(config, tuner, hypermodel, dataset, rows, members, echo)
-    member = linear.pop("model", None)
-    if member is None:
-        return models, names, linear
-    repeats = len(models) // len(members)
-    linear |= _scored_apart(hypermodel.task, hypermodel.task.test_key, dataset.test, models, member)
-    return models + [member] * repeats, names + [f"linear_{repeat}" for repeat in range(1, repeats + 1)], linear
 
 
 def _linear_member(config, tuner, hypermodel, dataset, rows: tuple, members: list, echo) -> dict:
@@ -297,16 +288,17 @@ def _linear_member(config, tuner, hypermodel, dataset, rows: tuple, members: lis
             f"linear_member_fold_{task.metric}": member.fold_score, "linear_member_joined": float(joins)}
 
 
-def _scored_apart(task, key: str, test: tuple, networks: list, linear) -> dict:
-    """The test scores of the networks' average without the linear member and of the linear
-    member alone, logged beside the champion's."""
+def _scored_apart(task, test: tuple, predictions, member, share: float) -> dict:
+    """The test scores of the networks' average without the linear `member` and of `member`
+    alone, logged beside the champion's: the networks' mean is the average's `predictions` with
+    the member's `share` of them taken out (no network is run again)."""
     from nnlab.hypermodel import PREDICT_BATCH_SIZE
     from nnlab.tabular import keras_inputs
 
-    inputs, targets = keras_inputs(test[0]), test[1]
-    networks_mean = np.mean([model.predict(inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0) for model in networks], axis=0)
-    alone = linear.predict(inputs, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-    return {f"{key}_networks": task.score(targets, networks_mean), f"{key}_linear": task.score(targets, alone)}
+    inputs, targets = test
+    alone = member.predict(keras_inputs(inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    networks = (predictions - share * alone) / (1 - share)
+    return {f"{task.test_key}_networks": task.score(targets, networks), f"{task.test_key}_linear": task.score(targets, alone)}
 
 
 def _holder_rescored(registered_name: str, hypermodel, dataset, tracker, echo):

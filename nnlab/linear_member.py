@@ -7,8 +7,8 @@ closed-form fits it matches in kind (BENCHMARKS.md, issue 32, sixth part); fit b
 (lbfgs logistic regression, ridge's closed form, both installed with nnlab) it is the baseline a
 statistician fits first, and on small tables it is often as good as the networks. The champion
 step scores it on the folds the trials were scored on and averages it in where it ranks among
-the members (nnlab.champion._refit). Its weights go into a Keras model of the family's own
-layers (model_input, output_head): it loads, serves and predicts as any member does.
+the members (nnlab.champion._refit). Its weights go into the family's own Keras model
+(nnlab.models.linear): it loads, serves and predicts as any member does.
 
 Keras, scikit-learn and pandas are imported inside functions: importing this module loads none.
 """
@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from nnlab.models import get_builder
 
 # The L2 penalty on the mean loss (the loss + PENALTY * |weights|^2) tried on the folds: around
 # scikit-learn's defaults on a few hundred rows (LogisticRegression's C = 1: 1 / (2 n), about
@@ -34,16 +36,26 @@ class LinearMember:
     fold_score: float  # its mean score over the folds at that penalty (the task's metric)
 
 
-def encoded(spec, rows) -> np.ndarray:
-    """`rows` (a table's DataFrame) as the family's models read them: (N, features)."""
+def unfitted(spec):
+    """(the no-hidden-layer family's Keras model, nnlab.models.linear, without the L2 that only
+    its training reads; the model of what its output layer reads: the columns, encoded)."""
     import keras
+    import keras_tuner
 
-    from nnlab.models.layers import model_input
+    from nnlab.tabular import input_of
+
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("l2", 0.0)
+    model = get_builder("linear")(hp, spec)
+    flatten = next(layer for layer in model.layers if isinstance(layer, keras.layers.Flatten))
+    return model, keras.Model(input_of(model), flatten.output)
+
+
+def encoded(reader, rows) -> np.ndarray:
+    """`rows` (a table's DataFrame) as `reader` (unfitted's second model) reads them: (N, features)."""
     from nnlab.tabular import keras_inputs
 
-    inputs, x = model_input(spec)
-    return np.asarray(keras.Model(inputs, keras.layers.Flatten()(x)).predict(keras_inputs(rows), verbose=0),
-                      dtype=np.float64)
+    return np.asarray(reader.predict(keras_inputs(rows), verbose=0), dtype=np.float64)
 
 
 def fitted_weights(spec, features: np.ndarray, targets: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +96,8 @@ def predicted(spec, features: np.ndarray, weights: tuple[np.ndarray, np.ndarray]
 def linear_member(spec, task, rows, targets: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> LinearMember:
     """The linear model of the PENALTY with the lowest mean loss over `folds` ((training rows,
     validation rows) of `rows`), fit on all of `rows`, with its mean fold score."""
-    features = encoded(spec, rows)
+    model, reader = unfitted(spec)
+    features = encoded(reader, rows)
     losses, scores = {}, {}
     for penalty in PENALTIES:
         outputs = [(validation, predicted(spec, features[validation],
@@ -93,18 +106,6 @@ def linear_member(spec, task, rows, targets: np.ndarray, folds: list[tuple[np.nd
         losses[penalty] = np.mean([task.loss_of(targets[validation], output) for validation, output in outputs])
         scores[penalty] = float(np.mean([task.score(targets[validation], output) for validation, output in outputs]))
     penalty = min(PENALTIES, key=losses.get)
-    return LinearMember(keras_model(spec, fitted_weights(spec, features, targets, penalty)), penalty, scores[penalty])
-
-
-def keras_model(spec, weights: tuple[np.ndarray, np.ndarray]):
-    """The no-hidden-layer family's model (nnlab.models.linear, without its regulariser, which
-    only training reads) holding `weights` in its output layer."""
-    import keras
-
-    from nnlab.models.layers import model_input, output_head
-
-    inputs, x = model_input(spec)
-    model = keras.Model(inputs, output_head(keras.layers.Flatten()(x), {}, spec, inputs), name="linear")
-    dense = next(layer for layer in model.layers if layer.name in ("probabilities", "standardised"))
-    dense.set_weights([weight.astype(np.float32) for weight in weights])
-    return model
+    output = next(layer for layer in model.layers if layer.name in ("probabilities", "standardised"))  # output_head's
+    output.set_weights([weight.astype(np.float32) for weight in fitted_weights(spec, features, targets, penalty)])
+    return LinearMember(model, penalty, scores[penalty])

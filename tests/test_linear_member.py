@@ -12,7 +12,7 @@ import pytest
 import nnlab
 from nnlab.data import load_dataset
 from nnlab.data.folds import fold_indices, joined
-from nnlab.linear_member import PENALTIES, encoded, linear_member
+from nnlab.linear_member import PENALTIES, encoded, linear_member, unfitted
 from nnlab.tabular import keras_inputs
 from nnlab.tasks import get_task
 
@@ -31,7 +31,8 @@ def test_the_member_predicts_what_scikit_learns_fit_predicts(table, tmp_path):
     folds = fold_indices(targets, 5, spec.task, spec.kind, 3)
     member = linear_member(spec, task, rows, targets, folds)
     assert member.penalty in PENALTIES
-    features, test_features = encoded(spec, rows), encoded(spec, dataset.test[0])
+    reader = unfitted(spec)[1]
+    features, test_features = encoded(reader, rows), encoded(reader, dataset.test[0])
     if spec.task == "classification":
         fit = LogisticRegression(C=1 / (2 * member.penalty * len(targets)), max_iter=10_000).fit(features, targets)
         expected = fit.predict_proba(test_features)
@@ -106,3 +107,18 @@ def test_a_class_the_rows_lack_gets_no_probability_and_the_others_scikit_learns(
         expected = LogisticRegression(C=1 / (2 * 1e-3 * 90), max_iter=10_000).fit(rows, labels).predict_proba(rows)
         np.testing.assert_allclose(probabilities[:, present], expected, atol=1e-9)
         assert probabilities[:, np.setdiff1d(np.arange(4), present)].max() < 1e-12
+
+
+def test_the_networks_alone_are_scored_from_the_average_without_running_them_again():
+    from nnlab.champion import _scored_apart
+    from nnlab.tabular import keras_inputs
+
+    dataset = load_dataset("wine", {}, seed=3)
+    task = get_task(dataset.spec.task)
+    rows, targets = joined(dataset.train, dataset.validation)
+    member = linear_member(dataset.spec, task, rows, targets, fold_indices(targets, 5, task.name, "table", 3)).model
+    alone = member.predict(keras_inputs(dataset.test[0]), verbose=0)
+    networks = np.eye(3)[(dataset.test[1] + 1) % 3] * 0.6 + 0.4 / 3  # wrong on every row: accuracy 0
+    average = 0.75 * networks + 0.25 * alone  # three trials' refits and the member's, each a quarter
+    scored = _scored_apart(task, dataset.test, average, member, 0.25)
+    assert scored == {"test_accuracy_networks": pytest.approx(0.0), "test_accuracy_linear": task.score(dataset.test[1], alone)}
