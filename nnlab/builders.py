@@ -110,12 +110,18 @@ class _Loaded:
                  loaded=None):
         self.reference, self.attribute, self.path, self.module = reference, attribute, path, module
         self.__name__ = attribute
-        self._build = None if loaded is None else _adapted(loaded, reference)
+        self._build, self._fit = (None, None) if loaded is None else _adapted(loaded, reference)
 
     def __call__(self, hp, spec):
         if self._build is None:
-            self._build = _adapted(self._import(), self.reference)
+            self._build, self._fit = _adapted(self._import(), self.reference)
         return self._build(hp, spec)
+
+    @property
+    def own_fit(self):
+        """A HyperModel's own `fit(hp, model, *args, **kwargs)` where its class defines one (known
+        once it has built a model), else None: nnlab's fit policy calls it as KerasTuner would."""
+        return self._fit
 
     def _import(self):
         try:
@@ -138,23 +144,26 @@ class _Loaded:
         return getattr(module, self.attribute)
 
 
-def _adapted(builder, reference: str):
+def _adapted(builder, reference: str) -> tuple:
+    """(build(hp, spec), its own fit or None) of a user's builder."""
     import keras_tuner
 
     if isinstance(builder, type) and issubclass(builder, keras_tuner.HyperModel):
         builder = builder()
     if isinstance(builder, keras_tuner.HyperModel):
-        return lambda hp, spec: builder.build(hp)
+        # KerasTuner's base fit is model.fit itself: only a class's own one is the user's.
+        own_fit = builder.fit if type(builder).fit is not keras_tuner.HyperModel.fit else None
+        return (lambda hp, spec: builder.build(hp)), own_fit
     if not callable(builder):
         raise ConfigError(f"model {reference}: not a function or a KerasTuner HyperModel but {type(builder).__name__}")
     try:
         parameters = inspect.signature(builder).parameters.values()
     except (TypeError, ValueError):
-        return builder
+        return builder, None
     positional = [parameter for parameter in parameters
                   if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)]
     takes_spec = len(positional) >= 2 or any(parameter.kind == parameter.VAR_POSITIONAL for parameter in parameters)
-    return builder if takes_spec else (lambda hp, spec: builder(hp))
+    return (builder if takes_spec else (lambda hp, spec: builder(hp))), None
 
 
 def check_builds(architecture, family: Family) -> None:

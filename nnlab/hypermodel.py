@@ -90,6 +90,20 @@ def scores(model, labels, predictions) -> dict:
     return {name: float(keras.ops.convert_to_numpy(value)) for name, value in results.items()}
 
 
+def _further_metrics(model, metrics: list) -> list:
+    """The metrics a builder compiled `model` with besides the task's `metrics` (the same name is
+    the task's): they are measured and logged with them."""
+    def name(metric) -> str:
+        return metric if isinstance(metric, str) else getattr(metric, "name", getattr(metric, "__name__", ""))
+
+    # Keras keeps compile()'s arguments there as given (get_compile_config() gives them serialised).
+    own = model._compile_config.config.get("metrics") if getattr(model, "_compile_config", None) else None
+    if not isinstance(own, (list, tuple)):  # none, or one per output (a dict): the task's alone
+        return []
+    taken = {name(metric) for metric in metrics}
+    return [metric for metric in own if name(metric) not in taken]
+
+
 def table_batches(rows, targets, batch_size: int, shuffle: bool):
     """(an endless tf.data stream of batches of a table's rows, one input per column, and the
     steps of one pass over them): Keras keeps one iterator over it for a whole fit, where rows
@@ -268,8 +282,15 @@ class SearchHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp) -> keras.Model:
         model = self.compile(hp, self.architecture(hp))
-        self.batch_size_of(hp)  # declared with the model: the oracle and the [space] check see it
+        if self.own_fit is None:  # a HyperModel's own fit chooses its batch size itself
+            self.batch_size_of(hp)  # declared with the model: the oracle and the [space] check see it
         return model
+
+    @property
+    def own_fit(self):
+        """A user's KerasTuner HyperModel's own `fit(hp, model, *args, **kwargs)`, if it has one
+        (nnlab/builders.py), which trains its models in place of model.fit; else None."""
+        return getattr(self.builder, "own_fit", None)
 
     def batch_size_of(self, hp) -> int:
         """The batch size a model built with `hp` trains in. Two tables, one name: the
@@ -312,8 +333,10 @@ class SearchHyperModel(keras_tuner.HyperModel):
         """A model its builder compiled (KerasTuner's `build(hp)` usually does): its optimizer, at
         the rate it chose, and its loss are kept (before, nnlab's Adam replaced them, at the
         builder's own `learning_rate` if it declared one); the metrics are the task's, which the
-        objective and the tracking read, and the experiment's acceleration applies."""
-        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=self.task.keras_metrics(),
+        objective and the tracking read, and its own beside them; the experiment's acceleration
+        applies."""
+        metrics = self.task.keras_metrics()
+        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=metrics + _further_metrics(model, metrics),
                       **self.accelerate.compile_options())
         return model
 
@@ -413,6 +436,10 @@ class SearchHyperModel(keras_tuner.HyperModel):
         if self.timer is not None:
             callbacks.append(self.timer)
         self.built_before_tracing(model, args)
+        if self.own_fit is not None:
+            # Keras' default batch size where its fit sets none; known only once it has run.
+            self._decay_over_this_fit(model, args, hp.values.get("batch_size", 32), kwargs)
+            return self._fit_by_its_own(hp, model, args, callbacks, kwargs)
         batch_size = self.batch_size_of(hp)
         self._decay_over_this_fit(model, args, batch_size, kwargs)
         if args and hasattr(args[0], "columns"):  # a table's rows (a DataFrame)
@@ -420,6 +447,22 @@ class SearchHyperModel(keras_tuner.HyperModel):
         else:
             kwargs["batch_size"] = batch_size
         return model.fit(*args, callbacks=callbacks, **kwargs)
+
+    def _fit_by_its_own(self, hp, model, args, callbacks: list, fit_options: dict) -> keras.callbacks.History:
+        """A HyperModel's own fit, called as KerasTuner calls it: the rows (a table's as one array
+        per column), `validation_data`, the epochs and nnlab's callbacks, which it hands on to
+        model.fit; no batch size: its fit chooses one (KerasTuner's tutorials:
+        `hp.Choice("batch_size", ...)`), else Keras' 32."""
+        if args and hasattr(args[0], "columns"):  # a table's rows (a DataFrame)
+            args = (keras_inputs(args[0]), *args[1:])
+            validation = fit_options.get("validation_data")
+            if validation is not None:
+                fit_options = dict(fit_options, validation_data=(keras_inputs(validation[0]), *validation[1:]))
+        history = self.own_fit(self._narrowed(hp), model, *args, callbacks=callbacks, **fit_options)
+        if not isinstance(history, keras.callbacks.History):
+            raise TypeError(f"its fit() returned {type(history).__name__}, not what model.fit() returns (a History): "
+                            "nnlab reads each epoch's scores from it")
+        return history
 
     @staticmethod
     def _table_inputs(args, batch_size: int, fit_options: dict) -> tuple[tuple, dict]:

@@ -115,7 +115,7 @@ def describe(outputs, class_names: list[str] | None) -> list[str]:
 
 def predict(model, class_names, files: list[Path], echo=print, complain=None) -> int:
     """Print each input's prediction; returns how many files the model could not take."""
-    from nnlab.tabular import input_of  # Keras, loaded with the model
+    from nnlab.tabular import RowsError, input_of  # Keras, loaded with the model
 
     complain = complain or (lambda line: print(line, file=sys.stderr))
     refused = 0
@@ -132,7 +132,12 @@ def predict(model, class_names, files: list[Path], echo=print, complain=None) ->
                 complain(f"{PROG}: {path}: {error}")
                 refused += 1
                 continue
-            texts = describe(model.predict(inputs, batch_size=BATCH_SIZE, verbose=0), class_names)
+            try:
+                texts = describe(model.predict(inputs, batch_size=BATCH_SIZE, verbose=0), class_names)
+            except RowsError as error:
+                complain(f"{PROG}: {path}: {error}")
+                refused += 1
+                continue
             for row, text in enumerate(texts, start=1):
                 echo(f"{path} row {row}: {text}")
         return refused

@@ -46,17 +46,37 @@ class FillMissing(keras.layers.Layer):
         return {**super().get_config(), "indicate": self.indicate}
 
 
-def keras_inputs(rows):
-    """A DataFrame or a dict of columns -> {input name: (N, 1) tensor}: float32 for numbers and
-    booleans, strings for text (a missing text value becomes "", which the model
-    reads as an unknown category). Anything else (an array of images) is returned as it is."""
+# A date as ISO 8601 writes it (2024-03-01, 2024-03-01 12:30, 2024-03-01T12:30:00.5+01:00); a
+# date written another way (03/01/2024: March or January?) is text.
+ISO_DATE = r"\s*\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?\s*"
+
+
+class RowsError(ValueError):
+    """Rows a table model cannot read: text in a column it takes as numbers."""
+
+
+def keras_inputs(rows, numbers=()):
+    """A DataFrame or a dict of columns -> {input name: (N, 1) tensor}: float32 for numbers,
+    booleans and dates (days since 1970-01-01, as the model learnt them), strings for text (a
+    missing text value becomes "", which the model reads as an unknown category). `numbers`: the
+    inputs that take numbers (number_inputs(model)): text given to one is read as numbers or ISO
+    dates, else a RowsError names the column. Anything else (an array of images) is returned as
+    it is."""
     if hasattr(rows, "columns") and hasattr(rows, "to_dict"):  # a pandas DataFrame
-        columns = {name: rows[name].to_numpy() for name in rows.columns}
+        columns = {name: _naive(rows[name]) for name in rows.columns}
     elif isinstance(rows, dict):
         columns = {name: np.asarray(values) for name, values in rows.items()}
     else:
         return rows
-    return {input_name(name): _column(values) for name, values in columns.items()}
+    return {input_name(name): _column(values, name if input_name(name) in numbers else None)
+            for name, values in columns.items()}
+
+
+def number_inputs(model) -> set:
+    """The names of a table model's inputs that take numbers (numbers and dates)."""
+    structure = input_of(model)
+    return {name for name, tensor in structure.items() if "float" in str(tensor.dtype)} if isinstance(
+        structure, dict) else set()
 
 
 def input_name(column) -> str:
@@ -64,16 +84,63 @@ def input_name(column) -> str:
     return str(column).replace("/", "_")
 
 
-def _column(values: np.ndarray):
+def _naive(series) -> np.ndarray:
+    """A DataFrame's column as an array; dates with a time zone as the same instants in UTC
+    (numpy holds no time zone)."""
+    if getattr(series.dtype, "tz", None) is not None:
+        return series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    return series.to_numpy()
+
+
+def days_since_1970(values) -> np.ndarray:
+    """Dates (datetime64) as float64 days since 1970-01-01 UTC, a missing one (NaT) as NaN: how a
+    table model reads a date column, one number that its normalisation centres."""
+    values = np.asarray(values).astype("datetime64[ns]")
+    days = values.astype(np.int64) / 86_400e9
+    return np.where(np.isnat(values), np.nan, days)
+
+
+def _as_numbers(values: np.ndarray, column) -> np.ndarray:
+    """Text given for column `column`, which the model takes as numbers: its numbers ("1.5"), else
+    its ISO dates; a missing value ("", None) stays missing."""
+    import pandas as pd
+
+    text = pd.Series(_texts(values), dtype=object).str.strip()
+    present = text != ""
+    numbers = pd.to_numeric(text.where(present), errors="coerce")
+    unread = numbers.isna() & present
+    if not unread.any():
+        return numbers.to_numpy(dtype=np.float64)
+    undated = present & ~text.str.fullmatch(ISO_DATE)
+    if not undated.any():
+        try:
+            dates = pd.to_datetime(text.where(present), format="ISO8601", utc=True)
+            return dates.dt.tz_localize(None).to_numpy()
+        except (ValueError, OverflowError):  # 2024-13-45: not a date after all
+            undated = unread
+    wrong = unread & undated  # neither a number nor a date: the value to name
+    row = int(np.flatnonzero((wrong if wrong.any() else unread).to_numpy())[0])
+    raise RowsError(f"column {str(column)!r} takes numbers (or ISO dates, 2024-03-01); row {row + 1} holds "
+                    f"{text[row]!r}")
+
+
+def _column(values: np.ndarray, number_column=None):
     values = np.asarray(values).reshape(-1)
+    if number_column is not None and values.dtype.kind not in "biufM":  # text for a number's input
+        values = _as_numbers(values, number_column)
+    if values.dtype.kind == "M":  # dates
+        values = days_since_1970(values)
     # Tensors, numbers too: a Keras model called on a dict takes no mix of arrays and tensors.
     if values.dtype.kind in "biuf":
         return keras.ops.convert_to_tensor(values.astype(np.float32).reshape(-1, 1))
-    # Text, categories or mixed objects: strings, missing ones (None, NaN) as "".
-    text = [("" if value is None or (isinstance(value, float) and np.isnan(value))
-             else value.decode() if isinstance(value, bytes) else str(value)) for value in values]
     # Keras' array adapter takes no numpy text (object or str dtype): a string tensor it takes.
-    return keras.ops.convert_to_tensor(np.asarray(text, dtype=str).reshape(-1, 1), dtype="string")
+    return keras.ops.convert_to_tensor(np.asarray(_texts(values), dtype=str).reshape(-1, 1), dtype="string")
+
+
+def _texts(values) -> list[str]:
+    """Text, categories or mixed objects as strings, a missing one (None, NaN) as ""."""
+    return [("" if value is None or (isinstance(value, float) and np.isnan(value))
+             else value.decode() if isinstance(value, bytes) else str(value)) for value in values]
 
 
 def input_of(model):
@@ -90,11 +157,11 @@ def reads_rows(model):
     """`model` (one input per column), its `predict` taking a DataFrame or a dict of columns as
     they are, text and all (Keras' own takes no text arrays), other columns left aside: what
     nnlab.load_model returns."""
-    predict, names = model.predict, set(input_of(model))
+    predict, names, numbers = model.predict, set(input_of(model)), number_inputs(model)
 
     def predict_rows(x, *args, **kwargs):
         # Columns the model does not take (the target, an identifier) are left aside.
-        inputs = keras_inputs(x)
+        inputs = keras_inputs(x, numbers)
         return predict({name: value for name, value in inputs.items() if name in names}
                        if isinstance(inputs, dict) else inputs, *args, **kwargs)
 
@@ -108,12 +175,13 @@ class _TableModel:
 
     def __init__(self, model):
         self.model = model
+        self.numbers = number_inputs(model)
 
     def get_raw_model(self):
         return self.model
 
     def predict(self, data, params=None):
-        return keras.ops.convert_to_numpy(self.model.predict(keras_inputs(data), verbose=0))
+        return keras.ops.convert_to_numpy(self.model.predict(keras_inputs(data, self.numbers), verbose=0))
 
 
 def _load_pyfunc(path):

@@ -199,8 +199,8 @@ class TrackedTrials:
         keras.utils.set_random_seed(self.seed + int(trial.trial_id))
         # Which worker process ran it, where trials run in workers (KerasTuner's tuner id).
         ran_by = {WORKER_TAG: f"{self.tuner_id}, process {os.getpid()} on {socket.gethostname()}"} if self._is_worker() else {}
-        self.tracker.start_trial(trial.trial_id, trial_params(trial.hyperparameters)
-                                 | self.hypermodel.run_params(trial.hyperparameters), tags=ran_by)
+        params = trial_params(trial.hyperparameters)
+        self.tracker.start_trial(trial.trial_id, params | self.hypermodel.run_params(trial.hyperparameters), tags=ran_by)
         started = time.monotonic()
         self._epoch_ends = []
         self._epoch_logs, self._curves, self._fit_label = [], {}, ""
@@ -224,7 +224,11 @@ class TrackedTrials:
                 raise stop from error
             raise
         metrics.update(param_count=self._param_count, train_seconds=self._last_trial[0])
-        self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out, tags=self._log_learning_curves(trial))
+        # What the trial declared as it ran, not known at its start: a HyperModel's own fit's
+        # `batch_size` on the first trial that asks for it.
+        declared = {name: value for name, value in trial_params(trial.hyperparameters).items() if name not in params}
+        self.tracker.end_trial("FINISHED", metrics, timed_out=timed_out, tags=self._log_learning_curves(trial),
+                               params=declared)
         self._tell_timing(trial)
         # KerasTuner ranks a trial of several fits on their mean curve too (its own rule would
         # average each fit's best).

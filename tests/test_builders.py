@@ -130,6 +130,69 @@ def test_a_build_of_hp_that_compiles_its_sequential_model_trains_as_it_compiled(
     assert result.test_metrics["test_accuracy"] > 0.8
 
 
+class OwnFit:
+    """KerasTuner's tutorial form of a HyperModel that tunes its training: its own compile (with a
+    metric of its own besides accuracy) and its own fit choosing the batch size."""
+
+    def __new__(cls, spec, calls: list, returns_history: bool = True):
+        import keras
+        import keras_tuner
+
+        from nnlab.models.layers import model_input
+
+        class Tuned(keras_tuner.HyperModel):
+            def build(self, hp):
+                inputs, x = model_input(spec)
+                x = keras.layers.Dense(hp.Int("units", 16, 32, step=16), activation="relu")(keras.layers.Flatten()(x))
+                model = keras.Model(inputs, keras.layers.Dense(spec.num_classes, activation="softmax")(x))
+                model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                              metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")])
+                return model
+
+            def fit(self, hp, model, *args, **kwargs):
+                batch_size = hp.Choice("batch_size", [16, 64])
+                calls.append((batch_size, sorted(kwargs), type(args[0]).__name__))
+                history = model.fit(*args, batch_size=batch_size, **kwargs)
+                return history if returns_history else {"val_accuracy": 0.5}
+
+        return Tuned()
+
+
+def test_a_hypermodels_own_fit_trains_its_models_with_its_own_metrics_beside_the_tasks(workdir, tracking_uri):
+    """nnlab's fit policy trained a HyperModel's models with model.fit, its own fit() never called
+    (its batch size never searched), and a builder's compiled metrics other than the task's were
+    dropped."""
+    from sklearn.datasets import load_iris
+
+    from nnlab.data import load_dataset
+    from nnlab.data.memory import memory_dataset
+
+    calls = []
+    settings = dict(tuner="random", epochs=1, ensemble=0, tracking_uri=tracking_uri, verbose=False)
+    result = nnlab.search("digits", model=OwnFit(load_dataset("digits").spec, calls), max_trials=2, final_epochs=1,
+                          **settings)
+    assert len(calls) == 3  # two trials, then the champion's further epochs
+    assert all("batch_size" not in keys and "callbacks" in keys and "validation_data" in keys for _, keys, _ in calls)
+    assert sorted(result.leaderboard["batch_size"]) == sorted(size for size, _, _ in calls[:2])  # logged on each
+    assert "test_top2" in result.test_metrics and result.test_metrics["test_top2"] >= result.test_metrics["test_accuracy"]
+    assert all("val_top2" in child.data.metrics for child in runs_of(tracking_uri, "digits")[1])
+
+    # A table's rows reach it as the columns a model of a table takes (one array per column).
+    frame = load_iris(as_frame=True).frame
+    calls.clear()
+    table = memory_dataset(frame, target="target").spec
+    nnlab.search("iris", data=frame, target="target", model=OwnFit(table, calls), max_trials=1, cross_validation=0,
+                 final_epochs=0, **settings)
+    assert calls and calls[0][2] == "dict"
+
+    with pytest.raises(nnlab.NnlabError, match="no trial of digits-Tuned finished"):
+        nnlab.search("digits", model=OwnFit(load_dataset("digits").spec, [], returns_history=False), max_trials=1,
+                     fresh=True, **settings)
+    failed = [child for child in runs_of(tracking_uri, "digits")[1] if child.info.status == "FAILED"]
+    assert failed[0].data.tags["nnlab.failure"] == ("TypeError: its fit() returned dict, not what model.fit() returns "
+                                                    "(a History): nnlab reads each epoch's scores from it")
+
+
 def with_units(hp, spec):
     return dense(spec, hp.Int("units", 16, 64, step=16))
 

@@ -67,7 +67,7 @@ class Column:
     """One feature column as the model reads it, learnt from the training split."""
 
     name: str
-    kind: str  # "number" or "text"
+    kind: str  # "number", "date" (read as a number: days since 1970-01-01) or "text"
     mean: float = 0.0  # a number's, over its present training values
     variance: float = 1.0
     missing: int = 0  # missing training values: a number that had any gets a was-missing input
@@ -90,9 +90,9 @@ class TableAdapter:
         for column in self.columns:
             # Keyed and named alike, as Keras matches a dict of inputs (nnlab.tabular.keras_inputs).
             name = input_name(column.name)
-            dtype = "float32" if column.kind == "number" else "string"
+            dtype = "string" if column.kind == "text" else "float32"
             inputs[name] = keras.Input((1,), name=name, dtype=dtype)
-            if column.kind == "number":
+            if column.kind != "text":
                 numbers.append(column)
             else:  # slot 0: an unknown or missing category; then the training split's
                 parts.append(keras.layers.StringLookup(vocabulary=list(column.categories), num_oov_indices=1,
@@ -105,6 +105,31 @@ class TableAdapter:
             parts.insert(0, FillMissing([column.missing > 0 for column in numbers], name="missing_filled")(x))
         x = keras.layers.Concatenate(name="encoded")(parts) if len(parts) > 1 else parts[0]
         return inputs, x
+
+    def as_given(self, rows):
+        """Rows as the model reads them (a DataFrame) as a user gives them: a date column's days
+        as dates again (the input example and signature of a registered model: MLflow's
+        serving reads a request's dates as dates)."""
+        import pandas as pd
+
+        dates = [column.name for column in self.columns if column.kind == "date" and column.name in rows.columns]
+        if not dates:
+            return rows
+        rows = rows.copy()
+        for name in dates:
+            rows[name] = pd.to_datetime(rows[name].to_numpy(dtype=np.float64) * 86_400e9, unit="ns")
+        return rows
+
+
+def _is_date(values) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_datetime64_any_dtype(values)
+
+
+def _naive_dates(values):
+    """Dates with a time zone as the same instants in UTC, without it."""
+    return values.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(values.dtype, "tz", None) is not None else values
 
 
 def _is_text(values) -> bool:
@@ -140,13 +165,16 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
     where = f"{label or name}: "  # what messages name: the CSV as the user wrote it, else the table
     features = _checked_features(frame, target, features, where)
     labelled, task, notices = _labelled_rows(frame, target, task, where)
+    dates = [column for column in features if _is_date(labelled[column])]
+    if dates:
+        notices.append(f"date column {_listed(dates)}: read as a number, days since 1970-01-01")
     inputs = _feature_inputs(labelled, features)
     targets, class_names = _encoded_targets(labelled[target], task)
     if row_parts is not None:  # those of the rows with a target value
         row_parts = np.asarray(row_parts)[frame[target].notna().to_numpy()]
     train, validation, test = _split_rows(targets if task == "classification" else None, seed, validation_fraction,
                                           test_fraction, where, row_parts if row_parts is not None else len(inputs))
-    columns = tuple(_learnt(inputs.iloc[train][column], column) for column in features)
+    columns = tuple(_learnt(inputs.iloc[train][column], column, date=column in dates) for column in features)
     notices += _column_notices(inputs, columns, train)
     spec_target = None
     if task == "regression":
@@ -154,6 +182,7 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
         spec_target = (float(train_targets.mean()), float(train_targets.std() or 1.0))
     parts = [(inputs.iloc[index].reset_index(drop=True), targets[index]) for index in (train, validation, test)]
     text = sum(column.kind == "text" for column in columns)
+    dated = f", {len(dates)} date" if dates else ""
     return Dataset(
         name=name,
         train=parts[0],
@@ -161,7 +190,7 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
         test=parts[2],
         spec=DataSpec(input_shape=(len(columns),), num_classes=len(class_names) if class_names else 0, task=task,
                       kind="table", class_names=class_names, adapter=TableAdapter(columns), target_scale=spec_target),
-        source=(f"{source}: {len(inputs)} rows, {len(columns)} features ({len(columns) - text} numeric, {text} text), "
+        source=(f"{source}: {len(inputs)} rows, {len(columns)} features ({len(columns) - text - len(dates)} numeric{dated}, {text} text), "
                 f"target {target!r}; "
                 f"{split_words(task, seed, validation_fraction, test_fraction, _given(row_parts))}"),
         notices=tuple(notices),
@@ -224,9 +253,13 @@ def _feature_inputs(labelled, features: list[str]):
     column may gain a NaN), text as str with a missing value as ""."""
     import pandas as pd
 
+    from nnlab.tabular import days_since_1970
+
     inputs = labelled[features].reset_index(drop=True)
     for column in features:
-        if _is_text(inputs[column]):
+        if _is_date(inputs[column]):
+            inputs[column] = days_since_1970(_naive_dates(inputs[column]))
+        elif _is_text(inputs[column]):
             inputs[column] = inputs[column].map(lambda value: "" if pd.isna(value) else str(value)).astype(object)
         else:
             inputs[column] = inputs[column].astype(np.float64)
@@ -247,7 +280,7 @@ def _column_notices(inputs, columns: tuple[Column, ...], train) -> list[str]:
     """What the user should know of the feature columns: missing values and how the model fills
     them, text columns with more categories than get an input of their own."""
     notices = []
-    missing = {column.name: int(inputs[column.name].isna().sum() if column.kind == "number"
+    missing = {column.name: int(inputs[column.name].isna().sum() if column.kind != "text"
                                 else (inputs[column.name] == "").sum()) for column in columns}
     missing = {column: count for column, count in missing.items() if count}
     if missing:
@@ -267,8 +300,8 @@ def _listed(names) -> str:
     return ", ".join(repr(str(name)) for name in names)
 
 
-def _learnt(values, name: str) -> Column:
-    """A column's preprocessing from its training values."""
+def _learnt(values, name: str, date: bool = False) -> Column:
+    """A column's preprocessing from its training values (`date`: a date column's days)."""
     if values.dtype == object:
         counts = values[values != ""].value_counts()
         categories = tuple(str(category) for category in counts.index[:MOST_CATEGORIES])
@@ -276,7 +309,7 @@ def _learnt(values, name: str) -> Column:
     present = values.dropna().to_numpy(dtype=np.float64)
     mean = float(present.mean()) if len(present) else 0.0
     variance = float(present.var()) if len(present) else 1.0
-    return Column(name, "number", mean=mean, variance=variance, missing=int(values.isna().sum()))
+    return Column(name, "date" if date else "number", mean=mean, variance=variance, missing=int(values.isna().sum()))
 
 
 def sorted_classes(values) -> list:
@@ -363,6 +396,7 @@ def parsed_csv(path):
         header = file.readline()
     separator = next((mark for mark in OTHER_SEPARATORS if mark in header), None) if "," not in header else None
     frame = pd.read_csv(path, sep=separator or ",")
+    read_as = [f"{'semicolon' if separator == ';' else 'tab'}-separated"] if separator else []
     decimal_commas = 0
     for column in frame.columns if separator == ";" else ():
         values = frame[column]
@@ -371,10 +405,36 @@ def parsed_csv(path):
         if values.dropna().astype(str).str.fullmatch(r"\s*[-+]?\d*,?\d+\s*").all():
             frame[column] = pd.to_numeric(values.astype(str).str.replace(",", ".", regex=False).where(values.notna()))
             decimal_commas += 1
-    if separator:  # said where the data is described: what was read is not what pandas reads by default
-        commas = f", decimal commas in {counted(decimal_commas, 'column')}" if decimal_commas else ""
-        frame.attrs[READ_AS] = f"{'semicolon' if separator == ';' else 'tab'}-separated{commas}"
+    if decimal_commas:
+        read_as.append(f"decimal commas in {counted(decimal_commas, 'column')}")
+    dates = _read_dates(frame)
+    if dates:
+        read_as.append(f"dates in {counted(dates, 'column')}")
+    if read_as:  # said where the data is described: what was read is not what pandas reads by default
+        frame.attrs[READ_AS] = ", ".join(read_as)
     return frame
+
+
+def _read_dates(frame) -> int:
+    """Read each text column of ISO dates (nnlab.tabular.ISO_DATE) as dates (in UTC where they
+    name a time zone), in place: how many there were."""
+    import pandas as pd
+
+    from nnlab.tabular import ISO_DATE
+
+    count = 0
+    for column in frame.columns:
+        values = frame[column]
+        if not _is_text(values) or _is_date(values) or not values.notna().any():
+            continue
+        present = values.dropna().astype(str)
+        if present.str.fullmatch(ISO_DATE).all():
+            try:
+                frame[column] = pd.to_datetime(values, format="ISO8601", utc=True).dt.tz_localize(None)
+            except (ValueError, OverflowError):  # 2024-13-45: not a date after all
+                continue
+            count += 1
+    return count
 
 
 def read_csv(path: str | Path):

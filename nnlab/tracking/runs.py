@@ -242,11 +242,15 @@ class SearchTracker:
             self.client.log_batch(run_id, metrics=metrics[start:start + 1000])
 
     def end_trial(self, status: str, metrics: dict | None = None, reason: str | None = None,
-                  details: str | None = None, timed_out: bool = False, tags: dict | None = None) -> None:
+                  details: str | None = None, timed_out: bool = False, tags: dict | None = None,
+                  params: dict | None = None) -> None:
         """End the trial's run with `status`, where it is still open: a stop that cut an earlier
-        end short ends it again; with none open, MLflow's calls below would start a run."""
+        end short ends it again; with none open, MLflow's calls below would start a run.
+        `params`: hyperparameters the trial declared after its run started."""
         if not _trial_run_open():
             return
+        if params:
+            mlflow.log_params(params)
         if metrics:
             self.log_metrics(metrics)
         if tags:
