@@ -25,7 +25,7 @@ import numpy as np
 from nnlab import cli
 from nnlab.accelerators import start_backend
 from nnlab.data.folders import read_image
-from nnlab.data.tables import parsed_csv
+from nnlab.data.tables import NotText, parsed_csv
 from nnlab.errors import InputError, TrackingError, print_error
 
 PROG = "nnlab.predict"
@@ -72,7 +72,9 @@ def read_rows(path: Path):
         frame = parsed_csv(path)
     except FileNotFoundError:
         raise InputError("does not exist") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as error:
+    except NotText as error:
+        raise InputError(str(error)) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, IsADirectoryError) as error:
         raise InputError(f"not a CSV table pandas can read ({' '.join(str(error).split())[:160]})") from None
     return frame
 

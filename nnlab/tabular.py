@@ -89,6 +89,8 @@ def _naive(series) -> np.ndarray:
     (numpy holds no time zone)."""
     if getattr(series.dtype, "tz", None) is not None:
         return series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    if series.dtype.kind in "biuf":  # pandas' nullable Int64 and boolean too: a missing one (NA) as NaN
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
     return series.to_numpy()
 
 
@@ -101,13 +103,14 @@ def days_since_1970(values) -> np.ndarray:
 
 
 def _as_numbers(values: np.ndarray, column) -> np.ndarray:
-    """Text given for column `column`, which the model takes as numbers: its numbers ("1.5"), else
-    its ISO dates; a missing value ("", None) stays missing."""
+    """Text given for column `column`, which the model takes as numbers: its numbers ("1.5", True),
+    else its ISO dates; a missing value ("", None) stays missing."""
     import pandas as pd
 
     text = pd.Series(_texts(values), dtype=object).str.strip()
     present = text != ""
-    numbers = pd.to_numeric(text.where(present), errors="coerce")
+    truths = text.str.lower().map({"true": 1.0, "false": 0.0})  # a boolean column with a missing value
+    numbers = pd.to_numeric(text.where(present), errors="coerce").fillna(truths)
     unread = numbers.isna() & present
     if not unread.any():
         return numbers.to_numpy(dtype=np.float64)
@@ -138,8 +141,8 @@ def _column(values: np.ndarray, number_column=None):
 
 
 def _texts(values) -> list[str]:
-    """Text, categories or mixed objects as strings, a missing one (None, NaN) as ""."""
-    return [("" if value is None or (isinstance(value, float) and np.isnan(value))
+    """Text, categories or mixed objects as strings, a missing one (None, NaN, pandas' NA) as ""."""
+    return [("" if value is None or (isinstance(value, float) and np.isnan(value)) or type(value).__name__ == "NAType"
              else value.decode() if isinstance(value, bytes) else str(value)) for value in values]
 
 

@@ -219,6 +219,14 @@ WITH_NAN[3, 0, 0] = np.nan
     (lambda: memory_dataset((WINE.data.astype(str), WINE.target)), "data: x must hold numbers, not <U"),
     (lambda: memory_dataset((WINE.data, WINE.target), test_fraction=1.5),
      "test_fraction=1.5: must be a number between 0 and 1"),
+    # Each of the three below was a traceback from pandas or Keras.
+    (lambda: memory_dataset(wine_frame().set_axis(pd.MultiIndex.from_tuples(
+        [("x", str(column)) for column in wine_frame().columns]), axis=1), target=("x", "cultivar")),
+     "data: the DataFrame's columns have 2 levels of names; give each column one name"),
+    (lambda: memory_dataset(pd.concat([wine_frame(), wine_frame()[["hue"]]], axis=1), target="cultivar"),
+     "data: column 'hue' appears more than once; a column's name is its model input, so each must differ"),
+    (lambda: memory_dataset(wine_frame().assign(hue=[[1.0, 2.0]] * 178), target="cultivar"),
+     "data: column 'hue' holds lists, not one value a row (a number, text or a date); give each item a column"),
 ])
 def test_each_mistake_is_one_line(call, message):
     with pytest.raises(DataError) as raised:
@@ -292,6 +300,24 @@ def test_dfn_takes_sequences_and_data_frames():
     model = fitted_dfn(memory_dataset(frame, target="cultivar"), keras_inputs)
     rows = frame.drop(columns="cultivar").iloc[:4]
     assert model.predict(keras_inputs(rows), verbose=0).shape == (4, 3)
+
+
+def test_a_table_model_reads_pandas_nullable_columns_and_text_given_for_numbers():
+    """A nullable boolean column with a missing value (pandas' "boolean") reached the model as
+    objects, True and <NA>: a Keras cast error, as was any text given for a number."""
+    from nnlab.tabular import RowsError, keras_inputs, reads_rows
+
+    frame = wine_frame().assign(aged=pd.array([True, False, None] * 59 + [True], dtype="boolean"),
+                                vintage=pd.array([2001, None] * 89, dtype="Int64"))
+    dataset = memory_dataset(frame, target="cultivar")
+    assert {column.name: column.kind for column in dataset.spec.adapter.columns}["aged"] == "number"
+    model = reads_rows(fitted_dfn(dataset, keras_inputs))
+    rows = frame.drop(columns="cultivar").iloc[:4]
+    expected = model.predict(rows, verbose=0)
+    as_text = {name: ["" if pd.isna(value) else str(value) for value in values] for name, values in rows.items()}
+    np.testing.assert_allclose(model.predict(as_text, verbose=0), expected, rtol=1e-5)  # "True", "13.2", ""
+    with pytest.raises(RowsError, match=r"^column 'hue' takes numbers \(or ISO dates, 2024-03-01\); row 2 holds 'pale'$"):
+        model.predict(rows.assign(hue=["1.04", "pale", None, "0.9"]), verbose=0)
 
 
 def test_the_splits_become_mlflow_dataset_inputs_carrying_the_digest():

@@ -359,14 +359,28 @@ def _frame_dataset(frame, target, given: dict, name: str, seed: int, validation_
 
 
 def _check_frame(frame, part: str, target: str, columns) -> None:
-    """One given DataFrame: rows, the target column, data's columns, no infinite number."""
+    """One given DataFrame: rows, one name a column, the target column, data's columns, one value
+    a cell, no infinite number."""
     if frame.empty:
         raise DataError(f"{part}: the DataFrame has no rows")
+    if frame.columns.nlevels > 1:
+        raise DataError(f"{part}: the DataFrame's columns have {frame.columns.nlevels} levels of names; give each "
+                        "column one name, which its model input takes (frame.columns = ['_'.join(map(str, name)) "
+                        "for name in frame.columns])")
+    twice = list(dict.fromkeys(frame.columns[frame.columns.duplicated()]))
+    if twice:
+        raise DataError(f"{part}: column {tables._listed(twice)} appears more than once; a column's name is its model "
+                        "input, so each must differ")
     if target not in frame.columns:
         raise DataError(f"{part}: no column {target!r} to predict; columns: {tables._listed(frame.columns)}")
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise DataError(f"{part}: the DataFrame lacks data's column {tables._listed(missing)}")
+    nested = [column for column in columns if frame[column].dtype == object and frame[column].map(
+        lambda value: isinstance(value, (list, tuple, dict, set, np.ndarray))).any()]
+    if nested:
+        raise DataError(f"{part}: column {tables._listed(nested)} holds lists, not one value a row (a number, text or "
+                        "a date); give each item a column of its own")
     numbers = frame[list(columns)].select_dtypes("number")
     infinite = [column for column in numbers.columns if np.isinf(numbers[column].to_numpy(dtype=float)).any()]
     if infinite:

@@ -386,17 +386,71 @@ OTHER_SEPARATORS = (";", "\t")
 READ_AS = "nnlab.read_as"
 
 
+# The encodings a CSV is read in, in turn: UTF-8 (with or without Excel's byte-order mark);
+# Windows-1252, as Excel saves "CSV" in Western Europe and the Americas (é as one byte, 0xE9);
+# Latin-1, which reads any byte.
+ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+ENCODING_NAMES = {"cp1252": "Windows-1252", "latin-1": "Latin-1"}
+
+
+def _compressed() -> dict:
+    import bz2
+    import gzip
+    import lzma
+
+    return {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": None}
+
+
+# The compressions pandas reads by a file's name, and how its first line is read here.
+COMPRESSED = _compressed()
+
+
+class NotText(ValueError):
+    """A file given as a CSV that is not text at all."""
+
+
 def parsed_csv(path):
-    """The CSV at `path` as pandas reads it: comma-separated, or, where its header line holds no
-    comma but semicolons or tabs, separated by those; a semicolon file's columns of
-    decimal-comma numbers ("1,5") read as numbers. pandas' own errors pass through."""
+    """The CSV at `path` as pandas reads it: UTF-8, else Windows-1252 (said); comma-separated,
+    or, where its header line holds no comma but semicolons or tabs, separated by those; a
+    semicolon file's columns of decimal-comma numbers ("1,5") read as numbers. A file that is
+    not text is NotText; pandas' own errors pass through."""
+    problem = _not_text(path)
+    if problem:
+        raise NotText(problem)
+    for encoding in ENCODINGS[:-1]:
+        try:
+            return _parsed_csv(path, encoding)
+        except UnicodeDecodeError:
+            continue
+    return _parsed_csv(path, ENCODINGS[-1])
+
+
+def _not_text(path) -> str | None:
+    """What a file is where it is not text (or compressed text pandas reads by its name)."""
+    if Path(path).suffix.lower() in COMPRESSED:
+        return None
+    with open(path, "rb") as file:
+        head = file.read(4096)
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP archive, not text (an Excel workbook? save it as CSV)"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip-compressed (pandas reads it named .csv.gz)"
+    return "a binary file, not text" if b"\x00" in head else None
+
+
+def _parsed_csv(path, encoding: str):
     import pandas as pd
 
-    with open(path, encoding="utf-8-sig") as file:
-        header = file.readline()
+    header = ""
+    opener = COMPRESSED.get(Path(path).suffix.lower(), open)
+    if opener is not None:  # a ZIP archive's first line is not read: commas are taken
+        with opener(path, "rt", encoding=encoding) as file:
+            header = file.readline()
     separator = next((mark for mark in OTHER_SEPARATORS if mark in header), None) if "," not in header else None
-    frame = pd.read_csv(path, sep=separator or ",")
+    frame = pd.read_csv(path, sep=separator or ",", encoding=encoding)
     read_as = [f"{'semicolon' if separator == ';' else 'tab'}-separated"] if separator else []
+    if encoding in ENCODING_NAMES:
+        read_as.insert(0, f"not UTF-8: read as {ENCODING_NAMES[encoding]}")
     decimal_commas = 0
     for column in frame.columns if separator == ";" else ():
         values = frame[column]
@@ -448,7 +502,9 @@ def read_csv(path: str | Path):
         raise DataError(f"CSV file {path} does not exist")
     try:
         frame = parsed_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except NotText as error:
+        raise DataError(f"{path}: {error}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         reason = " ".join(str(error).split())
         raise DataError(f"{path}: not a CSV table pandas can read ({reason[:200]})") from None
     if frame.empty:
