@@ -225,6 +225,10 @@ WITH_NAN[3, 0, 0] = np.nan
      "data: the DataFrame's columns have 2 levels of names; give each column one name"),
     (lambda: memory_dataset(pd.concat([wine_frame(), wine_frame()[["hue"]]], axis=1), target="cultivar"),
      "data: column 'hue' appears more than once; a column's name is its model input, so each must differ"),
+    (lambda: memory_dataset(wine_frame().assign(cultivar=pd.Timestamp("2020-01-01") + pd.to_timedelta(
+        np.arange(178), unit="D")), target="cultivar"),
+     "data: target 'cultivar' holds dates; nnlab predicts a class or a number: make it a number to predict (the "
+     "days since its earliest date, say)"),
     (lambda: memory_dataset(wine_frame().assign(hue=[[1.0, 2.0]] * 178), target="cultivar"),
      "data: column 'hue' holds lists, not one value a row (a number, text or a date); give each item a column"),
 ])

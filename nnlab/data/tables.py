@@ -236,6 +236,9 @@ def _labelled_rows(frame, target: str, task: str | None, where: str) -> tuple[ob
     values = labelled[target]
     if values.empty:
         raise DataError(f"{where}target column {target!r} is empty in every row; there is nothing to learn from")
+    if _is_date(values):  # read as text, each date was a class of its own
+        raise DataError(f"{where}target {target!r} holds dates; nnlab predicts a class or a number: make it a "
+                        "number to predict (the days since its earliest date, say)")
     if values.nunique() < 2:
         only = values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0]
         raise DataError(f"{where}target {target!r} has 1 distinct value ({only!r}); there is nothing to predict")
