@@ -63,7 +63,7 @@ def keras_inputs(rows, numbers=()):
     dates, else a RowsError names the column. Anything else (an array of images) is returned as
     it is."""
     if hasattr(rows, "columns") and hasattr(rows, "to_dict"):  # a pandas DataFrame
-        columns = {name: _naive(rows[name]) for name in rows.columns}
+        columns = {name: column_array(rows[name]) for name in rows.columns}
     elif isinstance(rows, dict):
         columns = {name: np.asarray(values) for name, values in rows.items()}
     else:
@@ -84,7 +84,7 @@ def input_name(column) -> str:
     return str(column).replace("/", "_")
 
 
-def _naive(series) -> np.ndarray:
+def column_array(series) -> np.ndarray:
     """A DataFrame's column as an array; dates with a time zone as the same instants in UTC
     (numpy holds no time zone)."""
     if getattr(series.dtype, "tz", None) is not None:

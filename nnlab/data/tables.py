@@ -127,11 +127,6 @@ def _is_date(values) -> bool:
     return pd.api.types.is_datetime64_any_dtype(values)
 
 
-def _naive_dates(values):
-    """Dates with a time zone as the same instants in UTC, without it."""
-    return values.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(values.dtype, "tz", None) is not None else values
-
-
 def _is_text(values) -> bool:
     import pandas as pd
 
@@ -182,7 +177,7 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
         spec_target = (float(train_targets.mean()), float(train_targets.std() or 1.0))
     parts = [(inputs.iloc[index].reset_index(drop=True), targets[index]) for index in (train, validation, test)]
     text = sum(column.kind == "text" for column in columns)
-    dated = f", {len(dates)} date" if dates else ""
+    kinds = f"{len(columns) - text - len(dates)} numeric{f', {len(dates)} date' if dates else ''}, {text} text"
     return Dataset(
         name=name,
         train=parts[0],
@@ -190,7 +185,7 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
         test=parts[2],
         spec=DataSpec(input_shape=(len(columns),), num_classes=len(class_names) if class_names else 0, task=task,
                       kind="table", class_names=class_names, adapter=TableAdapter(columns), target_scale=spec_target),
-        source=(f"{source}: {len(inputs)} rows, {len(columns)} features ({len(columns) - text - len(dates)} numeric{dated}, {text} text), "
+        source=(f"{source}: {len(inputs)} rows, {len(columns)} features ({kinds}), "
                 f"target {target!r}; "
                 f"{split_words(task, seed, validation_fraction, test_fraction, _given(row_parts))}"),
         notices=tuple(notices),
@@ -256,12 +251,12 @@ def _feature_inputs(labelled, features: list[str]):
     column may gain a NaN), text as str with a missing value as ""."""
     import pandas as pd
 
-    from nnlab.tabular import days_since_1970
+    from nnlab.tabular import column_array, days_since_1970
 
     inputs = labelled[features].reset_index(drop=True)
     for column in features:
         if _is_date(inputs[column]):
-            inputs[column] = days_since_1970(_naive_dates(inputs[column]))
+            inputs[column] = days_since_1970(column_array(inputs[column]))
         elif _is_text(inputs[column]):
             inputs[column] = inputs[column].map(lambda value: "" if pd.isna(value) else str(value)).astype(object)
         else:
