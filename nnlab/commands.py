@@ -162,20 +162,37 @@ def _listed(opening: str, items: list[str]) -> str:
     return line
 
 
+# Where a stop is not raised: inside a call to the store's database. Raised there (a Ctrl-C during
+# an epoch's metrics), it left SQLite's write lock held by the write it cut short, and the KILLED
+# mark that followed waited 20 s for it and failed, the trial recorded as failed, never to run again.
+STORE_MODULES = ("sqlalchemy", "sqlite3")
+
+
+def _in_a_store_call(frame) -> bool:
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).split(".")[0] in STORE_MODULES:
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextlib.contextmanager
 def signals_interrupt():
     """SIGTERM stops the search the way Ctrl-C does: the trial's run is marked KILLED, state
-    kept. Further signals are ignored while that clean-up runs. Yields the signal received."""
+    kept. Further signals are ignored while that clean-up runs. A signal that comes inside a
+    call to the store is recorded, not raised: the search stops at its next look at the record
+    (an epoch's end, a trial's, the trials'). Yields the signals received."""
     received: list[int] = []
 
-    def interrupt(number, _frame):
+    def interrupt(number, frame):
         received.append(number)
         # A handler that does nothing, not SIG_IGN: a signal already on its way (a worker gets
         # the terminal's Ctrl-C and its chief's SIGTERM together) would otherwise meet SIG_IGN
         # and Python report "Signal 15 ignored due to race condition" with a traceback.
         for name in (signal.SIGINT, signal.SIGTERM):
             signal.signal(name, lambda *_ignored: None)
-        raise KeyboardInterrupt
+        if not _in_a_store_call(frame):
+            raise KeyboardInterrupt
 
     previous_hook = sys.unraisablehook
 

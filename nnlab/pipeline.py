@@ -320,6 +320,8 @@ class _Search:
         if self.oracle_server is None:
             self.tuner.search(*self.dataset.train, validation_data=self.dataset.validation, epochs=config.epochs,
                               verbose=0)
+            if self.interrupted is not None and self.interrupted():  # a stop recorded, not raised (signals_interrupt)
+                raise KeyboardInterrupt
         else:
             try:
                 Workers(self.workers, oracle, self.oracle_server, self.tracking_uri, self.tracker.kill_trial,

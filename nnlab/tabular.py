@@ -6,8 +6,10 @@ nnlab nor TensorFlow directly, so that it ships inside every registered table mo
   mean, and, for the columns that had missing values in training, a 0/1 "was missing" column
   is added. No stock Keras layer replaces NaN: Normalization passes it through.
 - `keras_inputs(rows)`: a pandas DataFrame or a dict of columns as the model's inputs, one
-  (N, 1) tensor per column: numbers as float32, text as strings; `reads_rows(model)` makes a
-  loaded model's `predict` take them as they are.
+  (N, 1) tensor per column: numbers and dates as float32, text as strings, text given for a
+  number read as one; `reads_rows(model)` makes a loaded model's `predict` take them as they
+  are. pandas is imported inside functions, where text given for a number is read: the file
+  itself needs only Keras and numpy.
 - `_load_pyfunc(path)`: MLflow's python_function loader for a table model. The stock Keras
   flavor hands a DataFrame to the model as one array (`data.values`), which a model with a
   text column and one input per column cannot take; this one hands it over column by column.

@@ -320,8 +320,6 @@ class TrackedTrials:
             raise OracleLost(rpc_words(error)) from error
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
-        if self.interrupted():  # a signal TensorFlow swallowed: no further epoch
-            model.stop_training = True
         if self._epoch_ends:
             self._epoch_ends[-1].append(time.monotonic())
         self._epoch_logs.append((epoch + 1, dict(logs or {})))
@@ -333,6 +331,9 @@ class TrackedTrials:
         if figures:
             images, _errors = plots.draw_all(figures)  # a figure not drawn costs the epoch nothing
             self.tracker.log_images(images)
+        # A signal TensorFlow swallowed, or one that came while the epoch was logged: no further epoch.
+        if self.interrupted():
+            model.stop_training = True
 
     def _log_learning_curves(self, trial) -> dict:
         """Draw the trial's curves on its run. A figure that cannot be drawn costs the trial

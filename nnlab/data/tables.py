@@ -22,7 +22,10 @@ needs none.
 
 from __future__ import annotations
 
+import bz2
 import functools
+import gzip
+import lzma
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
@@ -391,16 +394,8 @@ ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 ENCODING_NAMES = {"cp1252": "Windows-1252", "latin-1": "Latin-1"}
 
 
-def _compressed() -> dict:
-    import bz2
-    import gzip
-    import lzma
-
-    return {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": None}
-
-
 # The compressions pandas reads by a file's name, and how its first line is read here.
-COMPRESSED = _compressed()
+COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": None}
 
 
 class NotText(ValueError):
