@@ -229,6 +229,13 @@ WITH_NAN[3, 0, 0] = np.nan
         np.arange(178), unit="D")), target="cultivar"),
      "data: target 'cultivar' holds dates; nnlab predicts a class or a number: make it a number to predict (the "
      "days since its earliest date, say)"),
+    # Put together, the column was read as text, silently.
+    (lambda: memory_dataset(wine_frame(), target="cultivar",
+                            validation=wine_frame().head(30).assign(hue=lambda frame: frame["hue"].astype(str))),
+     "validation: column 'hue' holds text where data's holds numbers; give a column the same kind of values in every "
+     "part"),
+    (lambda: memory_dataset(wine_frame(), target="cultivar", test=wine_frame().head(30).assign(
+        hue=pd.Timestamp("2020-01-01"))), "test: column 'hue' holds dates where data's holds numbers"),
     (lambda: memory_dataset(wine_frame().assign(hue=[[1.0, 2.0]] * 178), target="cultivar"),
      "data: column 'hue' holds lists, not one value a row (a number, text or a date); give each item a column"),
 ])
@@ -304,6 +311,12 @@ def test_dfn_takes_sequences_and_data_frames():
     model = fitted_dfn(memory_dataset(frame, target="cultivar"), keras_inputs)
     rows = frame.drop(columns="cultivar").iloc[:4]
     assert model.predict(keras_inputs(rows), verbose=0).shape == (4, 3)
+
+
+def test_a_given_parts_column_with_no_value_is_only_missing():
+    test = wine_frame().head(30).assign(hue=None)  # objects, all None: no kind of its own
+    dataset = memory_dataset(wine_frame(), target="cultivar", test=test)
+    assert {column.name: column.kind for column in dataset.spec.adapter.columns}["hue"] == "number"
 
 
 def test_a_table_model_reads_pandas_nullable_columns_and_text_given_for_numbers():

@@ -335,6 +335,7 @@ def _frame_dataset(frame, target, given: dict, name: str, seed: int, validation_
         frames[part] = value
     for part, value in frames.items():
         _check_frame(value, part, target, frame.columns)
+        _check_kinds(value, part, frame)
     task, notices = _task(frame[target].dropna(), task, f"target {target!r}")
     if task == "classification":
         known = set(frame[target].dropna())
@@ -347,7 +348,7 @@ def _frame_dataset(frame, target, given: dict, name: str, seed: int, validation_
     for part, value in frames.items():
         digest.update(f"{part} {list(value.columns)} {[str(dtype) for dtype in value.dtypes]}".encode())
         digest.update(pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
-    combined = pd.concat([value[list(frame.columns)] for value in frames.values()], ignore_index=True)
+    combined = pd.concat([_aligned(value[list(frame.columns)], frame) for value in frames.values()], ignore_index=True)
     row_parts = np.repeat(np.array(list(frames), dtype=object), [len(value) for value in frames.values()])
     dataset = tables.table_dataset(name, combined, target, f"DataFrame in memory (digest {digest.hexdigest()[:12]})",
                                    None, seed, validation_fraction, test_fraction, task, row_parts=row_parts)
@@ -356,6 +357,33 @@ def _frame_dataset(frame, target, given: dict, name: str, seed: int, validation_
             and dataset.spec.class_names == tuple(str(number) for number in range(dataset.spec.num_classes)):
         dataset = replace(dataset, spec=replace(dataset.spec, class_names=None))  # labels their own numbers
     return replace(dataset, notices=tuple(notices) + dataset.notices)
+
+
+def _aligned(frame, data):
+    """A given part with a column that has no value at all (None, NaN) typed as data's is, so that,
+    put together, data's numbers or dates stay numbers or dates."""
+    import pandas as pd
+
+    frame = frame.copy()
+    for column in data.columns:
+        kind = tables.column_kind(data[column])
+        if frame[column].isna().all() and tables.column_kind(frame[column]) != kind:
+            frame[column] = pd.to_datetime(frame[column]) if kind == "date" else frame[column].astype(
+                np.float64 if kind == "number" else object)
+    return frame
+
+
+def _check_kinds(frame, part: str, data) -> None:
+    """A given part's columns hold what data's hold (numbers, text, dates): put together, a column
+    of numbers with a part's text in it was read as text, silently. A part's column with no value
+    at all is only missing."""
+    for column in data.columns:
+        values = frame[column]
+        kind, expected = tables.column_kind(values), tables.column_kind(data[column])
+        if kind != expected and values.notna().any():
+            raise DataError(f"{part}: column {str(column)!r} holds {kind if kind == 'text' else kind + 's'} where "
+                            f"data's holds {expected if expected == 'text' else expected + 's'}; give a column the "
+                            "same kind of values in every part")
 
 
 def _check_frame(frame, part: str, target: str, columns) -> None:

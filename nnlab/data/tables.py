@@ -130,6 +130,11 @@ def _is_date(values) -> bool:
     return pd.api.types.is_datetime64_any_dtype(values)
 
 
+def column_kind(values) -> str:
+    """What a column holds as the model would read it: "date", "text" or "number" (booleans too)."""
+    return "date" if _is_date(values) else "text" if _is_text(values) else "number"
+
+
 def _is_text(values) -> bool:
     import pandas as pd
 
