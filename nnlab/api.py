@@ -17,6 +17,7 @@ functions (the pipeline's), so that `import nnlab` stays light.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 import threading
@@ -30,7 +31,7 @@ from nnlab.commands import load_data, say_data, signals_interrupt
 from nnlab.config import FILE_KEYS, load_config, memory_config
 from nnlab.data import MEMORY, register_memory
 from nnlab.data.memory import memory_dataset
-from nnlab.errors import ConfigError, NnlabError
+from nnlab.errors import ConfigError, NnlabError, one_line
 from nnlab.formats import wrapped
 from nnlab.models import register
 from nnlab.pipeline import SearchResult, check_before_start, run_search
@@ -48,7 +49,8 @@ def search(experiment: str = "mnist", *, model=None, data=None, target=None, val
            task: str | None = None, kind: str | None = None, tuner: str | None = None, max_trials: int | None = None,
            epochs: int | None = None, final_epochs: int | None = None, seed: int | None = None, space: dict | None = None,
            time_budget=None, ensemble: int | None = None, tracking_uri: str | None = None, data_dir: str | None = None,
-           fresh: bool = False, workers: int | None = None, verbose: bool = True, **settings) -> SearchResult:
+           fresh: bool = False, workers: int | None = None, callbacks=None, verbose: bool = True,
+           **settings) -> SearchResult:
     """Search `experiment` (a data set's name: its built-in default; experiments/NAME.toml; a TOML
     file's path; or, with `data`, the name of your own), track every trial in MLflow, register the
     champion and return a SearchResult.
@@ -62,7 +64,9 @@ def search(experiment: str = "mnist", *, model=None, data=None, target=None, val
     The other settings are the experiment file's keys (and the command's flags): tuner, max_trials,
     epochs, final_epochs, seed, space, time_budget, ensemble, tracking_uri, data_dir, batch_size,
     patience, trial_timeout, ... `fresh`: discard the saved tuner state. `workers`: run the trials
-    in that many worker processes (default: here). `verbose=False`: say nothing."""
+    in that many worker processes (default: here). `callbacks`: Keras callbacks, a copy of each in
+    every trial's fits, as KerasTuner's `search(..., callbacks=)` gives them (not the champion
+    step's training). `verbose=False`: say nothing."""
     unknown = sorted(set(settings) - set(FILE_KEYS))
     if unknown:
         error = ConfigError(f"nnlab.search: unknown setting {unknown[0]!r}; known: the experiment file's keys, "
@@ -76,7 +80,7 @@ def search(experiment: str = "mnist", *, model=None, data=None, target=None, val
     echo = print if verbose else (lambda _line: None)
     return _as_a_library("search", lambda: with_interrupts(
         lambda interrupted: run(experiment, settings, model=model, memory=memory, fresh=fresh, workers=workers,
-                                interrupted=interrupted, echo=echo)))
+                                interrupted=interrupted, echo=echo, callbacks=callbacks)))
 
 
 def finetune(source: str, target: str, *, search: bool = False, strategy: str | None = None,
@@ -101,11 +105,14 @@ def finetune(source: str, target: str, *, search: bool = False, strategy: str | 
 
 
 def run(experiment: str, settings: dict, *, model=None, memory: dict | None = None, fresh: bool = False,
-        workers=None, interrupted=None, echo=print, prog: str = PROG, started: float | None = None) -> SearchResult:
+        workers=None, interrupted=None, echo=print, prog: str = PROG, started: float | None = None,
+        callbacks=None) -> SearchResult:
     """The search both doors share: `settings` are the command's flags (None: not given); `workers`
     a WorkerPlan, a count of worker processes, or None (the trials here). `started`: when the
-    command started (time.monotonic), where a time budget counts from (None: now)."""
+    command started (time.monotonic), where a time budget counts from (None: now). `callbacks`:
+    a user's Keras callbacks for the trials' fits."""
     started = time.monotonic() if started is None else started
+    callbacks = _checked_callbacks(callbacks, workers)
     settings = {key: value for key, value in settings.items() if value is not None}
     memory = {key: value for key, value in (memory or {}).items() if value is not None}
     family = _own_family(model)
@@ -135,7 +142,32 @@ def run(experiment: str, settings: dict, *, model=None, memory: dict | None = No
         if workers.runs_here(planned_trials_of(config)):
             workers = None
     return run_search(config, dataset, fresh=fresh, interrupted=interrupted, workers=workers, echo=echo,
-                      started=started)
+                      started=started, callbacks=callbacks)
+
+
+def _checked_callbacks(callbacks, workers) -> list:
+    """A user's callbacks as a list, or a ConfigError: not Keras callbacks, not copyable (each
+    trial's fits get a copy, as KerasTuner gives them), or asked of worker processes, which
+    cannot hold this process's objects."""
+    if callbacks is None:
+        return []
+    import keras
+
+    listed = [callbacks] if isinstance(callbacks, keras.callbacks.Callback) else callbacks
+    if not isinstance(listed, (list, tuple)):
+        raise ConfigError(f"callbacks: give a list of keras.callbacks.Callback; got {type(callbacks).__name__}")
+    others = sorted({type(item).__name__ for item in listed if not isinstance(item, keras.callbacks.Callback)})
+    if others:
+        raise ConfigError(f"callbacks: give a list of keras.callbacks.Callback; it holds {', '.join(others)}")
+    if listed and workers:
+        raise ConfigError("callbacks: the trials of workers= run in other processes, which cannot take this "
+                          "process's callbacks; leave one of them out")
+    try:
+        copy.deepcopy(list(listed))
+    except Exception as error:  # what the user's object holds (a lock, a file): said in one line
+        raise ConfigError(f"callbacks: each trial gets a copy of each callback, and copy.deepcopy cannot copy "
+                          f"these: {one_line(error)}") from None
+    return list(listed)
 
 
 def run_finetune(source: str, target: str, options: dict, *, fresh: bool = False, interrupted=None, echo=print,

@@ -101,16 +101,19 @@ def run_search(
     source=None,
     workers=None,
     started: float | None = None,
+    callbacks=(),
 ) -> SearchResult:
     """Search `config`'s space, one MLflow run per trial, then log and register the champion.
     `interrupted`, a callable, tells whether the user has asked the search to stop: the trial in
     progress then ends KILLED and KeyboardInterrupt is raised, whatever became of the signal's own.
     `source`: the loaded nnlab.source.Source of `config.source` (loaded here when not given).
     `workers`: a nnlab.workers.WorkerPlan to run the trials in worker processes; None: here.
-    `started`: where a time budget counts from (time.monotonic; None: now), the command's start."""
+    `started`: where a time budget counts from (time.monotonic; None: now), the command's start.
+    `callbacks`: Keras callbacks of a user's, a copy of each in every trial's fits (KerasTuner's
+    `search(..., callbacks=)`)."""
     from nnlab.tracking import autologging_off
 
-    search = _Search(config, dataset, Path(tuning_root), echo, interrupted, source, workers, started)
+    search = _Search(config, dataset, Path(tuning_root), echo, interrupted, source, workers, started, callbacks)
     # Closed last, whatever happens: the oracle's server, the tracking server, in that order. An
     # earlier search that this one replaces is put back if this one fails before it has started.
     with search_lock(search.directory), autologging_off(), contextlib.ExitStack() as servers:
@@ -140,7 +143,7 @@ class _Search:
     """One search's state as its steps build it up; run_search says the order."""
 
     def __init__(self, config: ExperimentConfig, dataset, tuning_root: Path, echo, interrupted, source, workers,
-                 started=None):
+                 started=None, callbacks=()):
         """The policy step: the data, the family's policy, the space checked against it, the budget,
         and what can be found wrong before anything is created."""
         import keras
@@ -152,7 +155,7 @@ class _Search:
             dataset = load_dataset(config.dataset, config.data, data_dir=config.data_dir, seed=config.seed,
                                    validation_fraction=config.validation_fraction)
         self.config, self.dataset, self.tuning_root, self.echo = config, dataset, tuning_root, Narrator(echo)
-        self.interrupted, self.workers = interrupted, workers
+        self.interrupted, self.workers, self.callbacks = interrupted, workers, list(callbacks)
         self.source = source_of(config, source)
         policy = hypermodel_policy(config, dataset, self.source)
         family = FAMILIES[config.model]
@@ -319,7 +322,7 @@ class _Search:
         config, oracle = self.config, self.tuner.oracle
         if self.oracle_server is None:
             self.tuner.search(*self.dataset.train, validation_data=self.dataset.validation, epochs=config.epochs,
-                              verbose=0)
+                              callbacks=self.callbacks, verbose=0)
             if self.interrupted is not None and self.interrupted():  # a stop recorded, not raised (signals_interrupt)
                 raise KeyboardInterrupt
         else:

@@ -192,6 +192,53 @@ def test_a_mistake_only_python_can_make_is_one_line_too(workdir, call, message):
     assert not (workdir / "tuning").exists() and not (workdir / "mlruns").exists()
 
 
+SEEN_EPOCHS = []  # what every copy of Logs saw: each trial's fits get a copy, as KerasTuner gives them
+
+
+def logs_seen():
+    import keras
+
+    class Logs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            SEEN_EPOCHS.append((epoch, sorted(logs or {})))
+
+    return Logs()
+
+
+def test_a_users_keras_callbacks_reach_every_trials_fits(workdir, tracking_uri):
+    """A KerasTuner user passes callbacks to search(); nnlab.search refused `callbacks` as an unknown
+    setting and suggested space={'callbacks': ...}."""
+    import keras
+
+    SEEN_EPOCHS.clear()
+    result = nnlab.search("digits", callbacks=[logs_seen(), keras.callbacks.ReduceLROnPlateau(patience=1)],
+                          tracking_uri=tracking_uri, verbose=False, **SMALL)
+    assert result.trials_run == 2 and [epoch for epoch, _ in SEEN_EPOCHS] == [0, 1, 0, 1]
+    assert all("val_accuracy" in names for _, names in SEEN_EPOCHS)
+
+
+def test_callbacks_that_cannot_be_given_are_one_line_before_anything_is_made(workdir):
+    import keras
+
+    class Locked(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.lock = threading.Lock()
+
+    for callbacks, extra, message in [
+        ("logs", {}, "callbacks: give a list of keras.callbacks.Callback; got str"),
+        ([print], {}, "callbacks: give a list of keras.callbacks.Callback; it holds builtin_function_or_method"),
+        ([logs_seen()], dict(workers=2), "callbacks: the trials of workers= run in other processes, which cannot "
+                                         "take this process's callbacks; leave one of them out"),
+        ([Locked()], {}, "callbacks: each trial gets a copy of each callback, and copy.deepcopy cannot copy these: "
+                         "TypeError: cannot pickle '_thread.lock' object"),
+    ]:
+        with pytest.raises(nnlab.NnlabError) as raised:
+            nnlab.search("digits", callbacks=callbacks, verbose=False, **SMALL, **extra)
+        assert str(raised.value) == message
+    assert not (workdir / "tuning").exists() and not (workdir / "mlruns").exists()
+
+
 @pytest.mark.parametrize("argv, call, said", [
     (["--cross-validation", "1"], dict(cross_validation=1), ("--cross-validation 1", "cross_validation=1")),
     (["--model", "cnn"], dict(model="cnn"), ("--model cnn", "model='cnn'")),
