@@ -306,8 +306,10 @@ def _save_table_model(model, folder: str, description: Model, signature, example
     code = Path(folder) / "code"
     code.mkdir()
     shutil.copyfile(tabular.__file__, code / "nnlab_tabular.py")
-    # Every column may be missing in a request, as in the CSV: the model fills it (FillMissing).
-    columns = [ColSpec(column.type, column.name, required=False) for column in signature.inputs.inputs]
+    # A request names every column, as the CSV has them; a value may be missing (null): the model
+    # fills it (FillMissing). Optional columns let a request without one through MLflow's schema,
+    # to fail inside Keras ("Missing data for input"); required, MLflow says which it lacks.
+    columns = [ColSpec(column.type, column.name) for column in signature.inputs.inputs]
     description.signature = ModelSignature(inputs=Schema(columns), outputs=signature.outputs)
     _save_example(description, example, folder)
     description.flavors["python_function"].update(loader_module="nnlab_tabular", code="code")
