@@ -104,6 +104,13 @@ def days_since_1970(values) -> np.ndarray:
     return np.where(np.isnat(values), np.nan, days)
 
 
+def duration_days(values) -> np.ndarray:
+    """Durations (timedelta64) as float64 days, a missing one (NaT) as NaN: how a table model reads
+    a duration column."""
+    values = np.asarray(values).astype("timedelta64[ns]")
+    return np.where(np.isnat(values), np.nan, values.astype(np.int64) / 86_400e9)
+
+
 def _as_numbers(values: np.ndarray, column) -> np.ndarray:
     """Text given for column `column`, which the model takes as numbers: its numbers ("1.5", True),
     else its ISO dates; a missing value ("", None) stays missing."""
@@ -131,10 +138,12 @@ def _as_numbers(values: np.ndarray, column) -> np.ndarray:
 
 def _column(values: np.ndarray, number_column=None):
     values = np.asarray(values).reshape(-1)
-    if number_column is not None and values.dtype.kind not in "biufM":  # text for a number's input
+    if number_column is not None and values.dtype.kind not in "biufmM":  # text for a number's input
         values = _as_numbers(values, number_column)
     if values.dtype.kind == "M":  # dates
         values = days_since_1970(values)
+    elif values.dtype.kind == "m":  # durations
+        values = duration_days(values)
     # Tensors, numbers too: a Keras model called on a dict takes no mix of arrays and tensors.
     if values.dtype.kind in "biuf":
         return keras.ops.convert_to_tensor(values.astype(np.float32).reshape(-1, 1))

@@ -313,6 +313,22 @@ def test_dfn_takes_sequences_and_data_frames():
     assert model.predict(keras_inputs(rows), verbose=0).shape == (4, 3)
 
 
+def test_a_duration_column_is_a_number_of_days():
+    """A timedelta column was text, one category a duration."""
+    from nnlab.tabular import keras_inputs, reads_rows
+
+    frame = wine_frame().assign(aged=pd.to_timedelta(np.arange(178) % 40, unit="D") + pd.Timedelta(hours=12))
+    frame.loc[3, "aged"] = pd.NaT
+    dataset = memory_dataset(frame, target="cultivar")
+    column = {column.name: column for column in dataset.spec.adapter.columns}["aged"]
+    assert (column.kind, column.missing > 0) == ("number", True) and 15 < column.mean < 25
+    assert "duration column 'aged': read as a number of days" in dataset.notices
+    model = reads_rows(fitted_dfn(dataset, keras_inputs))
+    rows = frame.drop(columns="cultivar").iloc[:5]
+    np.testing.assert_allclose(model.predict(rows, verbose=0), model.predict(
+        rows.assign(aged=rows["aged"].dt.total_seconds() / 86_400), verbose=0), rtol=1e-5)
+
+
 def test_a_given_parts_column_with_no_value_is_only_missing():
     test = wine_frame().head(30).assign(hue=None)  # objects, all None: no kind of its own
     dataset = memory_dataset(wine_frame(), target="cultivar", test=test)

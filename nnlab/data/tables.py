@@ -130,9 +130,15 @@ def _is_date(values) -> bool:
     return pd.api.types.is_datetime64_any_dtype(values)
 
 
+def _is_duration(values) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_timedelta64_dtype(values)
+
+
 def column_kind(values) -> str:
     """What a column holds as the model would read it: "date", "text" or "number" (booleans too)."""
-    return "date" if _is_date(values) else "text" if _is_text(values) else "number"
+    return "date" if _is_date(values) else "text" if _is_text(values) and not _is_duration(values) else "number"
 
 
 def _is_text(values) -> bool:
@@ -171,6 +177,9 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
     dates = [column for column in features if _is_date(labelled[column])]
     if dates:
         notices.append(f"date column {_listed(dates)}: read as a number, days since 1970-01-01")
+    durations = [column for column in features if _is_duration(labelled[column])]
+    if durations:
+        notices.append(f"duration column {_listed(durations)}: read as a number of days")
     inputs = _feature_inputs(labelled, features)
     targets, class_names = _encoded_targets(labelled[target], task)
     if row_parts is not None:  # those of the rows with a target value
@@ -239,9 +248,11 @@ def _labelled_rows(frame, target: str, task: str | None, where: str) -> tuple[ob
     values = labelled[target]
     if values.empty:
         raise DataError(f"{where}target column {target!r} is empty in every row; there is nothing to learn from")
-    if _is_date(values):  # read as text, each date was a class of its own
-        raise DataError(f"{where}target {target!r} holds dates; nnlab predicts a class or a number: make it a "
-                        "number to predict (the days since its earliest date, say)")
+    if _is_date(values) or _is_duration(values):  # read as text, each one was a class of its own
+        held = "dates" if _is_date(values) else "durations"
+        raise DataError(f"{where}target {target!r} holds {held}; nnlab predicts a class or a number: make it a "
+                        f"number to predict ({'the days since its earliest date' if held == 'dates' else 'its days'}, "
+                        "say)")
     if values.nunique() < 2:
         only = values.iloc[0].item() if hasattr(values.iloc[0], "item") else values.iloc[0]
         raise DataError(f"{where}target {target!r} has 1 distinct value ({only!r}); there is nothing to predict")
@@ -259,12 +270,14 @@ def _feature_inputs(labelled, features: list[str]):
     column may gain a NaN), text as str with a missing value as ""."""
     import pandas as pd
 
-    from nnlab.tabular import column_array, days_since_1970
+    from nnlab.tabular import column_array, days_since_1970, duration_days
 
     inputs = labelled[features].reset_index(drop=True)
     for column in features:
         if _is_date(inputs[column]):
             inputs[column] = days_since_1970(column_array(inputs[column]))
+        elif _is_duration(inputs[column]):
+            inputs[column] = duration_days(column_array(inputs[column]))
         elif _is_text(inputs[column]):
             inputs[column] = inputs[column].map(lambda value: "" if pd.isna(value) else str(value)).astype(object)
         else:
