@@ -156,6 +156,7 @@ def _checked_callbacks(callbacks, workers) -> list:
     listed = [callbacks] if isinstance(callbacks, keras.callbacks.Callback) else callbacks
     if not isinstance(listed, (list, tuple)):
         raise ConfigError(f"callbacks: give a list of keras.callbacks.Callback; got {type(callbacks).__name__}")
+    listed = list(listed)
     others = sorted({type(item).__name__ for item in listed if not isinstance(item, keras.callbacks.Callback)})
     if others:
         raise ConfigError(f"callbacks: give a list of keras.callbacks.Callback; it holds {', '.join(others)}")
@@ -163,11 +164,11 @@ def _checked_callbacks(callbacks, workers) -> list:
         raise ConfigError("callbacks: the trials of workers= run in other processes, which cannot take this "
                           "process's callbacks; leave one of them out")
     try:
-        copy.deepcopy(list(listed))
+        copy.deepcopy(listed)
     except Exception as error:  # what the user's object holds (a lock, a file): said in one line
         raise ConfigError(f"callbacks: each trial gets a copy of each callback, and copy.deepcopy cannot copy "
                           f"these: {one_line(error)}") from None
-    return list(listed)
+    return listed
 
 
 def run_finetune(source: str, target: str, options: dict, *, fresh: bool = False, interrupted=None, echo=print,

@@ -328,11 +328,10 @@ def _logged_and_registered(config, hypermodel, dataset, tracker, chosen: _Chosen
     """The chosen model logged on the search's run with its test metrics and registered, its
     version tagged with where it came from, the alias moved on one test split (`holder`: the
     holder rescored on this one): tracking.ChampionRecord."""
-    as_given = getattr(dataset.spec.adapter, "as_given", None)  # a table's dates as dates
     return tracker.log_champion(
         hypermodel.exported(chosen.model),
         config.tuning_name,
-        as_given(inputs[:8]) if as_given else inputs[:8],
+        inputs[:8],
         chosen.predictions[:8],
         test_metrics,
         label,

@@ -104,6 +104,15 @@ def _further_metrics(model, metrics: list) -> list:
     return [metric for metric in own if name(metric) not in taken]
 
 
+def _column_arrays(args, fit_options: dict) -> tuple[tuple, dict]:
+    """(fit's arguments, its options) with a table's rows, and its validation rows, as one array
+    per column (keras_inputs)."""
+    validation = fit_options.get("validation_data")
+    if validation is not None:
+        fit_options = dict(fit_options, validation_data=(keras_inputs(validation[0]), *validation[1:]))
+    return (keras_inputs(args[0]), *args[1:]), fit_options
+
+
 def table_batches(rows, targets, batch_size: int, shuffle: bool):
     """(an endless tf.data stream of batches of a table's rows, one input per column, and the
     steps of one pass over them): Keras keeps one iterator over it for a whole fit, where rows
@@ -454,10 +463,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         model.fit; no batch size: its fit chooses one (KerasTuner's tutorials:
         `hp.Choice("batch_size", ...)`), else Keras' 32."""
         if args and hasattr(args[0], "columns"):  # a table's rows (a DataFrame)
-            args = (keras_inputs(args[0]), *args[1:])
-            validation = fit_options.get("validation_data")
-            if validation is not None:
-                fit_options = dict(fit_options, validation_data=(keras_inputs(validation[0]), *validation[1:]))
+            args, fit_options = _column_arrays(args, fit_options)
         history = self.own_fit(self._narrowed(hp), model, *args, callbacks=callbacks, **fit_options)
         if not isinstance(history, keras.callbacks.History):
             raise TypeError(f"its fit() returned {type(history).__name__}, not what model.fit() returns (a History): "
@@ -469,11 +475,10 @@ class SearchHyperModel(keras_tuner.HyperModel):
         """(fit's arguments, its options) for a table's rows (a DataFrame): batches of its columns
         by tf.data on TensorFlow, shuffled there; elsewhere one array per column (tf.data needs
         TensorFlow, which a JAX or PyTorch install may lack)."""
-        options, validation = dict(fit_options), fit_options.get("validation_data")
         if keras.config.backend() != "tensorflow":
-            if validation is not None:
-                options["validation_data"] = (keras_inputs(validation[0]), *validation[1:])
-            return (keras_inputs(args[0]), *args[1:]), options | {"batch_size": batch_size}
+            args, options = _column_arrays(args, fit_options)
+            return args, options | {"batch_size": batch_size}
+        options, validation = dict(fit_options), fit_options.get("validation_data")
         train, options["steps_per_epoch"] = table_batches(args[0], args[1], batch_size, shuffle=True)
         if validation is not None:
             options["validation_data"], options["validation_steps"] = table_batches(

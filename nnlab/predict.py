@@ -80,7 +80,7 @@ def read_rows(path: Path):
 
 
 def table_rows(path: Path, columns: list[str]):
-    """The rows of a CSV, the model's columns only, and how many."""
+    """The rows of a CSV, the model's columns only."""
     from nnlab.tabular import input_name
 
     frame = read_rows(path)
@@ -90,18 +90,18 @@ def table_rows(path: Path, columns: list[str]):
         raise InputError(f"lacks the model's column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
     if frame.empty:
         raise InputError("holds no rows")
-    return frame[[by_input[column] for column in columns]], len(frame)
+    return frame[[by_input[column] for column in columns]]
 
 
 def number_rows(path: Path, features: int):
-    """A CSV's rows as `features` numbers each (a model over arrays: its columns in order), and how many."""
+    """A CSV's rows as `features` numbers each (a model over arrays: its columns in order)."""
     frame = read_rows(path)
     if frame.shape[1] != features:
         raise InputError(f"has {frame.shape[1]} columns; the model takes rows of {features} numbers")
     if frame.empty:
         raise InputError("holds no rows")
     try:
-        return frame.to_numpy(dtype=np.float32), len(frame)
+        return frame.to_numpy(dtype=np.float32)
     except ValueError:
         raise InputError(f"holds text; the model takes rows of {features} numbers") from None
 
@@ -129,14 +129,9 @@ def predict(model, class_names, files: list[Path], echo=print, complain=None) ->
             lambda path: number_rows(path, int(structure.shape[1])))
         for path in files:
             try:
-                inputs, count = read(path)
-            except InputError as error:
-                complain(f"{PROG}: {path}: {error}")
-                refused += 1
-                continue
-            try:
+                inputs = read(path)
                 texts = describe(model.predict(inputs, batch_size=BATCH_SIZE, verbose=0), class_names)
-            except RowsError as error:
+            except (InputError, RowsError) as error:  # RowsError: a value the model cannot read
                 complain(f"{PROG}: {path}: {error}")
                 refused += 1
                 continue

@@ -96,19 +96,26 @@ def column_array(series) -> np.ndarray:
     return series.to_numpy()
 
 
-def days_since_1970(values) -> np.ndarray:
-    """Dates (datetime64) as float64 days since 1970-01-01 UTC, a missing one (NaT) as NaN: how a
-    table model reads a date column, one number that its normalisation centres."""
-    values = np.asarray(values).astype("datetime64[ns]")
-    days = values.astype(np.int64) / 86_400e9
-    return np.where(np.isnat(values), np.nan, days)
-
-
-def duration_days(values) -> np.ndarray:
-    """Durations (timedelta64) as float64 days, a missing one (NaT) as NaN: how a table model reads
-    a duration column."""
-    values = np.asarray(values).astype("timedelta64[ns]")
+def in_days(values) -> np.ndarray:
+    """Dates (datetime64: days since 1970-01-01 UTC) or durations (timedelta64) as float64 days, a
+    missing one (NaT) as NaN: how a table model reads them, one number its normalisation centres."""
+    values = np.asarray(values)
+    values = values.astype(f"{'datetime64' if values.dtype.kind == 'M' else 'timedelta64'}[ns]")
     return np.where(np.isnat(values), np.nan, values.astype(np.int64) / 86_400e9)
+
+
+def iso_dates(text):
+    """A pandas Series of text as naive UTC dates where every present value is an ISO date (a
+    time zone's converted), else None."""
+    import pandas as pd
+
+    present = text.notna() & (text.astype(str).str.strip() != "")
+    if not present.any() or not text[present].astype(str).str.fullmatch(ISO_DATE).all():
+        return None
+    try:
+        return pd.to_datetime(text.where(present), format="ISO8601", utc=True).dt.tz_localize(None)
+    except (ValueError, OverflowError):  # 2024-13-45: not a date after all
+        return None
 
 
 def _as_numbers(values: np.ndarray, column) -> np.ndarray:
@@ -123,14 +130,10 @@ def _as_numbers(values: np.ndarray, column) -> np.ndarray:
     unread = numbers.isna() & present
     if not unread.any():
         return numbers.to_numpy(dtype=np.float64)
-    undated = present & ~text.str.fullmatch(ISO_DATE)
-    if not undated.any():
-        try:
-            dates = pd.to_datetime(text.where(present), format="ISO8601", utc=True)
-            return dates.dt.tz_localize(None).to_numpy()
-        except (ValueError, OverflowError):  # 2024-13-45: not a date after all
-            undated = unread
-    wrong = unread & undated  # neither a number nor a date: the value to name
+    dates = iso_dates(text)
+    if dates is not None:
+        return dates.to_numpy()
+    wrong = unread & ~text.str.fullmatch(ISO_DATE)  # neither a number nor a date: the value to name
     row = int(np.flatnonzero((wrong if wrong.any() else unread).to_numpy())[0])
     raise RowsError(f"column {str(column)!r} takes numbers (or ISO dates, 2024-03-01); row {row + 1} holds "
                     f"{text[row]!r}")
@@ -140,10 +143,8 @@ def _column(values: np.ndarray, number_column=None):
     values = np.asarray(values).reshape(-1)
     if number_column is not None and values.dtype.kind not in "biufmM":  # text for a number's input
         values = _as_numbers(values, number_column)
-    if values.dtype.kind == "M":  # dates
-        values = days_since_1970(values)
-    elif values.dtype.kind == "m":  # durations
-        values = duration_days(values)
+    if values.dtype.kind in "mM":  # dates, durations
+        values = in_days(values)
     # Tensors, numbers too: a Keras model called on a dict takes no mix of arrays and tensors.
     if values.dtype.kind in "biuf":
         return keras.ops.convert_to_tensor(values.astype(np.float32).reshape(-1, 1))

@@ -288,8 +288,10 @@ def test_a_date_column_is_a_number_the_model_learns_from_and_takes_as_dates(work
     from nnlab.data.memory import memory_dataset
 
     pd.testing.assert_frame_equal(from_csv.train[0], memory_dataset(frame, target="units").train[0])  # read alike
-    days = from_csv.train[0]["sold"]
-    assert days.dtype == np.float64 and 18_262 <= days.min() and days.max() < 18_262 + 3 * 365  # 2020-01-01 is day 18,262
+    dates = from_csv.train[0]["sold"]  # kept as dates; the model reads their days
+    assert pd.api.types.is_datetime64_dtype(dates) and dates.min() >= pd.Timestamp("2020-01-01")
+    sold = {column.name: column for column in from_csv.spec.adapter.columns}["sold"]
+    assert sold.kind == "date" and 18_262 < sold.mean < 18_262 + 3 * 365  # 2020-01-01 is day 18,262
 
     # The champion takes dates as dates: from Python, from a CSV, and served (MLflow parses a
     # request's dates by the signature).

@@ -335,7 +335,8 @@ def _frame_dataset(frame, target, given: dict, name: str, seed: int, validation_
         frames[part] = value
     for part, value in frames.items():
         _check_frame(value, part, target, frame.columns)
-        _check_kinds(value, part, frame)
+        if part != "data":
+            _check_kinds(value, part, frame)
     task, notices = _task(frame[target].dropna(), task, f"target {target!r}")
     if task == "classification":
         known = set(frame[target].dropna())
@@ -361,15 +362,13 @@ def _frame_dataset(frame, target, given: dict, name: str, seed: int, validation_
 
 def _aligned(frame, data):
     """A given part with a column that has no value at all (None, NaN) typed as data's is, so that,
-    put together, data's numbers or dates stay numbers or dates."""
-    import pandas as pd
-
+    put together, data's numbers or dates stay numbers or dates (whole numbers and booleans as
+    floats: a missing one is NaN, not False)."""
     frame = frame.copy()
     for column in data.columns:
-        kind = tables.column_kind(data[column])
-        if frame[column].isna().all() and tables.column_kind(frame[column]) != kind:
-            frame[column] = pd.to_datetime(frame[column]) if kind == "date" else frame[column].astype(
-                np.float64 if kind == "number" else object)
+        dtype = data[column].dtype
+        if frame[column].isna().all() and frame[column].dtype != dtype:
+            frame[column] = frame[column].astype(np.float64 if dtype.kind in "biu" else dtype)
     return frame
 
 

@@ -109,20 +109,6 @@ class TableAdapter:
         x = keras.layers.Concatenate(name="encoded")(parts) if len(parts) > 1 else parts[0]
         return inputs, x
 
-    def as_given(self, rows):
-        """Rows as the model reads them (a DataFrame) as a user gives them: a date column's days
-        as dates again (the input example and signature of a registered model: MLflow's
-        serving reads a request's dates as dates)."""
-        import pandas as pd
-
-        dates = [column.name for column in self.columns if column.kind == "date" and column.name in rows.columns]
-        if not dates:
-            return rows
-        rows = rows.copy()
-        for name in dates:
-            rows[name] = pd.to_datetime(rows[name].to_numpy(dtype=np.float64) * 86_400e9, unit="ns")
-        return rows
-
 
 def _is_date(values) -> bool:
     import pandas as pd
@@ -137,14 +123,16 @@ def _is_duration(values) -> bool:
 
 
 def column_kind(values) -> str:
-    """What a column holds as the model would read it: "date", "text" or "number" (booleans too)."""
-    return "date" if _is_date(values) else "text" if _is_text(values) and not _is_duration(values) else "number"
+    """What a column holds as the model reads it: "date", "text" or "number" (booleans and
+    durations too)."""
+    return "date" if _is_date(values) else "text" if _is_text(values) else "number"
 
 
 def _is_text(values) -> bool:
     import pandas as pd
 
-    return not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values))
+    return not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+                or _is_date(values) or _is_duration(values))
 
 
 def infer_task(values) -> tuple[str, str]:
@@ -186,7 +174,7 @@ def table_dataset(name: str, frame, target: str, source: str, uri: str | None, s
         row_parts = np.asarray(row_parts)[frame[target].notna().to_numpy()]
     train, validation, test = _split_rows(targets if task == "classification" else None, seed, validation_fraction,
                                           test_fraction, where, row_parts if row_parts is not None else len(inputs))
-    columns = tuple(_learnt(inputs.iloc[train][column], column, date=column in dates) for column in features)
+    columns = tuple(_learnt(inputs.iloc[train][column], column) for column in features)
     notices += _column_notices(inputs, columns, train)
     spec_target = None
     if task == "regression":
@@ -267,17 +255,18 @@ def _labelled_rows(frame, target: str, task: str | None, where: str) -> tuple[ob
 
 def _feature_inputs(labelled, features: list[str]):
     """The feature columns as the model's inputs take them: every number a float (a whole-number
-    column may gain a NaN), text as str with a missing value as ""."""
+    column may gain a NaN; a duration in days), dates as naive UTC dates (the model reads their
+    days: nnlab.tabular.keras_inputs), text as str with a missing value as ""."""
     import pandas as pd
 
-    from nnlab.tabular import column_array, days_since_1970, duration_days
+    from nnlab.tabular import column_array, in_days
 
     inputs = labelled[features].reset_index(drop=True)
     for column in features:
         if _is_date(inputs[column]):
-            inputs[column] = days_since_1970(column_array(inputs[column]))
+            inputs[column] = column_array(inputs[column])
         elif _is_duration(inputs[column]):
-            inputs[column] = duration_days(column_array(inputs[column]))
+            inputs[column] = in_days(column_array(inputs[column]))
         elif _is_text(inputs[column]):
             inputs[column] = inputs[column].map(lambda value: "" if pd.isna(value) else str(value)).astype(object)
         else:
@@ -319,16 +308,19 @@ def _listed(names) -> str:
     return ", ".join(repr(str(name)) for name in names)
 
 
-def _learnt(values, name: str, date: bool = False) -> Column:
-    """A column's preprocessing from its training values (`date`: a date column's days)."""
+def _learnt(values, name: str) -> Column:
+    """A column's preprocessing from its training values (a date's from its days)."""
+    from nnlab.tabular import in_days
+
     if values.dtype == object:
         counts = values[values != ""].value_counts()
         categories = tuple(str(category) for category in counts.index[:MOST_CATEGORIES])
         return Column(name, "text", categories=categories, missing=int((values == "").sum()))
-    present = values.dropna().to_numpy(dtype=np.float64)
+    numbers = in_days(values) if _is_date(values) else values.to_numpy(dtype=np.float64)
+    present = numbers[~np.isnan(numbers)]
     mean = float(present.mean()) if len(present) else 0.0
     variance = float(present.var()) if len(present) else 1.0
-    return Column(name, "date" if date else "number", mean=mean, variance=variance, missing=int(values.isna().sum()))
+    return Column(name, column_kind(values), mean=mean, variance=variance, missing=int(values.isna().sum()))
 
 
 def sorted_classes(values) -> list:
@@ -481,23 +473,15 @@ def _parsed_csv(path, encoding: str):
 
 
 def _read_dates(frame) -> int:
-    """Read each text column of ISO dates (nnlab.tabular.ISO_DATE) as dates (in UTC where they
-    name a time zone), in place: how many there were."""
-    import pandas as pd
-
-    from nnlab.tabular import ISO_DATE
+    """Read each text column of ISO dates as dates (nnlab.tabular.iso_dates), in place: how many
+    there were."""
+    from nnlab.tabular import iso_dates
 
     count = 0
     for column in frame.columns:
-        values = frame[column]
-        if not _is_text(values) or _is_date(values) or not values.notna().any():
-            continue
-        present = values.dropna().astype(str)
-        if present.str.fullmatch(ISO_DATE).all():
-            try:
-                frame[column] = pd.to_datetime(values, format="ISO8601", utc=True).dt.tz_localize(None)
-            except (ValueError, OverflowError):  # 2024-13-45: not a date after all
-                continue
+        dates = iso_dates(frame[column]) if _is_text(frame[column]) else None
+        if dates is not None:
+            frame[column] = dates
             count += 1
     return count
 
