@@ -6,6 +6,7 @@ baseline and its data as MLflow dataset inputs; bad tables are one line and exit
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -240,6 +241,42 @@ def test_a_csv_as_spreadsheets_in_many_locales_write_it_reads_as_the_comma_one(t
     packed = load_dataset("csv", {"csv": str(tmp_path / "semicolons.csv.gz"), "target": "progression"}, seed=2)
     pd.testing.assert_frame_equal(packed.train[0], loaded["diabetes"].train[0])
     pd.testing.assert_frame_equal(read_rows(tmp_path / "windows.csv"), accented, check_dtype=False)
+
+    # A ZIP archive's header was not read (its semicolons taken for one column's name), and one
+    # macOS' Finder makes (its CSV beside __MACOSX/) was pandas' traceback.
+    with zipfile.ZipFile(tmp_path / "semicolons.csv.zip", "w") as archive:
+        archive.write(tmp_path / "semicolons.csv", "semicolons.csv")
+        archive.writestr("__MACOSX/._semicolons.csv", "Mac OS X resource fork")
+    zipped = load_dataset("csv", {"csv": str(tmp_path / "semicolons.csv.zip"), "target": "progression"}, seed=2)
+    pd.testing.assert_frame_equal(zipped.train[0], loaded["diabetes"].train[0])
+    pd.testing.assert_frame_equal(read_rows(tmp_path / "semicolons.csv.zip"), frame, check_dtype=False)
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("two.csv.zip", None, "a ZIP archive of 2 files: a.csv, b.csv; one CSV is read from a .zip"),
+    ("plain.csv.zip", b"a,b\n1,2\n", "named .zip, but not a ZIP archive (File is not a zip file)"),
+    ("plain.csv.gz", b"a,b\n1,2\n", "named .gz, but not a whole gzip-compressed file (Not a gzipped file"),
+    ("cut.csv.gz", "cut", "named .gz, but not a whole gzip-compressed file (Compressed file ended before"),
+    ("plain.csv.xz", b"a,b\n1,2\n", "named .xz, but not a whole xz-compressed file"),
+])
+def test_a_csv_not_compressed_as_its_name_says_is_one_line(tmp_path, name, content, message):
+    """Each was a traceback (pandas' ValueError, gzip's BadGzipFile, an EOFError, an LZMAError)."""
+    import gzip
+
+    from nnlab.predict import InputError, read_rows
+
+    path = tmp_path / name
+    if content is None:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("a.csv", "a,b\n1,2\n")
+            archive.writestr("b.csv", "a,b\n3,4\n")
+    else:
+        whole = gzip.compress(b"a,b\n" + b"".join(b"%d,%d\n" % (i, i % 3) for i in range(5000)))
+        path.write_bytes(whole[:len(whole) // 2] if content == "cut" else content)
+    with pytest.raises(DataError, match="^" + re.escape(f"{path}: {message}")):
+        load_dataset("csv", {"csv": str(path), "target": "b"})
+    with pytest.raises(InputError, match="^" + re.escape(message)):
+        read_rows(path)
 
 
 def sales(rows: int = 300):

@@ -25,7 +25,10 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
+import io
 import lzma
+import zipfile
+import zlib
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
@@ -404,8 +407,10 @@ ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 ENCODING_NAMES = {"cp1252": "Windows-1252", "latin-1": "Latin-1"}
 
 
-# The compressions pandas reads by a file's name, and how its first line is read here.
-COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": None}
+# The compressions a CSV is read in by its file's name, each with how its text is opened; a ZIP
+# archive's one CSV is read here, not by pandas, which refuses an archive of more than one file
+# (macOS' Finder adds a __MACOSX/ folder to every archive it makes).
+COMPRESSED = {".gz": ("gzip", gzip.open), ".bz2": ("bzip2", bz2.open), ".xz": ("xz", lzma.open), ".zip": ("ZIP", None)}
 
 
 class NotText(ValueError):
@@ -416,20 +421,28 @@ def parsed_csv(path):
     """The CSV at `path` as pandas reads it: UTF-8, else Windows-1252 (said); comma-separated,
     or, where its header line holds no comma but semicolons or tabs, separated by those; a
     semicolon file's columns of decimal-comma numbers ("1,5") read as numbers. A file that is
-    not text is NotText; pandas' own errors pass through."""
+    not text, or not the compression its name says, is NotText; pandas' own errors pass through."""
     problem = _not_text(path)
     if problem:
         raise NotText(problem)
-    for encoding in ENCODINGS[:-1]:
-        try:
-            return _parsed_csv(path, encoding)
-        except UnicodeDecodeError:
-            continue
-    return _parsed_csv(path, ENCODINGS[-1])
+    source = _zipped_csv(path) if Path(path).suffix.lower() == ".zip" else path
+    try:
+        for encoding in ENCODINGS[:-1]:
+            try:
+                return _parsed_csv(source, encoding)
+            except UnicodeDecodeError:
+                continue
+        return _parsed_csv(source, ENCODINGS[-1])
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as error:
+        suffix = Path(path).suffix.lower()
+        if suffix == ".zip" or suffix not in COMPRESSED or isinstance(error, (FileNotFoundError, IsADirectoryError)):
+            raise
+        raise NotText(f"named {Path(path).suffix}, but not a whole {COMPRESSED[suffix][0]}-compressed file "
+                      f"({error})") from None
 
 
 def _not_text(path) -> str | None:
-    """What a file is where it is not text (or compressed text pandas reads by its name)."""
+    """What a file is where it is not text (or compressed text read by its name)."""
     if Path(path).suffix.lower() in COMPRESSED:
         return None
     with open(path, "rb") as file:
@@ -437,20 +450,41 @@ def _not_text(path) -> str | None:
     if head.startswith(b"PK\x03\x04"):
         return "a ZIP archive, not text (an Excel workbook? save it as CSV)"
     if head.startswith(b"\x1f\x8b"):
-        return "gzip-compressed (pandas reads it named .csv.gz)"
+        return "gzip-compressed (read by its name: .csv.gz)"
     return "a binary file, not text" if b"\x00" in head else None
 
 
-def _parsed_csv(path, encoding: str):
+def _zipped_csv(path) -> io.BytesIO:
+    """The bytes of the one file a ZIP archive holds, beside folders and macOS' __MACOSX/."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [name for name in archive.namelist()
+                     if not name.endswith("/") and not name.startswith("__MACOSX/")]
+            if len(names) != 1:
+                listed = f": {', '.join(names[:5])}{', ...' if len(names) > 5 else ''}" if names else ""
+                raise NotText(f"a ZIP archive of {counted(len(names), 'file')}{listed}; one CSV is read from a .zip")
+            return io.BytesIO(archive.read(names[0]))
+    except zipfile.BadZipFile as error:
+        raise NotText(f"named {Path(path).suffix}, but not a ZIP archive ({error})") from None
+
+
+def _first_line(source, encoding: str) -> str:
+    """The header line of a CSV file (compressed as its name says) or of a ZIP archive's bytes."""
+    if isinstance(source, io.BytesIO):
+        return source.getvalue().split(b"\n", 1)[0].decode(encoding)
+    opener = COMPRESSED.get(Path(source).suffix.lower(), (None, open))[1]
+    with opener(source, "rt", encoding=encoding) as file:
+        return file.readline()
+
+
+def _parsed_csv(source, encoding: str):
     import pandas as pd
 
-    header = ""
-    opener = COMPRESSED.get(Path(path).suffix.lower(), open)
-    if opener is not None:  # a ZIP archive's first line is not read: commas are taken
-        with opener(path, "rt", encoding=encoding) as file:
-            header = file.readline()
+    header = _first_line(source, encoding)
     separator = next((mark for mark in OTHER_SEPARATORS if mark in header), None) if "," not in header else None
-    frame = pd.read_csv(path, sep=separator or ",", encoding=encoding)
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    frame = pd.read_csv(source, sep=separator or ",", encoding=encoding)
     read_as = [f"{'semicolon' if separator == ';' else 'tab'}-separated"] if separator else []
     if encoding in ENCODING_NAMES:
         read_as.insert(0, f"not UTF-8: read as {ENCODING_NAMES[encoding]}")
