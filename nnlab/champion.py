@@ -24,7 +24,6 @@ from nnlab.data.folds import fold_indices, joined
 from nnlab.errors import TrackingError
 from nnlab.formats import counted, wrapped
 from nnlab.linear_member import linear_member
-from nnlab.models.layers import AVERAGE_MODEL
 from nnlab.provenance import backend_requirement, package_version
 
 CLASS_NAMES_TAG = "nnlab.class_names"  # a JSON list: the registered model's output i is class_names[i]
@@ -440,6 +439,7 @@ def average_model(members: list, trial_ids: list[str], task, spec):
     and warns about on every load."""
     import keras
 
+    from nnlab.models.layers import AVERAGE_MODEL
     from nnlab.tabular import input_of
 
     copies = []

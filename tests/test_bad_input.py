@@ -339,6 +339,47 @@ def test_a_command_that_reads_the_store_says_at_once_that_no_mlflow_server_answe
     assert time.monotonic() - started < 10
 
 
+FOLDER_STORE = ("MLflow {version} opens a folder store (a path or a file: URI) only where MLFLOW_ALLOW_FILE_STORE=true "
+                "is set: set it to use the folder")
+
+
+@pytest.mark.parametrize("reader", [*READERS, "search", "finetune"])
+@pytest.mark.parametrize("store", ["file:./old-runs", "mlruns"])
+def test_a_folder_store_mlflow_will_not_open_is_one_line(workdir, capsys, monkeypatch, reader, store):
+    """MLflow 3.17 refuses its file store (a path, a file: URI, as older tutorials set) unless
+    MLFLOW_ALLOW_FILE_STORE is set: every command was that MlflowException's traceback. `mlruns`,
+    the folder of nnlab's own store, is what a user types for it."""
+    import importlib
+
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    if store == "mlruns":
+        _earlier_search(workdir, store_is_a_file=False)
+    before = _files_under(workdir)
+    module, arguments = READERS.get(reader) or (f"nnlab.{reader}", ["mnist", "--max-trials", "1"] if reader == "search"
+                                                 else ["mnist-cnn", "digits"])
+    code = importlib.import_module(module).main([*arguments, "--tracking-uri", store])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "", captured
+    named = "--tracking-uri " if reader == "search" else ""
+    problem = (FOLDER_STORE.format(version=mlflow.__version__) if store.startswith("file:") else
+               "a folder holding an SQLite store: name the file, sqlite:///mlruns/mlflow.db")
+    advice = ", or give --tracking-uri another store" if reader == "search" else ""
+    assert captured.err.strip() == f"{module}: error: {named}{store}: {problem}{advice}"
+    assert _files_under(workdir) == before
+
+
+def test_a_folder_store_is_used_where_mlflow_is_told_to_open_it(workdir, monkeypatch):
+    """With MLFLOW_ALLOW_FILE_STORE=true, MLflow's own opt-out, a search tracks in the folder."""
+    import nnlab
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    result = nnlab.search("mnist", model="linear", max_trials=1, epochs=1, tracking_uri="file:./old-runs",
+                          verbose=False)
+    assert result.champion_version == "1" and (workdir / "old-runs" / "models").is_dir()
+
+
 def test_a_fine_tune_from_python_says_so_too_in_its_own_words(workdir, free_port):
     import nnlab
 

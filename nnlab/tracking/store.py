@@ -13,10 +13,12 @@ import shutil
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import mlflow
+import mlflow.environment_variables
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -37,10 +39,32 @@ def sqlite_file(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
+def folder_store_problem(uri: str) -> str | None:
+    """Why `uri`, a folder store (a path, or a file: URI), will not do: it is the folder of
+    nnlab's SQLite store (mlruns, given for sqlite:///mlruns/mlflow.db), or MLflow refuses to open
+    one unless $MLFLOW_ALLOW_FILE_STORE is set (its later 3.x releases: a traceback otherwise).
+    None where it will do, or `uri` names another kind of store."""
+    parsed = urllib.parse.urlparse(uri)
+    if not (parsed.scheme in ("", "file") or len(parsed.scheme) == 1):  # C:\ on Windows
+        return None
+    folder = Path(parsed.path if parsed.scheme == "file" else uri)
+    if (folder / "mlflow.db").is_file():
+        return f"a folder holding an SQLite store: name the file, sqlite:///{(folder / 'mlflow.db').as_posix()}"
+    allowed = getattr(mlflow.environment_variables, "MLFLOW_ALLOW_FILE_STORE", None)
+    if allowed is None or allowed.get():
+        return None
+    return (f"MLflow {mlflow.__version__} opens a folder store (a path or a file: URI) only where "
+            "MLFLOW_ALLOW_FILE_STORE=true is set: set it to use the folder")
+
+
 def no_store(uri: str, *, holding: str = "", experiment: str = "mnist", or_else: str = "") -> str | None:
     """What a reader says where `uri` names a SQLite store whose file is not there (MLflow would
-    create an empty one and then find nothing in it); None where the store is there or is no
-    SQLite file. `holding`: what it would have held; `or_else`: what else the reader takes."""
+    create an empty one and then find nothing in it), or a folder store MLflow will not open;
+    None where the store is there or is of another kind. `holding`: what it would have held;
+    `or_else`: what else the reader takes."""
+    folder_problem = folder_store_problem(uri)
+    if folder_problem:
+        return f"{uri}: {folder_problem}"
     database = sqlite_file(uri)
     if database is None or database.is_file():
         return None
@@ -77,7 +101,7 @@ def store_problem(uri: str) -> str | None:
         return _server_problem(uri)
     database = sqlite_file(uri)
     if database is None:
-        return None
+        return folder_store_problem(uri)
     if database.is_dir():
         return f"{database} is a folder, not an SQLite file: name the file in it (mlflow.db)"
     if database.exists():
@@ -98,9 +122,13 @@ def store_problem(uri: str) -> str | None:
 def reading_client(uri: str) -> MlflowClient:
     """A client that reads the store at `uri`. A tracking server that does not answer within
     PROBE_SECONDS is a TrackingError at once (MLflow would retry each request for minutes)."""
-    problem = _server_problem(uri) if is_server(uri) else None
+    if is_server(uri):
+        problem = _server_problem(uri)
+        if problem:
+            raise TrackingError(f"{uri}: {problem}; {server_advice()}")
+    problem = folder_store_problem(uri)
     if problem:
-        raise TrackingError(f"{uri}: {problem}; {server_advice()}")
+        raise TrackingError(f"{uri}: {problem}")
     return MlflowClient(uri)
 
 
