@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -150,16 +149,6 @@ def test_the_fast_paths_load_nothing_slow(module):
     """What `--help`, a config check and the choice of `--model` import stays light."""
     assert module in MODULES
     assert module not in slow_at_import(), f"importing {module} loads a slow library"
-
-
-def test_nnlab_predict_reads_the_store_before_keras_loads():
-    """nnlab.predict imports the champion step's module for a tag's name before the backend is
-    started quietly (nnlab.accelerators): a Keras import at its top (64530e9) printed TensorFlow's
-    start-up lines twice above every predict's answer, or its one-line error."""
-    loaded = subprocess.run([sys.executable, "-c", "import sys, nnlab.champion; "
-                             "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"],
-                            capture_output=True, text=True, check=True)
-    assert loaded.stdout.strip() == "[]" and "absl" not in loaded.stderr
 
 
 # Declared for what nnlab runs rather than what it imports: keras-tuner imports tensorboard in

@@ -188,6 +188,21 @@ def test_load_model_in_python_prints_nothing(searched_store, tmp_path):
     assert (completed.stdout, completed.stderr) == ("", ""), completed.stdout + completed.stderr
 
 
+def test_the_predict_command_prints_its_answer_alone(searched_store, mnist_subset, tmp_path):
+    """nnlab.predict imports the champion step's module for a tag's name before it starts the
+    backend quietly (nnlab.accelerators): a Keras import at that module's top (64530e9) printed
+    TensorFlow's start-up lines twice above every answer."""
+    from PIL import Image
+
+    images, labels = mnist_subset
+    Image.fromarray(images[0]).save(tmp_path / "digit.png")
+    completed = subprocess.run([sys.executable, "-m", "nnlab.predict", "mnist-cnn", "digit.png", "--tracking-uri",
+                                searched_store.tracking_uri], cwd=tmp_path, env=user_environment(),
+                               capture_output=True, text=True, timeout=300, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert re.fullmatch(r"digit\.png: \d \(\d\.\d+\)\n", completed.stdout) and completed.stderr == "", completed
+
+
 # `python -m nnlab.ui` up to its link and while it serves, in a user's environment, says only its
 # own lines and keeps MLflow's in its log: checked in test_browser.py on the UI the browser uses.
 
