@@ -164,10 +164,10 @@ def _single_or_average(task, dataset, best: _Chosen, others: list[tuple], inputs
     trials = [best_trial] + [trial for trial, _ in others]
     ids = ", ".join(trial.trial_id for trial in trials)
     validation_inputs, validation_targets = dataset.validation
-    validation = [member.predict(keras_inputs(validation_inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    validation = [member.predict(keras_inputs(validation_inputs, member), batch_size=PREDICT_BATCH_SIZE, verbose=0)
                   for member in members]
     # The average model's output is this mean: its last layer computes it.
-    averaged = np.mean([best.predictions] + [member.predict(keras_inputs(inputs), batch_size=PREDICT_BATCH_SIZE,
+    averaged = np.mean([best.predictions] + [member.predict(keras_inputs(inputs, member), batch_size=PREDICT_BATCH_SIZE,
                                                             verbose=0) for member in members[1:]], axis=0)
     single_loss = task.loss_of(validation_targets, validation[0])
     ensemble_loss = task.loss_of(validation_targets, np.mean(validation, axis=0))
@@ -295,7 +295,7 @@ def _scored_apart(task, test: tuple, predictions, member, share: float) -> dict:
     from nnlab.tabular import keras_inputs
 
     inputs, targets = test
-    alone = member.predict(keras_inputs(inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    alone = member.predict(keras_inputs(inputs, member), batch_size=PREDICT_BATCH_SIZE, verbose=0)
     networks = (predictions - share * alone) / (1 - share)
     return {f"{task.test_key}_networks": task.score(targets, networks), f"{task.test_key}_linear": task.score(targets, alone)}
 

@@ -104,13 +104,13 @@ def _further_metrics(model, metrics: list) -> list:
     return [metric for metric in own if name(metric) not in taken]
 
 
-def _column_arrays(args, fit_options: dict) -> tuple[tuple, dict]:
+def _column_arrays(model, args, fit_options: dict) -> tuple[tuple, dict]:
     """(fit's arguments, its options) with a table's rows, and its validation rows, as one array
-    per column (keras_inputs)."""
+    per column, as `model` reads them (keras_inputs)."""
     validation = fit_options.get("validation_data")
     if validation is not None:
-        fit_options = dict(fit_options, validation_data=(keras_inputs(validation[0]), *validation[1:]))
-    return (keras_inputs(args[0]), *args[1:]), fit_options
+        fit_options = dict(fit_options, validation_data=(keras_inputs(validation[0], model), *validation[1:]))
+    return (keras_inputs(args[0], model), *args[1:]), fit_options
 
 
 def table_batches(rows, targets, batch_size: int, shuffle: bool):
@@ -132,7 +132,7 @@ def built_before_tracing(model, inputs, targets) -> None:
     step, and TensorFlow traces a function that created variables a second time: 0.5-0.7 s per
     fit of the default CNN or DFN on 2 cores, a tenth of a small trial."""
     model.optimizer.build(model.trainable_variables)  # does nothing once built
-    examples, labels = keras_inputs(inputs[:2]), targets[:2]
+    examples, labels = keras_inputs(inputs[:2], model), targets[:2]
     model.compute_metrics(examples, labels, model(examples, training=False), sample_weight=None)
     model.reset_metrics()
 
@@ -379,7 +379,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         """{val_<name>: value} of `model` on the validation split outside fit(), named as fit()
         reports them (evaluate() says "accuracy", fit() "val_accuracy")."""
         inputs, targets = validation
-        logs = model.evaluate(keras_inputs(inputs), targets, verbose=0, return_dict=True)
+        logs = model.evaluate(keras_inputs(inputs, model), targets, verbose=0, return_dict=True)
         return {f"val_{name}": value for name, value in logs.items()}
 
     def validation_score(self, model, validation) -> float:
@@ -404,7 +404,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         """(test_<metric> scores, the inputs, the model's outputs for them) of one pass over the
         test split, in large batches: the outputs also feed the signature and the figures."""
         inputs, targets = test
-        predictions = model.predict(keras_inputs(inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        predictions = model.predict(keras_inputs(inputs, model), batch_size=PREDICT_BATCH_SIZE, verbose=0)
         return {f"test_{name}": value for name, value in scores(model, targets, predictions).items()}, inputs, predictions
 
     def exported(self, model) -> keras.Model:
@@ -415,7 +415,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         """A registered model (what `exported` gave, loaded back: the champion alias's holder,
         tested on other data) scored on `test` as this search's champion is: the task's metric."""
         inputs, targets = test
-        predictions = registered.predict(keras_inputs(inputs), batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        predictions = registered.predict(keras_inputs(inputs, registered), batch_size=PREDICT_BATCH_SIZE, verbose=0)
         return self.task.score(targets, predictions)
 
     def epoch_figures(self, epoch: int) -> dict:
@@ -452,7 +452,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         batch_size = self.batch_size_of(hp)
         self._decay_over_this_fit(model, args, batch_size, kwargs)
         if args and hasattr(args[0], "columns"):  # a table's rows (a DataFrame)
-            args, kwargs = self._table_inputs(args, batch_size, kwargs)
+            args, kwargs = self._table_inputs(model, args, batch_size, kwargs)
         else:
             kwargs["batch_size"] = batch_size
         return model.fit(*args, callbacks=callbacks, **kwargs)
@@ -463,7 +463,7 @@ class SearchHyperModel(keras_tuner.HyperModel):
         model.fit; no batch size: its fit chooses one (KerasTuner's tutorials:
         `hp.Choice("batch_size", ...)`), else Keras' 32."""
         if args and hasattr(args[0], "columns"):  # a table's rows (a DataFrame)
-            args, fit_options = _column_arrays(args, fit_options)
+            args, fit_options = _column_arrays(model, args, fit_options)
         history = self.own_fit(self._narrowed(hp), model, *args, callbacks=callbacks, **fit_options)
         if not isinstance(history, keras.callbacks.History):
             raise TypeError(f"its fit() returned {type(history).__name__}, not what model.fit() returns (a History): "
@@ -471,12 +471,12 @@ class SearchHyperModel(keras_tuner.HyperModel):
         return history
 
     @staticmethod
-    def _table_inputs(args, batch_size: int, fit_options: dict) -> tuple[tuple, dict]:
+    def _table_inputs(model, args, batch_size: int, fit_options: dict) -> tuple[tuple, dict]:
         """(fit's arguments, its options) for a table's rows (a DataFrame): batches of its columns
-        by tf.data on TensorFlow, shuffled there; elsewhere one array per column (tf.data needs
-        TensorFlow, which a JAX or PyTorch install may lack)."""
+        by tf.data on TensorFlow, shuffled there; elsewhere one array per column as `model` reads
+        them (tf.data needs TensorFlow, which a JAX or PyTorch install may lack)."""
         if keras.config.backend() != "tensorflow":
-            args, options = _column_arrays(args, fit_options)
+            args, options = _column_arrays(model, args, fit_options)
             return args, options | {"batch_size": batch_size}
         options, validation = dict(fit_options), fit_options.get("validation_data")
         train, options["steps_per_epoch"] = table_batches(args[0], args[1], batch_size, shuffle=True)

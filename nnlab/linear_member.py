@@ -55,7 +55,7 @@ def encoded(reader, rows) -> np.ndarray:
     """`rows` (a table's DataFrame) as `reader` (unfitted's second model) reads them: (N, features)."""
     from nnlab.tabular import keras_inputs
 
-    return np.asarray(reader.predict(keras_inputs(rows), verbose=0), dtype=np.float64)
+    return np.asarray(reader.predict(keras_inputs(rows, reader), verbose=0), dtype=np.float64)
 
 
 def fitted_weights(spec, features: np.ndarray, targets: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:

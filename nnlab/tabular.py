@@ -5,11 +5,15 @@ nnlab nor TensorFlow directly, so that it ships inside every registered table mo
 - `FillMissing`: a missing value (NaN) of a normalised numeric column becomes 0, the training
   mean, and, for the columns that had missing values in training, a 0/1 "was missing" column
   is added. No stock Keras layer replaces NaN: Normalization passes it through.
-- `keras_inputs(rows)`: a pandas DataFrame or a dict of columns as the model's inputs, one
-  (N, 1) tensor per column: numbers and dates as float32, text as strings, text given for a
-  number read as one; `reads_rows(model)` makes a loaded model's `predict` take them as they
-  are. pandas is imported inside functions, where text given for a number is read: the file
-  itself needs only Keras and numpy.
+- `Categories`: a text column's one-hot encoding on JAX and PyTorch, from its category codes.
+  Keras' StringLookup, which encodes text inside a model on TensorFlow, runs on TensorFlow only
+  (its own note), and JAX and PyTorch tensors hold no text: there the model takes codes, which
+  `keras_inputs` reads from the text by the vocabulary this layer carries.
+- `keras_inputs(rows, model)`: a pandas DataFrame or a dict of columns as the model's inputs,
+  one (N, 1) tensor per column: numbers and dates as float32, text as strings (or its codes),
+  text given for a number read as one; `reads_rows(model)` makes a loaded model's `predict`
+  take them as they are. pandas is imported inside functions, where text given for a number is
+  read: the file itself needs only Keras and numpy.
 - `_load_pyfunc(path)`: MLflow's python_function loader for a table model. The stock Keras
   flavor hands a DataFrame to the model as one array (`data.values`), which a model with a
   text column and one input per column cannot take; this one hands it over column by column.
@@ -48,6 +52,49 @@ class FillMissing(keras.layers.Layer):
         return {**super().get_config(), "indicate": self.indicate}
 
 
+@keras.saving.register_keras_serializable(package="nnlab")
+class Categories(keras.layers.Layer):
+    """(N, 1) codes of text column `column` -> (N, 1 + its categories) one-hot: slot 0 an unknown
+    or missing value, then the training split's categories in `vocabulary`'s order, as
+    StringLookup(output_mode="one_hot") encodes the text itself on TensorFlow. keras_inputs
+    reads the codes from the text by this layer's vocabulary."""
+
+    def __init__(self, vocabulary=(), column="", **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary, self.column = [str(category) for category in vocabulary], str(column)
+
+    def call(self, codes):
+        return keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(codes, "int32"), (-1,)), len(self.vocabulary) + 1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.vocabulary) + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "column": self.column}
+
+
+def text_categories(model) -> dict:
+    """{input name: vocabulary} of the text columns `model` takes as codes (Categories), found
+    in the members of an average too; empty for a model that reads text itself (StringLookup)."""
+    return {layer.column: layer.vocabulary for layer in _every_layer(model) if isinstance(layer, Categories)}
+
+
+def text_looked_up(model) -> list[str]:
+    """The inputs whose text `model` looks up itself, with StringLookup: a model trained on
+    TensorFlow, which only TensorFlow can run."""
+    return sorted({layer.name.removesuffix("_categories") for layer in _every_layer(model)
+                   if isinstance(layer, keras.layers.StringLookup)})
+
+
+def _every_layer(model):
+    """`model`'s layers and those of the models inside it (an average's members)."""
+    layers = list(getattr(model, "layers", ()))
+    while layers:
+        layer = layers.pop()
+        yield layer
+        layers.extend(getattr(layer, "layers", ()))
+
+
 # A date as ISO 8601 writes it (2024-03-01, 2024-03-01 12:30, 2024-03-01T12:30:00.5+01:00); a
 # date written another way (03/01/2024: March or January?) is text.
 ISO_DATE = r"\s*\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?\s*"
@@ -57,20 +104,23 @@ class RowsError(ValueError):
     """Rows a table model cannot read: text in a column it takes as numbers."""
 
 
-def keras_inputs(rows, numbers=()):
+def keras_inputs(rows, model=None):
     """A DataFrame or a dict of columns -> {input name: (N, 1) tensor}: float32 for numbers,
     booleans and dates (days since 1970-01-01, as the model learnt them), strings for text (a
-    missing text value becomes "", which the model reads as an unknown category). `numbers`: the
-    inputs that take numbers (number_inputs(model)): text given to one is read as numbers or ISO
-    dates, else a RowsError names the column. Anything else (an array of images) is returned as
-    it is."""
+    missing text value becomes "", which the model reads as an unknown category), or, where
+    `model` takes a text column as codes (JAX, PyTorch: text_categories), its codes. `model`, the
+    table model that reads them, also says which inputs take numbers: text given to one is read
+    as numbers or ISO dates, else a RowsError names the column. Anything else (an array of
+    images) is returned as it is."""
     if hasattr(rows, "columns") and hasattr(rows, "to_dict"):  # a pandas DataFrame
         columns = {name: column_array(rows[name]) for name in rows.columns}
     elif isinstance(rows, dict):
         columns = {name: np.asarray(values) for name, values in rows.items()}
     else:
         return rows
-    return {input_name(name): _column(values, name if input_name(name) in numbers else None)
+    numbers, categories = (number_inputs(model), text_categories(model)) if model is not None else ((), {})
+    return {input_name(name): _column(values, name if input_name(name) in numbers else None,
+                                      categories.get(input_name(name)))
             for name, values in columns.items()}
 
 
@@ -139,8 +189,12 @@ def _as_numbers(values: np.ndarray, column) -> np.ndarray:
                     f"{text[row]!r}")
 
 
-def _column(values: np.ndarray, number_column=None):
+def _column(values: np.ndarray, number_column=None, vocabulary=None):
     values = np.asarray(values).reshape(-1)
+    if vocabulary is not None:  # a text column the model takes as codes: 0 for an unknown or missing one
+        codes = {category: code for code, category in enumerate(vocabulary, start=1)}
+        return keras.ops.convert_to_tensor(np.array([codes.get(text, 0) for text in _texts(values)],
+                                                    dtype=np.int32).reshape(-1, 1))
     if number_column is not None and values.dtype.kind not in "biufmM":  # text for a number's input
         values = _as_numbers(values, number_column)
     if values.dtype.kind in "mM":  # dates, durations
@@ -172,11 +226,11 @@ def reads_rows(model):
     """`model` (one input per column), its `predict` taking a DataFrame or a dict of columns as
     they are, text and all (Keras' own takes no text arrays), other columns left aside: what
     nnlab.load_model returns."""
-    predict, names, numbers = model.predict, set(input_of(model)), number_inputs(model)
+    predict, names = model.predict, set(input_of(model))
 
     def predict_rows(x, *args, **kwargs):
         # Columns the model does not take (the target, an identifier) are left aside.
-        inputs = keras_inputs(x, numbers)
+        inputs = keras_inputs(x, model)
         return predict({name: value for name, value in inputs.items() if name in names}
                        if isinstance(inputs, dict) else inputs, *args, **kwargs)
 
@@ -190,13 +244,12 @@ class _TableModel:
 
     def __init__(self, model):
         self.model = model
-        self.numbers = number_inputs(model)
 
     def get_raw_model(self):
         return self.model
 
     def predict(self, data, params=None):
-        return keras.ops.convert_to_numpy(self.model.predict(keras_inputs(data, self.numbers), verbose=0))
+        return keras.ops.convert_to_numpy(self.model.predict(keras_inputs(data, self.model), verbose=0))
 
 
 def _load_pyfunc(path):

@@ -122,3 +122,52 @@ def test_a_table_search_records_its_backend_and_its_champion_loads_back(workdir,
     assert (f"holds a search with other settings (the Keras backend {BACKEND_TITLES[other]} -> "
             f"{BACKEND_TITLES[backend]}): rerun with the same settings" in line), line
 
+
+
+@pytest.mark.backends
+def test_a_table_with_text_trains_and_predicts_from_its_words(workdir):
+    """Keras' StringLookup, which reads a text column inside the model, runs on TensorFlow only:
+    on JAX and PyTorch every trial of a table with text failed ("data type 'string' not
+    understood", "Invalid dtype: str32"). There the model takes the column's codes
+    (nnlab.tabular.Categories), read from the text by the vocabulary it carries: the registered
+    champion still takes the words, an unknown or missing one in the same slot, as on TensorFlow;
+    and it serves them through MLflow's python_function flavor."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    import nnlab
+
+    rng = np.random.default_rng(0)
+    shop = rng.choice(["north", "south", None], 150)
+    frame = pd.DataFrame({"shop": shop, "price": rng.normal(size=150)})
+    frame["units"] = 5.0 * (shop == "north") + frame["price"] + rng.normal(scale=0.1, size=150)
+    tracking_uri = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
+    result = nnlab.search("shops", data=frame, target="units", max_trials=1, epochs=2, cross_validation=0,
+                          verbose=False, tracking_uri=tracking_uri)
+    model = nnlab.load_model("shops-dfn", tracking_uri=tracking_uri)
+    rows = pd.DataFrame({"shop": ["north", "south", "east", None], "price": [0.0, 0.0, 0.0, 0.0]})
+    predictions = model.predict(rows, verbose=0).ravel()
+    assert predictions[2] == predictions[3] != predictions[0] != predictions[1]  # east, like a missing one: unknown
+    mlflow.set_tracking_uri(tracking_uri)
+    served = mlflow.pyfunc.load_model(f"models:/shops-dfn/{result.champion_version}").predict(rows)
+    np.testing.assert_allclose(np.ravel(served), predictions, rtol=1e-5)
+    # On another backend: a model searched on JAX or PyTorch predicts the same on TensorFlow; one
+    # searched on TensorFlow, whose StringLookup JAX cannot run, is refused in nnlab's words.
+    import keras
+
+    elsewhere = "jax" if keras.config.backend() == "tensorflow" else "tensorflow"
+    script = ("import sys, json, pandas as pd, nnlab\n"
+              "rows = pd.DataFrame({'shop': ['north', 'south', 'east', None], 'price': [0.0] * 4})\n"
+              "try:\n"
+              "    print(json.dumps(nnlab.load_model('shops-dfn', sys.argv[1]).predict(rows, verbose=0).ravel().tolist()))\n"
+              "except nnlab.NnlabError as error:\n"
+              "    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", script, tracking_uri], env={**os.environ, "KERAS_BACKEND": elsewhere},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    if elsewhere == "jax":
+        assert done.stdout.startswith(f"models:/shops-dfn/{result.champion_version} reads its text column 'shop' with Keras' StringLookup, "
+                                      "which runs on TensorFlow only, not JAX: load it with KERAS_BACKEND=tensorflow"), done
+    else:
+        np.testing.assert_allclose(json.loads(done.stdout), predictions, rtol=1e-5)

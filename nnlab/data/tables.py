@@ -90,19 +90,24 @@ class TableAdapter:
     def inputs(self):
         import keras
 
-        from nnlab.tabular import FillMissing, input_name
+        from nnlab.tabular import Categories, FillMissing, input_name
 
+        # Text is looked up inside the model on TensorFlow; elsewhere the model takes its codes
+        # (StringLookup runs on TensorFlow only, and JAX and PyTorch tensors hold no text).
+        text_read = keras.config.backend() == "tensorflow"
         inputs, numbers, parts = {}, [], []
         for column in self.columns:
             # Keyed and named alike, as Keras matches a dict of inputs (nnlab.tabular.keras_inputs).
             name = input_name(column.name)
-            dtype = "string" if column.kind == "text" else "float32"
+            dtype = "float32" if column.kind != "text" else "string" if text_read else "int32"
             inputs[name] = keras.Input((1,), name=name, dtype=dtype)
             if column.kind != "text":
                 numbers.append(column)
-            else:  # slot 0: an unknown or missing category; then the training split's
+            elif text_read:  # slot 0: an unknown or missing category; then the training split's
                 parts.append(keras.layers.StringLookup(vocabulary=list(column.categories), num_oov_indices=1,
                                                        output_mode="one_hot", name=f"{name}_categories")(inputs[name]))
+            else:  # the same slots, from the codes keras_inputs reads by the vocabulary
+                parts.append(Categories(column.categories, name, name=f"{name}_categories")(inputs[name]))
         if numbers:
             values = [inputs[input_name(column.name)] for column in numbers]
             x = keras.layers.Concatenate(name="numbers")(values) if len(values) > 1 else values[0]

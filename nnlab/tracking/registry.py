@@ -27,7 +27,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.models.utils import _save_example
 from mlflow.types.schema import ColSpec, Schema
 
-from nnlab.accelerators import start_backend
+from nnlab.accelerators import BACKEND_TITLES, start_backend
 from nnlab.errors import TrackingError
 from nnlab.tasks import get_task
 from nnlab.tracking.store import configure, no_store, reading_client, resolve_tracking_uri
@@ -374,6 +374,22 @@ def _versions_and_aliases(client: MlflowClient, registered) -> str:
             + (f"; {'alias' if len(registered.aliases) == 1 else 'aliases'} {aliases}" if aliases else ""))
 
 
+def _check_runs_here(model, uri: str) -> None:
+    """A table model trained on TensorFlow reads its text columns with StringLookup, which runs
+    on TensorFlow only: on another backend its predict would fail inside Keras."""
+    import keras
+
+    from nnlab.tabular import text_looked_up
+
+    looked_up = text_looked_up(model) if keras.config.backend() != "tensorflow" else []
+    if looked_up:
+        columns = ", ".join(map(repr, looked_up))
+        raise TrackingError(f"{uri} reads its text column{'s' if len(looked_up) > 1 else ''} {columns} with Keras' "
+                            f"StringLookup, which runs on TensorFlow only, not {BACKEND_TITLES[keras.config.backend()]}: "
+                            "load it with KERAS_BACKEND=tensorflow (a model searched on JAX or PyTorch reads the "
+                            "text's codes and loads on any backend)")
+
+
 def load_registered_model(reference: str, tracking_uri: str | None = None):
     """A registered Keras model, loaded in Keras' safe mode (no pickled code runs). A table's
     model predicts from a DataFrame or a dict of columns (nnlab.tabular.reads_rows). TensorFlow
@@ -393,6 +409,7 @@ def load_registered_model(reference: str, tracking_uri: str | None = None):
             # fine-tune's source) never reads that state.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model = mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
+        _check_runs_here(model, uri)
         return reads_rows(model) if isinstance(input_of(model), dict) else model
     except MlflowException as error:
         raise TrackingError(f"cannot load {uri} from {resolve_tracking_uri(tracking_uri)}: {error.message}") from None
