@@ -65,13 +65,16 @@ def reference_family(reference: str, folder: Path | None = None, where: str | No
 
 
 def object_family(model, where: str = "model") -> Family:
-    """The family of a builder handed over from Python: a function or a KerasTuner HyperModel
-    (an instance, or a class made with no arguments)."""
+    """The family of a builder handed over from Python: a function, a KerasTuner HyperModel (an
+    instance, or a class made with no arguments), or a Keras model itself."""
+    import keras
     import keras_tuner
 
     if isinstance(model, type) and issubclass(model, keras_tuner.HyperModel):
         model = model()
-    if isinstance(model, keras_tuner.HyperModel):
+    if isinstance(model, keras.Model):
+        name, code = model.name, model.to_json().encode()
+    elif isinstance(model, keras_tuner.HyperModel):
         name = model.name or type(model).__name__
         code = _source(type(model))
     elif callable(model):
@@ -79,7 +82,7 @@ def object_family(model, where: str = "model") -> Family:
         code = _source(model)
     else:
         raise ConfigError(f"{where}: {model!r} is neither a family's name, a build(hp, spec) function, a KerasTuner "
-                          f"HyperModel nor a reference {FORM}")
+                          f"HyperModel, a Keras model nor a reference {FORM}")
     if name == "<lambda>":
         raise ConfigError(f"{where}: a lambda has no name to register its champion under; define the builder with def")
     shown = f"{name} ({getattr(model, '__module__', None) or 'Python'})"
@@ -146,8 +149,11 @@ class _Loaded:
 
 def _adapted(builder, reference: str) -> tuple:
     """(build(hp, spec), its own fit or None) of a user's builder."""
+    import keras
     import keras_tuner
 
+    if isinstance(builder, keras.Model):
+        return _copies(builder), None
     if isinstance(builder, type) and issubclass(builder, keras_tuner.HyperModel):
         builder = builder()
     if isinstance(builder, keras_tuner.HyperModel):
@@ -166,21 +172,50 @@ def _adapted(builder, reference: str) -> tuple:
     return (builder if takes_spec else (lambda hp, spec: builder(hp))), None
 
 
-def check_builds(architecture, family: Family) -> None:
+def _copies(model):
+    """build(hp, spec) of a Keras model handed over itself: a fresh copy of it each time, its
+    layers with new initial weights, as a builder's model has them (a table's refits, an
+    average's members start apart), compiled as it was where it was (else by nnlab, with a
+    searched learning rate)."""
+    import keras
+
+    compiled = model.get_compile_config() if model.compiled else None
+
+    def build(hp, spec):
+        copy = keras.models.clone_model(model)
+        if compiled is not None:
+            copy.compile_from_config(compiled)
+        return copy
+
+    return build
+
+
+def check_builds(architecture, family: Family, examples=None) -> None:
     """Build once with the space's first values before anything is created (`architecture(hp)`,
-    the policy's, which refuses what is not a Keras model): a builder that raises or returns no
-    model is one line naming it. A later trial's failure is that trial's, as for any family."""
+    the policy's, which refuses what is not a Keras model), and call the model on `examples` (two
+    training inputs; not where a HyperModel's own fit hands its model the data): a builder that
+    raises, returns no model, or returns one that cannot take the data (its input another shape)
+    is one line naming it. A later trial's failure is that trial's,
+    as for any family."""
     import keras
     import keras_tuner
 
+    from nnlab.tabular import keras_inputs
+
     try:
-        architecture(keras_tuner.HyperParameters())
+        model = architecture(keras_tuner.HyperParameters())
     except ConfigError:
         raise
     except NotAModel as error:
         raise ConfigError(f"model {family.reference} {error}") from None
     except Exception as error:
+        keras.backend.clear_session()
         raise ConfigError(f"model {family.reference} cannot build a model with its space's first values: "
                           f"{one_line(error)}") from None
+    try:  # a HyperModel's own fit may reshape the data before its model sees it
+        if examples is not None and getattr(family.builder, "own_fit", None) is None:
+            model(keras_inputs(examples, model), training=False)
+    except Exception as error:
+        raise ConfigError(f"model {family.reference} builds a model that cannot take the data: {one_line(error)}") from None
     finally:
         keras.backend.clear_session()

@@ -74,14 +74,38 @@ def print_error(prog: str, error: BaseException | str, details: list[str] = ()) 
         print(f"{prog}:   {line}", file=sys.stderr)
 
 
+# Keras 3 wraps an error raised inside a layer's call: "Exception encountered when calling
+# Sequential.call().", the error itself in bold (terminal escapes), then the arguments the call
+# received, one per line ("  • kwargs=<class 'inspect._empty'>"), which a last line would give.
+KERAS_CALL = re.compile(r"(?:(?:\w+\.)*(\w+): )?Exception encountered when calling [^\n]*\n.*?\x1b\[1m(.*?)\x1b\[0m", re.S)
+# An array Keras prints in such an error (an input's values), over many lines.
+PRINTED_ARRAY = re.compile(r"\[[\[\]\s\d.eE+\-,]*\]")
+
+
+def _keras_call_error(text: str) -> tuple[str | None, str] | None:
+    """(the error's type where the text names it, its message on one line, an array in it as
+    [...]) of the last error Keras wrapped in `text`; None where it wrapped none."""
+    found = None
+    for found in KERAS_CALL.finditer(text):
+        pass
+    if found is None:
+        return None
+    return found.group(1), " ".join(PRINTED_ARRAY.sub("[...]", found.group(2)).split())
+
+
 def last_line(message: str | None) -> str | None:
     """A trial's message (KerasTuner keeps the whole traceback) reduced to its last line, the
     error's module path left out: "ResourceExhaustedError: OOM when allocating ..."."""
+    wrapped = _keras_call_error(message or "")
+    if wrapped is not None:
+        return f"{wrapped[0] or 'Error'}: {wrapped[1]}"
     lines = (message or "").strip().splitlines()
     return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", lines[-1]) if lines else None
 
 
 def one_line(error: BaseException) -> str:
-    """An exception as its type and the last line of its message."""
-    text = str(error).strip().splitlines()
+    """An exception as its type and the last line of its message (of a layer's error Keras
+    wrapped, the error's own)."""
+    wrapped = _keras_call_error(str(error))
+    text = [wrapped[1]] if wrapped is not None else str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[-1] if text else ''}".strip(": ")

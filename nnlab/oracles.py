@@ -25,6 +25,7 @@ from pathlib import Path
 import keras_tuner
 
 from nnlab.errors import last_line, one_line
+from nnlab.formats import counted
 
 # name -> (KerasTuner tuner class, its oracle class): make_oracle takes the oracle, tuner.make_tuner the tuner
 ALGORITHMS = {
@@ -263,7 +264,13 @@ class StopsOnRequest:
             if self.too_many is None:
                 self.stopped_because = reason
             return keras_tuner.engine.trial.Trial(self.hyperparameters.copy(), status="STOPPED")
-        return super().create_trial(tuner_id)
+        trial = super().create_trial(tuner_id)
+        if trial.status == "STOPPED" and not self.schedule_done() and self.stopped_because is None:
+            # KerasTuner ends a search whose space yields no values not tried yet, and says nothing:
+            # a space of few values (a model with nothing to search, a [space] that fixes the rest).
+            self.stopped_because = (f"the search space has no combination of values left untried after "
+                                    f"{counted(len(self.trials), 'trial')}")
+        return trial
 
     def _check_consecutive_failures(self):
         # KerasTuner raises here, inside end_trial, holding the oracle's lock for good and, in a

@@ -160,7 +160,7 @@ class _Search:
         policy = hypermodel_policy(config, dataset, self.source)
         family = FAMILIES[config.model]
         if family.code is not None:  # a user's own builder: one build says at once what it cannot do
-            check_builds(policy().architecture, family)
+            check_builds(policy().architecture, family, dataset.train[0][:2])
         try:  # before anything is saved or tracked: a wrong [space] entry leaves no trace
             space.check(config.space, policy().build, config.origin)
         except space.SpaceError as error:

@@ -130,6 +130,31 @@ def test_a_build_of_hp_that_compiles_its_sequential_model_trains_as_it_compiled(
     assert result.test_metrics["test_accuracy"] > 0.8
 
 
+def test_a_keras_model_itself_is_searched_as_fresh_copies_and_a_space_with_nothing_left_says_so(
+        workdir, tracking_uri, capsys):
+    """A Keras user's model object, handed over itself, was "cannot build a model with its space's
+    first values: ValueError: Only input tensors may be passed as positional arguments". Each trial
+    now trains a fresh copy (new initial weights), compiled as the user compiled it: nothing is
+    left to search, and the search said nothing of why it ran 1 of its 3 trials."""
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((8, 8)), keras.layers.Rescaling(1 / 16), keras.layers.Flatten(),
+                              keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10, activation="softmax")],
+                             name="mine")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    weights = [weight.copy() for weight in model.get_weights()]
+    result = nnlab.search("digits", model=model, tuner="random", max_trials=3, epochs=2, ensemble=0,
+                          tracking_uri=tracking_uri)
+    assert result.registered_name == "digits-mine" and len(result.leaderboard) == 1
+    assert "No further trials: the search space has no combination of values left untried after 1 trial." in (
+        capsys.readouterr().out)
+    champion = result.champion
+    assert type(champion.optimizer).__name__ == "SGD" and result.test_metrics["test_accuracy"] > 0.5  # of 10 classes
+    assert all(np.array_equal(before, after) for before, after in zip(weights, model.get_weights()))  # untouched
+    assert not np.array_equal(champion.layers[-2].get_weights()[0], weights[0])
+
+
 class OwnFit:
     """KerasTuner's tutorial form of a HyperModel that tunes its training: its own compile (with a
     metric of its own besides accuracy) and its own fit choosing the batch size."""
@@ -220,18 +245,29 @@ def cnn(hp, spec):
     return dense(spec)
 
 
+def five_features(hp, spec):
+    import keras
+
+    inputs = keras.Input((5,))
+    return keras.Model(inputs, keras.layers.Dense(spec.num_classes, activation="softmax")(inputs))
+
+
 @pytest.mark.parametrize("model, message", [
     (raises, "model raises (test_builders) cannot build a model with its space's first values: ValueError: no good"),
     (returns_a_list, "model returns_a_list (test_builders) returned list, not a Keras model"),
     (lambda hp, spec: None, "model: a lambda has no name to register its champion under; define the builder with def"),
     (cnn, "model=cnn: cnn is the name of a built-in family; give the builder another name"),
-    (42, "model: 42 is neither a family's name, a build(hp, spec) function, a KerasTuner HyperModel nor a reference"),
+    (42, "model: 42 is neither a family's name, a build(hp, spec) function, a KerasTuner HyperModel, a Keras model "
+         "nor a reference"),
+    # Each trial failed, said as Keras' last line of the error: "FAILED: ValueError: • kwargs=<class 'inspect._empty'>".
+    (five_features, "model five_features (test_builders) builds a model that cannot take the data: ValueError: "
+                    "Input 0 with name 'input_layer"),
     ("nothere.py:build", "model 'nothere.py:build': no file nothere.py"),
     ("mine.py:build", "model mine.py:build: mine.py defines no build"),
     ("broken.py:build", "model broken.py:build: cannot import it: ZeroDivisionError: division by zero"),
     ("no.such.module:build", "model 'no.such.module:build': no module no.such.module on the Python path"),
     ("mine.py", "model='mine.py': unknown model"),
-], ids=["raises", "not-a-model", "lambda", "built-in-name", "not-a-builder", "no-file", "no-attribute",
+], ids=["raises", "not-a-model", "lambda", "built-in-name", "not-a-builder", "wrong-input", "no-file", "no-attribute",
         "import-fails", "no-module", "no-colon"])
 def test_a_builders_mistake_is_one_line_before_anything_is_tracked(workdir, tracking_uri, model, message):
     (workdir / "mine.py").write_text("def other(hp, spec):\n    return None\n")
@@ -240,3 +276,22 @@ def test_a_builders_mistake_is_one_line_before_anything_is_tracked(workdir, trac
         nnlab.search("digits", model=model, max_trials=1, epochs=1, tracking_uri=tracking_uri, verbose=False)
     assert message in str(raised.value) and "\n" not in str(raised.value)
     assert not (workdir / "tuning").exists() and not (workdir / "store").exists()
+
+
+def test_an_error_keras_wraps_is_said_in_its_own_words_not_its_last_line():
+    """Keras 3 wraps an error raised inside a layer's call: its last line is one of the arguments
+    the call received ("• kwargs=<class 'inspect._empty'>"), which a trial's FAILED line gave."""
+    import traceback
+
+    import keras
+    import numpy as np
+
+    from nnlab.errors import last_line, one_line
+
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError) as raised:
+        model(np.zeros((2, 8, 3), "float32"))
+    said = one_line(raised.value)
+    assert said.startswith("ValueError: ") and "(2, 8, 3)" in said and "kwargs" not in said and "\n" not in said
+    assert "[...]" in said  # the input's values, which Keras prints over many lines
+    assert last_line("".join(traceback.format_exception(raised.value))) == said
