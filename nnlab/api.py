@@ -56,9 +56,11 @@ def search(experiment: str = "mnist", *, model=None, data=None, target=None, val
     champion and return a SearchResult.
 
     model: a family's name ("cnn", "dfn", ...), your own `build(hp, spec)` function (or KerasTuner's
-      `build(hp)`), a KerasTuner HyperModel, or "my_models.py:build" / "package.module:build".
+      `build(hp)`), a KerasTuner HyperModel, a Keras model (trained afresh each trial), or
+      "my_models.py:build" / "package.module:build".
     data: your own data held in memory: `(x, y)` arrays, a pandas DataFrame with `target=` (the
-      column to predict), or a tf.data.Dataset of (x, y); `validation=` and `test=` the same way,
+      column to predict), or a tf.data.Dataset, a PyTorch DataLoader or Dataset, or a Keras
+      PyDataset of (x, y) (read whole); `validation=` and `test=` the same way,
       else split by the seed. `task` ("classification" or "regression") is inferred when left out,
       and said; `kind="sequence"` reads 3-dimensional x as (steps, features) rather than images.
     The other settings are the experiment file's keys (and the command's flags): tuner, max_trials,
@@ -192,7 +194,7 @@ def _own_family(model):
 
 
 def _memory_data(experiment: str, settings: dict, memory: dict):
-    """The user's arrays, DataFrame or tf.data as a data set named after the experiment, split by
+    """The user's arrays, DataFrame or data loader as a data set named after the experiment, split by
     the search's seed, registered as the data set `memory` for the config to read its kind."""
     if experiment.endswith(".toml"):
         raise ConfigError(f"data= takes the experiment's name, not a file ({experiment}): "

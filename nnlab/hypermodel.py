@@ -295,6 +295,25 @@ class SearchHyperModel(keras_tuner.HyperModel):
             self.batch_size_of(hp)  # declared with the model: the oracle and the [space] check see it
         return model
 
+    def declaring(self, examples):
+        """build(hp) for the `[space]` check: the model built, and where a HyperModel has its own
+        fit, that fit run on `examples` (two training rows) with model.fit doing nothing, so that
+        what it declares as it runs (KerasTuner's tutorials: `hp.Choice("batch_size", ...)`) is
+        checked as a builder's hyperparameters are. Its error is left for the first trial to say."""
+        def build(hp):
+            model = self.build(hp)
+            if self.own_fit is not None:
+                model.fit = lambda *args, **kwargs: keras.callbacks.History()  # this one model's, not its class's
+                rows = (examples, {"validation_data": examples, "epochs": 1})
+                args, options = _column_arrays(model, *rows) if hasattr(examples[0], "columns") else rows
+                try:
+                    self.own_fit(hp, model, *args, callbacks=[], **options)
+                except Exception:  # noqa: BLE001 - the user's code: the trial that runs it says what it raised
+                    pass
+            return model
+
+        return build
+
     @property
     def own_fit(self):
         """A user's KerasTuner HyperModel's own `fit(hp, model, *args, **kwargs)`, if it has one

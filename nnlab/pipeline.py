@@ -162,7 +162,8 @@ class _Search:
         if family.code is not None:  # a user's own builder: one build says at once what it cannot do
             check_builds(policy().architecture, family, dataset.train[0][:2])
         try:  # before anything is saved or tracked: a wrong [space] entry leaves no trace
-            space.check(config.space, policy().build, config.origin)
+            examples = (dataset.train[0][:2], dataset.train[1][:2])
+            space.check(config.space, policy().declaring(examples), config.origin)
         except space.SpaceError as error:
             raise ConfigError(str(error)) from None
         self.hypermodel = policy(space=config.space, trial_timeout=config.trial_timeout)

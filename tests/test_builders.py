@@ -218,6 +218,26 @@ def test_a_hypermodels_own_fit_trains_its_models_with_its_own_metrics_beside_the
                                                     "(a History): nnlab reads each epoch's scores from it")
 
 
+def test_a_hyperparameter_a_hypermodels_own_fit_declares_is_narrowed_and_checked_in_space(workdir, tracking_uri):
+    """`space={"batch_size": 64}` for a HyperModel whose fit declares it (KerasTuner's tutorial way
+    to search the batch size) was refused: "the model declares no such hyperparameter", as the
+    check built the model but never ran its fit. Now the check runs that fit on two rows, with
+    model.fit doing nothing: the entry narrows every trial's fit, and a misspelt one is still
+    refused, naming the fit's hyperparameters among those known."""
+    from nnlab.data import load_dataset
+
+    calls = []
+    spec = load_dataset("digits").spec
+    result = nnlab.search("digits", model=OwnFit(spec, calls), space={"batch_size": 64}, tuner="random", max_trials=2,
+                          epochs=1, final_epochs=0, ensemble=0, tracking_uri=tracking_uri, verbose=False)
+    assert [size for size, _, _ in calls] == [16, 64, 64]  # the check's dry run (its first value), then each trial
+    assert set(result.leaderboard["batch_size"]) == {64}
+    with pytest.raises(nnlab.NnlabError, match=r"space\.batch_sise: the model declares no such hyperparameter; "
+                                               r"known: batch_size, units"):
+        nnlab.search("digits", model=OwnFit(spec, []), space={"batch_sise": 64}, max_trials=1, epochs=1,
+                     tracking_uri=tracking_uri, verbose=False)
+
+
 def with_units(hp, spec):
     return dense(spec, hp.Int("units", 16, 64, step=16))
 

@@ -126,6 +126,59 @@ def test_tf_data_batched_or_not_reads_the_same_arrays():
     assert memory_dataset(text).spec.class_names == ("class_0", "class_1", "class_2")  # bytes read as text
 
 
+class Batches:
+    """A Keras PyDataset of DIGITS in batches of 100 (the last one short); with sample weights
+    where asked."""
+
+    def __new__(cls, weights: bool = False):
+        import keras
+
+        class DigitBatches(keras.utils.PyDataset):
+            def __len__(self):
+                return 18
+
+            def __getitem__(self, index):
+                rows = slice(100 * index, 100 * (index + 1))
+                pair = (DIGITS.images[rows], DIGITS.target[rows])
+                return (*pair, np.ones(len(pair[1]))) if weights else pair
+
+        return DigitBatches()
+
+
+def test_a_pytorch_dataloader_or_dataset_and_a_keras_pydataset_read_the_same_arrays():
+    """What Keras' own fit takes besides arrays and tf.data (a PyTorch DataLoader, a Keras
+    PyDataset) was refused as not (x, y) arrays; now read whole, as a tf.data.Dataset is."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    arrays = memory_dataset((DIGITS.images, DIGITS.target))
+    items = TensorDataset(torch.tensor(DIGITS.images), torch.tensor(DIGITS.target))
+    for given, what in ((DataLoader(items, batch_size=64), "PyTorch DataLoader"), (items, "PyTorch Dataset"),
+                        (Batches(), "Keras PyDataset")):
+        dataset = memory_dataset(given)
+        assert dataset.source.startswith(f"{what} in memory: 1,797 rows of (8, 8), image, 10 classes")
+        assert dataset.source.split("digest")[1] == arrays.source.split("digest")[1]  # the same data
+        np.testing.assert_array_equal(dataset.train[0], arrays.train[0])
+        np.testing.assert_array_equal(dataset.test[1], arrays.test[1])
+    with pytest.raises(DataError, match=r"^data: the Keras PyDataset gives sample weights, which nnlab does not take"):
+        memory_dataset(Batches(weights=True))
+    with pytest.raises(DataError, match=r"^data: a PyTorch Dataset's elements must be \(x, y\) pairs; got Tensor$"):
+        memory_dataset(_unpaired())
+
+
+def _unpaired():
+    import torch
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return torch.zeros(3)
+
+    return Rows()
+
+
 def test_given_validation_and_test():
     x, y = DIGITS.images, DIGITS.target
     both = memory_dataset((x[:1200], y[:1200]), validation=(x[1200:1400], y[1200:1400]), test=(x[1400:], y[1400:]))
@@ -175,7 +228,8 @@ WITH_NAN[3, 0, 0] = np.nan
 
 @pytest.mark.parametrize("call, message", [
     (lambda: memory_dataset("digits.csv"), "data must be (x, y) arrays, a pandas DataFrame with target=, or a "
-                                           "tf.data.Dataset of (x, y) pairs; got str"),
+                                           "tf.data.Dataset, a PyTorch DataLoader or Dataset, or a Keras PyDataset "
+                                           "of (x, y) pairs; got str"),
     (lambda: memory_dataset((DIGITS.images, DIGITS.target, DIGITS.target)), "; got a tuple of 3"),
     (lambda: memory_dataset((DIGITS.images, DIGITS.target[:1000])),
      "data: x has 1,797 rows but y has 1,000; give one target per row"),

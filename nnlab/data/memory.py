@@ -5,14 +5,16 @@ validation=..., test=...)` searches.
   or (N, height, width, channels) an image, (N, steps, features) a sequence with kind="sequence".
 - a pandas DataFrame with `target=` the column to predict: a CSV's preprocessing inside the
   model (nnlab/data/tables.py's table_dataset).
-- a `tf.data.Dataset` of (x, y) elements, batched or not: read whole into arrays.
+- a `tf.data.Dataset` of (x, y) elements, batched or not, a PyTorch `DataLoader` of (x, y) batches
+  or `Dataset` of (x, y) items, or a Keras `PyDataset` of (x, y) batches (what Keras' own fit
+  takes on each backend): read whole into arrays.
 
 `validation=` and `test=` take the same forms; a part not given is drawn from `data` by `seed`
 (test first, then validation, stratified by class for classification). The task is inferred
 from the targets as for a CSV, and said. The source line carries a digest of every given part,
 so that a search refuses to resume with other data.
 
-pandas and TensorFlow are imported inside functions, where the data is of their kind.
+pandas, TensorFlow and PyTorch are imported inside functions, where the data is of their kind.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from nnlab.data.types import DataSpec, Dataset
 from nnlab.errors import DataError
 
 KINDS = ("table", "image", "sequence")
-FORMS = "data must be (x, y) arrays, a pandas DataFrame with target=, or a tf.data.Dataset of (x, y) pairs"
+FORMS = ("data must be (x, y) arrays, a pandas DataFrame with target=, or a tf.data.Dataset, a PyTorch DataLoader or "
+         "Dataset, or a Keras PyDataset of (x, y) pairs")
 # The keras.Input of an array table: the model takes the raw (N, features) array under this name.
 FEATURES_INPUT = "features"
 
@@ -77,7 +80,7 @@ def memory_dataset(data, *, target=None, validation=None, test=None, name: str =
              (inputs["data"][rows[part]], targets["data"][rows[part]]) for part in ("train", "validation", "test")}
     num_classes = int(targets["data"].max()) + 1 if task == "classification" else 0
     spec = _spec(split["train"], kind, task, num_classes, class_names)
-    what = "tf.data.Dataset" if _is_tf_dataset(data) else "arrays"
+    what = _streamed(data) or "arrays"
     return Dataset(name=name, train=split["train"], validation=split["validation"], test=split["test"], spec=spec,
                    source=(f"{what} in memory: {_rows_words(pairs, kind)}, {_task_words(spec)}; "
                            f"digest {_digest(pairs)}; "
@@ -115,6 +118,21 @@ def _is_tf_dataset(value) -> bool:
     return type(value).__module__.startswith("tensorflow") and hasattr(value, "element_spec")
 
 
+def _streamed(value) -> str | None:
+    """What a data source read element by element is ("tf.data.Dataset", "PyTorch DataLoader",
+    "PyTorch Dataset", "Keras PyDataset"), told without importing their libraries; None for another."""
+    if _is_tf_dataset(value):
+        return "tf.data.Dataset"
+    classes = {f"{kind.__module__}.{kind.__name__}" for kind in type(value).__mro__}
+    if "torch.utils.data.dataloader.DataLoader" in classes:
+        return "PyTorch DataLoader"
+    if "torch.utils.data.dataset.Dataset" in classes:
+        return "PyTorch Dataset"
+    if any(name.startswith("keras") and name.endswith(".PyDataset") for name in classes):
+        return "Keras PyDataset"
+    return None
+
+
 # ------------------------------------------------------------ arrays and tf.data
 
 
@@ -122,6 +140,8 @@ def _pair(value, part: str) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) of one given part, checked: y one value per row, numbers in x, nothing missing."""
     if _is_tf_dataset(value):
         x, y = _read_tf_dataset(value, part)
+    elif _streamed(value):
+        x, y = _read_elements(value, part, _streamed(value))
     elif isinstance(value, (tuple, list)) and len(value) == 2 and not isinstance(value[0], str):
         x, y = (_array(item, part, axis) for item, axis in zip(value, "xy"))
     else:
@@ -204,6 +224,38 @@ def _read_tf_dataset(dataset, part: str) -> tuple[np.ndarray, np.ndarray]:
     except ValueError:
         raise DataError(f"{part}: the tf.data.Dataset's elements differ in shape; give rows of one shape") from None
     return _array(x, part, "x"), _array(y, part, "y")
+
+
+def _read_elements(source, part: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) arrays of a PyTorch DataLoader's batches, a PyTorch Dataset's items (indexed
+    0 to len - 1) or a Keras PyDataset's batches (each (x, y) or (x, y, sample weights), whose
+    weights nnlab does not take), read whole into memory; tensors as numpy arrays."""
+    batched = what != "PyTorch Dataset"
+    elements = iter(source) if what == "PyTorch DataLoader" else (source[index] for index in range(len(source)))
+    xs, ys = [], []
+    for element in elements:
+        if not isinstance(element, (tuple, list)) or len(element) not in (2, 3) or (len(element) == 3 and not batched):
+            got = f"a {type(element).__name__} of {len(element)}" if isinstance(element, (tuple, list)) else type(
+                element).__name__
+            raise DataError(f"{part}: a {what}'s elements must be (x, y) pairs; got {got}")
+        if len(element) == 3 and element[2] is not None:
+            raise DataError(f"{part}: the {what} gives sample weights, which nnlab does not take; give (x, y) pairs")
+        xs.append(_numpy(element[0]))
+        ys.append(_numpy(element[1]))
+    if not xs:
+        raise DataError(f"{part}: the {what} has no elements")
+    try:
+        x, y = (np.concatenate(items) if batched else np.stack(items) for items in (xs, ys))
+    except ValueError:
+        raise DataError(f"{part}: the {what}'s elements differ in shape; give rows of one shape") from None
+    return _array(x, part, "x"), _array(y, part, "y")
+
+
+def _numpy(value):
+    """A tensor (PyTorch's on any device, TensorFlow's, JAX's) or an array-like as numpy."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a PyTorch tensor, maybe on a GPU
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
 
 
 def _task(values, task: str | None, what: str) -> tuple[str, list[str]]:
