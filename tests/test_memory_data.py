@@ -145,6 +145,15 @@ class Batches:
         return DigitBatches()
 
 
+def test_numbers_held_as_python_objects_are_numbers():
+    """np.array(rows, dtype=object) of numbers (a mixed DataFrame's .values, lists of Python
+    numbers) was refused as "ragged or mixed"."""
+    arrays = memory_dataset((DIGITS.data, DIGITS.target))
+    held = memory_dataset((DIGITS.data.astype(object), DIGITS.target))
+    np.testing.assert_array_equal(held.train[0], arrays.train[0])
+    assert held.spec.kind == "table"
+
+
 def test_a_pytorch_dataloader_or_dataset_and_a_keras_pydataset_read_the_same_arrays():
     """What Keras' own fit takes besides arrays and tf.data (a PyTorch DataLoader, a Keras
     PyDataset) was refused as not (x, y) arrays; now read whole, as a tf.data.Dataset is."""
@@ -269,7 +278,13 @@ WITH_NAN[3, 0, 0] = np.nan
      "task='ranking': must be one of 'classification', 'regression', or None to infer it"),
     (lambda: memory_dataset((DIGITS.images, DIGITS.target), kind="table"),
      "x has shape (1797, 8, 8); table data is (N, features); pass kind= to read it as another kind"),
-    (lambda: memory_dataset((np.array([[1.0], [2.0, 3.0]], dtype=object), [0, 1])), "data: x is ragged or mixed"),
+    (lambda: memory_dataset((np.array([[1.0], [2.0, 3.0]], dtype=object), [0, 1])), "data: x is ragged"),
+    # A DataFrame's .values with a text column was "x is ragged or mixed: its rows differ in shape or type".
+    (lambda: memory_dataset((np.array([[1.5, "red"], [2.0, "blue"]] * 20, dtype=object), [0, 1] * 20)),
+     "data: x holds str values ('red') among its numbers; pass a pandas DataFrame with target= to have text columns "
+     "encoded"),
+    (lambda: memory_dataset((np.array([[1.5, None], [2.0, 3.0]] * 20, dtype=object), [0, 1] * 20)),
+     "data: x holds NaN, infinite or missing values in 20 of 40 rows (first row 0)"),
     (lambda: memory_dataset((WINE.data.astype(str), WINE.target)), "data: x must hold numbers, not <U"),
     (lambda: memory_dataset((WINE.data, WINE.target), test_fraction=1.5),
      "test_fraction=1.5: must be a number between 0 and 1"),

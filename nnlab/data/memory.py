@@ -179,7 +179,14 @@ def _array(value, part: str, axis: str) -> np.ndarray:
     if array.dtype == object and array.ndim and all(isinstance(item, bytes) for item in array.flat):
         array = np.array([item.decode() for item in array.flat], dtype=object).reshape(array.shape)
     if axis == "x" and array.dtype == object:
-        raise DataError(f"{part}: x is ragged or mixed: its rows differ in shape or type")
+        if any(isinstance(item, (list, tuple, np.ndarray)) for item in array.flat):
+            raise DataError(f"{part}: x is ragged: its rows differ in shape")
+        try:  # numbers held as Python objects (np.array(rows, dtype=object), a DataFrame's .values); None: NaN
+            return array.astype(np.float64)
+        except (TypeError, ValueError):
+            first = next(item for item in array.flat if not isinstance(item, (int, float)) or isinstance(item, bool))
+            raise DataError(f"{part}: x holds {type(first).__name__} values ({first!r}) among its numbers; pass a "
+                            "pandas DataFrame with target= to have text columns encoded") from None
     return array
 
 
