@@ -173,9 +173,12 @@ def test_a_pytorch_dataloader_or_dataset_and_a_keras_pydataset_read_the_same_arr
         memory_dataset(Batches(weights=True))
     with pytest.raises(DataError, match=r"^data: a PyTorch Dataset's elements must be \(x, y\) pairs; got Tensor$"):
         memory_dataset(_unpaired())
+    with pytest.raises(DataError, match=r"^data: the PyTorch Dataset's x is a dict of inputs; give one array of rows"):
+        memory_dataset(_unpaired(named=True))
 
 
-def _unpaired():
+def _unpaired(named: bool = False):
+    """A PyTorch Dataset of rows without their targets, or (named) of ({"features": row}, target)."""
     import torch
 
     class Rows(torch.utils.data.Dataset):
@@ -183,7 +186,7 @@ def _unpaired():
             return 4
 
         def __getitem__(self, index):
-            return torch.zeros(3)
+            return ({"features": torch.zeros(3)}, 1) if named else torch.zeros(3)
 
     return Rows()
 

@@ -247,6 +247,9 @@ def _read_elements(source, part: str, what: str) -> tuple[np.ndarray, np.ndarray
             raise DataError(f"{part}: a {what}'s elements must be (x, y) pairs; got {got}")
         if len(element) == 3 and element[2] is not None:
             raise DataError(f"{part}: the {what} gives sample weights, which nnlab does not take; give (x, y) pairs")
+        if isinstance(element[0], dict):
+            raise DataError(f"{part}: the {what}'s x is a dict of inputs; give one array of rows (a table's named "
+                            "columns: a pandas DataFrame with target=)")
         xs.append(_numpy(element[0]))
         ys.append(_numpy(element[1]))
     if not xs:
