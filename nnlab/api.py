@@ -91,19 +91,22 @@ def finetune(source: str, target: str, *, search: bool = False, strategy: str | 
              classes: list | None = None, labels_per_class: int | None = None, epochs: int | None = None, max_trials: int | None = None,
              ensemble: int | None = None, cross_validation: int | None = None, seed: int | None = None,
              data_dir: str | None = None, tracking_uri: str | None = None, fresh: bool = False,
-             verbose: bool = True) -> SearchResult:
+             data=None, validation=None, test=None, kind: str | None = None, verbose: bool = True) -> SearchResult:
     """Train the registered model `source` ("mnist-cnn", "mnist-cnn@champion", "mnist-cnn/3", or a
     .keras file) on the data set or experiment `target`, as `python -m nnlab.finetune SOURCE
     TARGET` does with the same options; returns its SearchResult (registered as
     `<target>-from-<source>`). `classes` and `labels_per_class` pick the target's classes and
-    its labelled examples per class, as its experiment file's [data] keys do."""
+    its labelled examples per class, as its experiment file's [data] keys do. With `data` (and
+    `validation`, `test`, `kind`: as nnlab.search takes them), `target` names your own images."""
     options = dict(search=search, strategy=strategy, unfreeze=unfreeze, learning_rate=learning_rate,
                    fine_tune_learning_rate=fine_tune_learning_rate, source_members=source_members,
                    classes=classes, labels_per_class=labels_per_class, epochs=epochs, max_trials=max_trials, ensemble=ensemble,
                    cross_validation=cross_validation, seed=seed, data_dir=data_dir, tracking_uri=tracking_uri)
+    memory = dict(data=data, validation=validation, test=test, kind=kind)
     echo = print if verbose else (lambda _line: None)
     return _as_a_library("finetune", lambda: with_interrupts(
-        lambda interrupted: run_finetune(source, target, options, fresh=fresh, interrupted=interrupted, echo=echo)))
+        lambda interrupted: run_finetune(source, target, options, memory=memory, fresh=fresh, interrupted=interrupted,
+                                         echo=echo)))
 
 
 def run(experiment: str, settings: dict, *, model=None, memory: dict | None = None, fresh: bool = False,
@@ -125,7 +128,8 @@ def run(experiment: str, settings: dict, *, model=None, memory: dict | None = No
         dataset = _memory_data(experiment, settings, memory)
         config = memory_config(experiment, settings)
     elif memory:
-        raise ConfigError(f"{', '.join(f'{key}=' for key in memory)} describe data=, which is missing")
+        raise ConfigError(f"{', '.join(f'{key}=' for key in memory)} describe{'s' if len(memory) == 1 else ''} data=, "
+                          "which is missing")
     else:
         config = load_config(experiment, settings)
     if family is not None:
@@ -173,12 +177,29 @@ def _checked_callbacks(callbacks, workers) -> list:
     return listed
 
 
-def run_finetune(source: str, target: str, options: dict, *, fresh: bool = False, interrupted=None, echo=print,
-                 prog: str = "nnlab.finetune") -> SearchResult:
-    """The fine-tune both doors share (nnlab/finetuning.py says what it checks and says)."""
-    config = finetune_config(source, target, options)
+def run_finetune(source: str, target: str, options: dict, *, memory: dict | None = None, fresh: bool = False,
+                 interrupted=None, echo=print, prog: str = "nnlab.finetune") -> SearchResult:
+    """The fine-tune both doors share (nnlab/finetuning.py says what it checks and says); `memory`:
+    the data handed over from Python, as nnlab.search takes it."""
+    memory = {key: value for key, value in (memory or {}).items() if value is not None}
+    base = dataset = None
+    if memory.get("data") is not None:
+        picked = [key for key in ("classes", "labels_per_class", "data_dir") if options.get(key) is not None]
+        if picked:
+            raise ConfigError(f"{picked[0]}= picks from a named data set; with data= give the rows to train on")
+        settings = {key: options[key] for key in ("seed", "tracking_uri") if options.get(key) is not None}
+        dataset = _memory_data(target, settings, memory)
+        base = dataclasses.replace(memory_config(target, settings), origin="nnlab.finetune(data=...)")
+    elif memory:
+        raise ConfigError(f"{', '.join(f'{key}=' for key in memory)} describe{'s' if len(memory) == 1 else ''} data=, "
+                          "which is missing")
+    config = finetune_config(source, target, options, base)
     found_source(config.source, config.tracking_uri)  # a missing source said before the data loads
-    dataset = load_data(prog, config, echo=echo)
+    if dataset is None:
+        dataset = load_data(prog, config, echo=echo)
+    else:
+        start_backend(echo=lambda line: echo(f"{prog}: {line}"))
+        say_data(prog, dataset, echo)
     loaded = prepare_finetune(config, dataset, options, target, lambda line: echo(wrapped(f"{prog}: {line}")))
     # A fixed strategy is one trial with nothing to resume: each run starts afresh.
     return run_search(config, dataset, fresh=fresh or not options.get("search"), source=loaded,

@@ -48,14 +48,15 @@ def finetune_problem(options: dict) -> str | None:
     return None
 
 
-def finetune_config(source: str, target: str, options: dict):
+def finetune_config(source: str, target: str, options: dict, base=None):
     """The target's experiment as a search of the transfer family. The target names the data
-    (data set, [data] table, seed, store); how a fine-tune trains is this module's."""
+    (data set, [data] table, seed, store), or `base` is its config (data handed over from
+    Python); how a fine-tune trains is this module's."""
     problem = finetune_problem(options)
     if problem:
         raise ConfigError(problem)
     get = options.get
-    config = load_config(target, {key: get(key) for key in ("seed", "data_dir", "tracking_uri")})
+    config = base or load_config(target, {key: get(key) for key in ("seed", "data_dir", "tracking_uri")})
     if get("search"):
         space = {"strategy": SEARCHED_STRATEGIES}
     else:

@@ -180,7 +180,7 @@ def test_own_arrays_search_register_serve_raw_rows_and_refuse_other_data_on_resu
     (dict(experiment="digits", learning_rate=0.1),
      "unknown setting 'learning_rate'; known: the experiment file's keys, .*; a hyperparameter to fix or search goes in "
      "space={'learning_rate': ...}$"),
-    (dict(experiment="digits", target="label"), "target= describe data=, which is missing"),
+    (dict(experiment="digits", target="label"), "target= describes data=, which is missing"),
     (dict(experiment="own.toml", data=([[1.0]], [0])), "data= takes the experiment's name, not a file (own.toml)"),
     (dict(experiment="own", data="rows.csv"), "data must be (x, y) arrays"),
     (dict(experiment="own", data=(np.zeros((4, 3)), [0, 1, 0, 1]), target="y"), "target= names a DataFrame's column"),

@@ -559,3 +559,25 @@ def test_a_table_model_as_a_source_is_refused_in_words_not_thirteen_shapes(tmp_p
         load_source(str(tmp_path / "wine.keras"))
     assert str(refused.value) == (f"{tmp_path / 'wine.keras'} takes a table's 3 columns, one input each: a fine-tune "
                                   "needs a model of one image input (height, width, channels) and one output")
+
+
+def test_a_fine_tune_from_python_takes_the_users_own_images(source_store, workdir):
+    """nnlab.finetune took a data set's name only: a user's own images in memory could be
+    searched from scratch (nnlab.search(data=...)), not fine-tuned from a registered model."""
+    from mlflow import MlflowClient
+    from sklearn.datasets import load_digits
+
+    import nnlab
+
+    digits = load_digits()
+    result = nnlab.finetune("mnist-cnn", "mydigits", data=(digits.images[:300], digits.target[:300]), epochs=2,
+                            tracking_uri=source_store.tracking_uri, verbose=False)
+    assert result.registered_name == "mydigits-from-mnist-cnn" and result.test_metrics["test_accuracy"] > 0.5
+    run = MlflowClient(source_store.tracking_uri).get_run(result.run_id)
+    assert run.data.tags["nnlab.source"] == "mnist-cnn" and run.data.params["dataset"] == "memory"
+    with pytest.raises(nnlab.NnlabError, match=r"^labels_per_class= picks from a named data set; with data= give"):
+        nnlab.finetune("mnist-cnn", "mydigits", data=(digits.images, digits.target), labels_per_class=10,
+                       tracking_uri=source_store.tracking_uri, verbose=False)
+    with pytest.raises(nnlab.NnlabError, match=r"^test= describes data=, which is missing$"):
+        nnlab.finetune("mnist-cnn", "digits", test=(digits.images, digits.target), tracking_uri=source_store.tracking_uri,
+                       verbose=False)
