@@ -119,29 +119,17 @@ def run(experiment: str, settings: dict, *, model=None, memory: dict | None = No
     started = time.monotonic() if started is None else started
     callbacks = _checked_callbacks(callbacks, workers)
     settings = {key: value for key, value in settings.items() if value is not None}
-    memory = {key: value for key, value in (memory or {}).items() if value is not None}
     family = _own_family(model)
     if model is not None:
         settings["model"] = family.name if family is not None else model
-    dataset = None
-    if memory.get("data") is not None:
-        dataset = _memory_data(experiment, settings, memory)
-        config = memory_config(experiment, settings)
-    elif memory:
-        raise ConfigError(f"{', '.join(f'{key}=' for key in memory)} describe{'s' if len(memory) == 1 else ''} data=, "
-                          "which is missing")
-    else:
-        config = load_config(experiment, settings)
+    dataset, config = _given_data(experiment, settings, memory, "nnlab.search(data=...)")
+    config = config or load_config(experiment, settings)
     if family is not None:
         config = dataclasses.replace(config, builder=family.reference)
     if isinstance(workers, int):  # from Python: a count
         workers = _library_workers(experiment, settings, workers, in_process=dataset is not None or family is not None)
     check_before_start(config, workers)  # before TensorFlow and the data load: a mistake is said at once
-    if dataset is None:
-        dataset = load_data(prog, config, echo=echo)
-    else:
-        start_backend(echo=lambda line: echo(f"{prog}: {line}"))
-        say_data(prog, dataset, echo)
+    dataset = _data_said(prog, config, dataset, echo)
     if workers is not None and workers.automatic:
         from nnlab.oracles import planned_trials_of  # KerasTuner, loaded with the data's TensorFlow
 
@@ -181,25 +169,14 @@ def run_finetune(source: str, target: str, options: dict, *, memory: dict | None
                  interrupted=None, echo=print, prog: str = "nnlab.finetune") -> SearchResult:
     """The fine-tune both doors share (nnlab/finetuning.py says what it checks and says); `memory`:
     the data handed over from Python, as nnlab.search takes it."""
-    memory = {key: value for key, value in (memory or {}).items() if value is not None}
-    base = dataset = None
-    if memory.get("data") is not None:
-        picked = [key for key in ("classes", "labels_per_class", "data_dir") if options.get(key) is not None]
-        if picked:
-            raise ConfigError(f"{picked[0]}= picks from a named data set; with data= give the rows to train on")
-        settings = {key: options[key] for key in ("seed", "tracking_uri") if options.get(key) is not None}
-        dataset = _memory_data(target, settings, memory)
-        base = dataclasses.replace(memory_config(target, settings), origin="nnlab.finetune(data=...)")
-    elif memory:
-        raise ConfigError(f"{', '.join(f'{key}=' for key in memory)} describe{'s' if len(memory) == 1 else ''} data=, "
-                          "which is missing")
+    picked = [key for key in ("classes", "labels_per_class", "data_dir") if options.get(key) is not None]
+    if picked and (memory or {}).get("data") is not None:
+        raise ConfigError(f"{picked[0]}= picks from a named data set; with data= give the rows to train on")
+    settings = {key: options[key] for key in ("seed", "tracking_uri") if options.get(key) is not None}
+    dataset, base = _given_data(target, settings, memory, "nnlab.finetune(data=...)")
     config = finetune_config(source, target, options, base)
     found_source(config.source, config.tracking_uri)  # a missing source said before the data loads
-    if dataset is None:
-        dataset = load_data(prog, config, echo=echo)
-    else:
-        start_backend(echo=lambda line: echo(f"{prog}: {line}"))
-        say_data(prog, dataset, echo)
+    dataset = _data_said(prog, config, dataset, echo)
     loaded = prepare_finetune(config, dataset, options, target, lambda line: echo(wrapped(f"{prog}: {line}")))
     # A fixed strategy is one trial with nothing to resume: each run starts afresh.
     return run_search(config, dataset, fresh=fresh or not options.get("search"), source=loaded,
@@ -212,6 +189,30 @@ def _own_family(model):
     if model is None or (isinstance(model, str) and not is_reference(model)):
         return None
     return register(reference_family(model) if isinstance(model, str) else object_family(model))
+
+
+def _given_data(experiment: str, settings: dict, memory: dict | None, origin: str) -> tuple:
+    """(the data set, its config) of data handed over from Python (`memory`: data= and what
+    describes it), or (None, None) where there is none. The data is loaded here and said as
+    load_data says a named data set."""
+    memory = {key: value for key, value in (memory or {}).items() if value is not None}
+    if memory.get("data") is None:
+        if memory:
+            raise ConfigError(f"{', '.join(f'{key}=' for key in memory)} describe{'s' if len(memory) == 1 else ''} "
+                              "data=, which is missing")
+        return None, None
+    dataset = _memory_data(experiment, settings, memory)
+    return dataset, dataclasses.replace(memory_config(experiment, settings), origin=origin)
+
+
+def _data_said(prog: str, config, dataset, echo):
+    """The data set, said: a named one loaded (load_data), one handed over from Python (loaded
+    already, before its config could be checked) said as load_data says one, the backend started first."""
+    if dataset is None:
+        return load_data(prog, config, echo=echo)
+    start_backend(echo=lambda line: echo(f"{prog}: {line}"))
+    say_data(prog, dataset, echo)
+    return dataset
 
 
 def _memory_data(experiment: str, settings: dict, memory: dict):
