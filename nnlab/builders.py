@@ -195,8 +195,7 @@ def check_builds(architecture, family: Family, examples=None) -> None:
     the policy's, which refuses what is not a Keras model), and call the model on `examples` (two
     training inputs; not where a HyperModel's own fit hands its model the data): a builder that
     raises, returns no model, or returns one that cannot take the data (its input another shape)
-    is one line naming it. A later trial's failure is that trial's,
-    as for any family."""
+    is one line naming it. A later trial's failure is that trial's, as for any family."""
     import keras
     import keras_tuner
 
