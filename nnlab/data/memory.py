@@ -138,10 +138,11 @@ def _streamed(value) -> str | None:
 
 def _pair(value, part: str) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) of one given part, checked: y one value per row, numbers in x, nothing missing."""
-    if _is_tf_dataset(value):
+    streamed = _streamed(value)
+    if streamed == "tf.data.Dataset":
         x, y = _read_tf_dataset(value, part)
-    elif _streamed(value):
-        x, y = _read_elements(value, part, _streamed(value))
+    elif streamed:
+        x, y = _read_elements(value, part, streamed)
     elif isinstance(value, (tuple, list)) and len(value) == 2 and not isinstance(value[0], str):
         x, y = (_array(item, part, axis) for item, axis in zip(value, "xy"))
     else:
@@ -220,17 +221,7 @@ def _read_tf_dataset(dataset, part: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{part}: the tf.data.Dataset repeats forever; pass it without .repeat()")
     x_shape, y_shape = (tuple(item.shape) if item.shape.rank is not None else None for item in spec)
     batched = bool(y_shape) and bool(x_shape) and y_shape[0] in (None, x_shape[0])
-    xs, ys = [], []
-    for x, y in dataset.as_numpy_iterator():
-        xs.append(x)
-        ys.append(y)
-    if not xs:
-        raise DataError(f"{part}: the tf.data.Dataset has no elements")
-    try:
-        x, y = (np.concatenate(items) if batched else np.stack(items) for items in (xs, ys))
-    except ValueError:
-        raise DataError(f"{part}: the tf.data.Dataset's elements differ in shape; give rows of one shape") from None
-    return _array(x, part, "x"), _array(y, part, "y")
+    return _joined(list(dataset.as_numpy_iterator()), batched, part, "tf.data.Dataset")
 
 
 def _read_elements(source, part: str, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -239,7 +230,7 @@ def _read_elements(source, part: str, what: str) -> tuple[np.ndarray, np.ndarray
     weights nnlab does not take), read whole into memory; tensors as numpy arrays."""
     batched = what != "PyTorch Dataset"
     elements = iter(source) if what == "PyTorch DataLoader" else (source[index] for index in range(len(source)))
-    xs, ys = [], []
+    pairs = []
     for element in elements:
         if not isinstance(element, (tuple, list)) or len(element) not in (2, 3) or (len(element) == 3 and not batched):
             got = f"a {type(element).__name__} of {len(element)}" if isinstance(element, (tuple, list)) else type(
@@ -250,12 +241,16 @@ def _read_elements(source, part: str, what: str) -> tuple[np.ndarray, np.ndarray
         if isinstance(element[0], dict):
             raise DataError(f"{part}: the {what}'s x is a dict of inputs; give one array of rows (a table's named "
                             "columns: a pandas DataFrame with target=)")
-        xs.append(_numpy(element[0]))
-        ys.append(_numpy(element[1]))
-    if not xs:
+        pairs.append((_numpy(element[0]), _numpy(element[1])))
+    return _joined(pairs, batched, part, what)
+
+
+def _joined(pairs: list, batched: bool, part: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) arrays of a data source's (x, y) elements: batches joined, or items stacked."""
+    if not pairs:
         raise DataError(f"{part}: the {what} has no elements")
     try:
-        x, y = (np.concatenate(items) if batched else np.stack(items) for items in (xs, ys))
+        x, y = (np.concatenate(items) if batched else np.stack(items) for items in zip(*pairs))
     except ValueError:
         raise DataError(f"{part}: the {what}'s elements differ in shape; give rows of one shape") from None
     return _array(x, part, "x"), _array(y, part, "y")
